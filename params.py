@@ -1,0 +1,42 @@
+# Training parameters for `python train.py`. Edit them here, or override any of them on the command
+# line as --name=value (`python train.py --help` lists them all). Rerunning with the same run_name
+# resumes that run; raise num_steps to extend it.
+
+# --- run ---
+run_name = "shapes2d_beta4"  # folder name of the run under output_dir; an existing run is resumed
+output_dir = "predictions"  # folder that holds the run folders
+
+# --- data ---
+dataset = "shapes2d"  # shapes2d is embedded and needs no download
+data_dir = None  # where a data set's files are; None = the data set's default
+image_size = None  # resize images to image_size x image_size; None = the data set's own size (64 for shapes2d)
+
+# --- model ---
+encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense
+decoder_layers = None  # None mirrors the encoder; else [units] dense layers then [filters, kernel, stride] transposed convs
+latent_size = 10  # number of latent dimensions
+activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
+reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
+
+# --- KL term ---
+kl_schedule = "constant"  # constant: weight beta | linear: kl_start_value -> kl_end_value | capacity: beta * |KL - C|
+beta = 4.0  # KL weight for constant; the multiplier of |KL - C| for capacity
+kl_start_step = 0  # linear/capacity: step where the ramp starts
+kl_end_step = 10000  # linear/capacity: step where the ramp ends
+kl_start_value = 0.0  # linear: KL weight at kl_start_step; capacity: C (nats) at kl_start_step
+kl_end_value = 1.0  # linear: KL weight at kl_end_step; capacity: C (nats) at kl_end_step
+
+# --- optimisation ---
+batch_size = 64  # images per training step
+learning_rate = 5e-4  # Adam learning rate
+adam_beta_1 = 0.9  # Adam beta_1 (the beta-VAE project used 0.5)
+num_steps = 6000  # training steps in total
+seed = 0  # seed of the data order, the sampling noise and the initial weights
+
+# --- what gets written ---
+plot_step = 500  # snapshot image every plot_step steps (0 = only at log_step)
+log_step = [20, 50, 100, 200]  # extra early steps that also get a snapshot image
+validation_step = 500  # validate every validation_step steps (0 = no validation)
+validation_tolerance = 20  # stop after this many validations without improvement (0 = never)
+validation_size = 1024  # held-out images per validation
+checkpoint_step = 500  # resumable checkpoint every checkpoint_step steps

@@ -1,0 +1,37 @@
+"""Shared helpers: tiny real configurations and a way to run the real entry points."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vae_tf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A few-step model on 16×16 shapes2d: every code path of the default model, in seconds.
+TINY = dict(image_size=16, encoder_layers=[[8, 4, 2], [8, 4, 2], [32]], latent_size=4, batch_size=8,
+            num_steps=6, plot_step=3, log_step=[1], validation_step=3, validation_size=16, checkpoint_step=3)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """Params for a tiny run writing under tmp_path; call it with overrides."""
+    def make(**overrides):
+        return vae_tf.load_params(ROOT / "params.py",
+                                  overrides={"output_dir": str(tmp_path / "predictions"), **TINY, **overrides})
+    return make
+
+
+def tiny_args(**overrides):
+    """TINY as train.py command-line arguments."""
+    return [f"--{name}={value}" for name, value in {**TINY, **overrides}.items()]
+
+
+def run_script(script, *args, cwd=ROOT, timeout=300):
+    """Run one of the project's scripts in a fresh process, as a user would."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+import vae_tf
+from vae_tf.networks import decoder_plan
+
+
+def test_the_mirrored_decoder_restores_each_conv_s_input_channels():
+    # The VAE project's conv model: conv 64 → conv 64 → dense 256 mirrors to dense 256 → 7·7·64 → deconv 64 → deconv 1.
+    assert decoder_plan((28, 28, 1), [[64, 4, 2], [64, 4, 2], [256]]) == ([256], 64, [(64, 4, 2), (1, 4, 2)])
+    assert decoder_plan((64, 64, 3), [[500], [500]]) == ([500, 500], None, [])
+    # An explicit decoder's last conv is the output layer: its filters become the image's channels.
+    assert decoder_plan((64, 64, 3), [[32, 4, 2]], [[256], [16, 4, 2], [99, 4, 2]]) == ([256], 16, [(16, 4, 2), (3, 4, 2)])
+
+
+def test_model_shapes_and_output_range(tiny):
+    model = vae_tf.build_model(tiny())
+    x = tf.random.uniform((5, 16, 16, 1))
+    mean, log_std = model.encode(x)
+    assert mean.shape == log_std.shape == (5, 4)
+    for images in (model.decode(mean), model.reconstruct(x), model.sample(3)):
+        assert images.shape[1:] == (16, 16, 1)
+        assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
+    np.testing.assert_array_equal(model.sample(3, seed=1).numpy(), model.sample(3, seed=1).numpy())
+
+
+def test_mlp_model_with_an_explicit_decoder(tiny):
+    model = vae_tf.build_model(tiny(encoder_layers=[[64], [64]], decoder_layers=[[32]]))
+    assert [layer.name for layer in model.decoder.layers if isinstance(layer, keras.layers.Dense)] == ["dense0", "logits"]
+    assert model.decode(tf.zeros((2, 4))).shape == (2, 16, 16, 1)
+
+
+def test_train_step_logs_the_loss_terms_and_posterior_statistics(tiny):
+    model = vae_tf.build_model(tiny(beta=2.0))
+    x = tf.cast(tf.random.uniform((8, 16, 16, 1)) > 0.5, tf.float32)
+    figures = {k: float(v) for k, v in model.train_step(x).items()}
+    assert figures["loss"] == pytest.approx(figures["reconstruction_loss"] + 2.0 * figures["kl_loss"], rel=1e-5)
+    assert figures["kl_weight"] == 2.0
+    assert figures["mean_min"] <= figures["mean_avg"] <= figures["mean_max"]
+    assert 0 < figures["std_min"] <= figures["std_avg"] <= figures["std_max"]
+    assert int(model.optimizer.iterations) == 1
+
+
+def test_kl_weight_zero_is_a_plain_autoencoder_but_still_logs_kl(tiny):
+    model = vae_tf.build_model(tiny(beta=0.0))
+    x = tf.cast(tf.random.uniform((8, 16, 16, 1)) > 0.5, tf.float32)
+    figures = model.train_step(x)
+    assert float(figures["loss"]) == pytest.approx(float(figures["reconstruction_loss"]))
+    assert float(figures["kl_loss"]) > 0
+
+
+def test_keras_fit_and_evaluate_work_unchanged(tiny):
+    model = vae_tf.build_model(tiny())
+    data = tf.data.Dataset.from_tensor_slices(tf.cast(tf.random.uniform((32, 16, 16, 1)) > 0.5, tf.float32)).batch(8)
+    history = model.fit(data, validation_data=data, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and "val_loss" in history.history
+    result = model.evaluate(data, verbose=0, return_dict=True)
+    assert set(result) >= {"loss", "reconstruction_loss", "kl_loss"}
+
+
+def test_saved_keras_file_reloads_with_identical_outputs(tiny, tmp_path):
+    model = vae_tf.build_model(tiny(kl_schedule="linear", kl_end_step=50))
+    x = tf.random.uniform((4, 16, 16, 1))
+    model.train_step(tf.round(x))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(model.reconstruct(x).numpy(), loaded.reconstruct(x).numpy())
+    np.testing.assert_array_equal(model.sample(4).numpy(), loaded.sample(4).numpy())
+    assert loaded.get_config()["kl_schedule"] == "linear"

@@ -1,0 +1,119 @@
+import ast
+import dataclasses
+
+import pytest
+
+import vae_tf
+from vae_tf.errors import UserError
+from vae_tf.params import names, parse_value
+
+from conftest import ROOT, run_script
+
+
+def test_params_py_sets_every_parameter_with_a_comment():
+    source = (ROOT / "params.py").read_text().splitlines()
+    assigned = {}
+    for node in ast.parse("\n".join(source)).body:
+        if isinstance(node, ast.Assign):
+            assigned[node.targets[0].id] = source[node.end_lineno - 1]
+    assert sorted(assigned) == sorted(names())
+    for name, line in assigned.items():
+        assert "#" in line and line.split("#", 1)[1].strip(), f"{name} has no comment in params.py"
+
+
+def test_default_params_match_the_documented_default_model():
+    params = vae_tf.load_params(ROOT / "params.py")
+    assert params == vae_tf.Params()
+    assert (params.dataset, params.latent_size, params.reconstruction_loss, params.kl_schedule, params.beta,
+            params.batch_size, params.decoder_layers, params.activation) == (
+        "shapes2d", 10, "bernoulli", "constant", 4.0, 64, None, "relu")
+    assert params.encoder_layers == [[32, 4, 2]] * 4 + [[256], [256]]
+
+
+def test_overrides_are_parsed_to_the_parameter_type():
+    params = vae_tf.load_params(ROOT / "params.py", overrides={
+        "latent_size": "3", "beta": "0.5", "encoder_layers": "[[16,4,2],[64]]", "decoder_layers": "None",
+        "log_step": "5,7", "run_name": "abc", "image_size": "32"})
+    assert (params.latent_size, params.beta, params.encoder_layers, params.decoder_layers, params.log_step,
+            params.run_name, params.image_size) == (3, 0.5, [[16, 4, 2], [64]], None, [5, 7], "abc", 32)
+
+
+def test_params_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        vae_tf.Params().beta = 2.0
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"latnet_size": 3}, ["unknown parameter 'latnet_size'", "did you mean 'latent_size'"]),
+    ({"latent_size": "ten"}, ["latent_size", "integer"]),
+    ({"latent_size": 2.5}, ["latent_size must be an integer"]),
+    ({"beta": "high"}, ["beta", "number"]),
+    ({"latent_size": 0}, ["latent_size must be at least 1"]),
+    ({"batch_size": -4}, ["batch_size must be at least 1"]),
+    ({"beta": -1.0}, ["beta must be a finite number >= 0"]),
+    ({"learning_rate": 0.0}, ["learning_rate must be > 0"]),
+    ({"adam_beta_1": 1.0}, ["adam_beta_1"]),
+    ({"dataset": "shapes2"}, ["dataset 'shapes2' is not one of", "did you mean 'shapes2d'"]),
+    ({"reconstruction_loss": "mse"}, ["reconstruction_loss 'mse'"]),
+    ({"kl_schedule": "cyclic"}, ["kl_schedule 'cyclic'"]),
+    ({"activation": "relux"}, ["activation 'relux'", "did you mean 'relu'"]),
+    ({"image_size": 30}, ["not divisible by 16", "32"]),
+    ({"kl_start_step": 10, "kl_end_step": 5}, ["kl_end_step (5) precedes kl_start_step (10)"]),
+    ({"encoder_layers": [[32, 4], [256]]}, ["encoder_layers must be a non-empty list"]),
+    ({"encoder_layers": [[256], [32, 4, 2]]}, ["encoder_layers must list convs before dense layers"]),
+    ({"decoder_layers": [[32, 4, 2], [256]]}, ["decoder_layers must list dense layers before"]),
+    ({"run_name": "a/b"}, ["run_name must be a plain folder name"]),
+    ({"log_step": [-1]}, ["log_step"]),
+])
+def test_bad_values_name_the_parameter(overrides, words):
+    with pytest.raises(UserError) as error:
+        vae_tf.load_params(ROOT / "params.py", overrides=overrides)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_a_params_file_with_an_unknown_name_or_bad_syntax(tmp_path):
+    typo = tmp_path / "typo.py"
+    typo.write_text("latent_sise = 4\n")
+    with pytest.raises(UserError, match="unknown parameter 'latent_sise'.*did you mean 'latent_size'"):
+        vae_tf.load_params(typo)
+    broken = tmp_path / "broken.py"
+    broken.write_text("beta = = 2\n")
+    with pytest.raises(UserError, match="broken.py:1: syntax error"):
+        vae_tf.load_params(broken)
+    with pytest.raises(UserError, match="not found"):
+        vae_tf.load_params(tmp_path / "missing.py")
+
+
+def test_parse_value_reads_literals():
+    assert parse_value("encoder_layers", "[[8,4,2]]") == [[8, 4, 2]]
+    with pytest.raises(UserError, match="cannot read"):
+        parse_value("encoder_layers", "[[8,4,2")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--latnet_size=3"], ["did you mean 'latent_size'"]),
+    (["--latent_size=ten"], ["latent_size"]),
+    (["--image_size=30"], ["not divisible by 16"]),
+    (["--kl_start_step=9", "--kl_end_step=1"], ["precedes"]),
+    (["--params=missing.py"], ["params file 'missing.py' not found"]),
+    (["stray"], ["unknown parameter 'stray'"]),
+])
+def test_train_py_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, words):
+    result = run_script("train.py", f"--output_dir={tmp_path / 'out'}", *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_py_help_lists_every_parameter_with_default_and_meaning():
+    result = run_script("train.py", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for name in names():
+        assert f"--{name}" in text
+    assert "number of latent dimensions (default: 10)" in text

@@ -1,0 +1,153 @@
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import vae_tf
+from vae_tf.runs import LOG_COLUMNS
+
+from conftest import ROOT, TINY, run_script, tiny_args
+
+
+def read_rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=tiny", *tiny_args())
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "tiny"
+    params = json.loads((run / "params.json").read_text())
+    assert params["num_steps"] == 6 and params["image_size"] == 16 and params["dataset"] == "shapes2d"
+    rows = read_rows(run / "log.csv")
+    assert list(rows[0]) == list(LOG_COLUMNS)
+    assert [int(r["step"]) for r in rows] == list(range(6))
+    assert all(float(r["std_min"]) <= float(r["std_avg"]) <= float(r["std_max"]) for r in rows)
+    assert [int(r["step"]) for r in read_rows(run / "validation.csv")] == [3, 6]
+    assert sorted(p.name for p in (run / "images").iterdir()) == [f"image_{s}.png" for s in (0, 1, 3, 6)]
+    assert (run / "model.keras").stat().st_size > 0
+    assert {p.name for p in (run / "checkpoints").glob("ckpt-*.index")} == {"ckpt-3.index", "ckpt-6.index"}
+    assert list((run / "checkpoints" / "best").glob("ckpt-*.index"))
+    assert list((run / "logs").glob("events.out.tfevents.*"))
+    assert "run saved in" in result.stdout
+
+
+def test_snapshot_image_has_three_labelled_panels(tiny):
+    import imageio.v3 as iio
+    run = vae_tf.train(tiny(run_name="snap", num_steps=1, log_step=[]), progress=False)
+    image = iio.imread(run / "images" / "image_0.png")
+    assert image.ndim == 3 and image.shape[1] > 2 * image.shape[0]  # three panels side by side
+    assert image.std() > 10  # not blank
+
+
+def test_resume_continues_the_log_schedule_and_data_without_gaps(tiny):
+    annealed = dict(kl_schedule="linear", kl_start_step=2, kl_end_step=12, kl_start_value=0.0, kl_end_value=1.0)
+    vae_tf.train(tiny(run_name="r", **annealed), progress=False)
+    run = vae_tf.train(tiny(run_name="r", num_steps=10, **annealed), progress=False)
+    rows = read_rows(run / "log.csv")
+    assert [int(r["step"]) for r in rows] == list(range(10))
+    expected = [min(max(s - 2, 0) / 10, 1.0) for s in range(10)]
+    assert [float(r["kl_weight"]) for r in rows] == pytest.approx(expected, abs=1e-6)
+    # An uninterrupted run of the same length logs the same losses: the data and the noise continued exactly.
+    straight = read_rows(vae_tf.train(tiny(run_name="straight", num_steps=10, **annealed), progress=False) / "log.csv")
+    np.testing.assert_allclose([float(r["loss"]) for r in rows], [float(r["loss"]) for r in straight], rtol=1e-4)
+
+
+def test_a_finished_run_is_left_as_it_is(tiny, capsys):
+    params = tiny(run_name="done", num_steps=3)
+    run = vae_tf.train(params, progress=False)
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    vae_tf.train(params, progress=False)
+    assert "already trained for 3 steps" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_resuming_with_a_different_model_is_refused_and_changes_nothing(tmp_path):
+    assert run_script("train.py", f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(num_steps=3)).returncode == 0
+    before = (tmp_path / "m" / "params.json").read_text()
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(latent_size=6))
+    assert result.returncode == 2
+    assert "latent_size (4 -> 6)" in result.stderr and "new --run_name" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "m" / "params.json").read_text() == before
+
+
+def test_load_run_in_a_fresh_process_gives_identical_outputs(tiny, tmp_path):
+    run = vae_tf.train(tiny(run_name="lr"), progress=False)
+    x = vae_tf.load_dataset("shapes2d", split="test", image_size=16, shuffle=False).batch(4).take(1).get_single_element()
+    np.save(tmp_path / "x.npy", x.numpy())
+    expected = {which: vae_tf.load_run(run, which).reconstruct(x).numpy() for which in ("latest", "best", "final")}
+    script = (f"import numpy as np, vae_tf\n"
+              f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+              f"for which in ('latest', 'best', 'final'):\n"
+              f"    model = vae_tf.load_run({str(run)!r}, which)\n"
+              f"    assert model.params.latent_size == 4\n"
+              f"    np.save({str(tmp_path)!r} + f'/{{which}}.npy', model.reconstruct(x).numpy())\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for which, images in expected.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"{which}.npy"), images)
+    latest = vae_tf.load_run(run).reconstruct(x).numpy()
+    untrained = vae_tf.build_model(vae_tf.load_run(run).params).reconstruct(x).numpy()
+    assert not np.array_equal(latest, untrained)
+
+
+def test_load_run_errors(tiny, tmp_path):
+    with pytest.raises(vae_tf.UserError, match="not found"):
+        vae_tf.load_run(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(vae_tf.UserError, match="not a run folder"):
+        vae_tf.load_run(tmp_path / "empty")
+    run = vae_tf.train(tiny(run_name="novalidation", num_steps=2, validation_step=0), progress=False)
+    with pytest.raises(vae_tf.UserError, match="no best checkpoint"):
+        vae_tf.load_run(run, "best")
+
+
+def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=nan",
+                        *tiny_args(learning_rate=1e30, num_steps=20, checkpoint_step=1, plot_step=0, log_step=[]))
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert "at step" in message and "keeping the checkpoint saved at step" in message and "learning_rate" in message
+    step = int(message.split("at step ")[1].split()[0])
+    kept = sorted(int(p.stem.split("-")[1]) for p in (tmp_path / "nan" / "checkpoints").glob("ckpt-*.index"))
+    assert kept and kept[-1] == step  # the checkpoint after the last finite step
+    assert not (tmp_path / "nan" / "model.keras").exists()
+
+
+def test_early_stopping_after_validations_without_improvement(tiny, capsys):
+    # A KL weight that grows by 10^5 per step makes every validation loss worse than the one before.
+    params = tiny(run_name="early", num_steps=50, validation_step=1, validation_tolerance=2, learning_rate=1e-9,
+                  kl_schedule="linear", kl_start_step=0, kl_end_step=10, kl_end_value=1e6, plot_step=0, log_step=[])
+    run = vae_tf.train(params, progress=False)
+    assert len(read_rows(run / "log.csv")) == 3  # best at step 1, then two worse validations
+    vae_tf.train(params, progress=False)
+    assert "stopped early at step 3" in capsys.readouterr().out
+
+
+def test_sigint_saves_a_checkpoint_and_the_rerun_completes(tmp_path):
+    args = [f"--output_dir={tmp_path}", "--run_name=int",
+            *tiny_args(num_steps=100000, checkpoint_step=100000, plot_step=0, log_step=[], validation_step=0)]
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "int" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and log.stat().st_size > 2000):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "rerun the same command to resume" in stderr
+    saved = int(stderr.split("checkpoint at step ")[1].split()[0])
+    assert (tmp_path / "int" / "checkpoints" / f"ckpt-{saved}.index").exists()
+    assert [int(r["step"]) for r in read_rows(log)] == list(range(saved))
+    result = run_script("train.py", *args[:2], *tiny_args(num_steps=saved + 5, checkpoint_step=100000,
+                                                         plot_step=0, log_step=[], validation_step=0))
+    assert result.returncode == 0, result.stderr
+    assert [int(r["step"]) for r in read_rows(log)] == list(range(saved + 5))

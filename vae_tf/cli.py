@@ -1,0 +1,68 @@
+"""Command-line handling for train.py: `--name=value` for every parameter, one-line errors, exit codes."""
+
+import argparse
+import sys
+
+from vae_tf import params as params_module
+from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(message)
+
+
+def _current_values(argv):
+    """The values a run would start from: the params file named in argv (or params.py), else the built-in defaults."""
+    values = params_module.Params().to_dict()
+    path = next((word.split("=", 1)[1] for word in argv if word.startswith("--params=")), "params.py")
+    try:
+        values.update(params_module.read_params_file(path))
+    except UserError:
+        pass  # --help still works outside the project folder; a real run reports the problem
+    return path, values
+
+
+def _parser(argv=()):
+    path, current = _current_values(argv)
+    parser = _Parser(prog="train.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Train a VAE into predictions/<run_name>/ (an existing run is resumed).\n"
+                                 "Values come from --params (default params.py), then --preset, then --name=value.",
+                     epilog="Example: python train.py --run_name=beta1 --beta=1 --num_steps=2000")
+    parser.add_argument("--params", default="params.py", help="the params file to start from (default: %(default)s)")
+    group = parser.add_argument_group(f"parameters (default: the value in {path})")
+    for name in params_module.names():
+        group.add_argument(f"--{name}", metavar="VALUE",
+                           help=f"{params_module.help_text(name)} (default: {current[name]!r})")
+    return parser
+
+
+def parse_train_args(argv):
+    """argv -> Params (raises UserError for anything wrong)."""
+    parser = _parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    for word in unknown:
+        name = word[2:].split("=", 1)[0] if word.startswith("--") else word
+        params_module.check_name(name, "the command line")
+    overrides = {name: value for name, value in vars(args).items() if name != "params" and value is not None}
+    return params_module.load_params(args.params, overrides=overrides)
+
+
+def train_main(argv=None):
+    """Entry point of train.py; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        params = parse_train_args(argv)
+        from vae_tf.training import train
+        run_dir = train(params)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as error:
+        print(str(error), file=sys.stderr)
+        return 130
+    print(f"run saved in {run_dir}; load it with vae_tf.load_run({str(run_dir)!r})")
+    return 0

@@ -1,0 +1,235 @@
+"""Every training option: the frozen, validated `Params`, and `load_params` (file < preset < overrides)."""
+
+import ast
+import dataclasses
+import difflib
+import math
+import runpy
+import types
+import typing
+from pathlib import Path
+from typing import Optional
+
+from vae_tf.errors import UserError
+
+Layers = list  # [[filters, kernel, stride] | [units], ...], DESIGN §2
+
+
+def _option(default, help):
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: [list(x) if isinstance(x, list) else x for x in default],
+                                 metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """Every training option. Built by `load_params`; validated on creation (raises `UserError`)."""
+
+    run_name: str = _option("shapes2d_beta4", "folder name of the run under output_dir; an existing run is resumed")
+    output_dir: str = _option("predictions", "folder that holds the run folders")
+    dataset: str = _option("shapes2d", "data set name: shapes2d (embedded, offline), mnist, fashion_mnist, celeb_a, dsprites, folder")
+    data_dir: Optional[str] = _option(None, "where a data set's files are (folder, dsprites npz, prepared tfds data); None = default")
+    image_size: Optional[int] = _option(None, "resize images to image_size x image_size; None = the data set's own size")
+    encoder_layers: Layers = _option([[32, 4, 2]] * 4 + [[256], [256]],
+                                     "encoder: [filters, kernel, stride] convs then [units] dense layers")
+    decoder_layers: Optional[Layers] = _option(None, "decoder: [units] dense then [filters, kernel, stride] transposed convs; None = mirror the encoder")
+    latent_size: int = _option(10, "number of latent dimensions")
+    activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
+    reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
+    kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|)")
+    beta: float = _option(4.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
+    kl_start_step: int = _option(0, "linear/capacity: step where the ramp starts (value kl_start_value before it)")
+    kl_end_step: int = _option(10000, "linear/capacity: step where the ramp ends (value kl_end_value after it)")
+    kl_start_value: float = _option(0.0, "linear: KL weight at kl_start_step; capacity: C in nats at kl_start_step")
+    kl_end_value: float = _option(1.0, "linear: KL weight at kl_end_step; capacity: C in nats at kl_end_step")
+    batch_size: int = _option(64, "images per training step")
+    learning_rate: float = _option(5e-4, "Adam learning rate")
+    adam_beta_1: float = _option(0.9, "Adam beta_1 (the beta-VAE project used 0.5)")
+    num_steps: int = _option(6000, "training steps in total; raise it and rerun to extend a finished run")
+    plot_step: int = _option(500, "write a snapshot image every plot_step steps (0 = only log_step snapshots)")
+    log_step: list = _option([20, 50, 100, 200], "extra early steps that also get a snapshot image")
+    validation_step: int = _option(500, "validate every validation_step steps (0 = no validation)")
+    validation_tolerance: int = _option(20, "stop after this many validations without improvement (0 = never stop early)")
+    validation_size: int = _option(1024, "held-out images per validation")
+    checkpoint_step: int = _option(500, "save a resumable checkpoint every checkpoint_step steps")
+    seed: int = _option(0, "seed of the data order, the sampling noise and the initial weights")
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            _check_type(field.name, getattr(self, field.name), _field_types()[field.name])
+        _check_values(self)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+# Parameters that change the model's variables or the data order: a resumed run may not change them.
+STRUCTURAL = ("dataset", "data_dir", "image_size", "encoder_layers", "decoder_layers", "latent_size",
+              "activation", "reconstruction_loss", "batch_size", "seed")
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
+
+
+def _field_types():
+    return typing.get_type_hints(Params)
+
+
+def names():
+    return [f.name for f in dataclasses.fields(Params)]
+
+
+def help_text(name):
+    return next(f.metadata["help"] for f in dataclasses.fields(Params) if f.name == name)
+
+
+def load_params(path="params.py", preset=None, overrides=None):
+    """Params from a params file, then a preset's overrides, then `overrides` (a dict; str values are parsed)."""
+    values = read_params_file(path) if path is not None else {}
+    if preset is not None:
+        from vae_tf.presets import PRESETS
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r}{_suggest(preset, PRESETS)}; "
+                            f"`python train.py --list-presets` lists them")
+        values.update(PRESETS[preset])
+    for name, value in (overrides or {}).items():
+        check_name(name, "override")
+        values[name] = parse_value(name, value) if isinstance(value, str) else value
+    return Params(**values)
+
+
+def read_params_file(path):
+    """The top-level assignments of a plain Python params file, as a dict of known names."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"params file {str(path)!r} not found; pass --params=FILE or run from the project folder")
+    try:
+        namespace = runpy.run_path(str(path))
+    except SyntaxError as error:
+        raise UserError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
+    except Exception as error:  # the file is the user's code: report what it raised, as one line
+        raise UserError(f"{path} raised {type(error).__name__}: {error}") from None
+    values = {k: v for k, v in namespace.items()
+              if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
+    for name in values:
+        check_name(name, str(path))
+    return values
+
+
+def parse_value(name, text):
+    """A command-line string to the parameter's type: str as is, everything else as a Python literal."""
+    kind = _field_types()[name]
+    if text == "None" and _is_optional(kind):
+        return None
+    if _base(kind) is str:
+        return text
+    if _base(kind) is list and not text.lstrip().startswith("["):
+        text = f"[{text}]"  # --log_step=100,200
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise UserError(f"{name}: cannot read {text!r} as {_describe(kind)}") from None
+
+
+def check_name(name, source):
+    if name not in names():
+        raise UserError(f"unknown parameter {name!r} in {source}{_suggest(name, names())}; "
+                        f"`python train.py --help` lists them")
+
+
+def _suggest(word, choices):
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _is_optional(kind):
+    return typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+
+
+def _base(kind):
+    if _is_optional(kind):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    return typing.get_origin(kind) or kind
+
+
+def _describe(kind):
+    words = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true/false"}
+    text = words[_base(kind)]
+    return f"{text} or None" if _is_optional(kind) else text
+
+
+def _check_type(name, value, kind):
+    if value is None and _is_optional(kind):
+        return
+    base = _base(kind)
+    ok = {int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str),
+          list: isinstance(value, (list, tuple)),
+          bool: isinstance(value, bool)}[base]
+    if not ok:
+        raise UserError(f"{name} must be {_describe(kind)}, got {value!r} ({type(value).__name__})")
+
+
+def _require(condition, message):
+    if not condition:
+        raise UserError(message)
+
+
+def _check_layers(name, layers, conv_first):
+    layers = [list(layer) if isinstance(layer, (list, tuple)) else layer for layer in layers]
+    shape_ok = all(isinstance(layer, list) and len(layer) in (1, 3)
+                   and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in layer)
+                   for layer in layers)
+    _require(layers and shape_ok, f"{name} must be a non-empty list of [filters, kernel, stride] and [units] "
+                                  f"entries of positive integers, got {layers!r}")
+    kinds = [len(layer) == 3 for layer in layers]
+    ordered = kinds == sorted(kinds, reverse=conv_first)
+    order = "convs before dense layers" if conv_first else "dense layers before (transposed) convs"
+    _require(ordered, f"{name} must list {order}, got {layers!r}")
+
+
+def conv_stride_product(layers):
+    return math.prod(layer[2] for layer in layers if len(layer) == 3)
+
+
+def _check_values(p):
+    from vae_tf.datasets import DATASETS
+    from vae_tf.losses import RECONSTRUCTION_LOSSES
+    from vae_tf.schedules import KL_SCHEDULES
+
+    _require(p.run_name and p.run_name not in (".", "..") and "/" not in p.run_name and "\\" not in p.run_name,
+             f"run_name must be a plain folder name (no '/'), got {p.run_name!r}")
+    for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
+                           ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS)):
+        value = getattr(p, name)
+        _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
+    _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
+    if p.decoder_layers is not None:
+        _check_layers("decoder_layers", p.decoder_layers, conv_first=False)
+    for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size"):
+        _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
+    for name in ("plot_step", "validation_step", "validation_tolerance", "kl_start_step", "kl_end_step", "seed"):
+        _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
+    for name in ("beta", "kl_start_value", "kl_end_value"):
+        value = getattr(p, name)
+        _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
+    _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")
+    _require(0 <= p.adam_beta_1 < 1, f"adam_beta_1 must be in [0, 1), got {p.adam_beta_1}")
+    _require(p.kl_end_step >= p.kl_start_step,
+             f"kl_end_step ({p.kl_end_step}) precedes kl_start_step ({p.kl_start_step}); the ramp must end after it starts")
+    _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
+             f"log_step must be a list of steps >= 0, got {p.log_step!r}")
+    if p.image_size is not None:
+        check_image_size(p, p.image_size)
+
+
+def check_image_size(p, size):
+    """The conv strides must divide the image size, so that the decoder can mirror the encoder exactly."""
+    _require(size >= 4, f"image_size must be at least 4, got {size}")
+    for name in ("encoder_layers", "decoder_layers"):
+        layers = getattr(p, name)
+        stride = conv_stride_product(layers) if layers is not None else 1
+        _require(size % stride == 0,
+                 f"image size {size} is not divisible by {stride}, the product of the {name} conv strides; "
+                 f"set image_size to a multiple of {stride} such as {max(stride, round(size / stride) * stride)}")

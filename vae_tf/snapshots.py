@@ -1,0 +1,35 @@
+"""The training snapshot: originals | reconstructions | generations from one fixed noise batch."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: training runs on machines with no screen
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def image_grid(images, columns=4):
+    """Images [n, H, W, C] in [0, 1] -> one grid [rows·H, columns·W, C] with a 1-px separating border."""
+    n, height, width, channels = images.shape
+    rows = -(-n // columns)
+    grid = np.ones((rows * (height + 1) + 1, columns * (width + 1) + 1, channels), np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[1 + r * (height + 1):1 + r * (height + 1) + height, 1 + c * (width + 1):1 + c * (width + 1) + width] = image
+    return grid
+
+
+def snapshot_figure(originals, reconstructions, generations, step):
+    """A labelled three-panel figure as an RGB uint8 array [H, W, 3]."""
+    figure, axes = plt.subplots(1, 3, figsize=(9, 3.4), dpi=100)
+    for axis, images, title in zip(axes, (originals, reconstructions, generations),
+                                   ("originals", "reconstructions", "generations")):
+        grid = image_grid(np.clip(np.asarray(images), 0.0, 1.0))
+        axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0.0, vmax=1.0)
+        axis.set_title(title)
+        axis.axis("off")
+    figure.suptitle(f"step {step}", fontsize=13)
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return pixels
