@@ -7,9 +7,11 @@ run_name = "shapes2d_beta4"  # folder name of the run under output_dir; an exist
 output_dir = "predictions"  # folder that holds the run folders
 
 # --- data ---
-dataset = "shapes2d"  # shapes2d is embedded and needs no download
-data_dir = None  # where a data set's files are; None = the data set's default
+dataset = "shapes2d"  # shapes2d (embedded, offline) | mnist | fashion_mnist | celeb_a | dsprites | folder
+data_dir = None  # folder: the images; dsprites: the npz (or its folder); tfds sets: prepared data; None = default
+download = False  # let tensorflow-datasets download a missing data set (needs internet); otherwise offline only
 image_size = None  # resize images to image_size x image_size; None = the data set's own size (64 for shapes2d)
+channels = None  # 1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)
 
 # --- model ---
 encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense

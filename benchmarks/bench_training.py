@@ -59,7 +59,7 @@ def bare_step(params, image_shape):
 
 
 def rendering_throughput(params, batches=50):
-    split = datasets.splits_for(params)[0]
+    split = datasets.source_for(params).split("train")
     stream = iter(datasets.training_batches(split, 256, seed=1))
     next(stream)
     start = time.perf_counter()

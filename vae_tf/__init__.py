@@ -41,9 +41,10 @@ from vae_tf.datasets import load_dataset, load_ground_truth  # noqa: E402
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError  # noqa: E402
 from vae_tf.model import VAE, build_model  # noqa: E402
 from vae_tf.params import Params, load_params  # noqa: E402
+from vae_tf.presets import PRESETS  # noqa: E402
 from vae_tf.runs import load_run  # noqa: E402
 from vae_tf.schedules import kl_weight_schedule  # noqa: E402
 from vae_tf.training import train  # noqa: E402
 
-__all__ = ["Params", "load_params", "kl_weight_schedule", "build_model", "VAE", "load_dataset",
+__all__ = ["Params", "load_params", "PRESETS", "kl_weight_schedule", "build_model", "VAE", "load_dataset",
            "load_ground_truth", "train", "load_run", "UserError", "TrainingDiverged", "TrainingInterrupted"]

@@ -1,4 +1,4 @@
-"""Command-line handling for train.py: `--name=value` for every parameter, one-line errors, exit codes."""
+"""Command-line handling for train.py: `--name=value` for every parameter, presets, one-line errors, exit codes."""
 
 import argparse
 import sys
@@ -26,10 +26,17 @@ def _current_values(argv):
 def _parser(argv=()):
     path, current = _current_values(argv)
     parser = _Parser(prog="train.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="Train a VAE into predictions/<run_name>/ (an existing run is resumed).\n"
+                     description="Train a VAE into <output_dir>/<run_name>/ (an existing run is resumed).\n"
                                  "Values come from --params (default params.py), then --preset, then --name=value.",
-                     epilog="Example: python train.py --run_name=beta1 --beta=1 --num_steps=2000")
+                     epilog="Examples:\n"
+                            "  python train.py --run_name=beta1 --beta=1 --num_steps=2000\n"
+                            "  python train.py --preset=10-Beta-VAE --dataset=shapes2d --num_steps=2000\n"
+                            "  python train.py --preset=AE_0 --preset=AE_1 --preset=MSE_0   (one after another)")
     parser.add_argument("--params", default="params.py", help="the params file to start from (default: %(default)s)")
+    parser.add_argument("--preset", action="append", metavar="NAME",
+                        help="an original experiment (see --list-presets); repeat it to run several in turn, "
+                             "each in its own run folder, resuming any that is unfinished")
+    parser.add_argument("--list-presets", action="store_true", help="print every preset and what it reproduces")
     group = parser.add_argument_group(f"parameters (default: the value in {path})")
     for name in params_module.names():
         group.add_argument(f"--{name}", metavar="VALUE",
@@ -38,23 +45,38 @@ def _parser(argv=()):
 
 
 def parse_train_args(argv):
-    """argv -> Params (raises UserError for anything wrong)."""
+    """argv -> (list of Params to train in order, list_presets flag); raises UserError for anything wrong."""
     parser = _parser(argv)
     args, unknown = parser.parse_known_args(argv)
     for word in unknown:
         name = word[2:].split("=", 1)[0] if word.startswith("--") else word
         params_module.check_name(name, "the command line")
-    overrides = {name: value for name, value in vars(args).items() if name != "params" and value is not None}
-    return params_module.load_params(args.params, overrides=overrides)
+    reserved = ("params", "preset", "list_presets")
+    overrides = {name: value for name, value in vars(args).items() if name not in reserved and value is not None}
+    runs = [params_module.load_params(args.params, preset=preset, overrides=overrides)
+            for preset in (args.preset or [None])]
+    return runs, args.list_presets
+
+
+def list_presets():
+    from vae_tf.presets import DESCRIPTIONS, PRESETS
+    width = max(map(len, PRESETS))
+    for name, overrides in PRESETS.items():
+        print(f"{name:<{width}}  {overrides['dataset']:<8} {DESCRIPTIONS[name]}")
 
 
 def train_main(argv=None):
     """Entry point of train.py; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        params = parse_train_args(argv)
+        runs, wants_list = parse_train_args(argv)
+        if wants_list:
+            list_presets()
+            return 0
         from vae_tf.training import train
-        run_dir = train(params)
+        for params in runs:
+            run_dir = train(params)
+            print(f"run saved in {run_dir}; load it with vae_tf.load_run({str(run_dir)!r})")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -64,5 +86,4 @@ def train_main(argv=None):
     except TrainingInterrupted as error:
         print(str(error), file=sys.stderr)
         return 130
-    print(f"run saved in {run_dir}; load it with vae_tf.load_run({str(run_dir)!r})")
     return 0

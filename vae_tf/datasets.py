@@ -1,9 +1,13 @@
 """Data sets as `tf.data` pipelines of float32 images in [0, 1], shape (H, W, C).
 
-Every data set is a registry entry whose splits are indexable (`images(indices)`), so the training
+Every data set is a registry entry whose splits are indexable (`images(positions)`), so the training
 stream is a pure function of (seed, step): a resumed run continues at exactly the batch it stopped at,
-with no iterator state to save.
+with no iterator state to save. Data sets that come as files are read into memory once, as uint8 at
+the size the model sees (binary ones as packed bits), and gathered from there.
 """
+
+import zlib
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -22,47 +26,272 @@ class Split:
         self.images = images
 
 
-class Shapes2D:
-    """The embedded procedural data set (see `vae_tf.shapes2d`); splits are a fixed 90/5/5 partition of the grid."""
+def _array_split(images):
+    """A Split over uint8 images [n, H, W, C] in memory (0..255)."""
+    shape = images.shape[1:]
+
+    def gather(positions):
+        batch = tf.numpy_function(lambda p: images[np.asarray(p)], [positions], tf.uint8, stateful=False)
+        batch.set_shape((None,) + shape)
+        return tf.cast(batch, tf.float32) / 255.0
+
+    return Split(len(images), gather)
+
+
+def _bit_split(packed, shape):
+    """A Split over binary images stored as np.packbits rows [n, ceil(H·W·C / 8)]."""
+    size = int(np.prod(shape))
+
+    def unpack(positions):
+        return np.unpackbits(packed[np.asarray(positions)], axis=1, count=size).reshape((-1,) + tuple(shape))
+
+    def gather(positions):
+        batch = tf.numpy_function(unpack, [positions], tf.uint8, stateful=False)
+        batch.set_shape((None,) + tuple(shape))
+        return tf.cast(batch, tf.float32)
+
+    return Split(len(packed), gather)
+
+
+def _partition(num_examples, name):
+    """Positions of a fixed 90/5/5 train/validation/test partition of range(num_examples), in a shuffled order
+    (grid-ordered data sets such as shapes2d would otherwise show one shape in every snapshot)."""
+    order = np.random.default_rng(20181001).permutation(num_examples)
+    held_out = num_examples // 20
+    bounds = {"test": (0, held_out), "validation": (held_out, 2 * held_out), "train": (2 * held_out, num_examples)}
+    return order[slice(*bounds[name])]
+
+
+def _fit(images, size, channels):
+    """uint8 images [n, h, w, c] -> uint8 [n, size, size, channels]: centre-crop to a square, antialiased resize."""
+    images = tf.convert_to_tensor(images)
+    height, width = images.shape[1], images.shape[2]
+    side = min(height, width)
+    images = tf.image.crop_to_bounding_box(images, (height - side) // 2, (width - side) // 2, side, side)
+    if images.shape[-1] != channels:
+        images = tf.image.rgb_to_grayscale(images) if channels == 1 else tf.image.grayscale_to_rgb(images)
+    if side != size:
+        images = tf.image.resize(tf.cast(images, tf.float32), (size, size), method="area" if size < side else "bilinear",
+                                 antialias=True)
+        images = tf.cast(tf.round(tf.clip_by_value(images, 0, 255)), tf.uint8)
+    return images.numpy()
+
+
+class Source:
+    """A data set: its native image size and channels, and `split(name) -> Split` at the requested size."""
+
+    native_size = 64
+    channels = 1
+
+    def __init__(self, image_size=None, data_dir=None, channels=None, download=False):
+        self.size = image_size or self.native_size
+        self.out_channels = channels or self.channels
+        self.data_dir, self.download = data_dir, download
+
+
+class Shapes2D(Source):
+    """The embedded procedural data set (see `vae_tf.shapes2d`); rendered at any size, never stored."""
 
     native_size = shapes2d.NATIVE_SIZE
-    channels = 1
-    held_out = shapes2d.NUM_IMAGES // 20  # 36,864 images each for validation and test
-
-    def __init__(self, image_size=None, data_dir=None):
-        self.size = image_size or self.native_size
 
     def split(self, name):
-        order = np.random.default_rng(20181001).permutation(shapes2d.NUM_IMAGES)
-        bounds = {"test": (0, self.held_out), "validation": (self.held_out, 2 * self.held_out),
-                  "train": (2 * self.held_out, shapes2d.NUM_IMAGES)}[name]
-        indices = tf.constant(order[slice(*bounds)], tf.int64)
-        return Split(len(indices), lambda positions: shapes2d.render_indices(tf.gather(indices, positions), self.size))
+        indices = tf.constant(_partition(shapes2d.NUM_IMAGES, name), tf.int64)
+        size, channels = self.size, self.out_channels
+
+        def images(positions):
+            rendered = shapes2d.render_indices(tf.gather(indices, positions), size)
+            return tf.tile(rendered, [1, 1, 1, channels])
+
+        return Split(len(indices), images)
 
     def ground_truth(self):
+        if self.out_channels != 1:
+            raise UserError("the shapes2d ground truth is single-channel; leave channels unset")
         return shapes2d.Shapes2DGroundTruth(self.size)
 
 
-DATASETS = {"shapes2d": Shapes2D}
+class Tfds(Source):
+    """A tensorflow-datasets image set, read into memory at the model's size."""
+
+    tfds_name = None
+    tfds_splits = {"train": "train[:95%]", "validation": "train[95%:]", "test": "test"}
+    crop = None  # (top, left, height, width) applied before resizing
+
+    def split(self, name):
+        dataset = _tfds_dataset(self.tfds_name, self.tfds_splits[name], self.data_dir, self.download)
+        batches = []
+        for batch in dataset.map(lambda example: example["image"]).batch(1024).as_numpy_iterator():
+            if self.crop:
+                top, left, height, width = self.crop
+                batch = batch[:, top:top + height, left:left + width]
+            batches.append(_fit(batch, self.size, self.out_channels))
+        return _array_split(np.concatenate(batches))
 
 
-def _source(name, image_size=None, data_dir=None):
+class Mnist(Tfds):
+    tfds_name, native_size = "mnist", 28
+
+
+class FashionMnist(Tfds):
+    tfds_name, native_size = "fashion_mnist", 28
+
+
+class CelebA(Tfds):
+    """Aligned CelebA: the centre 128×128 of the 218×178 image, resized (antialiased) to 64×64×3."""
+
+    tfds_name, channels = "celeb_a", 3
+    tfds_splits = {"train": "train", "validation": "validation", "test": "test"}
+    crop = ((218 - 128) // 2, (178 - 128) // 2, 128, 128)
+
+
+DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+
+
+class DSprites(Source):
+    """The official dSprites: the npz archive from data_dir when present, else tensorflow-datasets' `dsprites`."""
+
+    def _load(self):
+        """(binary images uint8 [n, 64, 64], factor classes int [n, k]) with one-valued factors (colour) dropped."""
+        path = Path(self.data_dir) if self.data_dir else None
+        if path is not None and path.suffix != ".npz":
+            path = path / DSPRITES_FILE
+        if path is not None and path.is_file():
+            with np.load(path) as archive:
+                images, classes = archive["imgs"], archive["latents_classes"]
+        else:
+            dataset = _tfds_dataset("dsprites", "train", self.data_dir, self.download)
+            names = ["label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position"]
+            images, classes = [], []
+            for batch in dataset.batch(4096).as_numpy_iterator():
+                images.append(batch["image"][..., 0])
+                classes.append(np.stack([batch[n] for n in names], axis=1))
+            images, classes = np.concatenate(images), np.concatenate(classes)
+        classes = np.asarray(classes)
+        return images, classes[:, classes.max(axis=0) > 0]
+
+    def _images(self):
+        if not hasattr(self, "_cache"):
+            images, classes = self._load()
+            if self.size != images.shape[1] or self.out_channels != 1:
+                binary = (images > 0).astype(np.uint8) * 255
+                fitted = np.concatenate([_fit(binary[i:i + 4096, ..., None], self.size, self.out_channels)
+                                         for i in range(0, len(images), 4096)])
+                self._cache = (None, fitted, classes)
+            else:
+                self._cache = (np.packbits(images.reshape(len(images), -1) > 0, axis=1), None, classes)
+        return self._cache
+
+    def split(self, name):
+        packed, fitted, classes = self._images()
+        positions = _partition(len(classes), name)
+        if packed is not None:
+            return _bit_split(packed[positions], (self.size, self.size, 1))
+        return _array_split(fitted[positions])
+
+    def ground_truth(self):
+        packed, fitted, classes = self._images()
+        return ArrayGroundTruth(classes, _bit_split(packed, (self.size, self.size, 1)) if packed is not None
+                                else _array_split(fitted), (self.size, self.size, self.out_channels))
+
+
+class ArrayGroundTruth:
+    """The ground-truth interface of DESIGN §3 over stored images with a complete grid of factor classes."""
+
+    def __init__(self, classes, split, observation_shape):
+        self.factors_num_values = [int(n) for n in classes.max(axis=0) + 1]
+        self.num_factors = len(self.factors_num_values)
+        self.observation_shape = observation_shape
+        if len(classes) != np.prod(self.factors_num_values):
+            raise UserError(f"the data set's factors do not form a complete grid ({len(classes)} images for "
+                            f"{self.factors_num_values} factor values)")
+        self._row = np.empty(len(classes), np.int64)
+        self._row[np.ravel_multi_index(tuple(classes.T), self.factors_num_values)] = np.arange(len(classes))
+        self._split = split
+
+    def sample_factors(self, num, random_state):
+        return np.stack([random_state.randint(n, size=num) for n in self.factors_num_values], axis=1)
+
+    def sample_observations_from_factors(self, factors, random_state):
+        rows = self._row[np.ravel_multi_index(tuple(np.asarray(factors).T), self.factors_num_values)]
+        return self._split.images(tf.constant(rows)).numpy()
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+class Folder(Source):
+    """Every image file under data_dir (recursive), centre-cropped and resized; split by file path."""
+
+    channels = 3
+
+    def _files(self):
+        if self.data_dir is None or not Path(self.data_dir).is_dir():
+            raise UserError(f"data_dir {self.data_dir!r} is not a folder; point --data_dir at a folder of images")
+        root = Path(self.data_dir)
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if len(files) < 3:
+            raise UserError(f"found {len(files)} image files (png, jpg, bmp, gif) under {root}; "
+                            f"a folder data set needs at least 3")
+        # A file's split depends on its path alone: adding files never moves the others between splits.
+        return sorted(files, key=lambda p: zlib.crc32(str(p.relative_to(root)).encode()))
+
+    def split(self, name):
+        files = self._files()
+        held_out = max(1, len(files) // 20)
+        chosen = {"test": files[:held_out], "validation": files[held_out:2 * held_out],
+                  "train": files[2 * held_out:]}[name]
+        images, unreadable = [], []
+        for path in chosen:
+            try:
+                image = tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False)
+            except (tf.errors.InvalidArgumentError, OSError):
+                unreadable.append(path)
+                print(f"skipping unreadable image {path}")
+                continue
+            images.append(_fit(image[None], self.size, self.out_channels)[0])
+        if unreadable:
+            print(f"{name} split: skipped {len(unreadable)} unreadable file(s), kept {len(images)}")
+        if not images:
+            raise UserError(f"no readable image in the {name} split of {self.data_dir}")
+        return _array_split(np.stack(images))
+
+
+DATASETS = {"shapes2d": Shapes2D, "mnist": Mnist, "fashion_mnist": FashionMnist, "celeb_a": CelebA,
+            "dsprites": DSprites, "folder": Folder}
+
+
+def _tfds_dataset(name, split, data_dir, download):
+    """A prepared tensorflow-datasets split, or one clear error saying how to get it."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    try:
+        if download:
+            builder.download_and_prepare()
+        return builder.as_dataset(split=split, shuffle_files=False)
+    except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as error:
+        if download:
+            raise UserError(f"tensorflow-datasets could not prepare {name!r}: {str(error).splitlines()[0]}") from None
+        raise UserError(f"data set {name!r} is not prepared in {builder.data_dir_root}: it needs a one-time download "
+                        f"(rerun with --download=True on a machine with internet) or --data_dir pointing at prepared "
+                        f"tensorflow-datasets data; shapes2d and folder work offline") from None
+
+
+def _source(name, image_size=None, data_dir=None, channels=None, download=False):
     if name not in DATASETS:
         raise UserError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name](image_size=image_size, data_dir=data_dir)
+    return DATASETS[name](image_size=image_size, data_dir=data_dir, channels=channels, download=download)
 
 
-def _split(source, split):
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    return source.split(split)
+def source_for(params):
+    return _source(params.dataset, params.image_size, params.data_dir, params.channels, params.download)
 
 
 def image_shape_of(params):
     """(H, W, C) of the images the model sees for these params."""
     source_class = DATASETS[params.dataset]
     size = params.image_size or source_class.native_size
-    return (size, size, source_class.channels)
+    return (size, size, params.channels or source_class.channels)
 
 
 def _shuffled_positions(num_examples, seed, start):
@@ -92,12 +321,15 @@ def evaluation_batches(split, batch_size, limit=None):
             .prefetch(tf.data.AUTOTUNE))
 
 
-def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, shuffle=True):
+def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, shuffle=True, channels=None,
+                 download=False):
     """One pass over a split as a `tf.data.Dataset` of float32 images [H, W, C] in [0, 1].
 
     `shuffle=True` orders the pass by `seed` (deterministically); `shuffle=False` keeps the split's fixed order.
     """
-    data = _split(_source(name, image_size, data_dir), split)
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    data = _source(name, image_size, data_dir, channels, download).split(split)
     if shuffle:
         positions = _shuffled_positions(data.num_examples, seed, 0).take(data.num_examples)
     else:
@@ -106,15 +338,9 @@ def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, sh
             .unbatch().prefetch(tf.data.AUTOTUNE))
 
 
-def load_ground_truth(name, image_size=None, data_dir=None):
-    """The ground-truth factor interface (DESIGN §3) of a data set that has known factors."""
-    source = _source(name, image_size, data_dir)
+def load_ground_truth(name, image_size=None, data_dir=None, download=False):
+    """The ground-truth factor interface (DESIGN §3) of a data set with known factors (shapes2d, dsprites)."""
+    source = _source(name, image_size, data_dir, None, download)
     if not hasattr(source, "ground_truth"):
         raise UserError(f"data set {name!r} has no ground-truth factors; use shapes2d or dsprites")
     return source.ground_truth()
-
-
-def splits_for(params):
-    """(train, validation, test) Splits for these params."""
-    source = _source(params.dataset, params.image_size, params.data_dir)
-    return tuple(source.split(name) for name in SPLITS)

@@ -28,9 +28,12 @@ class Params:
 
     run_name: str = _option("shapes2d_beta4", "folder name of the run under output_dir; an existing run is resumed")
     output_dir: str = _option("predictions", "folder that holds the run folders")
-    dataset: str = _option("shapes2d", "data set name: shapes2d (embedded, offline), mnist, fashion_mnist, celeb_a, dsprites, folder")
-    data_dir: Optional[str] = _option(None, "where a data set's files are (folder, dsprites npz, prepared tfds data); None = default")
+    dataset: str = _option("shapes2d", "data set: shapes2d (embedded, offline), mnist, fashion_mnist, celeb_a, dsprites, folder")
+    data_dir: Optional[str] = _option(None, "where a data set's files are (folder: the images; dsprites: the npz; "
+                                            "tfds sets: prepared data); None = tensorflow-datasets' default")
+    download: bool = _option(False, "let tensorflow-datasets download and prepare a missing data set (needs internet)")
     image_size: Optional[int] = _option(None, "resize images to image_size x image_size; None = the data set's own size")
+    channels: Optional[int] = _option(None, "1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)")
     encoder_layers: Layers = _option([[32, 4, 2]] * 4 + [[256], [256]],
                                      "encoder: [filters, kernel, stride] convs then [units] dense layers")
     decoder_layers: Optional[Layers] = _option(None, "decoder: [units] dense then [filters, kernel, stride] transposed convs; None = mirror the encoder")
@@ -65,7 +68,7 @@ class Params:
 
 
 # Parameters that change the model's variables or the data order: a resumed run may not change them.
-STRUCTURAL = ("dataset", "data_dir", "image_size", "encoder_layers", "decoder_layers", "latent_size",
+STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder_layers", "latent_size",
               "activation", "reconstruction_loss", "batch_size", "seed")
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
@@ -123,6 +126,8 @@ def parse_value(name, text):
         return None
     if _base(kind) is str:
         return text
+    if _base(kind) is bool and text.lower() in ("true", "false"):
+        return text.lower() == "true"
     if _base(kind) is list and not text.lstrip().startswith("["):
         text = f"[{text}]"  # --log_step=100,200
     try:
@@ -220,6 +225,7 @@ def _check_values(p):
              f"kl_end_step ({p.kl_end_step}) precedes kl_start_step ({p.kl_start_step}); the ramp must end after it starts")
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
              f"log_step must be a list of steps >= 0, got {p.log_step!r}")
+    _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
     if p.image_size is not None:
         check_image_size(p, p.image_size)
 

@@ -94,7 +94,8 @@ def train(params, progress=True):
     if run.params_json.exists():
         _check_resumable(run, params)
     check_image_size(params, datasets.image_shape_of(params)[0])
-    train_split, validation_split, _ = datasets.splits_for(params)
+    source = datasets.source_for(params)
+    train_split, validation_split = source.split("train"), source.split("validation")
     model = build_model(params)
     try:
         run.images.mkdir(parents=True, exist_ok=True)

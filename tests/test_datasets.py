@@ -1,0 +1,139 @@
+"""The data sets beyond shapes2d: tensorflow-datasets ones under tfds.testing.mock_data (no network),
+dsprites from a small npz with the official field names, and a folder of images the test writes."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import vae_tf
+from vae_tf.cli import train_main
+from vae_tf.datasets import DSPRITES_FILE
+
+from conftest import ROOT, tiny_args
+
+
+@pytest.mark.parametrize("name, shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
+                                         ("celeb_a", (64, 64, 3))])
+def test_tfds_sets_load_as_float_images(name, shape):
+    with tfds.testing.mock_data(num_examples=12):
+        for split in ("train", "validation", "test"):
+            images = np.stack(list(vae_tf.load_dataset(name, split=split)))
+            assert images.shape[1:] == shape and images.dtype == np.float32
+            assert 0.0 <= images.min() and images.max() <= 1.0 and images.std() > 0
+        resized = next(iter(vae_tf.load_dataset(name, image_size=16)))
+        assert resized.shape == (16, 16, shape[2])
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "celeb_a", "dsprites"])
+def test_train_py_runs_two_steps_on_each_tfds_set(tmp_path, name, capsys):
+    with tfds.testing.mock_data(num_examples=40):
+        code = train_main([f"--params={ROOT / 'params.py'}", f"--output_dir={tmp_path}", f"--dataset={name}",
+                           *tiny_args(num_steps=2, plot_step=0, log_step=[], validation_step=2, checkpoint_step=2)])
+    assert code == 0, capsys.readouterr().err
+    params = vae_tf.load_run(tmp_path / "shapes2d_beta4").params
+    assert params.dataset == name
+
+
+def test_celeb_a_is_centre_cropped_then_resized(monkeypatch):
+    """The aligned 218×178 face: the centre 128×128 (rows 45–172, columns 25–152) is what reaches the model."""
+    image = np.zeros((218, 178, 3), np.uint8)
+    image[45:173, 25:153] = 200  # the crop window is bright, everything outside it dark
+    dataset = tf.data.Dataset.from_tensors({"image": image}).repeat(3)
+    monkeypatch.setattr("vae_tf.datasets._tfds_dataset", lambda *args: dataset)
+    images = np.stack(list(vae_tf.load_dataset("celeb_a", shuffle=False)))
+    assert images.shape == (3, 64, 64, 3)
+    np.testing.assert_allclose(images, 200 / 255, atol=1e-6)
+
+
+def test_an_unprepared_tfds_set_fails_with_one_clear_line(tmp_path):
+    with pytest.raises(vae_tf.UserError) as error:
+        vae_tf.load_dataset("mnist", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "'mnist' is not prepared" in message and "--download=True" in message
+    assert "shapes2d and folder work offline" in message and "\n" not in message
+
+
+def test_train_py_on_an_unprepared_tfds_set_exits_2(tmp_path):
+    from conftest import run_script
+    result = run_script("train.py", f"--output_dir={tmp_path / 'out'}", "--dataset=fashion_mnist",
+                        f"--data_dir={tmp_path}", *tiny_args())
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "not prepared" in result.stderr
+
+
+def write_dsprites(path):
+    """A small complete factor grid with the official npz field names (colour has one value, as in dSprites)."""
+    sizes = (1, 3, 2, 2, 2, 2)
+    classes = np.stack(np.unravel_index(np.arange(np.prod(sizes)), sizes), axis=1)
+    images = np.zeros((len(classes), 64, 64), np.uint8)
+    for i, (_, shape, scale, orientation, x, y) in enumerate(classes):
+        top, left = 8 + 24 * y, 8 + 24 * x
+        side = 8 + 8 * scale + 4 * shape
+        images[i, top:top + side, left:left + side + orientation] = 1
+    np.savez_compressed(path / DSPRITES_FILE, imgs=images, latents_classes=classes,
+                        latents_values=classes.astype(np.float64))
+    return images, classes
+
+
+def test_dsprites_from_the_official_npz(tmp_path):
+    images, classes = write_dsprites(tmp_path)
+    loaded = np.stack(list(vae_tf.load_dataset("dsprites", data_dir=str(tmp_path), split="train")))
+    assert loaded.shape[1:] == (64, 64, 1) and set(np.unique(loaded)) <= {0.0, 1.0}
+    stored = {image.tobytes() for image in images.astype(np.float32)}
+    assert all(image[..., 0].tobytes() in stored for image in loaded)
+
+    truth = vae_tf.load_ground_truth("dsprites", data_dir=str(tmp_path))
+    assert truth.num_factors == 5 and truth.factors_num_values == [3, 2, 2, 2, 2]
+    factors = truth.sample_factors(10, np.random.RandomState(0))
+    observations = truth.sample_observations_from_factors(factors, np.random.RandomState(0))
+    rows = [np.flatnonzero((classes[:, 1:] == f).all(axis=1))[0] for f in factors]
+    np.testing.assert_array_equal(observations[..., 0], images[rows].astype(np.float32))
+
+
+def write_folder(root):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    (root / "nested" / "deeper").mkdir(parents=True)
+    paths = []
+    for i in range(24):
+        folder = root if i % 3 == 0 else root / "nested" if i % 3 == 1 else root / "nested" / "deeper"
+        suffix = (".png", ".jpg", ".bmp", ".gif")[i % 4]
+        path = folder / f"image_{i}{suffix}"
+        Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    (root / "nested" / "broken.png").write_bytes(b"this is not a png")
+    (root / "notes.txt").write_text("not an image")
+    return paths
+
+
+def test_folder_reads_nested_images_skips_a_corrupt_one_and_splits_by_path(tmp_path, capsys):
+    write_folder(tmp_path)
+    counts = {}
+    for split in ("train", "validation", "test"):
+        images = np.stack(list(vae_tf.load_dataset("folder", split=split, data_dir=str(tmp_path), image_size=16)))
+        assert images.shape[1:] == (16, 16, 3)
+        counts[split] = len(images)
+    assert sum(counts.values()) == 24 and counts["validation"] >= 1 and counts["test"] >= 1
+    output = capsys.readouterr().out
+    assert "skipping unreadable image" in output and "broken.png" in output and "skipped 1 unreadable" in output
+    grey = next(iter(vae_tf.load_dataset("folder", data_dir=str(tmp_path), image_size=16, channels=1)))
+    assert grey.shape == (16, 16, 1)
+    again = np.stack(list(vae_tf.load_dataset("folder", split="test", data_dir=str(tmp_path), image_size=16,
+                                              shuffle=False)))
+    assert len(again) == counts["test"]
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(vae_tf.UserError, match="is not a folder"):
+        vae_tf.load_dataset("folder", data_dir=str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(vae_tf.UserError, match="found 0 image files"):
+        vae_tf.load_dataset("folder", data_dir=str(tmp_path / "empty"))
+
+
+def test_train_on_a_folder(tmp_path, tiny):
+    write_folder(tmp_path / "images")
+    run = vae_tf.train(tiny(dataset="folder", data_dir=str(tmp_path / "images"), num_steps=2, channels=1),
+                       progress=False)
+    assert vae_tf.load_run(run).encoder.input_shape == (None, 16, 16, 1)

@@ -1,0 +1,76 @@
+import pytest
+
+import vae_tf
+from vae_tf.presets import DESCRIPTIONS, PRESETS
+
+from conftest import ROOT, run_script
+
+STEPS = [0, 1, 2999, 3000, 3001, 4000, 20000, 39600, 40000, 53000, 99990, 125000]
+
+# The originals' KL weight as a function of the step (DESIGN §2).
+ORIGINAL_WEIGHT = {
+    "AE_0": lambda s: 0.0,
+    "AE_1": lambda s: 0.0 if s <= 3000 else min(1.0, (s - 3000) / 50000),
+    "VAE_0": lambda s: 1.0,
+    "MSE_0": lambda s: 1.0,
+    "VAE": lambda s: 1.0,
+    "10-Beta-VAE": lambda s: 10.0,
+    "100-Beta-VAE": lambda s: 100.0,
+    "1000-Beta-VAE": lambda s: 1000.0,
+    "10000-Beta-VAE": lambda s: 10000.0,
+    "KLD_Anneal_40000_steps-10-Beta-VAE": lambda s: min(10.0, s / 4000),
+    "KLD_Decrease_40000_steps-100to1-Beta-VAE": lambda s: max(1.0, 100 - s / 400),
+    "KLD_Decrease_100000_steps-10000to1-Beta-VAE": lambda s: max(1.0, 10000 - s / 10),
+}
+
+
+def test_presets_are_exactly_the_original_runs():
+    assert list(PRESETS) == list(ORIGINAL_WEIGHT) and set(DESCRIPTIONS) == set(PRESETS)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_preset_follows_the_original_schedule(name):
+    params = vae_tf.load_params(ROOT / "params.py", preset=name)
+    weight = vae_tf.kl_weight_schedule(params)
+    for step in STEPS:
+        assert weight(step) == pytest.approx(ORIGINAL_WEIGHT[name](step), rel=1e-6, abs=1e-7), step
+    assert params.run_name == name
+
+
+def test_the_projects_settings():
+    conv = vae_tf.load_params(ROOT / "params.py", preset="MSE_0")
+    assert (conv.dataset, conv.encoder_layers, conv.latent_size, conv.batch_size, conv.learning_rate,
+            conv.reconstruction_loss) == ("mnist", [[64, 4, 2], [64, 4, 2], [256]], 32, 64, 4e-4, "squared_error")
+    mlp = vae_tf.load_params(ROOT / "params.py", preset="VAE_0")
+    assert (mlp.encoder_layers, mlp.decoder_layers) == ([[500], [500]], [[500]])
+    beta = vae_tf.load_params(ROOT / "params.py", preset="10-Beta-VAE")
+    assert (beta.dataset, beta.encoder_layers, beta.latent_size, beta.learning_rate, beta.adam_beta_1,
+            beta.validation_step, beta.validation_tolerance) == (
+        "celeb_a", [[32, 4, 2]] * 4 + [[256], [256]], 32, 5e-4, 0.5, 500, 20)
+    scheduled = vae_tf.load_params(ROOT / "params.py", preset="KLD_Decrease_100000_steps-10000to1-Beta-VAE")
+    assert (scheduled.num_steps, scheduled.validation_step) == (125000, 0)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_preset_trains_two_steps_on_shapes2d(tiny, name):
+    params = vae_tf.load_params(ROOT / "params.py", preset=name, overrides=dict(
+        output_dir=tiny().output_dir, dataset="shapes2d", image_size=16, num_steps=2, batch_size=8,
+        plot_step=0, log_step=[], validation_size=8))
+    run = vae_tf.train(params, progress=False)
+    model = vae_tf.load_run(run)
+    assert model.encoder.input_shape == (None, 16, 16, 1)  # channels and size follow the data set
+    assert model.params.kl_schedule == PRESETS[name]["kl_schedule"]
+
+
+def test_list_presets_and_a_sweep_of_two(tmp_path):
+    listing = run_script("train.py", "--list-presets")
+    assert listing.returncode == 0
+    for name in PRESETS:
+        assert name in listing.stdout
+    args = [f"--output_dir={tmp_path}", "--dataset=shapes2d", "--image_size=16", "--num_steps=2", "--batch_size=8",
+            "--plot_step=0", "--log_step=[]", "--validation_size=8"]
+    sweep = run_script("train.py", "--preset=AE_0", "--preset=MSE_0", *args)
+    assert sweep.returncode == 0, sweep.stderr
+    assert (tmp_path / "AE_0" / "model.keras").exists() and (tmp_path / "MSE_0" / "model.keras").exists()
+    unknown = run_script("train.py", "--preset=VAE_1", *args)
+    assert unknown.returncode == 2 and "unknown preset 'VAE_1' (did you mean" in unknown.stderr
