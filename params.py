@@ -34,6 +34,12 @@ learning_rate = 5e-4  # Adam learning rate
 adam_beta_1 = 0.9  # Adam beta_1 (the beta-VAE project used 0.5)
 num_steps = 6000  # training steps in total
 seed = 0  # seed of the data order, the sampling noise and the initial weights
+deterministic = True  # TensorFlow op determinism: the same params and seed give the same log.csv
+nan_policy = "stop"  # non-finite loss: stop (keep the last checkpoint) | skip_batch (skip that update)
+
+# --- devices ---
+strategy = "default"  # default (one device) | mirrored (all local GPUs, or cpu_devices) | multi_worker (TF_CONFIG)
+cpu_devices = 0  # split the CPU into this many logical devices, so mirrored can run without GPUs (0 = no split)
 
 # --- what gets written ---
 plot_step = 500  # snapshot image every plot_step steps (0 = only at log_step)

@@ -9,7 +9,7 @@ from vae_tf.schedules import make_schedule
 
 # Per-step figures `train_step` returns: the loss terms and the posterior statistics the originals logged.
 STEP_FIGURES = ("loss", "reconstruction_loss", "kl_loss", "kl_weight", "kl_target",
-                "mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm")
+                "mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm", "skipped")
 TRACKED = ("loss", "reconstruction_loss", "kl_loss")
 
 
@@ -24,15 +24,16 @@ class VAE(keras.Model):
 
     def __init__(self, image_shape, encoder_layers, decoder_layers=None, latent_size=10, activation="relu",
                  reconstruction_loss="bernoulli", kl_schedule="constant", beta=1.0, kl_start_step=0,
-                 kl_end_step=0, kl_start_value=0.0, kl_end_value=1.0, seed=0, **kwargs):
+                 kl_end_step=0, kl_start_value=0.0, kl_end_value=1.0, seed=0, nan_policy="stop", **kwargs):
         super().__init__(**kwargs)
         self.config = dict(image_shape=list(image_shape), encoder_layers=encoder_layers,
                            decoder_layers=decoder_layers, latent_size=latent_size, activation=activation,
                            reconstruction_loss=reconstruction_loss, kl_schedule=kl_schedule, beta=beta,
                            kl_start_step=kl_start_step, kl_end_step=kl_end_step, kl_start_value=kl_start_value,
-                           kl_end_value=kl_end_value, seed=seed)
+                           kl_end_value=kl_end_value, seed=seed, nan_policy=nan_policy)
         self.latent_size = latent_size
         self.seed = seed
+        self.nan_policy = nan_policy
         self.encoder = networks.build_encoder(image_shape, encoder_layers, latent_size, activation)
         self.decoder = networks.build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation)
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[reconstruction_loss]
@@ -71,10 +72,15 @@ class VAE(keras.Model):
     def call(self, x, training=False):
         return self.reconstruct(x)
 
-    def loss_terms(self, x, step, stream):
-        """Loss terms and posterior statistics of one batch, as scalars."""
+    def loss_terms(self, x, step, stream, replica=0, replicas=1):
+        """Loss terms and posterior statistics of one batch, as scalars.
+
+        A replica holding one of `replicas` equal slices of the global batch draws the global batch's noise
+        and takes its own rows, so a mirrored step samples exactly what a single-device step would."""
         mean, log_std = self.encoder(x, training=True)
-        z = mean + tf.exp(log_std) * self.noise(tf.shape(mean), step, stream)
+        rows = tf.shape(mean)[0]
+        noise = self.noise(tf.stack([rows * replicas, self.latent_size]), step, stream)
+        z = mean + tf.exp(log_std) * noise[replica * rows:(replica + 1) * rows]
         reconstruction = tf.reduce_mean(self.reconstruction_fn(x, self.decoder(z, training=True)))
         kl = tf.reduce_mean(gaussian_kl(mean, log_std))
         std = tf.exp(log_std)
@@ -85,16 +91,35 @@ class VAE(keras.Model):
                 "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}
 
     def train_step(self, data):
+        """One update. With nan_policy "skip_batch", a batch whose loss or gradients are not finite changes
+        no weight and no optimizer moment; only the step counter moves on (figure `skipped` is 1)."""
         x = data[0] if isinstance(data, (tuple, list)) else data
         step = self.optimizer.iterations
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            terms = self.loss_terms(x, step, stream=0)
-        gradients = tape.gradient(terms["loss"], self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        terms["grad_norm"] = tf.linalg.global_norm(gradients)
+            terms = self.loss_terms(x, step, stream=0, replica=replica, replicas=replicas)
+            # Each replica sees a slice of the global batch and the optimizer sums their gradients.
+            scaled = terms["loss"] / replicas
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        terms["grad_norm"] = tf.linalg.global_norm(gradients) * replicas
+        finite = tf.math.is_finite(terms["loss"]) & tf.math.is_finite(terms["grad_norm"])
+        if self.nan_policy == "skip_batch":
+            tf.cond(finite, lambda: self._apply(gradients), lambda: self._skip())
+        else:
+            self._apply(gradients)
+        terms["skipped"] = 1.0 - tf.cast(finite, tf.float32)
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         return terms
+
+    def _apply(self, gradients):
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return tf.constant(True)
+
+    def _skip(self):
+        self.optimizer.iterations.assign_add(1)
+        return tf.constant(False)
 
     def test_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
@@ -112,7 +137,7 @@ def build_model(params, image_shape=None):
     keras.utils.set_random_seed(params.seed)
     model = VAE(image_shape, params.encoder_layers, params.decoder_layers, params.latent_size, params.activation,
                 params.reconstruction_loss, params.kl_schedule, params.beta, params.kl_start_step,
-                params.kl_end_step, params.kl_start_value, params.kl_end_value, params.seed)
+                params.kl_end_step, params.kl_start_value, params.kl_end_value, params.seed, params.nan_policy)
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate, beta_1=params.adam_beta_1))
     model.optimizer.build(model.trainable_variables)
     return model

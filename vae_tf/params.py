@@ -57,6 +57,11 @@ class Params:
     validation_size: int = _option(1024, "held-out images per validation")
     checkpoint_step: int = _option(500, "save a resumable checkpoint every checkpoint_step steps")
     seed: int = _option(0, "seed of the data order, the sampling noise and the initial weights")
+    deterministic: bool = _option(True, "TensorFlow op determinism: the same params and seed give the same log.csv")
+    nan_policy: str = _option("stop", "non-finite loss: stop (keep the last checkpoint) | skip_batch (skip the update)")
+    strategy: str = _option("default", "default (one device) | mirrored (local GPUs, or cpu_devices) | "
+                                       "multi_worker (machines listed in TF_CONFIG)")
+    cpu_devices: int = _option(0, "split the CPU into this many logical devices for mirrored (0 = no split)")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -72,6 +77,8 @@ STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers",
               "activation", "reconstruction_loss", "batch_size", "seed")
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
+NAN_POLICIES = ("stop", "skip_batch")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def _field_types():
@@ -206,7 +213,8 @@ def _check_values(p):
     _require(p.run_name and p.run_name not in (".", "..") and "/" not in p.run_name and "\\" not in p.run_name,
              f"run_name must be a plain folder name (no '/'), got {p.run_name!r}")
     for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
-                           ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS)):
+                           ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
+                           ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
@@ -214,7 +222,8 @@ def _check_values(p):
         _check_layers("decoder_layers", p.decoder_layers, conv_first=False)
     for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
-    for name in ("plot_step", "validation_step", "validation_tolerance", "kl_start_step", "kl_end_step", "seed"):
+    for name in ("plot_step", "validation_step", "validation_tolerance", "kl_start_step", "kl_end_step", "seed",
+                 "cpu_devices"):
         _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
     for name in ("beta", "kl_start_value", "kl_end_value"):
         value = getattr(p, name)

@@ -2,8 +2,10 @@
 
 import contextlib
 import math
+import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -12,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from vae_tf import datasets
+from vae_tf import datasets, distribution
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
 from vae_tf.model import STEP_FIGURES, build_model
 from vae_tf.params import STRUCTURAL, check_image_size
@@ -20,30 +22,45 @@ from vae_tf.runs import LOG_COLUMNS, VALIDATION_COLUMNS, CsvLog, RunDir, replace
 from vae_tf.snapshots import snapshot_figure
 
 SNAPSHOT_IMAGES = 16
+MAX_SKIPPED_IN_A_ROW = 100
+# TensorFlow reports a failed file write as an OpError; these words tell it from a failed computation.
+_WRITE_FAILURE = re.compile(r"no space left|permission denied|read-only file system|disk quota|file too large", re.I)
+# How a per-step figure combines across replicas (the rest are averaged).
+_REDUCTIONS = {"mean_min": tf.reduce_min, "std_min": tf.reduce_min,
+               "mean_max": tf.reduce_max, "std_max": tf.reduce_max, "skipped": tf.reduce_max}
 
 
 class Checkpointer:
-    """The resumable state of a run (model, optimizer and its step, early-stopping record) and its two managers."""
+    """The resumable state of a run (model, optimizer and its step, early-stopping record) and its two managers.
 
-    def __init__(self, model, run):
+    In a multi-worker run every worker must take part in a save; only the chief's lands in the run folder.
+    """
+
+    def __init__(self, model, run, chief=True):
         self.best_validation = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self.checks_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
                                               best_validation=self.best_validation,
                                               checks_since_best=self.checks_since_best)
-        self.latest = tf.train.CheckpointManager(self.checkpoint, run.checkpoints, max_to_keep=3)
-        self.best = tf.train.CheckpointManager(self.checkpoint, run.best_checkpoints, max_to_keep=1)
+        # A non-chief worker saves into scratch space, removed with this object.
+        self.scratch = None if chief else tempfile.TemporaryDirectory(prefix="vae_tf_worker_")
+        root = run.path if chief else self.scratch.name
+        self.latest = tf.train.CheckpointManager(self.checkpoint, f"{root}/checkpoints", max_to_keep=3)
+        self.best = tf.train.CheckpointManager(self.checkpoint, f"{root}/checkpoints/best", max_to_keep=1)
+        self.run = run
 
     def restore(self, which="latest"):
-        """Restore the latest or best checkpoint; False when there is none."""
-        path = (self.latest if which == "latest" else self.best).latest_checkpoint
+        """Restore the latest or best checkpoint of the run folder; False when there is none."""
+        directory = self.run.checkpoints if which == "latest" else self.run.best_checkpoints
+        path = tf.train.latest_checkpoint(str(directory))
         if path is None:
             return False
         try:
             self.checkpoint.restore(path).expect_partial()
         except (tf.errors.OpError, ValueError, AssertionError) as error:
-            raise UserError(f"checkpoint {path} cannot be read ({type(error).__name__}); move it out of "
-                            f"{self.latest.directory} to resume from an earlier one") from None
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+            raise UserError(f"checkpoint {path} cannot be read ({reason}); move its files "
+                            f"(ckpt-N.*) out of {directory} to resume from the one before") from None
         return True
 
     def save(self, step, best=False):
@@ -57,10 +74,6 @@ def _check_resumable(run, params):
         listing = ", ".join(f"{n} ({getattr(previous, n)!r} -> {getattr(params, n)!r})" for n in changed)
         raise UserError(f"run {run.path} was trained with different {listing}; these change the model or the data, "
                         f"so it cannot resume with them: pick a new --run_name, or pass the run's own values")
-
-
-def _snapshot_steps(params):
-    return lambda step: (params.plot_step and step % params.plot_step == 0) or step in params.log_step
 
 
 def _due(every, step):
@@ -83,126 +96,185 @@ def _stop_requests():
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def _writes_to(run, resume_step):
+    """A failed write (disk full, no permission) becomes one clear line; what was saved stays usable."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as error:
+        if isinstance(error, tf.errors.OpError) and not _WRITE_FAILURE.search(str(error)):
+            raise
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise UserError(f"cannot write to {run.path} ({reason}); free space or fix permissions, then rerun the "
+                        f"same command to resume from step {resume_step()}") from None
+
+
+def _distributed_step(model, strategy, writer):
+    """The compiled update: train_step on every replica, figures combined across replicas, TensorBoard
+    in-graph, all figures returned as one vector (one host copy per step)."""
+
+    def replica_step(x):
+        figures = model.train_step(x)
+        vector = tf.stack([figures[name] for name in STEP_FIGURES])
+        if strategy.num_replicas_in_sync == 1:
+            return vector
+        gathered = tf.distribute.get_replica_context().all_gather(vector[None], axis=0)  # [replicas, figures]
+        return tf.stack([_REDUCTIONS.get(name, tf.reduce_mean)(gathered[:, i]) for i, name in enumerate(STEP_FIGURES)])
+
+    @tf.function
+    def step(x):
+        vector = strategy.experimental_local_results(strategy.run(replica_step, args=(x,)))[0]
+        if writer is not None:
+            with writer.as_default(step=model.optimizer.iterations - 1):
+                for i, name in enumerate(STEP_FIGURES):
+                    tf.summary.scalar(f"train/{name}", vector[i])
+        return vector
+
+    return step
+
+
 def train(params, progress=True):
     """Train `params` into `<output_dir>/<run_name>/` and return that folder.
 
     An existing run folder is resumed from its latest checkpoint; raising `num_steps` extends it.
-    Raises `UserError` for bad input, `TrainingDiverged` for a non-finite loss, and
+    Raises `UserError` for bad input, `TrainingDiverged` for a non-finite loss (nan_policy "stop"), and
     `TrainingInterrupted` after SIGINT/SIGTERM (having saved a checkpoint).
     """
+    distribution.configure_devices(params)
+    strategy = distribution.make_strategy(params)
+    chief = distribution.is_chief(strategy)
     run = RunDir(f"{params.output_dir}/{params.run_name}")
     if run.params_json.exists():
         _check_resumable(run, params)
     check_image_size(params, datasets.image_shape_of(params)[0])
     source = datasets.source_for(params)
     train_split, validation_split = source.split("train"), source.split("validation")
-    model = build_model(params)
-    try:
-        run.images.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot write the run folder {run.path}: {error.strerror}; choose another --output_dir") from None
-    state = Checkpointer(model, run)
+    if chief:
+        try:
+            run.images.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot create the run folder {run.path} ({error.strerror}); "
+                            f"choose another --output_dir") from None
+    with strategy.scope():
+        model = build_model(params)
+        state = Checkpointer(model, run, chief)
     state.restore()
-    step = int(model.optimizer.iterations)
-    stopped_early = params.validation_tolerance and int(state.checks_since_best) >= params.validation_tolerance
+    step = int(model.optimizer.iterations.numpy())
+    stopped_early = params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance
     if step >= params.num_steps or stopped_early:
-        why = (f"stopped early at step {step} after {int(state.checks_since_best)} validations without improvement; "
+        why = (f"stopped early at step {step} after {int(state.checks_since_best.numpy())} validations without improvement; "
                f"raise --validation_tolerance (0 = never stop) to continue" if stopped_early else
                f"already trained for {step} steps; pass a larger --num_steps to extend it")
         print(f"run {run.path}: {why}")
         return run.path
-    write_json(run.params_json, params.to_dict())
 
-    log = CsvLog(run.log_csv, LOG_COLUMNS, step)
-    validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step)
-    writer = tf.summary.create_file_writer(str(run.logs))
-
-    @tf.function
-    def train_step(x):
-        """One update; its figures go to TensorBoard in-graph and come back as one vector (one host copy)."""
-        figures = model.train_step(x)
-        with writer.as_default(step=model.optimizer.iterations - 1):
-            for name, value in figures.items():
-                tf.summary.scalar(f"train/{name}", value)
-        return tf.stack([figures[name] for name in STEP_FIGURES])
-
-    evaluate_batch = tf.function(lambda x: model.loss_terms(x, model.optimizer.iterations, stream=1))
-    fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
-    fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
-    wants_snapshot = _snapshot_steps(params)
-
-    def snapshot(at):
-        pixels = snapshot_figure(fixed_images, model.reconstruct(fixed_images), model.decode(fixed_noise), at)
-        replace_atomically(run.snapshot(at), lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
-        with writer.as_default(step=at):
-            tf.summary.image("snapshot", pixels[None])
-
-    def validate(at):
-        totals, count = {}, 0
-        for x in datasets.evaluation_batches(validation_split, params.batch_size, params.validation_size):
-            n = int(x.shape[0])
-            for name, value in evaluate_batch(x).items():
-                totals[name] = totals.get(name, 0.0) + float(value) * n
-            count += n
-        figures = {name: totals[name] / count for name in ("loss", "reconstruction_loss", "kl_loss")}
-        validation_log.append({"step": at, **figures, "wall_time": time.time()})
-        with writer.as_default(step=at):
-            for name, value in figures.items():
-                tf.summary.scalar(f"validation/{name}", value)
-        if figures["loss"] < float(state.best_validation):
-            state.best_validation.assign(figures["loss"])
-            state.checks_since_best.assign(0)
-            state.save(at, best=True)
-        else:
-            state.checks_since_best.assign_add(1)
-        return figures["loss"]
-
-    def save(at):
-        log.flush()
-        validation_log.flush()
-        state.save(at)
-
-    if step == 0 and wants_snapshot(0):
-        snapshot(0)
-    batches = iter(datasets.training_batches(train_split, params.batch_size, params.seed, step))
-    bar = tqdm(total=params.num_steps, initial=step, unit="step", disable=not progress, file=sys.stdout,
-               dynamic_ncols=True, desc=params.run_name, mininterval=0.2 if sys.stdout.isatty() else 30)
     saved_at = step
-    with _stop_requests() as stop_requested:
-        try:
-            while step < params.num_steps:
-                figures = dict(zip(STEP_FIGURES, train_step(next(batches)).numpy().tolist()))
-                if not (math.isfinite(figures["loss"]) and math.isfinite(figures["grad_norm"])):
-                    raise TrainingDiverged(
-                        f"the loss became {figures['loss']} at step {step} (gradient norm {figures['grad_norm']}); "
-                        f"training stopped, keeping the checkpoint saved at step {saved_at} before it; "
-                        f"try a lower learning_rate (now {params.learning_rate:g})")
-                log.append({"step": step, **figures, "wall_time": time.time()})
-                step += 1
-                bar.update(1)
-                if step % 10 == 0 or step == params.num_steps:
-                    bar.set_postfix(loss=f"{figures['loss']:.4g}", rec=f"{figures['reconstruction_loss']:.4g}",
-                                    kl=f"{figures['kl_loss']:.3g}", w=f"{figures['kl_weight']:.3g}", refresh=False)
-                if _due(params.validation_step, step):
-                    validate(step)
-                if wants_snapshot(step):
-                    snapshot(step)
-                if _due(params.checkpoint_step, step) or stop_requested:
+    with _writes_to(run, lambda: saved_at):
+        if chief:
+            write_json(run.params_json, params.to_dict())
+            log = CsvLog(run.log_csv, LOG_COLUMNS, step)
+            validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step)
+            writer = tf.summary.create_file_writer(str(run.logs))
+        train_step = _distributed_step(model, strategy, writer if chief else None)
+        evaluate_batch = tf.function(lambda x: model.loss_terms(x, model.optimizer.iterations, stream=1))
+        fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
+        fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
+
+        def wants_snapshot(at):
+            return chief and ((params.plot_step and at % params.plot_step == 0) or at in params.log_step)
+
+        def snapshot(at):
+            pixels = snapshot_figure(fixed_images, model.reconstruct(fixed_images), model.decode(fixed_noise), at)
+            replace_atomically(run.snapshot(at), lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
+            with writer.as_default(step=at):
+                tf.summary.image("snapshot", pixels[None])
+
+        def validate(at):
+            """Every worker validates the same images, so all take the same early-stopping decision."""
+            totals, count = {}, 0
+            for x in datasets.evaluation_batches(validation_split, params.batch_size, params.validation_size):
+                n = int(x.shape[0])
+                for name, value in evaluate_batch(x).items():
+                    totals[name] = totals.get(name, 0.0) + float(value) * n
+                count += n
+            figures = {name: totals[name] / count for name in ("loss", "reconstruction_loss", "kl_loss")}
+            if chief:
+                validation_log.append({"step": at, **figures, "wall_time": time.time()})
+                with writer.as_default(step=at):
+                    for name, value in figures.items():
+                        tf.summary.scalar(f"validation/{name}", value)
+            if figures["loss"] < float(state.best_validation.numpy()):
+                state.best_validation.assign(figures["loss"])
+                state.checks_since_best.assign(0)
+                state.save(at, best=True)
+            else:
+                state.checks_since_best.assign_add(1)
+
+        def save(at):
+            if chief:
+                log.flush()
+                validation_log.flush()
+            state.save(at)
+
+        if step == 0 and wants_snapshot(0):
+            snapshot(0)
+        batches = datasets.training_batches(train_split, params.batch_size, params.seed, step)
+        if strategy.num_replicas_in_sync > 1 or not chief:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            batches = strategy.experimental_distribute_dataset(batches.with_options(options))
+        batches = iter(batches)
+        bar = tqdm(total=params.num_steps, initial=step, unit="step", disable=not (progress and chief),
+                   file=sys.stdout, dynamic_ncols=True, desc=params.run_name,
+                   mininterval=0.2 if sys.stdout.isatty() else 30)
+        skipped_in_a_row = 0
+        with _stop_requests() as stop_requested:
+            try:
+                while step < params.num_steps:
+                    figures = dict(zip(STEP_FIGURES, train_step(next(batches)).numpy().tolist()))
+                    finite = math.isfinite(figures["loss"]) and math.isfinite(figures["grad_norm"])
+                    if not finite and params.nan_policy == "stop":
+                        raise TrainingDiverged(
+                            f"the loss became {figures['loss']} at step {step} (gradient norm {figures['grad_norm']});"
+                            f" training stopped, keeping the checkpoint saved at step {saved_at} before it; try a "
+                            f"lower learning_rate (now {params.learning_rate:g}) or --nan_policy=skip_batch")
+                    skipped_in_a_row = 0 if finite else skipped_in_a_row + 1
+                    if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                        raise TrainingDiverged(f"{MAX_SKIPPED_IN_A_ROW} batches in a row had a non-finite loss "
+                                               f"(up to step {step}); training stopped; try a lower learning_rate")
+                    if chief:
+                        log.append({"step": step, **figures, "wall_time": time.time()})
+                    step += 1
+                    bar.update(1)
+                    if not finite:
+                        bar.write(f"step {step - 1}: non-finite loss, update skipped (nan_policy=skip_batch)")
+                    if step % 10 == 0 or step == params.num_steps:
+                        bar.set_postfix(loss=f"{figures['loss']:.4g}", rec=f"{figures['reconstruction_loss']:.4g}",
+                                        kl=f"{figures['kl_loss']:.3g}", w=f"{figures['kl_weight']:.3g}",
+                                        refresh=False)
+                    if _due(params.validation_step, step):
+                        validate(step)
+                    if wants_snapshot(step):
+                        snapshot(step)
+                    if _due(params.checkpoint_step, step) or stop_requested:
+                        save(step)
+                        saved_at = step
+                    if stop_requested:
+                        raise TrainingInterrupted(f"{stop_requested[0]} received: saved a checkpoint at step {step} "
+                                                  f"in {run.path}; rerun the same command to resume")
+                    if params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance:
+                        bar.write(f"early stop at step {step}: {params.validation_tolerance} validations "
+                                  f"without improvement")
+                        break
+                if saved_at != step:
                     save(step)
                     saved_at = step
-                if stop_requested:
-                    raise TrainingInterrupted(f"{stop_requested[0]} received: saved a checkpoint at step {step} "
-                                              f"in {run.path}; rerun the same command to resume")
-                if params.validation_tolerance and int(state.checks_since_best) >= params.validation_tolerance:
-                    bar.write(f"early stop at step {step}: {params.validation_tolerance} validations "
-                              f"without improvement")
-                    break
-            if saved_at != step:
-                save(step)
-            replace_atomically(run.model_keras, model.save)
-        finally:
-            bar.close()
-            log.close()
-            validation_log.close()
-            writer.close()
+                if chief:
+                    replace_atomically(run.model_keras, model.save)
+            finally:
+                bar.close()
+                if chief:
+                    log.close()
+                    validation_log.close()
+                    writer.close()
     return run.path

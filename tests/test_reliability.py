@@ -1,0 +1,166 @@
+"""Crash safety, determinism, nan_policy and bad input that must leave every file as it was."""
+
+import csv
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vae_tf
+from vae_tf.training import Checkpointer
+
+from conftest import ROOT, run_script, tiny_args
+
+
+def rows(path, drop=("wall_time",)):
+    with open(path, newline="") as file:
+        return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(file)]
+
+
+def snapshot_of(folder):
+    """Every file under a folder with its bytes, to prove nothing changed."""
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_params_and_seed_give_an_identical_log(tiny):
+    first = vae_tf.train(tiny(run_name="a", num_steps=5), progress=False)
+    second = vae_tf.train(tiny(run_name="b", num_steps=5), progress=False)
+    assert rows(first / "log.csv") == rows(second / "log.csv")
+    other_seed = vae_tf.train(tiny(run_name="c", num_steps=5, seed=1), progress=False)
+    assert rows(other_seed / "log.csv") != rows(first / "log.csv")
+
+
+def test_a_resumed_run_is_identical_to_an_uninterrupted_one(tiny):
+    vae_tf.train(tiny(run_name="split", num_steps=4), progress=False)
+    resumed = vae_tf.train(tiny(run_name="split", num_steps=9), progress=False)
+    straight = vae_tf.train(tiny(run_name="straight", num_steps=9), progress=False)
+    assert rows(resumed / "log.csv") == rows(straight / "log.csv")
+    assert rows(resumed / "validation.csv") == rows(straight / "validation.csv")
+
+
+def logged_steps(path):
+    return path.read_text().count("\n") - 1 if path.exists() else 0
+
+
+def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path):
+    """Kill -9 a real train.py at several points of a run that checkpoints every step (so kills land inside
+    saves too); each rerun resumes from the last good checkpoint, and the finished log, snapshots and
+    validations equal an uninterrupted run's."""
+    args = [f"--output_dir={tmp_path}", *tiny_args(num_steps=100, checkpoint_step=1, plot_step=10, log_step=[],
+                                                   validation_step=25)]
+    log = tmp_path / "killed" / "log.csv"
+    for threshold in (5, 35, 70):
+        process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--run_name=killed", *args], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None and logged_steps(log) < threshold:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert logged_steps(log) < 100  # killed before the end
+    finished = run_script("train.py", "--run_name=killed", *args)
+    assert finished.returncode == 0, finished.stderr
+    straight = run_script("train.py", "--run_name=straight", *args)
+    assert straight.returncode == 0
+    killed_log = rows(log)
+    assert [int(r["step"]) for r in killed_log] == list(range(100))
+    assert killed_log == rows(tmp_path / "straight" / "log.csv")
+    assert rows(tmp_path / "killed" / "validation.csv") == rows(tmp_path / "straight" / "validation.csv")
+    assert sorted(p.name for p in (tmp_path / "killed" / "images").glob("*.png")) == \
+        sorted(p.name for p in (tmp_path / "straight" / "images").glob("*.png"))
+
+
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
+    args = [f"--output_dir={tmp_path}", "--run_name=term",
+            *tiny_args(num_steps=100000, checkpoint_step=100000, plot_step=0, log_step=[], validation_step=0)]
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "term" / "params.json").exists():
+        time.sleep(0.2)
+    time.sleep(2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "SIGTERM received" in stderr and "rerun the same command" in stderr
+    saved = int(stderr.split("checkpoint at step ")[1].split()[0])
+    assert saved > 0 and [int(r["step"]) for r in rows(tmp_path / "term" / "log.csv")] == list(range(saved))
+
+
+def test_skip_batch_leaves_weights_and_optimizer_untouched(tiny):
+    model = vae_tf.build_model(tiny(nan_policy="skip_batch"))
+    good = tf.cast(tf.random.uniform((8, 16, 16, 1)) > 0.5, tf.float32)
+    bad = tf.tensor_scatter_nd_update(good, [[0, 0, 0, 0]], [np.nan])
+    model.train_step(good)
+    state = lambda: [v.numpy().copy() for v in model.trainable_variables + model.optimizer.variables  # noqa: E731
+                     if v.name != "iteration"]
+    before = state()
+    figures = model.train_step(bad)
+    assert float(figures["skipped"]) == 1.0 and not np.isfinite(float(figures["loss"]))
+    assert all(np.array_equal(a, b) for a, b in zip(before, state()))
+    assert int(model.optimizer.iterations.numpy()) == 2
+    assert float(model.train_step(good)["skipped"]) == 0.0
+
+
+def test_skip_batch_gives_up_after_a_hundred_bad_batches_in_a_row(tmp_path):
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=skip",
+                        *tiny_args(learning_rate=1e30, nan_policy="skip_batch", num_steps=300, plot_step=0,
+                                   log_step=[], validation_step=0, checkpoint_step=1000))
+    assert result.returncode == 1
+    assert "100 batches in a row had a non-finite loss" in result.stderr
+    assert "update skipped (nan_policy=skip_batch)" in result.stdout
+
+
+def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(tmp_path):
+    assert run_script("train.py", f"--output_dir={tmp_path}", "--run_name=c", *tiny_args()).returncode == 0
+    index = tmp_path / "c" / "checkpoints" / "ckpt-6.index"
+    index.write_bytes(b"\x00garbage" * 10)
+    before = snapshot_of(tmp_path / "c")
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=c", *tiny_args(num_steps=9))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "ckpt-6" in result.stderr and "cannot be read" in result.stderr and "move its files" in result.stderr
+    assert snapshot_of(tmp_path / "c") == before
+    with pytest.raises(vae_tf.UserError, match="cannot be read"):
+        vae_tf.load_run(tmp_path / "c")
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the output folder should be")
+    result = run_script("train.py", f"--output_dir={blocker}", *tiny_args())
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cannot create the run folder" in result.stderr
+    assert blocker.read_text() == "a file where the output folder should be"
+
+
+def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_usable(tiny, monkeypatch):
+    params = tiny(run_name="full", num_steps=3, checkpoint_step=3)
+    run = vae_tf.train(params, progress=False)
+    before = snapshot_of(run / "checkpoints")
+
+    def no_space(self, step, best=False):
+        (run / "checkpoints" / f"ckpt-{step}.data-00000-of-00001").write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Checkpointer, "save", no_space)
+    with pytest.raises(vae_tf.UserError) as error:
+        vae_tf.train(tiny(run_name="full", num_steps=6, checkpoint_step=3), progress=False)
+    assert "No space left on device" in str(error.value) and "resume from step 3" in str(error.value)
+    monkeypatch.undo()
+    after = snapshot_of(run / "checkpoints")
+    assert {p: b for p, b in after.items() if p in before} == before  # the saved checkpoint is untouched
+    resumed = vae_tf.train(tiny(run_name="full", num_steps=6, checkpoint_step=3), progress=False)
+    assert [int(r["step"]) for r in rows(resumed / "log.csv")] == list(range(6))
+
+
+def test_bad_strategy_settings(tmp_path):
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--strategy=multi_worker", *tiny_args())
+    assert result.returncode == 2 and "needs the TF_CONFIG environment variable" in result.stderr
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--strategy=mirored", *tiny_args())
+    assert result.returncode == 2 and "did you mean 'mirrored'" in result.stderr
