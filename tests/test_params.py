@@ -64,6 +64,8 @@ def test_params_are_frozen():
     ({"decoder_layers": [[32, 4, 2], [256]]}, ["decoder_layers must list dense layers before"]),
     ({"run_name": "a/b"}, ["run_name must be a plain folder name"]),
     ({"log_step": [-1]}, ["log_step"]),
+    ({"nan_policy": "skip_batch", "strategy": "mirrored"}, ["skip_batch works with strategy default only"]),
+    ({"channels": 2}, ["channels must be 1, 3 or None"]),
 ])
 def test_bad_values_name_the_parameter(overrides, words):
     with pytest.raises(UserError) as error:
@@ -98,6 +100,7 @@ def test_parse_value_reads_literals():
     (["--kl_start_step=9", "--kl_end_step=1"], ["precedes"]),
     (["--params=missing.py"], ["params file 'missing.py' not found"]),
     (["stray"], ["unknown parameter 'stray'"]),
+    (["--preset=AE_0", "--preset=AE_1", "--run_name=x"], ["--run_name cannot be combined with several presets"]),
 ])
 def test_train_py_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, words):
     result = run_script("train.py", f"--output_dir={tmp_path / 'out'}", *args)

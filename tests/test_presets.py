@@ -1,3 +1,5 @@
+import csv
+
 import pytest
 
 import vae_tf
@@ -59,7 +61,9 @@ def test_each_preset_trains_two_steps_on_shapes2d(tiny, name):
     run = vae_tf.train(params, progress=False)
     model = vae_tf.load_run(run)
     assert model.encoder.input_shape == (None, 16, 16, 1)  # channels and size follow the data set
-    assert model.params.kl_schedule == PRESETS[name]["kl_schedule"]
+    with open(run / "log.csv", newline="") as file:  # the weight the compiled step used, step by step
+        logged = [float(row["kl_weight"]) for row in csv.DictReader(file)]
+    assert logged == pytest.approx([ORIGINAL_WEIGHT[name](s) for s in (0, 1)], rel=1e-6, abs=1e-7)
 
 
 def test_list_presets_and_a_sweep_of_two(tmp_path):

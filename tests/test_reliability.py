@@ -37,7 +37,7 @@ def test_same_params_and_seed_give_an_identical_log(tiny):
 
 
 def test_a_resumed_run_is_identical_to_an_uninterrupted_one(tiny):
-    vae_tf.train(tiny(run_name="split", num_steps=4), progress=False)
+    vae_tf.train(tiny(run_name="split", num_steps=3), progress=False)  # stops on a validation step
     resumed = vae_tf.train(tiny(run_name="split", num_steps=9), progress=False)
     straight = vae_tf.train(tiny(run_name="straight", num_steps=9), progress=False)
     assert rows(resumed / "log.csv") == rows(straight / "log.csv")
@@ -128,6 +128,23 @@ def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(tmp_path):
     assert snapshot_of(tmp_path / "c") == before
     with pytest.raises(vae_tf.UserError, match="cannot be read"):
         vae_tf.load_run(tmp_path / "c")
+    # Following the advice resumes from the checkpoint before it, and the log stays whole.
+    for path in (tmp_path / "c" / "checkpoints").glob("ckpt-6.*"):
+        path.rename(tmp_path / path.name)
+    resumed = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=c", *tiny_args(num_steps=9))
+    assert resumed.returncode == 0, resumed.stderr
+    assert [int(r["step"]) for r in rows(tmp_path / "c" / "log.csv")] == list(range(9))
+
+
+def test_a_run_whose_checkpoints_are_gone_is_not_restarted_over_its_log(tmp_path):
+    assert run_script("train.py", f"--output_dir={tmp_path}", "--run_name=g", *tiny_args()).returncode == 0
+    for path in (tmp_path / "g" / "checkpoints").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    before = snapshot_of(tmp_path / "g")
+    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=g", *tiny_args(num_steps=9))
+    assert result.returncode == 2 and "6 logged steps but no checkpoint" in result.stderr
+    assert snapshot_of(tmp_path / "g") == before
 
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path):
@@ -159,8 +176,27 @@ def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_usable(tiny, monkey
     assert [int(r["step"]) for r in rows(resumed / "log.csv")] == list(range(6))
 
 
+def test_a_new_learning_rate_takes_effect_when_resuming(tiny):
+    vae_tf.train(tiny(run_name="lr", num_steps=3), progress=False)
+    run = vae_tf.train(tiny(run_name="lr", num_steps=6, learning_rate=1e-3), progress=False)
+    assert float(vae_tf.load_run(run).optimizer.learning_rate.numpy()) == pytest.approx(1e-3)
+
+
+def test_a_params_json_from_another_version_is_one_line(tiny):
+    run = vae_tf.train(tiny(run_name="v", num_steps=1), progress=False)
+    (run / "params.json").write_text('{"latent_size": 4, "warp_drive": true}')
+    with pytest.raises(vae_tf.UserError, match="warp_drive"):
+        vae_tf.load_run(run)
+
+
 def test_bad_strategy_settings(tmp_path):
     result = run_script("train.py", f"--output_dir={tmp_path}", "--strategy=multi_worker", *tiny_args())
     assert result.returncode == 2 and "needs the TF_CONFIG environment variable" in result.stderr
+    env_config = {"TF_CONFIG": '{"cluster": {"worker": 5}, "task": {"type": "worker", "index": 0}}'}
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), f"--output_dir={tmp_path}",
+                             "--strategy=multi_worker", *tiny_args()], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, **env_config}, timeout=300)
+    assert result.returncode == 2 and "TF_CONFIG cannot be used" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     result = run_script("train.py", f"--output_dir={tmp_path}", "--strategy=mirored", *tiny_args())
     assert result.returncode == 2 and "did you mean 'mirrored'" in result.stderr

@@ -26,11 +26,17 @@ def test_the_grid_is_dsprites_sized_and_index_addressing_round_trips():
     np.testing.assert_array_equal(shapes2d.render_indices(index).numpy(), shapes2d.render(factors).numpy())
 
 
-def test_the_same_indices_always_give_the_same_binary_image():
-    a = render([2, 3, 7, 10, 20], [0, 5, 0, 31, 0])
-    b = render([2, 3, 7, 10, 20], [0, 5, 0, 31, 0])
-    np.testing.assert_array_equal(a, b)
-    assert set(np.unique(a)) == {0.0, 1.0}
+def test_the_same_indices_always_give_the_same_binary_image(tmp_path):
+    """Across processes too: another Python renders the same factors to the same pixels."""
+    import subprocess
+    import sys
+    factors = [[2, 3, 7, 10, 20], [0, 5, 0, 31, 0], [1, 0, 33, 4, 9]]
+    here = render(*factors)
+    assert set(np.unique(here)) == {0.0, 1.0}
+    script = (f"import numpy as np\nfrom vae_tf import shapes2d\n"
+              f"np.save({str(tmp_path / 'there.npy')!r}, shapes2d.render(np.array({factors})).numpy()[..., 0])")
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "there.npy"), here)
 
 
 def test_position_x_moves_the_sprite_right_and_position_y_moves_it_down():

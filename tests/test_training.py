@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,6 +37,10 @@ def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
     assert list((run / "checkpoints" / "best").glob("ckpt-*.index"))
     assert list((run / "logs").glob("events.out.tfevents.*"))
     assert "run saved in" in result.stdout
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (run / "params.json", run / "model.keras", run / "images" / "image_3.png"):
+        assert written.stat().st_mode & 0o777 == 0o666 & ~umask, written  # the mode open() would give, not 0600
 
 
 def test_snapshot_image_has_three_labelled_panels(tiny):

@@ -51,6 +51,9 @@ def parse_train_args(argv):
     for word in unknown:
         name = word[2:].split("=", 1)[0] if word.startswith("--") else word
         params_module.check_name(name, "the command line")
+    if args.preset and len(args.preset) > 1 and args.run_name is not None:
+        raise UserError("--run_name cannot be combined with several presets: each preset trains into its own "
+                        "folder named after it; drop --run_name (or use --output_dir to keep a sweep apart)")
     reserved = ("params", "preset", "list_presets")
     overrides = {name: value for name, value in vars(args).items() if name not in reserved and value is not None}
     runs = [params_module.load_params(args.params, preset=preset, overrides=overrides)
@@ -85,5 +88,8 @@ def train_main(argv=None):
         return 1
     except TrainingInterrupted as error:
         print(str(error), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted before training started; the run folder was not changed", file=sys.stderr)
         return 130
     return 0

@@ -156,8 +156,12 @@ class DSprites(Source):
         if path is not None and path.suffix != ".npz":
             path = path / DSPRITES_FILE
         if path is not None and path.is_file():
-            with np.load(path) as archive:
-                images, classes = archive["imgs"], archive["latents_classes"]
+            try:
+                with np.load(path) as archive:
+                    images, classes = archive["imgs"], archive["latents_classes"]
+            except (KeyError, ValueError, OSError) as error:
+                raise UserError(f"{path} is not a dSprites archive ({error}); it needs the arrays 'imgs' and "
+                                f"'latents_classes'") from None
         else:
             dataset = _tfds_dataset("dsprites", "train", self.data_dir, self.download)
             names = ["label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position"]
@@ -265,13 +269,16 @@ def _tfds_dataset(name, split, data_dir, download):
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
-    try:
-        if download:
+    if download:
+        try:
             builder.download_and_prepare()
+        except Exception as error:  # network, disk and manual-download errors of every kind tfds raises
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise UserError(f"tensorflow-datasets could not download and prepare {name!r} ({first}); "
+                            f"shapes2d and folder work offline") from None
+    try:
         return builder.as_dataset(split=split, shuffle_files=False)
-    except (AssertionError, FileNotFoundError, tf.errors.NotFoundError) as error:
-        if download:
-            raise UserError(f"tensorflow-datasets could not prepare {name!r}: {str(error).splitlines()[0]}") from None
+    except (AssertionError, FileNotFoundError, tf.errors.NotFoundError):
         raise UserError(f"data set {name!r} is not prepared in {builder.data_dir_root}: it needs a one-time download "
                         f"(rerun with --download=True on a machine with internet) or --data_dir pointing at prepared "
                         f"tensorflow-datasets data; shapes2d and folder work offline") from None

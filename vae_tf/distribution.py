@@ -33,9 +33,10 @@ def make_strategy(params):
                         "(see README, 'Several devices and machines')")
     try:
         json.loads(os.environ["TF_CONFIG"])
-    except json.JSONDecodeError as error:
-        raise UserError(f"TF_CONFIG is not valid JSON ({error})") from None
-    return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
+        raise UserError(f"TF_CONFIG cannot be used ({error}); it needs cluster.worker (a list of host:port) "
+                        f"and task.type / task.index (see README, 'Several devices and machines')") from None
 
 
 def is_chief(strategy):

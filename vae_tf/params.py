@@ -235,6 +235,9 @@ def _check_values(p):
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
              f"log_step must be a list of steps >= 0, got {p.log_step!r}")
     _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
+    _require(p.nan_policy == "stop" or p.strategy == "default",
+             "nan_policy skip_batch works with strategy default only (replicas would have to agree to skip "
+             "inside the compiled step); use nan_policy stop with several devices")
     if p.image_size is not None:
         check_image_size(p, p.image_size)
 

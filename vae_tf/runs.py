@@ -1,6 +1,7 @@
 """A run folder `predictions/<run_name>/` (DESIGN §5): its paths, its files, and `load_run`."""
 
 import csv
+import dataclasses
 import json
 import os
 import tempfile
@@ -41,7 +42,20 @@ class RunDir:
                             f"runs are folders like predictions/<run_name>") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise UserError(f"{self.params_json} is not valid JSON ({error}); restore it from a copy") from None
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(Params)}) if isinstance(values, dict) else []
+        if not isinstance(values, dict) or unknown:
+            raise UserError(f"{self.params_json} has parameters this version of vae_tf does not know "
+                            f"({', '.join(unknown) or 'not a JSON object'}); was it written by another version?")
         return Params(**values)
+
+
+def _read_umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()  # read once, at import: os.umask can only be read by setting it
 
 
 def replace_atomically(path, write):
@@ -51,7 +65,15 @@ def replace_atomically(path, write):
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, _FILE_MODE)  # mkstemp makes files private (0600); results are not
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())  # the bytes reach the disk before the name points at them
         os.replace(temporary, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # and the rename itself survives a power loss
+        finally:
+            os.close(folder)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -71,10 +93,14 @@ class CsvLog:
     def __init__(self, path, columns, resume_step):
         self.path, self.columns = Path(path), columns
         if self.path.exists():
-            with open(self.path, newline="") as file:
-                rows = list(csv.DictReader(file))
+            try:
+                with open(self.path, newline="") as file:
+                    rows = list(csv.DictReader(file))
+            except (csv.Error, UnicodeDecodeError) as error:
+                raise UserError(f"{self.path} is not a readable CSV ({error}); move it away to resume "
+                                f"without it") from None
             # A crash can leave a half-written last line: keep only complete rows before the resumed step.
-            kept = [row for row in rows if None not in row.values() and int(row["step"]) < resume_step]
+            kept = [row for row in rows if None not in row.values() and _step(row) < resume_step]
             if len(kept) < len(rows):
                 replace_atomically(self.path, lambda tmp: self._write_rows(tmp, kept))
         else:
@@ -98,6 +124,12 @@ class CsvLog:
     def close(self):
         self.flush()
         self.file.close()
+
+
+def _step(row):
+    """A row's step, or infinity for a row whose step a crash cut short (it is dropped)."""
+    text = row.get("step") or ""
+    return int(text) if text.isdigit() else float("inf")
 
 
 def _format(value):

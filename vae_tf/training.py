@@ -24,7 +24,8 @@ from vae_tf.snapshots import snapshot_figure
 SNAPSHOT_IMAGES = 16
 MAX_SKIPPED_IN_A_ROW = 100
 # TensorFlow reports a failed file write as an OpError; these words tell it from a failed computation.
-_WRITE_FAILURE = re.compile(r"no space left|permission denied|read-only file system|disk quota|file too large", re.I)
+_WRITE_FAILURE = re.compile(r"no space left|permission denied|read-only file system|disk quota|file too large|"
+                            r"input/output error|operation not permitted", re.I)
 # How a per-step figure combines across replicas (the rest are averaged).
 _REDUCTIONS = {"mean_min": tf.reduce_min, "std_min": tf.reduce_min,
                "mean_max": tf.reduce_max, "std_max": tf.reduce_max, "skipped": tf.reduce_max}
@@ -50,17 +51,23 @@ class Checkpointer:
         self.run = run
 
     def restore(self, which="latest"):
-        """Restore the latest or best checkpoint of the run folder; False when there is none."""
+        """Restore the newest latest (or best) checkpoint whose files exist; False when there is none.
+
+        The newest files on disk are used rather than the `checkpoint` state file, so moving an unreadable
+        checkpoint's files away resumes from the one before it.
+        """
         directory = self.run.checkpoints if which == "latest" else self.run.best_checkpoints
-        path = tf.train.latest_checkpoint(str(directory))
-        if path is None:
+        numbers = sorted((int(index.stem.split("-")[1]) for index in directory.glob("ckpt-*.index")
+                          if index.stem.split("-")[1].isdigit()), reverse=True)
+        if not numbers:
             return False
+        path = str(directory / f"ckpt-{numbers[0]}")
         try:
             self.checkpoint.restore(path).expect_partial()
         except (tf.errors.OpError, ValueError, AssertionError) as error:
             reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
             raise UserError(f"checkpoint {path} cannot be read ({reason}); move its files "
-                            f"(ckpt-N.*) out of {directory} to resume from the one before") from None
+                            f"(ckpt-{numbers[0]}.*) out of {directory} to resume from the one before") from None
         return True
 
     def save(self, step, best=False):
@@ -74,6 +81,20 @@ def _check_resumable(run, params):
         listing = ", ".join(f"{n} ({getattr(previous, n)!r} -> {getattr(params, n)!r})" for n in changed)
         raise UserError(f"run {run.path} was trained with different {listing}; these change the model or the data, "
                         f"so it cannot resume with them: pick a new --run_name, or pass the run's own values")
+
+
+def _logged_steps(path):
+    with open(path, "rb") as file:
+        return max(sum(1 for _ in file) - 1, 0)
+
+
+def _check_same_step_everywhere(strategy, step):
+    """Every worker must resume from the same checkpoint (the chief's); else their collectives would hang."""
+    mean = strategy.reduce(tf.distribute.ReduceOp.MEAN,
+                           strategy.run(lambda: tf.constant(float(step))), axis=None)
+    if float(mean) != float(step):
+        raise UserError(f"this worker resumed at step {step} but the workers' mean is {float(mean):g}: every "
+                        f"worker must see the chief's run folder; put output_dir on storage all workers share")
 
 
 def _due(every, step):
@@ -143,6 +164,9 @@ def train(params, progress=True):
     distribution.configure_devices(params)
     strategy = distribution.make_strategy(params)
     chief = distribution.is_chief(strategy)
+    if params.batch_size % strategy.num_replicas_in_sync:
+        raise UserError(f"batch_size {params.batch_size} does not split evenly over {strategy.num_replicas_in_sync} "
+                        f"replicas; use a multiple of {strategy.num_replicas_in_sync}")
     run = RunDir(f"{params.output_dir}/{params.run_name}")
     if run.params_json.exists():
         _check_resumable(run, params)
@@ -158,8 +182,13 @@ def train(params, progress=True):
     with strategy.scope():
         model = build_model(params)
         state = Checkpointer(model, run, chief)
-    state.restore()
+    if not state.restore() and chief and run.log_csv.exists() and _logged_steps(run.log_csv) > params.checkpoint_step:
+        raise UserError(f"run {run.path} has {_logged_steps(run.log_csv)} logged steps but no checkpoint in "
+                        f"{run.checkpoints} to resume from; put the checkpoints back, or pick a new --run_name")
+    model.optimizer.learning_rate.assign(params.learning_rate)  # the checkpoint holds the old one
     step = int(model.optimizer.iterations.numpy())
+    if strategy.num_replicas_in_sync > 1:
+        _check_same_step_everywhere(strategy, step)
     stopped_early = params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance
     if step >= params.num_steps or stopped_early:
         why = (f"stopped early at step {step} after {int(state.checks_since_best.numpy())} validations without improvement; "
@@ -173,7 +202,8 @@ def train(params, progress=True):
         if chief:
             write_json(run.params_json, params.to_dict())
             log = CsvLog(run.log_csv, LOG_COLUMNS, step)
-            validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step)
+            # A validation at the resumed step ran before its checkpoint was saved and is not redone: keep it.
+            validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
             writer = tf.summary.create_file_writer(str(run.logs))
         train_step = _distributed_step(model, strategy, writer if chief else None)
         evaluate_batch = tf.function(lambda x: model.loss_terms(x, model.optimizer.iterations, stream=1))
@@ -256,11 +286,12 @@ def train(params, progress=True):
                         validate(step)
                     if wants_snapshot(step):
                         snapshot(step)
-                    if _due(params.checkpoint_step, step) or stop_requested:
+                    stop = stop_requested[0] if stop_requested else None  # read once: a signal may land any time
+                    if _due(params.checkpoint_step, step) or stop:
                         save(step)
                         saved_at = step
-                    if stop_requested:
-                        raise TrainingInterrupted(f"{stop_requested[0]} received: saved a checkpoint at step {step} "
+                    if stop:
+                        raise TrainingInterrupted(f"{stop} received: saved a checkpoint at step {step} "
                                                   f"in {run.path}; rerun the same command to resume")
                     if params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance:
                         bar.write(f"early stop at step {step}: {params.validation_tolerance} validations "
