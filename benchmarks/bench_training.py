@@ -21,12 +21,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vae_tf  # noqa: E402  (first: it imports TensorFlow quietly)
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from vae_tf import datasets  # noqa: E402
-from vae_tf.runs import read_log  # noqa: E402
+import vae_tf  # first: it imports TensorFlow quietly and turns on its oneDNN kernels
+import numpy as np
+import tensorflow as tf
+from vae_tf import datasets
+from vae_tf.runs import read_log
 
 WARMUP = 20
 

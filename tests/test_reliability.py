@@ -200,3 +200,13 @@ def test_bad_strategy_settings(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = run_script("train.py", f"--output_dir={tmp_path}", "--strategy=mirored", *tiny_args())
     assert result.returncode == 2 and "did you mean 'mirrored'" in result.stderr
+
+
+def test_two_processes_cannot_train_one_run(tiny):
+    import fcntl
+    run = vae_tf.train(tiny(run_name="busy", num_steps=1), progress=False)
+    with open(run / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a second process training this run would
+        with pytest.raises(vae_tf.UserError, match="being trained by another process"):
+            vae_tf.train(tiny(run_name="busy", num_steps=2), progress=False)
+    assert len(rows(run / "log.csv")) == 1

@@ -26,12 +26,12 @@ def _import_tensorflow_quietly():
         try:
             import tensorflow as tf
             tf.config.list_physical_devices()
-        finally:
+        finally:  # whatever happens, stderr comes back with every line that is not probe noise
             os.dup2(saved, 2)
             os.close(saved)
-        captured.seek(0)
-        lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-    sys.stderr.write("".join(line for line in lines if not _PROBE_NOISE.search(line)))
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _PROBE_NOISE.search(line)))
 
 
 if "tensorflow" not in sys.modules:

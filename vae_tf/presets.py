@@ -26,7 +26,7 @@ PRESETS = {
     "AE_1": dict(_VAE_PROJECT, kl_schedule="linear", kl_start_step=3000, kl_end_step=53000,
                  kl_start_value=0.0, kl_end_value=1.0),
     "VAE_0": dict(_VAE_PROJECT, encoder_layers=[[500], [500]], decoder_layers=[[500]], beta=1.0),
-    "MSE_0": dict(_VAE_PROJECT, reconstruction_loss="squared_error", beta=1.0),
+    "MSE_0": dict(_VAE_PROJECT, beta=1.0),
     "VAE": dict(_BETA_VAE_PROJECT, beta=1.0),
     "10-Beta-VAE": dict(_BETA_VAE_PROJECT, beta=10.0),
     "100-Beta-VAE": dict(_BETA_VAE_PROJECT, beta=100.0),

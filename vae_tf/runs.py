@@ -29,7 +29,6 @@ class RunDir:
         self.images = self.path / "images"
         self.logs = self.path / "logs"
         self.model_keras = self.path / "model.keras"
-        self.analysis = self.path / "analysis"
 
     def snapshot(self, step):
         return self.images / f"image_{step}.png"

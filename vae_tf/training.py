@@ -1,6 +1,7 @@
 """`train(params)`: trains into a run folder, resuming whatever the folder already holds."""
 
 import contextlib
+import fcntl
 import math
 import re
 import signal
@@ -81,6 +82,21 @@ def _check_resumable(run, params):
         listing = ", ".join(f"{n} ({getattr(previous, n)!r} -> {getattr(params, n)!r})" for n in changed)
         raise UserError(f"run {run.path} was trained with different {listing}; these change the model or the data, "
                         f"so it cannot resume with them: pick a new --run_name, or pass the run's own values")
+
+
+@contextlib.contextmanager
+def _exclusive(run, chief):
+    """Hold a lock on the run folder while training, so that two processes never write one run."""
+    if not chief:
+        yield
+        return
+    with open(run.path / ".lock", "a") as lock:  # "a": the file is never rewritten
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run {run.path} is being trained by another process; wait for it, or pick a new "
+                            f"--run_name") from None
+        yield
 
 
 def _logged_steps(path):
@@ -179,6 +195,12 @@ def train(params, progress=True):
         except OSError as error:
             raise UserError(f"cannot create the run folder {run.path} ({error.strerror}); "
                             f"choose another --output_dir") from None
+    with _exclusive(run, chief):
+        return _train_locked(params, run, strategy, chief, train_split, validation_split, progress)
+
+
+def _train_locked(params, run, strategy, chief, train_split, validation_split, progress):
+    """The rest of `train`, while this process holds the run folder."""
     with strategy.scope():
         model = build_model(params)
         state = Checkpointer(model, run, chief)
