@@ -61,12 +61,8 @@ def make_schedule(kind, beta, start_step, end_step, start_value, end_value):
     return KL_SCHEDULES[kind](float(beta), int(start_step), int(end_step), float(start_value), float(end_value))
 
 
-def schedule_from_params(params):
-    return make_schedule(params.kl_schedule, params.beta, params.kl_start_step, params.kl_end_step,
-                         params.kl_start_value, params.kl_end_value)
-
-
 def kl_weight_schedule(params):
     """`step -> KL weight` as a Python float: the multiplier of KL (of |KL − C| for capacity) at that step."""
-    schedule = schedule_from_params(params)
+    schedule = make_schedule(params.kl_schedule, params.beta, params.kl_start_step, params.kl_end_step,
+                             params.kl_start_value, params.kl_end_value)
     return lambda step: float(schedule.weight(step))
