@@ -204,8 +204,9 @@ def _train_locked(params, run, strategy, chief, train_split, validation_split, p
     with strategy.scope():
         model = build_model(params)
         state = Checkpointer(model, run, chief)
-    if not state.restore() and chief and run.log_csv.exists() and _logged_steps(run.log_csv) > params.checkpoint_step:
-        raise UserError(f"run {run.path} has {_logged_steps(run.log_csv)} logged steps but no checkpoint in "
+    logged = _logged_steps(run.log_csv) if chief and run.log_csv.exists() else 0
+    if not state.restore() and logged > params.checkpoint_step:
+        raise UserError(f"run {run.path} has {logged} logged steps but no checkpoint in "
                         f"{run.checkpoints} to resume from; put the checkpoints back, or pick a new --run_name")
     model.optimizer.learning_rate.assign(params.learning_rate)  # the checkpoint holds the old one
     step = int(model.optimizer.iterations.numpy())
