@@ -88,6 +88,9 @@ class Shapes2DGroundTruth:
     def __init__(self, size=NATIVE_SIZE):
         self.size = size
         self.observation_shape = (size, size, 1)
+        # compiled once: the metrics render thousands of images per call, about twice as fast as eager ops
+        self._render = tf.function(lambda factors: render(factors, size),
+                                   input_signature=[tf.TensorSpec([None, len(FACTOR_SIZES)], tf.int32)])
 
     def sample_factors(self, num, random_state):
         """Uniform factor indices [num, 5]."""
@@ -95,4 +98,4 @@ class Shapes2DGroundTruth:
 
     def sample_observations_from_factors(self, factors, random_state):
         """Images [num, size, size, 1] for factor indices [num, 5] (rendering is deterministic)."""
-        return render(np.asarray(factors), self.size).numpy()
+        return self._render(tf.constant(np.asarray(factors), tf.int32)).numpy()

@@ -1,0 +1,250 @@
+"""Disentanglement metrics and baselines: identity ~1, constant ~0 (or chance), duplicated / mixed codes lower."""
+
+import numpy as np
+import pytest
+
+from vae_tf import baselines, metrics
+from vae_tf.errors import UserError
+from vae_tf.shapes2d import Shapes2DGroundTruth
+
+
+class FactorsAsObservations:
+    """A ground truth whose observations are its factor indices (sizes 4, 5, 6), as float [n, 3]."""
+
+    factors_num_values = [4, 5, 6]
+    num_factors = 3
+    observation_shape = (3,)
+
+    def sample_factors(self, num, random_state):
+        return np.stack([random_state.randint(n, size=num) for n in self.factors_num_values], axis=1)
+
+    def sample_observations_from_factors(self, factors, random_state):
+        return np.asarray(factors, dtype=np.float64)
+
+
+GROUND_TRUTH = FactorsAsObservations()
+
+# Small protocols: a few thousand cheap observations per metric.
+SMALL = {"beta_vae": dict(batch_size=16, num_train=200, num_eval=100),
+         "factor_vae": dict(batch_size=16, num_train=200, num_eval=100, num_variance_estimate=1000),
+         "mig": dict(num_train=2000),
+         "dci": dict(num_train=500, num_test=200, n_estimators=10),
+         "sap": dict(num_train=1000, num_test=500)}
+
+
+def identity(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def constant(x):
+    return np.zeros((len(x), 3))
+
+
+def duplicated(x):
+    """Factor 0 copied into a fourth dimension."""
+    return np.concatenate([x, x[:, :1]], axis=1)
+
+
+def mixed(x):
+    """Factors 0 and 1 rotated into each other's dimensions; factor 2 left alone."""
+    return np.stack([x[:, 0] + x[:, 1], x[:, 0] - x[:, 1], x[:, 2]], axis=1)
+
+
+def scores(representation_fn, ground_truth=GROUND_TRUTH, seed=0):
+    return metrics.evaluate(ground_truth, representation_fn, seed, protocols=SMALL)
+
+
+@pytest.fixture(scope="module")
+def perfect():
+    return scores(identity)
+
+
+def test_identity_scores_near_one(perfect):
+    assert perfect["beta_vae"]["score"] >= 0.95
+    assert perfect["factor_vae"]["score"] >= 0.95 and perfect["factor_vae"]["num_active_dims"] == 3
+    assert perfect["mig"]["score"] >= 0.9 and perfect["mig"]["top_dims"] == [0, 1, 2]
+    assert perfect["dci"]["disentanglement"] >= 0.9 and perfect["dci"]["completeness"] >= 0.9
+    assert perfect["dci"]["informativeness_test"] >= 0.9
+    # The published SAP fits a 1-D linear classifier per dimension: it cannot separate 4-6 ordered classes,
+    # so a perfect code scores well below 1 on discrete factors; on the continuous variant it is ~1.
+    assert perfect["sap"]["score"] >= 0.3
+    continuous = metrics.sap(GROUND_TRUTH, identity, np.random.RandomState(0), num_train=1000, num_test=10,
+                             continuous_factors=True)
+    assert continuous["score"] >= 0.95
+
+
+def test_constant_scores_zero_or_chance():
+    result = scores(constant)
+    assert result["beta_vae"]["score"] <= 1 / 3 + 0.15  # chance: a classifier that sees no feature
+    assert result["factor_vae"] == {"score": 0.0, "train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0}
+    for name in ("mig", "dci", "sap"):
+        assert result[name]["score"] <= 0.05, name
+
+
+def test_duplicated_factor_lowers_mig_and_completeness(perfect):
+    result = scores(duplicated)
+    assert result["mig"]["score"] <= perfect["mig"]["score"] - 0.25
+    assert result["mig"]["per_factor"][0] <= 0.1  # the duplicated factor has no gap at all
+    assert result["dci"]["completeness"] <= perfect["dci"]["completeness"] - 0.1
+    assert result["sap"]["per_factor"][0] <= 0.05
+
+
+def test_mixed_factors_lower_dci_sap_and_mig(perfect):
+    result = scores(mixed)
+    assert result["dci"]["disentanglement"] <= perfect["dci"]["disentanglement"] - 0.2
+    assert result["sap"]["score"] <= perfect["sap"]["score"] - 0.15
+    assert result["mig"]["score"] <= perfect["mig"]["score"] - 0.3
+    assert result["factor_vae"]["score"] <= perfect["factor_vae"]["score"] - 0.2
+
+
+def noisy(x):
+    """A deterministic but imperfect code, so that results depend on the sample."""
+    x = np.asarray(x, dtype=np.float64)
+    return x @ np.array([[1.0, 0.5, 0.0], [-0.5, 1.0, 0.2], [0.0, 0.3, 1.0]]) + np.sin(7 * x)
+
+
+def test_fixed_seed_gives_identical_results_independent_of_other_metrics():
+    first, second = scores(noisy, seed=3), scores(noisy, seed=3)
+    assert first == second
+    alone = metrics.evaluate(GROUND_TRUTH, noisy, 3, names=["mig"], protocols=SMALL)
+    assert alone["mig"] == first["mig"]
+    other = scores(noisy, seed=4)
+    assert other["mig"] != first["mig"]
+
+
+def test_results_do_not_depend_on_chunking(monkeypatch):
+    before = scores(noisy)
+    monkeypatch.setattr(metrics, "CHUNK_IMAGES", 40)  # under one β-VAE group (2 × 16 images), a multiple of nothing
+    assert scores(noisy) == before
+
+
+def test_observations_are_encoded_in_large_chunks():
+    calls = []
+
+    def counting(x):
+        calls.append(len(x))
+        return identity(x)
+
+    metrics.beta_vae(GROUND_TRUTH, counting, np.random.RandomState(0), **SMALL["beta_vae"])
+    assert sum(calls) == 300 * 16 * 2 and len(calls) <= 4 and max(calls) <= metrics.CHUNK_IMAGES
+
+
+def test_results_are_json_ready(perfect):
+    import json
+
+    assert json.loads(json.dumps(perfect)) == perfect
+    assert all(isinstance(result["score"], float) for result in perfect.values())
+
+
+@pytest.mark.parametrize("representation_fn, message", [
+    (lambda x: identity(x)[:-1], "rows"),
+    (lambda x: identity(x)[:, :, None], "2-D"),
+    (lambda x: np.where(np.arange(len(x))[:, None] == 3, np.nan, identity(x)), "NaN"),
+    (lambda x: np.full((len(x), 3), np.inf), "inf"),
+    (lambda x: np.zeros((len(x), 0)), "0 dimensions"),
+])
+@pytest.mark.parametrize("name", list(metrics.METRICS))
+def test_bad_codes_raise_user_error(name, representation_fn, message):
+    with pytest.raises(UserError, match=message):
+        metrics.METRICS[name](GROUND_TRUTH, representation_fn, np.random.RandomState(0), **SMALL[name])
+
+
+def test_codes_of_changing_width_raise_user_error():
+    calls = []
+
+    def growing(x):
+        calls.append(1)
+        return np.zeros((len(x), len(calls))) + identity(x)[:, :1]
+
+    with pytest.raises(UserError, match="different widths"):
+        metrics.dci(GROUND_TRUTH, growing, np.random.RandomState(0), **SMALL["dci"])
+
+
+def test_bad_protocols_raise_user_error():
+    with pytest.raises(UserError, match="num_train"):  # names the known keywords
+        metrics.mig(GROUND_TRUTH, identity, np.random.RandomState(0), num_trian=100)
+    with pytest.raises(UserError, match="bins"):
+        metrics.evaluate(GROUND_TRUTH, identity, names=["mig"], protocols={"mig": {"bins": 10}})
+    with pytest.raises(UserError, match="batch_size"):
+        metrics.factor_vae(GROUND_TRUTH, identity, np.random.RandomState(0), batch_size=1)
+    with pytest.raises(UserError, match="unknown metric"):
+        metrics.evaluate(GROUND_TRUTH, identity, names=["mgi"])
+
+
+def test_protocols_are_the_published_ones():
+    """disentanglement_lib's unsupervised_study_v1 metric_configs/*.gin."""
+    assert metrics.PROTOCOLS == {
+        "beta_vae": dict(batch_size=64, num_train=10000, num_eval=5000),
+        "factor_vae": dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000,
+                           prune_threshold=0.05),
+        "mig": dict(num_train=10000, num_bins=20),
+        "dci": dict(num_train=10000, num_test=5000, n_estimators=100),
+        "sap": dict(num_train=10000, num_test=5000, continuous_factors=False)}
+    for name, quick in metrics.QUICK.items():
+        assert set(quick) <= set(metrics.PROTOCOLS[name])
+        assert metrics.images_needed(name, quick=True) < metrics.images_needed(name) / 3
+
+
+def test_progress_bar_counts_every_encoded_observation(capsys):
+    result = metrics.evaluate(GROUND_TRUTH, identity, names=["mig"], progress=True, protocols={"mig": SMALL["mig"]})
+    assert result["mig"]["score"] >= 0.9
+    assert "2000/2000" in capsys.readouterr().err
+
+
+def test_format_table():
+    table = metrics.format_table({"identity": {"mig": {"score": 1.0}, "dci": {"score": 0.98765}},
+                                  "pca": {"mig": {"score": 0.0625}}})
+    assert table.splitlines() == ["| representation | mig | dci |", "|---|---:|---:|",
+                                  "| identity | 1.000 | 0.988 |", "| pca | 0.062 | – |"]
+
+
+# --- shapes2d and the baselines ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shapes():
+    return Shapes2DGroundTruth(size=16)
+
+
+def test_baselines_give_documented_widths(shapes, tiny):
+    params = tiny()
+    built = baselines.baseline_representations(shapes, params, 0, num_samples=300)
+    widths = {"ground_truth_factors": 5, "raw_pixels": 16 * 16, "pca": 10, "ica": 10,
+              "untrained_model": params.latent_size}
+    assert list(built) == list(widths)
+    random_state = np.random.RandomState(1)
+    for name, baseline in built.items():
+        factors = baseline.ground_truth.sample_factors(9, random_state)
+        codes = baseline.representation_fn(baseline.ground_truth.sample_observations_from_factors(factors, None))
+        assert codes.shape == (9, widths[name]), name
+        assert np.isfinite(codes).all(), name
+
+
+def test_ground_truth_row_beats_an_untrained_model_on_shapes2d(shapes, tiny):
+    built = baselines.baseline_representations(shapes, tiny(), 0, names=["ground_truth_factors", "untrained_model"])
+    factors = built["ground_truth_factors"]
+    truth = metrics.evaluate(factors.ground_truth, factors.representation_fn, 0, protocols=SMALL)
+    for name in ("beta_vae", "factor_vae", "dci"):
+        assert truth[name]["score"] >= 0.95, name
+    # 40 orientations and 32 positions share 20 bins, so even the factors themselves lose MIG there:
+    # orientation's ceiling is 1 − ln 2 / ln 40 ≈ 0.81.
+    assert truth["mig"]["score"] >= 0.8 and truth["mig"]["per_factor"][0] >= 0.95
+    untrained = built["untrained_model"]
+    model = metrics.evaluate(shapes, untrained.representation_fn, 0, names=["beta_vae", "mig", "dci"],
+                             protocols=SMALL)
+    for name, result in model.items():
+        assert 0.0 <= result["score"] <= truth[name]["score"] - 0.3, name
+
+
+def test_model_representation_batches_consistently_and_checks_shapes(shapes, tiny):
+    import vae_tf
+
+    model = vae_tf.build_model(tiny())
+    images = shapes.sample_observations_from_factors(shapes.sample_factors(20, np.random.RandomState(0)), None)
+    whole = baselines.model_representation(model, batch_size=64)(images)
+    pieces = baselines.model_representation(model, batch_size=7)(images)
+    np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
+    assert whole.shape == (20, model.latent_size)
+    with pytest.raises(UserError, match="image_size"):
+        baselines.model_representation(model)(np.zeros((2, 64, 64, 1)))
+    with pytest.raises(UserError, match="unknown baseline"):
+        baselines.baseline_representations(shapes, tiny(), names=["pixels"])
