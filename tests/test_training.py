@@ -12,7 +12,7 @@ import pytest
 import vae_tf
 from vae_tf.runs import LOG_COLUMNS
 
-from conftest import ROOT, TINY, run_script, tiny_args
+from conftest import ROOT, run_script, tiny_args
 
 
 def read_rows(path):

@@ -79,7 +79,8 @@ def train_main(argv=None):
         from vae_tf.training import train
         for params in runs:
             run_dir = train(params)
-            print(f"run saved in {run_dir}; load it with vae_tf.load_run({str(run_dir)!r})")
+            print(f"run saved in {run_dir}; draw its figures with `python analyze.py {run_dir}`, "
+                  f"load it with vae_tf.load_run({str(run_dir)!r})")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -91,5 +92,81 @@ def train_main(argv=None):
         return 130
     except KeyboardInterrupt:
         print("interrupted before training started; the run folder was not changed", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _analyze_parser():
+    from vae_tf.analysis import NUM_IMAGES
+    from vae_tf.runs import CHECKPOINTS
+    parser = _Parser(prog="analyze.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Draw every figure of saved runs into <run>/analysis/, from the run folder alone.",
+                     epilog="Examples:\n"
+                            "  python analyze.py predictions/shapes2d_beta4\n"
+                            "  python analyze.py predictions/shapes2d_beta4 --metrics --quick --export\n"
+                            "  python analyze.py predictions/shapes2d_ae predictions/shapes2d_beta4 --compare\n"
+                            "  python analyze.py --baselines --dataset=shapes2d --quick")
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="run folders, e.g. predictions/shapes2d_beta4")
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
+                        help="which weights to analyse: the last training checkpoint, the best validation one, "
+                             "or model.keras (default: %(default)s)")
+    parser.add_argument("--num_images", type=int, default=NUM_IMAGES, metavar="N",
+                        help="test images to encode for the latent figures (default: %(default)s)")
+    parser.add_argument("--export", nargs="?", const="images", metavar="DIR",
+                        help="also copy the figures under the originals' names into DIR/Training Results/ and "
+                             "DIR/latent_traversal/ (default DIR: images)")
+    parser.add_argument("--compare", action="store_true",
+                        help="instead of the per-run figures: overlay the runs' curves and tabulate their final "
+                             "figures (comparison.png and comparison.md beside the runs, or in --output)")
+    parser.add_argument("--metrics", action="store_true",
+                        help="also score disentanglement (beta_vae, factor_vae, mig, dci, sap) into "
+                             "analysis/metrics.json; needs a data set with ground-truth factors")
+    parser.add_argument("--quick", action="store_true", help="use the quick metric protocol (smaller samples)")
+    parser.add_argument("--baselines", action="store_true",
+                        help="score the baseline representations (pixels, PCA, FastICA, an untrained model, the "
+                             "true factors) on --dataset")
+    parser.add_argument("--dataset", metavar="NAME", help="the data set for --baselines (default: params.py's)")
+    parser.add_argument("--output", metavar="DIR", help="where --compare and --baselines write (default: the runs' "
+                                                        "folder, or predictions/ for --baselines)")
+    return parser
+
+
+def analyze_main(argv=None):
+    """Entry point of analyze.py; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = _analyze_parser().parse_args(argv)
+        if not args.runs and not args.baselines:
+            raise UserError("name at least one run folder, e.g. python analyze.py predictions/shapes2d_beta4 "
+                            "(or use --baselines --dataset=shapes2d)")
+        if args.num_images < 10:
+            raise UserError(f"--num_images must be at least 10, got {args.num_images}")
+        from vae_tf import analysis
+        from vae_tf.runs import RunDir
+        if args.metrics:  # before any slow work: a run whose data has no factors cannot be scored
+            from vae_tf.datasets import check_ground_truth
+            for run in args.runs:
+                check_ground_truth(analysis.open_run(run)[1].dataset)
+        if args.compare:
+            if len(args.runs) < 2:
+                raise UserError("--compare needs at least two run folders")
+            print(analysis.compare(args.runs, args.output), end="")
+        else:
+            for run in args.runs:
+                analysis.analyze(run, args.checkpoint, args.num_images)
+                if args.metrics:
+                    print(analysis.score_run(run, args.checkpoint, args.quick))
+                print(f"figures written to {RunDir(run).analysis}")
+                for path in analysis.export(run, args.export) if args.export else []:
+                    print(f"exported {path}")
+        if args.baselines:
+            print(analysis.score_baselines(args.dataset, args.runs[0] if args.runs else None, args.quick,
+                                           args.output))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; figures already written are complete, the run folder is otherwise unchanged",
+              file=sys.stderr)
         return 130
     return 0

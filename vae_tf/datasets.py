@@ -19,14 +19,16 @@ SPLITS = ("train", "validation", "test")
 
 
 class Split:
-    """One split: `num_examples` images addressable by position through `images(positions) -> [n, H, W, C]`."""
+    """One split: `num_examples` images addressable by position through `images(positions) -> [n, H, W, C]`,
+    and `labels`: name -> int array [num_examples] (class labels or ground-truth factors; empty when unknown)."""
 
-    def __init__(self, num_examples, images):
+    def __init__(self, num_examples, images, labels=None):
         self.num_examples = num_examples
         self.images = images
+        self.labels = labels or {}
 
 
-def _array_split(images):
+def _array_split(images, labels=None):
     """A Split over uint8 images [n, H, W, C] in memory (0..255)."""
     shape = images.shape[1:]
 
@@ -35,10 +37,10 @@ def _array_split(images):
         batch.set_shape((None,) + shape)
         return tf.cast(batch, tf.float32) / 255.0
 
-    return Split(len(images), gather)
+    return Split(len(images), gather, labels)
 
 
-def _bit_split(packed, shape):
+def _bit_split(packed, shape, labels=None):
     """A Split over binary images stored as np.packbits rows [n, ceil(H·W·C / 8)]."""
     size = int(np.prod(shape))
 
@@ -50,7 +52,7 @@ def _bit_split(packed, shape):
         batch.set_shape((None,) + tuple(shape))
         return tf.cast(batch, tf.float32)
 
-    return Split(len(packed), gather)
+    return Split(len(packed), gather, labels)
 
 
 def _partition(num_examples, name):
@@ -95,14 +97,15 @@ class Shapes2D(Source):
     native_size = shapes2d.NATIVE_SIZE
 
     def split(self, name):
-        indices = tf.constant(_partition(shapes2d.NUM_IMAGES, name), tf.int64)
+        partition = _partition(shapes2d.NUM_IMAGES, name)
+        indices = tf.constant(partition, tf.int64)
         size, channels = self.size, self.out_channels
 
         def images(positions):
             rendered = shapes2d.render_indices(tf.gather(indices, positions), size)
             return tf.tile(rendered, [1, 1, 1, channels])
 
-        return Split(len(indices), images)
+        return Split(len(indices), images, dict(zip(shapes2d.FACTOR_NAMES, shapes2d.index_to_factors(partition).T)))
 
     def ground_truth(self):
         if self.out_channels != 1:
@@ -119,13 +122,16 @@ class Tfds(Source):
 
     def split(self, name):
         dataset = _tfds_dataset(self.tfds_name, self.tfds_splits[name], self.data_dir, self.download)
-        batches = []
-        for batch in dataset.map(lambda example: example["image"]).batch(1024).as_numpy_iterator():
+        keep = [key for key in ("image", "label") if key in dataset.element_spec]
+        batches, labels = [], []
+        for batch in dataset.map(lambda example: {key: example[key] for key in keep}).batch(1024).as_numpy_iterator():
+            images = batch["image"]
             if self.crop:
                 top, left, height, width = self.crop
-                batch = batch[:, top:top + height, left:left + width]
-            batches.append(_fit(batch, self.size, self.out_channels))
-        return _array_split(np.concatenate(batches))
+                images = images[:, top:top + height, left:left + width]
+            batches.append(_fit(images, self.size, self.out_channels))
+            labels.append(batch.get("label"))
+        return _array_split(np.concatenate(batches), {"label": np.concatenate(labels)} if "label" in keep else None)
 
 
 class Mnist(Tfds):
@@ -188,9 +194,10 @@ class DSprites(Source):
     def split(self, name):
         packed, fitted, classes = self._images()
         positions = _partition(len(classes), name)
+        labels = dict(zip(shapes2d.FACTOR_NAMES, classes[positions].T))
         if packed is not None:
-            return _bit_split(packed[positions], (self.size, self.size, 1))
-        return _array_split(fitted[positions])
+            return _bit_split(packed[positions], (self.size, self.size, 1), labels)
+        return _array_split(fitted[positions], labels)
 
     def ground_truth(self):
         packed, fitted, classes = self._images()
@@ -348,6 +355,12 @@ def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, sh
 def load_ground_truth(name, image_size=None, data_dir=None, download=False):
     """The ground-truth factor interface (DESIGN §3) of a data set with known factors (shapes2d, dsprites)."""
     source = _source(name, image_size, data_dir, None, download)
-    if not hasattr(source, "ground_truth"):
-        raise UserError(f"data set {name!r} has no ground-truth factors; use shapes2d or dsprites")
+    check_ground_truth(name)
     return source.ground_truth()
+
+
+def check_ground_truth(name):
+    """UserError unless data set `name` has ground-truth factors (cheap: loads nothing)."""
+    if not hasattr(DATASETS.get(name), "ground_truth"):
+        raise UserError(f"data set {name!r} has no ground-truth factors; disentanglement metrics need "
+                        f"shapes2d, dsprites or your own ground-truth object (vae_tf.metrics)")

@@ -29,9 +29,17 @@ class RunDir:
         self.images = self.path / "images"
         self.logs = self.path / "logs"
         self.model_keras = self.path / "model.keras"
+        self.analysis = self.path / "analysis"
 
     def snapshot(self, step):
         return self.images / f"image_{step}.png"
+
+    def has_checkpoint(self, which):
+        """Whether the "latest", "best" or "final" checkpoint has been written."""
+        if which == "final":
+            return self.model_keras.exists()
+        folder = self.checkpoints if which == "latest" else self.best_checkpoints
+        return any(folder.glob("ckpt-*.index"))
 
     def read_params(self):
         try:
@@ -142,6 +150,16 @@ def read_log(path):
     return {column: [float(row[column]) for row in rows] for column in (rows[0] if rows else {})}
 
 
+def open_run(run_dir, checkpoint="latest"):
+    """(RunDir, Params) of an existing run folder, after checking the name of the checkpoint wanted from it."""
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise UserError(f"run folder {str(run.path)!r} not found")
+    if checkpoint not in CHECKPOINTS:
+        raise UserError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
+    return run, run.read_params()
+
+
 def load_run(run_dir, checkpoint="latest"):
     """The trained model of a run folder, rebuilt from its files alone, with `.params` set.
 
@@ -153,12 +171,7 @@ def load_run(run_dir, checkpoint="latest"):
     from vae_tf.model import build_model
     from vae_tf.training import Checkpointer
 
-    run = RunDir(run_dir)
-    if not run.path.is_dir():
-        raise UserError(f"run folder {str(run.path)!r} not found")
-    if checkpoint not in CHECKPOINTS:
-        raise UserError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
-    params = run.read_params()
+    run, params = open_run(run_dir, checkpoint)
     if checkpoint == "final":
         if not run.model_keras.exists():
             raise UserError(f"{run.model_keras} not found: the run has not finished; use checkpoint='latest'")

@@ -1,0 +1,198 @@
+"""analyze.py on a tiny trained run: every file, the GIF's frames, the latent maths, collapse, exports, errors."""
+
+import json
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import vae_tf
+from vae_tf import latents
+from vae_tf.analysis import analyze, snapshots
+from vae_tf.cli import analyze_main
+from vae_tf.runs import RunDir
+from vae_tf.training import Checkpointer
+
+from conftest import ROOT, TINY, run_script
+
+FIGURES = ("graphs.png", "training.gif", "latent_traversal.png", "latent_traversals_all.png", "interpolation.png",
+           "reconstructions.png", "samples.png", "latent_space.png", "kl_per_dimension.png", "summary.json")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny finished run (6 steps, snapshots at steps 1, 3 and 6, checkpoints at 3 and 6)."""
+    root = tmp_path_factory.mktemp("analysis")
+    params = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, "output_dir": str(root), "run_name": "tiny"})
+    return vae_tf.train(params, progress=False)
+
+
+def _copy(run, tmp_path, name):
+    return shutil.copytree(run, tmp_path / name, ignore=shutil.ignore_patterns("analysis", ".lock"))
+
+
+def test_analyze_writes_every_figure_in_a_fresh_process(trained, tmp_path):
+    run = _copy(trained, tmp_path, "tiny")
+    result = run_script("analyze.py", run, "--num_images=64", f"--export={tmp_path / 'images'}")
+    assert result.returncode == 0, result.stderr
+    for name in FIGURES:
+        assert (run / "analysis" / name).stat().st_size > 0, name
+    frames = iio.imread(run / "analysis" / "training.gif", index=None)
+    assert len(frames) == len(snapshots(RunDir(run))) == len(list((run / "images").glob("image_*.png"))) >= 3
+    summary = json.loads((run / "analysis" / "summary.json").read_text())
+    assert summary["test"]["images"] == 64 and len(summary["kl_per_dimension"]) == TINY["latent_size"]
+    assert summary["final_training"]["step"] == TINY["num_steps"] and summary["checkpoint_step"] == TINY["num_steps"]
+    assert summary["test"]["kl_loss"] == pytest.approx(sum(summary["kl_per_dimension"]))
+    exported = tmp_path / "images"
+    for name in ("Training Results/tiny.gif", "Training Results/tiny.jpg", "Training Results/tiny_graphs.jpg",
+                 "latent_traversal/tiny.jpg"):
+        assert (exported / name).stat().st_size > 0, name
+    assert iio.imread(exported / "Training Results/tiny.jpg").shape[:2] == iio.imread(snapshots(RunDir(run))[-1]).shape[:2]
+
+
+def test_traversal_picks_the_largest_absolute_average_mean():
+    rng = np.random.default_rng(0)
+    mean = rng.normal(0.0, 1.0, (500, 6)) * 0.1
+    mean[:, 4] -= 3.0  # largest |average| although negative
+    mean[:, 1] += 2.0
+    mean[:, 2] = rng.normal(0.0, 5.0, 500)  # largest spread, but average near 0
+    assert latents.traversal_dimension(mean) == 4
+    high, low = latents.traversal_range(mean, np.full_like(mean, -3.0), 4)
+    assert high > low and high == pytest.approx(-3.0, abs=0.5) and low == pytest.approx(-3.0, abs=0.5)
+
+
+def test_active_units_follow_the_variance_of_the_posterior_mean():
+    rng = np.random.default_rng(1)
+    n = 2000
+    mean = np.stack([rng.normal(0, 1.0, n), rng.normal(0, 0.05, n), np.full(n, 2.0), rng.normal(0, 0.2, n)], axis=1)
+    # variances 1, 0.0025, 0 and 0.04 against the 0.01 threshold
+    assert latents.active_units(mean).tolist() == [True, False, False, True]
+
+
+def test_kl_per_dimension_sums_to_the_models_kl():
+    rng = np.random.default_rng(2)
+    mean, log_std = rng.normal(size=(50, 5)), rng.normal(scale=0.5, size=(50, 5))
+    from vae_tf.losses import gaussian_kl
+    expected = float(np.mean(gaussian_kl(mean, log_std).numpy()))
+    assert np.sum(latents.kl_per_dimension(mean, log_std)) == pytest.approx(expected, rel=1e-6)
+    assert latents.kl_per_dimension(np.zeros((3, 2)), np.zeros((3, 2))).tolist() == [0.0, 0.0]
+
+
+def test_interpolation_grid_has_the_four_codes_at_its_corners():
+    corners = np.arange(12, dtype=float).reshape(4, 3)
+    grid = latents.interpolation_grid(corners, 5)
+    assert grid.shape == (5, 5, 3)
+    np.testing.assert_allclose([grid[0, 0], grid[0, -1], grid[-1, 0], grid[-1, -1]], corners)
+    np.testing.assert_allclose(grid[2, 2], corners.mean(axis=0))
+
+
+def _with_encoder_output(run, scale):
+    """Rewrite the run's latest checkpoint with the encoder's output layers scaled (0 = a collapsed posterior)."""
+    model = vae_tf.load_run(run)
+    for name in ("mean", "log_std"):
+        layer = model.encoder.get_layer(name)
+        layer.set_weights([w * (scale if name == "mean" else 0.0) for w in layer.get_weights()])
+    Checkpointer(model, RunDir(run)).save(TINY["num_steps"] + 1)
+
+
+def test_collapse_sentence_for_a_collapsed_run_only(trained, tmp_path):
+    collapsed, healthy = _copy(trained, tmp_path, "collapsed"), _copy(trained, tmp_path, "healthy")
+    _with_encoder_output(collapsed, 0.0)
+    _with_encoder_output(healthy, 200.0)
+    notes = []
+    summary = analyze(collapsed, num_images=32, progress=False, note=notes.append)
+    assert summary["collapsed"] and summary["active_units"] == 0 and summary["test"]["kl_loss"] == pytest.approx(0.0)
+    assert [n for n in notes if "posterior has collapsed" in n] == [summary["collapse"]]
+    assert "KL anneal" in summary["collapse"] and "smaller beta" in summary["collapse"]
+    notes.clear()
+    summary = analyze(healthy, num_images=32, progress=False, note=notes.append)
+    assert summary["active_units"] > 0 and summary["test"]["kl_loss"] > latents.COLLAPSED_KL
+    assert not summary["collapsed"] and not any("collapsed" in n for n in notes)
+    assert latents.collapse_sentence(0, 5.0) and latents.collapse_sentence(3, 0.05)
+    assert latents.collapse_sentence(3, 5.0) is None
+
+
+def test_a_run_without_checkpoint_gets_graphs_only_and_a_note(trained, tmp_path, capsys):
+    run = _copy(trained, tmp_path, "early")
+    shutil.rmtree(run / "checkpoints")
+    shutil.rmtree(run / "images")
+    assert analyze_main([str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "no latest checkpoint" in out and "images not found" in out and "training.gif skipped" in out
+    assert sorted(p.name for p in (run / "analysis").iterdir()) == ["graphs.png"]
+
+
+def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
+    no_log = _copy(trained, tmp_path, "no_log")
+    (no_log / "log.csv").unlink()
+    cases = {(str(not_a_run),): "not a run folder", (str(tmp_path / "missing"),): "not found",
+             (str(no_log),): "log.csv not found", (str(trained), "--compare"): "at least two",
+             (str(trained), "--checkpoint=newest"): "invalid choice", (): "name at least one run folder",
+             (str(trained), "--bogus"): "unrecognized arguments"}
+    for argv, message in cases.items():
+        assert analyze_main(list(argv)) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, (argv, err)
+    assert not (not_a_run / "analysis").exists()
+
+
+def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
+    first, second = _copy(trained, tmp_path, "first"), _copy(trained, tmp_path, "second")
+    (second / "analysis").mkdir()
+    (second / "analysis" / "summary.json").write_text(json.dumps({"active_units": 3}))
+    (second / "analysis" / "metrics.json").write_text(json.dumps({"metrics": {"mig": {"score": 0.25}}}))
+    assert analyze_main([str(first), str(second), "--compare"]) == 0
+    printed = capsys.readouterr().out
+    table = (tmp_path / "comparison.md").read_text()
+    assert printed == table and (tmp_path / "comparison.png").stat().st_size > 0
+    lines = table.splitlines()
+    assert lines[0].split(" | ")[-1] == "mig |" and len(lines) == 4
+    assert lines[2].startswith("| first | 6 |") and lines[2].endswith("| – | – |")
+    assert lines[3].startswith("| second | 6 |") and lines[3].endswith("| 3 | 0.250 |")
+
+
+@pytest.fixture
+def small_quick_protocol(monkeypatch):
+    """The quick protocol shrunk further, so the command's wiring is tested in seconds."""
+    from vae_tf import baselines, metrics
+    small = {"beta_vae": dict(batch_size=8, num_train=40, num_eval=20),
+             "factor_vae": dict(batch_size=8, num_train=40, num_eval=20, num_variance_estimate=200),
+             "mig": dict(num_train=200), "dci": dict(num_train=100, num_test=50, n_estimators=2),
+             "sap": dict(num_train=100, num_test=50)}
+    for name, protocol in small.items():
+        monkeypatch.setitem(metrics.QUICK, name, {**metrics.QUICK[name], **protocol})
+    monkeypatch.setattr(baselines, "NUM_FIT_SAMPLES", 200)
+
+
+def test_metrics_command_writes_metrics_json_and_prints_its_table(trained, tmp_path, capsys, small_quick_protocol):
+    run = _copy(trained, tmp_path, "scored")
+    from vae_tf.analysis import score_run
+    table = score_run(run, quick=True, progress=False)
+    saved = json.loads((run / "analysis" / "metrics.json").read_text())
+    assert saved["protocol"] == "quick" and saved["checkpoint_step"] == TINY["num_steps"]
+    assert sorted(saved["metrics"]) == ["beta_vae", "dci", "factor_vae", "mig", "sap"]
+    assert table.splitlines()[2].startswith("| tiny | ") and f"{saved['metrics']['mig']['score']:.3f}" in table
+    assert score_run(run, quick=True, progress=False) == table  # one random_state for every run: repeatable
+
+
+def test_metrics_need_a_data_set_with_ground_truth(trained, tmp_path, capsys):
+    run = _copy(trained, tmp_path, "digits")
+    values = json.loads((run / "params.json").read_text())
+    (run / "params.json").write_text(json.dumps({**values, "dataset": "mnist"}))
+    assert analyze_main([str(run), "--metrics"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'mnist' has no ground-truth factors" in err and err.count("\n") == 1
+    assert not (run / "analysis").exists()  # refused before any figure was drawn
+
+
+def test_baselines_command_writes_the_table(trained, tmp_path, small_quick_protocol):
+    from vae_tf.analysis import score_baselines
+    table = score_baselines(run_dir=trained, quick=True, output_dir=tmp_path, progress=False)
+    saved = json.loads((tmp_path / "baselines_shapes2d_quick.json").read_text())
+    assert (tmp_path / "baselines_shapes2d_quick.md").read_text() == table
+    assert list(saved["baselines"]) == ["ground_truth_factors", "raw_pixels", "pca", "ica", "untrained_model"]
+    assert sorted(saved["baselines"]["raw_pixels"]) == ["beta_vae", "factor_vae", "mig"]
+    assert saved["baselines"]["ground_truth_factors"]["beta_vae"]["score"] == 1.0

@@ -1,0 +1,357 @@
+"""`analyze.py`: every figure of the originals, and more, from a saved run folder alone.
+
+`analyze(run_dir)` writes `<run>/analysis/` (graphs, training GIF, traversals, interpolations, reconstructions,
+samples, latent-space projections, KL per dimension, summary.json); `export` copies the originals' curated
+files into `images/`; `compare` overlays several runs.
+"""
+
+import dataclasses
+import json
+import re
+import shutil
+from pathlib import Path
+
+import imageio.v3 as iio
+import matplotlib.pyplot as plt
+import numpy as np
+from tqdm import tqdm
+
+from vae_tf import figures, latents
+from vae_tf.errors import UserError
+from vae_tf.runs import open_run, read_log, replace_atomically, write_json
+
+NUM_IMAGES = 1000  # test images encoded, as the β-VAE project's traversal did
+COLUMNS = 10  # points along each traversal and interpolation
+FINAL_WINDOW = 100  # the "final" training figures average the last this many logged steps
+GIF_FRAME_MS = 400
+
+
+def save_figure(figure, path):
+    replace_atomically(path, lambda temporary: figure.savefig(temporary))
+    plt.close(figure)
+
+
+def _read_logs(run):
+    if not run.log_csv.exists():
+        raise UserError(f"{run.log_csv} not found: the run has not logged a step yet; train it first")
+    log = read_log(run.log_csv)
+    if not log.get("step"):
+        raise UserError(f"{run.log_csv} has no rows yet: the run has not finished a step; train it first")
+    validation = read_log(run.validation_csv) if run.validation_csv.exists() else {}
+    return log, validation
+
+
+def snapshots(run):
+    """The run's snapshot files in step order; UserError when the snapshot folder is missing."""
+    if not run.images.is_dir():
+        raise UserError(f"{run.images} not found: this run has no snapshot folder")
+    found = [(int(m.group(1)), path) for path in run.images.glob("image_*.png")
+             if (m := re.fullmatch(r"image_(\d+)\.png", path.name))]
+    return [path for _, path in sorted(found)]
+
+
+def write_gif(frames, path):
+    """Snapshot files -> an endlessly looping GIF (each snapshot already shows its step in its title)."""
+    images = [iio.imread(frame)[..., :3] for frame in frames]
+    replace_atomically(path, lambda temporary: iio.imwrite(temporary, images, extension=".gif",
+                                                           duration=GIF_FRAME_MS, loop=0))
+
+
+def final_figures(log, validation):
+    """The run's final figures: training ones averaged over the last FINAL_WINDOW steps, the last validation."""
+    final = {name: float(np.mean(log[name][-FINAL_WINDOW:]))
+             for name in ("loss", "reconstruction_loss", "kl_loss", "kl_weight")}
+    final["step"] = int(log["step"][-1]) + 1
+    if validation.get("step"):
+        final["validation_loss"] = validation["loss"][-1]
+    return final
+
+
+def _test_images(params, count):
+    """The first `count` test images [n, H, W, C] of the run's data set, with their labels name -> [n]."""
+    from vae_tf.datasets import evaluation_batches, source_for
+
+    split = source_for(params).split("test")
+    images = np.concatenate([batch.numpy() for batch in evaluation_batches(split, 250, count)])
+    return images, {name: np.asarray(values[:len(images)]) for name, values in split.labels.items()}
+
+
+def _encode(model, images):
+    codes = [model.encode(images[i:i + 250]) for i in range(0, len(images), 250)]
+    return (np.concatenate([m.numpy() for m, _ in codes]).astype(np.float64),
+            np.concatenate([s.numpy() for _, s in codes]).astype(np.float64))
+
+
+def _decode(model, codes):
+    """codes [..., latent] -> images [..., H, W, C]."""
+    codes = np.asarray(codes, np.float32)
+    images = model.decode(codes.reshape(-1, codes.shape[-1])).numpy()
+    return images.reshape(codes.shape[:-1] + images.shape[1:])
+
+
+def _projections(mean, seed):
+    """2-D views of the codes: PCA, t-SNE, and UMAP when umap-learn is installed."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    if not np.any(np.ptp(mean, axis=0) > 0):  # a fully collapsed encoder; t-SNE would crash on it (sklearn 1.8)
+        return {"every code identical": np.zeros((len(mean), 2))}
+    views = {"PCA": PCA(2, random_state=seed).fit_transform(mean)}
+    views["t-SNE"] = TSNE(2, perplexity=min(30.0, (len(mean) - 1) / 3), init="pca",
+                          random_state=seed).fit_transform(mean)
+    try:
+        import umap
+    except ImportError:
+        return views
+    views["UMAP"] = umap.UMAP(random_state=seed).fit_transform(mean)
+    return views
+
+
+def _traversal(model, mean, log_std):
+    """The β-VAE project's traversal: rows z_i from max to min, then with +σ and +2σ added to every element."""
+    dimension = latents.traversal_dimension(mean)
+    high, low = latents.traversal_range(mean, log_std, dimension)
+    values = np.linspace(high, low, COLUMNS)
+    codes = np.zeros((COLUMNS, mean.shape[1]))
+    codes[:, dimension] = values
+    sigma = np.mean(np.exp(log_std), axis=0)
+    rows = _decode(model, np.stack([codes, codes + sigma, codes + 2 * sigma]))
+    return figures.image_rows(rows, f"traversal of z{dimension} (largest |average mean|) from its max to its min",
+                              [f"z{dimension}", "+σ", "+2σ"], [f"{v:.2f}" for v in values]), dimension
+
+
+def _traversals_all(model, mean, kl):
+    """Every dimension, by decreasing KL, from the 2nd to the 98th percentile of its posterior means."""
+    order = np.argsort(-kl)
+    rows = []
+    for d in order:
+        codes = np.tile(np.mean(mean, axis=0), (COLUMNS, 1))
+        codes[:, d] = np.linspace(*np.percentile(mean[:, d], [2, 98]), COLUMNS)
+        rows.append(codes)
+    return figures.image_rows(_decode(model, np.stack(rows)),
+                              "each dimension traversed over its data range (2nd to 98th percentile), "
+                              "others at their average", [f"z{d}\nKL {kl[d]:.2f}" for d in order])
+
+
+def _interpolation(model, mean):
+    grid = latents.interpolation_grid(mean[:4], COLUMNS)
+    pairs = [latents.interpolate(mean[i], mean[i + 1], COLUMNS) for i in range(4, 10, 2)]
+    rows = _decode(model, np.concatenate([grid, np.stack(pairs)]))
+    labels = [""] * COLUMNS + [f"pair {p + 1}" for p in range(len(pairs))]
+    return figures.image_rows(rows, "bilinear grid between four test encodings (corners); "
+                                    "straight lines between pairs", labels)
+
+
+def _reconstruction_rows(model, images):
+    count = min(COLUMNS, len(images)) // 2 * 2
+    originals = images[:count]
+    reconstructions = model.reconstruct(originals).numpy()
+    half = count // 2
+    rows = np.stack([originals[:half], reconstructions[:half], originals[half:], reconstructions[half:]])
+    return figures.image_rows(rows, "test images over their reconstructions (posterior mean)",
+                              ["original", "reconstruction"] * 2)
+
+
+def _test_losses(model, images, mean, log_std):
+    """Reconstruction loss of the posterior mean and KL, averaged over the encoded test images."""
+    import tensorflow as tf
+
+    logits = tf.concat([model.decoder(mean[i:i + 250].astype(np.float32)) for i in range(0, len(mean), 250)], 0)
+    reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
+    return float(np.mean(reconstruction)), float(np.sum(latents.kl_per_dimension(mean, log_std)))
+
+
+def analyze(run_dir, checkpoint="latest", num_images=NUM_IMAGES, progress=True, note=print):
+    """Write every figure of a run into `<run>/analysis/`; returns the summary (None when only graphs could be drawn).
+
+    User problems (not a run, no log) raise UserError; a missing checkpoint or snapshot folder gets a
+    one-line `note` and the figures that need it are skipped.
+    """
+    from vae_tf.runs import load_run
+
+    run, params = open_run(run_dir, checkpoint)
+    log, validation = _read_logs(run)
+    run.analysis.mkdir(exist_ok=True)
+    has_checkpoint = run.has_checkpoint(checkpoint)
+    stages = ["graphs", "training.gif"] + (["encoding", "figures", "latent space"] if has_checkpoint else [])
+    bar = tqdm(stages, desc=f"analyze {params.run_name}", unit="stage", disable=not progress, leave=False)
+    bar.set_postfix_str("graphs")
+    save_figure(figures.graphs(log, validation, params.run_name), run.analysis / "graphs.png")
+    bar.update()
+    bar.set_postfix_str("training.gif")
+    try:
+        frames = snapshots(run)
+        if frames:
+            write_gif(frames, run.analysis / "training.gif")
+        else:
+            note(f"note: {run.images} has no snapshots yet; training.gif skipped")
+    except UserError as problem:
+        note(f"note: {problem}; training.gif skipped")
+    bar.update()
+    if not has_checkpoint:
+        bar.close()
+        note(f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; "
+             f"train it further or pick another with --checkpoint")
+        return None
+
+    bar.set_postfix_str("encoding")
+    model = load_run(run.path, checkpoint)
+    images, labels = _test_images(params, num_images)
+    mean, log_std = _encode(model, images)
+    kl = latents.kl_per_dimension(mean, log_std)
+    active = latents.active_units(mean)
+    bar.update()
+
+    bar.set_postfix_str("figures")
+    traversal, dimension = _traversal(model, mean, log_std)
+    save_figure(traversal, run.analysis / "latent_traversal.png")
+    save_figure(_traversals_all(model, mean, kl), run.analysis / "latent_traversals_all.png")
+    save_figure(_interpolation(model, mean), run.analysis / "interpolation.png")
+    save_figure(_reconstruction_rows(model, images), run.analysis / "reconstructions.png")
+    save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
+                                   "decoded samples from the prior N(0, I)"), run.analysis / "samples.png")
+    save_figure(figures.kl_per_dimension(kl, active, f"{params.run_name}: {int(active.sum())} of {len(kl)} "
+                                                     f"dimensions active"), run.analysis / "kl_per_dimension.png")
+    bar.update()
+
+    bar.set_postfix_str("latent space (t-SNE)")
+    save_figure(figures.latent_space(_projections(mean, params.seed), labels,
+                                     f"{params.run_name}: test posterior means in 2-D"),
+                run.analysis / "latent_space.png")
+    bar.update()
+    bar.close()
+
+    reconstruction, total_kl = _test_losses(model, images, mean, log_std)
+    collapse = latents.collapse_sentence(int(active.sum()), total_kl)
+    summary = {
+        "run": params.run_name, "checkpoint": checkpoint,
+        "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
+        "final_training": final_figures(log, validation),
+        "test": {"images": len(images), "reconstruction_loss": reconstruction, "kl_loss": total_kl},
+        "kl_per_dimension": kl.tolist(),
+        "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
+        "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
+    }
+    write_json(run.analysis / "summary.json", summary)
+    if collapse:
+        note(collapse)
+    return summary
+
+
+def export(run_dir, images_dir="images"):
+    """Copy a run's figures under the originals' curated names into `images_dir`; returns the files written."""
+    run, _ = open_run(run_dir)
+    name = run.path.name  # the folder is what the user sees and names on the command line
+    results, traversals = Path(images_dir) / "Training Results", Path(images_dir) / "latent_traversal"
+    wanted = [(run.analysis / "training.gif", results / f"{name}.gif"),
+              (run.analysis / "graphs.png", results / f"{name}_graphs.jpg"),
+              (run.analysis / "latent_traversal.png", traversals / f"{name}.jpg")]
+    try:
+        wanted.append((snapshots(run)[-1], results / f"{name}.jpg"))
+    except (UserError, IndexError):
+        pass  # no snapshot: analyze already said so
+    written = []
+    for source, target in wanted:
+        if not source.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.suffix == target.suffix:
+            replace_atomically(target, lambda temporary: shutil.copyfile(source, temporary))
+        else:
+            pixels = iio.imread(source)[..., :3]
+            replace_atomically(target, lambda temporary: iio.imwrite(temporary, pixels, extension=".jpg", quality=92))
+        written.append(target)
+    return written
+
+
+def _read_json(path):
+    """A JSON file the analysis wrote, or {} when it is absent or unreadable (it is only ever optional here)."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def compare(run_dirs, output_dir=None):
+    """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
+
+    Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
+    returns the table.
+    """
+    runs = [open_run(path)[0] for path in run_dirs]
+    logs, finals, summaries, metrics = {}, {}, {}, {}
+    for run in runs:
+        name = run.path.name
+        logs[name], validation = _read_logs(run)
+        finals[name] = final_figures(logs[name], validation)
+        summaries[name] = _read_json(run.analysis / "summary.json")
+        metrics[name] = _read_json(run.analysis / "metrics.json").get("metrics", {})
+    metric_names = sorted({metric for scores in metrics.values() for metric in scores})
+    header = ["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units"] + metric_names
+    rows = [[name, str(final["step"]), f"{final['loss']:.2f}", f"{final['reconstruction_loss']:.2f}",
+             f"{final['kl_loss']:.2f}", f"{final['kl_weight']:.3g}", str(summaries[name].get("active_units", "–"))]
+            + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
+            for name, final in finals.items()]
+    table = _markdown(header, rows)
+    output = Path(output_dir) if output_dir else runs[0].path.parent
+    output.mkdir(parents=True, exist_ok=True)
+    save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
+    replace_atomically(output / "comparison.md", lambda temporary: Path(temporary).write_text(table))
+    return table
+
+
+def _markdown(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+METRICS_SEED = 0  # one random_state for every run, so their scores compare like for like
+
+
+def _ground_truth(params):
+    from vae_tf.datasets import load_ground_truth
+    return load_ground_truth(params.dataset, params.image_size, params.data_dir)
+
+
+def score_run(run_dir, checkpoint="latest", quick=False, progress=True):
+    """Disentanglement metrics of a run into `<run>/analysis/metrics.json`; returns their Markdown table."""
+    from vae_tf import metrics
+    from vae_tf.baselines import model_representation
+    from vae_tf.runs import load_run
+
+    run, params = open_run(run_dir, checkpoint)
+    ground_truth = _ground_truth(params)  # first: a data set without factors is a one-line error, not a model load
+    model = load_run(run.path, checkpoint)
+    scores = metrics.evaluate(ground_truth, model_representation(model), METRICS_SEED, quick=quick, progress=progress)
+    run.analysis.mkdir(exist_ok=True)
+    write_json(run.analysis / "metrics.json", {
+        "protocol": "quick" if quick else "default", "random_state": METRICS_SEED, "checkpoint": checkpoint,
+        "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None, "metrics": scores})
+    return metrics.format_table({params.run_name: scores})
+
+
+def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, progress=True):
+    """The baseline representations' metrics on a data set, written to `<output_dir>/baselines_<dataset>.md|json`.
+
+    The untrained model has the architecture of `run_dir` when given, else of params.py (else the defaults).
+    """
+    from vae_tf import metrics
+    from vae_tf.baselines import evaluate_baselines
+    from vae_tf.params import load_params
+
+    if run_dir is not None:
+        params = open_run(run_dir)[1]
+        params = params if dataset is None else dataclasses.replace(params, dataset=dataset)
+    else:
+        params = load_params("params.py" if Path("params.py").is_file() else None,
+                             overrides={"dataset": dataset} if dataset else None)
+    ground_truth = _ground_truth(params)
+    rows = evaluate_baselines(ground_truth, params, METRICS_SEED, quick=quick, progress=progress)
+    table = metrics.format_table(rows)
+    output = Path(output_dir or params.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    stem = f"baselines_{params.dataset}" + ("_quick" if quick else "")
+    write_json(output / f"{stem}.json", {"protocol": "quick" if quick else "default", "random_state": METRICS_SEED,
+                                         "dataset": params.dataset, "baselines": rows})
+    replace_atomically(output / f"{stem}.md", lambda temporary: Path(temporary).write_text(table))
+    return table

@@ -1,0 +1,156 @@
+"""The analysis figures, as functions from arrays to matplotlib figures (writing them is the caller's job)."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: analysis runs on machines with no screen
+import matplotlib.pyplot as plt
+import numpy as np
+
+from vae_tf.snapshots import image_grid
+
+
+def _smooth(values, window):
+    """Running mean over the last `window` steps (the first points average what exists so far)."""
+    cumulative = np.cumsum(np.insert(np.asarray(values, np.float64), 0, 0.0))
+    end = np.arange(1, len(values) + 1)
+    start = np.maximum(end - window, 0)
+    return (cumulative[end] - cumulative[start]) / (end - start)
+
+
+def _log_scale_if_decades(axis, *curves):
+    """Log y-axis when every value is positive and they span more than two decades."""
+    values = np.concatenate([np.asarray(c, np.float64) for c in curves])
+    values = values[np.isfinite(values)]
+    if values.size and values.min() > 0 and values.max() / values.min() > 100:
+        axis.set_yscale("log")
+
+
+def _curve(axis, steps, values, title, label=None, colour=None):
+    """A per-step figure: the raw values faintly, their running mean on top."""
+    window = max(1, len(values) // 100)
+    line, = axis.plot(steps, values, alpha=0.25 if window > 1 else 1.0, linewidth=0.6, color=colour)
+    if window > 1:
+        axis.plot(steps, _smooth(values, window), linewidth=1.2, color=line.get_color(), label=label)
+    elif label:
+        line.set_label(label)
+    axis.set_title(title)
+    axis.set_xlabel("step")
+    axis.grid(alpha=0.3)
+    _log_scale_if_decades(axis, values)
+
+
+def _band(axis, steps, average, low, high, title):
+    axis.fill_between(steps, low, high, alpha=0.3, label="min to max over the batch")
+    axis.plot(steps, average, linewidth=1.0, label="average")
+    axis.set_title(title)
+    axis.set_xlabel("step")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best", fontsize=8)
+
+
+def graphs(log, validation, title):
+    """The originals' grid against step, plus a fourth row: validation loss and gradient norm.
+
+    log, validation: column -> list of floats (`vae_tf.runs.read_log`); validation may be empty.
+    """
+    figure, axes = plt.subplots(4, 2, figsize=(12, 14), dpi=100)
+    steps = log["step"]
+    _curve(axes[0, 0], steps, log["loss"], "total loss")
+    _curve(axes[0, 1], steps, log["kl_loss"], "KL loss (nats)")
+    _curve(axes[1, 0], steps, log["reconstruction_loss"], "reconstruction loss")
+    axes[1, 1].plot(steps, log["kl_weight"], linewidth=1.2)
+    axes[1, 1].set(title="KL weight", xlabel="step")
+    axes[1, 1].grid(alpha=0.3)
+    _band(axes[2, 0], steps, log["std_avg"], log["std_min"], log["std_max"], "posterior standard deviation")
+    _band(axes[2, 1], steps, log["mean_avg"], log["mean_min"], log["mean_max"], "posterior mean")
+    if validation.get("step"):
+        axes[3, 0].plot(validation["step"], validation["loss"], marker=".", label="validation")
+        axes[3, 0].legend(loc="best", fontsize=8)
+        _log_scale_if_decades(axes[3, 0], validation["loss"])
+    else:
+        axes[3, 0].text(0.5, 0.5, "no validation in this run", ha="center", va="center", transform=axes[3, 0].transAxes)
+    axes[3, 0].set(title="validation loss", xlabel="step")
+    axes[3, 0].grid(alpha=0.3)
+    _curve(axes[3, 1], steps, log["grad_norm"], "gradient norm")
+    figure.suptitle(title, fontsize=14)
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
+    return figure
+
+
+def _show(axis, image):
+    image = np.clip(np.asarray(image), 0.0, 1.0)
+    axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0.0, vmax=1.0)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def image_rows(rows, title, row_labels=None, column_labels=None):
+    """Images [rows, columns, H, W, C] in [0, 1] as one labelled grid."""
+    rows = np.asarray(rows)
+    count, columns = rows.shape[:2]
+    figure, axes = plt.subplots(count, 1, figsize=(1.1 * columns + 1.8, 1.15 * count + 0.8), dpi=100, squeeze=False)
+    for r, axis in enumerate(axes[:, 0]):
+        _show(axis, image_grid(rows[r], columns=columns))
+        if row_labels is not None:
+            axis.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
+        for spine in axis.spines.values():
+            spine.set_visible(False)
+    if column_labels is not None:
+        width = rows.shape[3] + 1
+        axes[0, 0].set_xticks([1 + width * c + width / 2 for c in range(columns)], column_labels, fontsize=8)
+        axes[0, 0].xaxis.tick_top()
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / figure.get_size_inches()[1]))
+    return figure
+
+
+def latent_space(projections, colours, title):
+    """One panel per (projection method, colouring): projections name -> [n, 2]; colours name -> int labels [n]."""
+    colours = colours or {"(no labels)": None}
+    figure, axes = plt.subplots(len(projections), len(colours), figsize=(3.6 * len(colours), 3.4 * len(projections)),
+                                dpi=100, squeeze=False)
+    for r, (method, points) in enumerate(projections.items()):
+        for c, (name, labels) in enumerate(colours.items()):
+            axis = axes[r, c]
+            if labels is None:
+                axis.scatter(points[:, 0], points[:, 1], s=5, alpha=0.8)
+            else:
+                classes = int(np.max(labels)) + 1
+                few = classes <= 10  # categorical: one distinct colour per class
+                scatter = axis.scatter(points[:, 0], points[:, 1], c=labels, s=5, alpha=0.8,
+                                       cmap=plt.get_cmap("tab10", classes) if few else "viridis",
+                                       vmin=-0.5 if few else None, vmax=classes - 0.5 if few else None)
+                figure.colorbar(scatter, ax=axis, fraction=0.046, pad=0.02, ticks=range(classes) if few else None)
+            axis.set_title(f"{method}, coloured by {name}", fontsize=9)
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    return figure
+
+
+def kl_per_dimension(kl, active, title):
+    """A bar per latent dimension: its average KL (nats), active units in colour, inactive in grey."""
+    figure, axis = plt.subplots(figsize=(max(5.0, 0.45 * len(kl) + 2), 3.6), dpi=100)
+    axis.bar(np.arange(len(kl)), kl, color=["tab:blue" if a else "tab:gray" for a in active])
+    axis.set(xlabel="latent dimension", ylabel="average KL (nats)", title=title)
+    axis.set_xticks(np.arange(len(kl)))
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:gray")],
+                labels=["active (Var E[z|x] > 0.01)", "inactive"], fontsize=8, loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def comparison(logs, title):
+    """KL and reconstruction loss of several runs against step, overlaid: logs run name -> log columns."""
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.6), dpi=100)
+    for name, log in logs.items():
+        _curve(axes[0], log["step"], log["kl_loss"], "KL loss (nats)", label=name)
+        _curve(axes[1], log["step"], log["reconstruction_loss"], "reconstruction loss", label=name)
+    for axis in axes:
+        _log_scale_if_decades(axis, *[line.get_ydata() for line in axis.get_lines()])
+        axis.legend(loc="best", fontsize=8)
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
+    return figure
