@@ -9,7 +9,10 @@ import pytest
 
 import vae_tf
 from vae_tf import latents
-from vae_tf.analysis import analyze, snapshots
+from vae_tf import figures
+from vae_tf.analysis import analyze, compare, final_figures, snapshots
+from vae_tf.errors import UserError
+from vae_tf.runs import read_log, write_json
 from vae_tf.cli import analyze_main
 from vae_tf.runs import RunDir
 from vae_tf.training import Checkpointer
@@ -42,7 +45,7 @@ def test_analyze_writes_every_figure_in_a_fresh_process(trained, tmp_path):
     assert len(frames) == len(snapshots(RunDir(run))) == len(list((run / "images").glob("image_*.png"))) >= 3
     summary = json.loads((run / "analysis" / "summary.json").read_text())
     assert summary["test"]["images"] == 64 and len(summary["kl_per_dimension"]) == TINY["latent_size"]
-    assert summary["final_training"]["step"] == TINY["num_steps"] and summary["checkpoint_step"] == TINY["num_steps"]
+    assert summary["final_training"]["steps"] == TINY["num_steps"] and summary["checkpoint_step"] == TINY["num_steps"]
     assert summary["test"]["kl_loss"] == pytest.approx(sum(summary["kl_per_dimension"]))
     exported = tmp_path / "images"
     for name in ("Training Results/tiny.gif", "Training Results/tiny.jpg", "Training Results/tiny_graphs.jpg",
@@ -131,7 +134,11 @@ def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
     cases = {(str(not_a_run),): "not a run folder", (str(tmp_path / "missing"),): "not found",
              (str(no_log),): "log.csv not found", (str(trained), "--compare"): "at least two",
              (str(trained), "--checkpoint=newest"): "invalid choice", (): "name at least one run folder",
-             (str(trained), "--bogus"): "unrecognized arguments"}
+             (str(trained), "--bogus"): "unrecognized arguments",
+             (str(trained), str(trained), "--compare", "--metrics"): "analyse them with --metrics first",
+             (str(trained), "--quick"): "use it with --metrics or --baselines",
+             (str(trained), "--dataset=shapes2d"): "--dataset is for --baselines",
+             (str(trained), "--output=x"): "--output is where", (str(trained), "--num_images=5"): "at least 10"}
     for argv, message in cases.items():
         assert analyze_main(list(argv)) == 2, argv
         err = capsys.readouterr().err
@@ -196,3 +203,41 @@ def test_baselines_command_writes_the_table(trained, tmp_path, small_quick_proto
     assert list(saved["baselines"]) == ["ground_truth_factors", "raw_pixels", "pca", "ica", "untrained_model"]
     assert sorted(saved["baselines"]["raw_pixels"]) == ["beta_vae", "factor_vae", "mig"]
     assert saved["baselines"]["ground_truth_factors"]["beta_vae"]["score"] == 1.0
+
+
+def test_compare_refuses_two_runs_of_one_name(trained, tmp_path):
+    other = _copy(trained, tmp_path, "tiny")
+    with pytest.raises(UserError, match="several runs named tiny"):
+        compare([trained, other])
+
+
+def test_too_few_test_images_is_a_user_error(trained, tmp_path):
+    with pytest.raises(UserError, match="only 5 images"):
+        analyze(_copy(trained, tmp_path, "few"), num_images=5, progress=False, note=lambda text: None)
+
+
+def test_a_log_being_written_or_holding_nan_still_reads_and_plots(trained, tmp_path):
+    log_csv = tmp_path / "log.csv"
+    lines = (trained / "log.csv").read_text().splitlines(keepends=True)
+    header = lines[0].rstrip().split(",")
+    nan_row = lines[2].rstrip().split(",")
+    nan_row[header.index("loss")] = "nan"
+    log_csv.write_text("".join(lines[:2]) + ",".join(nan_row) + "\r\n" + "".join(lines[3:]) + "6,0.12")
+    log = read_log(log_csv)
+    assert log["step"] == list(range(TINY["num_steps"]))  # the half-written last line is left out
+    assert np.isnan(log["loss"][1])
+    final = final_figures(log, {})
+    assert np.isfinite(final["loss"]) and final["loss"] == pytest.approx(np.nanmean(log["loss"]))
+    smoothed = figures._smooth([1.0, np.nan, 3.0, 5.0], 2)
+    np.testing.assert_allclose(smoothed, [1.0, 1.0, 3.0, 4.0])
+    write_json(tmp_path / "s.json", {"loss": float("nan"), "values": [1.0, float("inf")]})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"loss": None, "values": [1.0, None]}
+    log_csv.write_text("step,loss\r\n0,abc\r\n")
+    with pytest.raises(UserError, match="not a number"):
+        read_log(log_csv)
+
+
+def test_latent_space_of_a_single_dimension():
+    from vae_tf.analysis import _projections
+    views = _projections(np.random.default_rng(0).normal(size=(40, 1)), seed=0)
+    assert sorted(views) == ["t-SNE", "z"] and all(v.shape == (40, 2) for v in views.values())

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -20,10 +21,16 @@ from vae_tf import figures, latents
 from vae_tf.errors import UserError
 from vae_tf.runs import open_run, read_log, replace_atomically, write_json
 
-NUM_IMAGES = 1000  # test images encoded, as the β-VAE project's traversal did
+TEST_IMAGES = 1000  # test images encoded, as the β-VAE project's traversal did
 COLUMNS = 10  # points along each traversal and interpolation
 FINAL_WINDOW = 100  # the "final" training figures average the last this many logged steps
 GIF_FRAME_MS = 400
+MIN_IMAGES = 10  # the interpolation figure alone uses ten test images
+
+
+def run_name(run):
+    """A run's name in exports and tables: its folder's (what the user sees and types), even for `.`."""
+    return run.path.resolve().name
 
 
 def save_figure(figure, path):
@@ -59,9 +66,11 @@ def write_gif(frames, path):
 
 def final_figures(log, validation):
     """The run's final figures: training ones averaged over the last FINAL_WINDOW steps, the last validation."""
-    final = {name: float(np.mean(log[name][-FINAL_WINDOW:]))
-             for name in ("loss", "reconstruction_loss", "kl_loss", "kl_weight")}
-    final["step"] = int(log["step"][-1]) + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # every value NaN (a diverged run): the mean is NaN
+        final = {name: float(np.nanmean(log[name][-FINAL_WINDOW:]))
+                 for name in ("loss", "reconstruction_loss", "kl_loss", "kl_weight")}
+    final["steps"] = int(log["step"][-1]) + 1
     if validation.get("step"):
         final["validation_loss"] = validation["loss"][-1]
     return final
@@ -76,7 +85,7 @@ def _test_images(params, count):
     return images, {name: np.asarray(values[:len(images)]) for name, values in split.labels.items()}
 
 
-def _encode(model, images):
+def _posterior(model, images):
     codes = [model.encode(images[i:i + 250]) for i in range(0, len(images), 250)]
     return (np.concatenate([m.numpy() for m, _ in codes]).astype(np.float64),
             np.concatenate([s.numpy() for _, s in codes]).astype(np.float64))
@@ -96,9 +105,12 @@ def _projections(mean, seed):
 
     if not np.any(np.ptp(mean, axis=0) > 0):  # a fully collapsed encoder; t-SNE would crash on it (sklearn 1.8)
         return {"every code identical": np.zeros((len(mean), 2))}
-    views = {"PCA": PCA(2, random_state=seed).fit_transform(mean)}
-    views["t-SNE"] = TSNE(2, perplexity=min(30.0, (len(mean) - 1) / 3), init="pca",
-                          random_state=seed).fit_transform(mean)
+    if mean.shape[1] == 1:  # nothing to project: the code itself, against zero
+        views = {"z": np.column_stack([mean[:, 0], np.zeros(len(mean))])}
+    else:
+        views = {"PCA": PCA(2, random_state=seed).fit_transform(mean)}
+    views["t-SNE"] = TSNE(2, perplexity=min(30.0, (len(mean) - 1) / 3), random_state=seed,
+                          init="pca" if mean.shape[1] > 1 else "random").fit_transform(mean)
     try:
         import umap
     except ImportError:
@@ -161,7 +173,7 @@ def _test_losses(model, images, mean, log_std):
     return float(np.mean(reconstruction)), float(np.sum(latents.kl_per_dimension(mean, log_std)))
 
 
-def analyze(run_dir, checkpoint="latest", num_images=NUM_IMAGES, progress=True, note=print):
+def analyze(run_dir, checkpoint="latest", num_images=TEST_IMAGES, progress=True, note=print):
     """Write every figure of a run into `<run>/analysis/`; returns the summary (None when only graphs could be drawn).
 
     User problems (not a run, no log) raise UserError; a missing checkpoint or snapshot folder gets a
@@ -190,14 +202,19 @@ def analyze(run_dir, checkpoint="latest", num_images=NUM_IMAGES, progress=True, 
     bar.update()
     if not has_checkpoint:
         bar.close()
-        note(f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; "
-             f"train it further or pick another with --checkpoint")
+        advice = ("it never validates (validation_step=0), so use --checkpoint=latest"
+                  if checkpoint == "best" and not params.validation_step else
+                  "train it further or pick another with --checkpoint")
+        note(f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; {advice}")
         return None
 
     bar.set_postfix_str("encoding")
     model = load_run(run.path, checkpoint)
     images, labels = _test_images(params, num_images)
-    mean, log_std = _encode(model, images)
+    if len(images) < MIN_IMAGES:
+        raise UserError(f"the test split of {params.dataset} has only {len(images)} images; the latent figures need "
+                        f"at least {MIN_IMAGES} (a folder data set holds out 5% of its files as its test split)")
+    mean, log_std = _posterior(model, images)
     kl = latents.kl_per_dimension(mean, log_std)
     active = latents.active_units(mean)
     bar.update()
@@ -241,7 +258,7 @@ def analyze(run_dir, checkpoint="latest", num_images=NUM_IMAGES, progress=True, 
 def export(run_dir, images_dir="images"):
     """Copy a run's figures under the originals' curated names into `images_dir`; returns the files written."""
     run, _ = open_run(run_dir)
-    name = run.path.name  # the folder is what the user sees and names on the command line
+    name = run_name(run)
     results, traversals = Path(images_dir) / "Training Results", Path(images_dir) / "latent_traversal"
     wanted = [(run.analysis / "training.gif", results / f"{name}.gif"),
               (run.analysis / "graphs.png", results / f"{name}_graphs.jpg"),
@@ -278,21 +295,26 @@ def compare(run_dirs, output_dir=None):
     Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
     returns the table.
     """
+    from vae_tf.metrics import markdown_table
+
     runs = [open_run(path)[0] for path in run_dirs]
+    names = [run_name(run) for run in runs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserError(f"--compare got several runs named {', '.join(repeated)}; name each run once")
     logs, finals, summaries, metrics = {}, {}, {}, {}
-    for run in runs:
-        name = run.path.name
+    for run, name in zip(runs, names):
         logs[name], validation = _read_logs(run)
         finals[name] = final_figures(logs[name], validation)
         summaries[name] = _read_json(run.analysis / "summary.json")
         metrics[name] = _read_json(run.analysis / "metrics.json").get("metrics", {})
     metric_names = sorted({metric for scores in metrics.values() for metric in scores})
     header = ["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units"] + metric_names
-    rows = [[name, str(final["step"]), f"{final['loss']:.2f}", f"{final['reconstruction_loss']:.2f}",
+    rows = [[name, str(final["steps"]), f"{final['loss']:.2f}", f"{final['reconstruction_loss']:.2f}",
              f"{final['kl_loss']:.2f}", f"{final['kl_weight']:.3g}", str(summaries[name].get("active_units", "–"))]
             + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
             for name, final in finals.items()]
-    table = _markdown(header, rows)
+    table = markdown_table(header, rows)
     output = Path(output_dir) if output_dir else runs[0].path.parent
     output.mkdir(parents=True, exist_ok=True)
     save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
@@ -300,17 +322,12 @@ def compare(run_dirs, output_dir=None):
     return table
 
 
-def _markdown(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
-
-
 METRICS_SEED = 0  # one random_state for every run, so their scores compare like for like
 
 
 def _ground_truth(params):
     from vae_tf.datasets import load_ground_truth
-    return load_ground_truth(params.dataset, params.image_size, params.data_dir)
+    return load_ground_truth(params.dataset, params.image_size, params.data_dir, channels=params.channels)
 
 
 def score_run(run_dir, checkpoint="latest", quick=False, progress=True):

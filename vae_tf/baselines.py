@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA, FastICA
 from sklearn.exceptions import ConvergenceWarning
 
 from vae_tf.errors import UserError
-from vae_tf.metrics import evaluate
+from vae_tf.metrics import evaluate, random_state_of, seed_from
 from vae_tf.model import build_model
 
 NUM_FIT_SAMPLES = 10000  # observations PCA and ICA are fitted on
@@ -61,22 +61,14 @@ def _fit_sample(ground_truth, random_state, num_samples):
     return flatten(ground_truth.sample_observations_from_factors(factors, random_state))
 
 
-def _random_state(random_state):
-    return random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
-
-
-def _seed(random_state):
-    return int(random_state.randint(2 ** 31 - 1))
-
-
 def _fit_pca(ground_truth, random_state, num_components, num_samples):
     data = _fit_sample(ground_truth, random_state, num_samples)
-    return PCA(num_components, random_state=_seed(random_state)).fit(data), data
+    return PCA(num_components, random_state=seed_from(random_state)).fit(data), data
 
 
 def pca(ground_truth, random_state=0, num_components=NUM_COMPONENTS, num_samples=NUM_FIT_SAMPLES):
     """PCA (sklearn) fitted on `num_samples` sampled observations -> codes [n, num_components]."""
-    fitted, _ = _fit_pca(ground_truth, _random_state(random_state), num_components, num_samples)
+    fitted, _ = _fit_pca(ground_truth, random_state_of(random_state), num_components, num_samples)
     return lambda observations: fitted.transform(flatten(observations))
 
 
@@ -88,9 +80,9 @@ def fast_ica(ground_truth, random_state=0, num_components=NUM_COMPONENTS, num_sa
     is the same model and keeps the fit cheap on images (4096 pixels). On shapes2d FastICA stops at its
     iteration limit before its tolerance (1e-4); the components are those 200 iterations reach.
     """
-    random_state = _random_state(random_state)
+    random_state = random_state_of(random_state)
     projection, data = _fit_pca(ground_truth, random_state, num_components, num_samples)
-    ica = FastICA(num_components, whiten="unit-variance", random_state=_seed(random_state))
+    ica = FastICA(num_components, whiten="unit-variance", random_state=seed_from(random_state))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ica.fit(projection.transform(data))
@@ -142,7 +134,7 @@ def baseline_representations(ground_truth, params, random_state=0, names=None, n
     if unknown:
         raise UserError(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
     # an int seed gives each row its own RandomState, so a row does not depend on which others were built
-    return {name: BASELINES[name](ground_truth, params, _random_state(random_state), num_samples) for name in names}
+    return {name: BASELINES[name](ground_truth, params, random_state_of(random_state), num_samples) for name in names}
 
 
 # raw pixels have one dimension per pixel (4096 on shapes2d): DCI's boosted trees and SAP's per-dimension

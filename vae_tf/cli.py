@@ -97,7 +97,7 @@ def train_main(argv=None):
 
 
 def _analyze_parser():
-    from vae_tf.analysis import NUM_IMAGES
+    from vae_tf.analysis import TEST_IMAGES
     from vae_tf.runs import CHECKPOINTS
     parser = _Parser(prog="analyze.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Draw every figure of saved runs into <run>/analysis/, from the run folder alone.",
@@ -107,14 +107,14 @@ def _analyze_parser():
                             "  python analyze.py predictions/shapes2d_ae predictions/shapes2d_beta4 --compare\n"
                             "  python analyze.py --baselines --dataset=shapes2d --quick")
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run folders, e.g. predictions/shapes2d_beta4")
-    parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
+    parser.add_argument("--checkpoint", choices=CHECKPOINTS,
                         help="which weights to analyse: the last training checkpoint, the best validation one, "
-                             "or model.keras (default: %(default)s)")
-    parser.add_argument("--num_images", type=int, default=NUM_IMAGES, metavar="N",
-                        help="test images to encode for the latent figures (default: %(default)s)")
+                             "or model.keras (default: latest)")
+    parser.add_argument("--num_images", type=int, metavar="N",
+                        help=f"test images to encode for the latent figures (default: {TEST_IMAGES})")
     parser.add_argument("--export", nargs="?", const="images", metavar="DIR",
                         help="also copy the figures under the originals' names into DIR/Training Results/ and "
-                             "DIR/latent_traversal/ (default DIR: images)")
+                             "DIR/latent_traversal/, replacing earlier exports of the run (default DIR: images)")
     parser.add_argument("--compare", action="store_true",
                         help="instead of the per-run figures: overlay the runs' curves and tabulate their final "
                              "figures (comparison.png and comparison.md beside the runs, or in --output)")
@@ -131,6 +131,27 @@ def _analyze_parser():
     return parser
 
 
+def _check_combination(args):
+    """Options that would be silently ignored in this combination are an error instead."""
+    if args.num_images is not None and args.num_images < 10:
+        raise UserError(f"--num_images must be at least 10, got {args.num_images}")
+    if args.compare:
+        if len(args.runs) < 2:
+            raise UserError("--compare needs at least two run folders")
+        given = [flag for flag, value in (("--metrics", args.metrics), ("--export", args.export),
+                                          ("--checkpoint", args.checkpoint), ("--num_images", args.num_images))
+                 if value]
+        if given:
+            raise UserError(f"--compare only tabulates what the runs already hold; analyse them with "
+                            f"{' '.join(given)} first, then compare")
+    if args.quick and not (args.metrics or args.baselines):
+        raise UserError("--quick picks the metric protocol: use it with --metrics or --baselines")
+    if args.dataset and not args.baselines:
+        raise UserError("--dataset is for --baselines (a run's data set comes from its params.json)")
+    if args.output and not (args.compare or args.baselines):
+        raise UserError("--output is where --compare and --baselines write; the figures go to <run>/analysis/")
+
+
 def analyze_main(argv=None):
     """Entry point of analyze.py; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -139,8 +160,7 @@ def analyze_main(argv=None):
         if not args.runs and not args.baselines:
             raise UserError("name at least one run folder, e.g. python analyze.py predictions/shapes2d_beta4 "
                             "(or use --baselines --dataset=shapes2d)")
-        if args.num_images < 10:
-            raise UserError(f"--num_images must be at least 10, got {args.num_images}")
+        _check_combination(args)
         from vae_tf import analysis
         from vae_tf.runs import RunDir
         if args.metrics:  # before any slow work: a run whose data has no factors cannot be scored
@@ -148,20 +168,18 @@ def analyze_main(argv=None):
             for run in args.runs:
                 check_ground_truth(analysis.open_run(run)[1].dataset)
         if args.compare:
-            if len(args.runs) < 2:
-                raise UserError("--compare needs at least two run folders")
             print(analysis.compare(args.runs, args.output), end="")
         else:
             for run in args.runs:
-                analysis.analyze(run, args.checkpoint, args.num_images)
+                analysis.analyze(run, args.checkpoint or "latest", args.num_images or analysis.TEST_IMAGES)
                 if args.metrics:
-                    print(analysis.score_run(run, args.checkpoint, args.quick))
+                    print(analysis.score_run(run, args.checkpoint or "latest", args.quick), end="")
                 print(f"figures written to {RunDir(run).analysis}")
                 for path in analysis.export(run, args.export) if args.export else []:
                     print(f"exported {path}")
         if args.baselines:
             print(analysis.score_baselines(args.dataset, args.runs[0] if args.runs else None, args.quick,
-                                           args.output))
+                                           args.output), end="")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

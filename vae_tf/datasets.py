@@ -352,15 +352,17 @@ def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, sh
             .unbatch().prefetch(tf.data.AUTOTUNE))
 
 
-def load_ground_truth(name, image_size=None, data_dir=None, download=False):
+def load_ground_truth(name, image_size=None, data_dir=None, download=False, channels=None):
     """The ground-truth factor interface (DESIGN §3) of a data set with known factors (shapes2d, dsprites)."""
-    source = _source(name, image_size, data_dir, None, download)
+    source = _source(name, image_size, data_dir, channels, download)
     check_ground_truth(name)
     return source.ground_truth()
 
 
 def check_ground_truth(name):
     """UserError unless data set `name` has ground-truth factors (cheap: loads nothing)."""
-    if not hasattr(DATASETS.get(name), "ground_truth"):
+    if name not in DATASETS:
+        raise UserError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if not hasattr(DATASETS[name], "ground_truth"):
         raise UserError(f"data set {name!r} has no ground-truth factors; disentanglement metrics need "
                         f"shapes2d, dsprites or your own ground-truth object (vae_tf.metrics)")

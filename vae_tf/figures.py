@@ -10,11 +10,15 @@ from vae_tf.snapshots import image_grid
 
 
 def _smooth(values, window):
-    """Running mean over the last `window` steps (the first points average what exists so far)."""
-    cumulative = np.cumsum(np.insert(np.asarray(values, np.float64), 0, 0.0))
+    """Running mean of the finite values among the last `window` steps (NaN where there is none)."""
+    values = np.asarray(values, np.float64)
+    finite = np.isfinite(values)
+    sums = np.cumsum(np.insert(np.where(finite, values, 0.0), 0, 0.0))
+    counts = np.cumsum(np.insert(finite, 0, False).astype(np.int64))
     end = np.arange(1, len(values) + 1)
     start = np.maximum(end - window, 0)
-    return (cumulative[end] - cumulative[start]) / (end - start)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums[end] - sums[start]) / (counts[end] - counts[start])
 
 
 def _log_scale_if_decades(axis, *curves):
@@ -25,8 +29,8 @@ def _log_scale_if_decades(axis, *curves):
         axis.set_yscale("log")
 
 
-def _curve(axis, steps, values, title, label=None, colour=None):
-    """A per-step figure: the raw values faintly, their running mean on top."""
+def _curve(axis, steps, values, title, label=None, colour=None, scale=True):
+    """A per-step figure: the raw values faintly, their running mean on top; `scale` picks a log axis if needed."""
     window = max(1, len(values) // 100)
     line, = axis.plot(steps, values, alpha=0.25 if window > 1 else 1.0, linewidth=0.6, color=colour)
     if window > 1:
@@ -36,7 +40,8 @@ def _curve(axis, steps, values, title, label=None, colour=None):
     axis.set_title(title)
     axis.set_xlabel("step")
     axis.grid(alpha=0.3)
-    _log_scale_if_decades(axis, values)
+    if scale:
+        _log_scale_if_decades(axis, values)
 
 
 def _band(axis, steps, average, low, high, title):
@@ -46,6 +51,7 @@ def _band(axis, steps, average, low, high, title):
     axis.set_xlabel("step")
     axis.grid(alpha=0.3)
     axis.legend(loc="best", fontsize=8)
+    _log_scale_if_decades(axis, low, high)
 
 
 def graphs(log, validation, title):
@@ -61,6 +67,7 @@ def graphs(log, validation, title):
     axes[1, 1].plot(steps, log["kl_weight"], linewidth=1.2)
     axes[1, 1].set(title="KL weight", xlabel="step")
     axes[1, 1].grid(alpha=0.3)
+    _log_scale_if_decades(axes[1, 1], log["kl_weight"])  # a 10000 -> 1 decrease spans four decades
     _band(axes[2, 0], steps, log["std_avg"], log["std_min"], log["std_max"], "posterior standard deviation")
     _band(axes[2, 1], steps, log["mean_avg"], log["mean_min"], log["mean_max"], "posterior mean")
     if validation.get("step"):
@@ -146,10 +153,10 @@ def comparison(logs, title):
     """KL and reconstruction loss of several runs against step, overlaid: logs run name -> log columns."""
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.6), dpi=100)
     for name, log in logs.items():
-        _curve(axes[0], log["step"], log["kl_loss"], "KL loss (nats)", label=name)
-        _curve(axes[1], log["step"], log["reconstruction_loss"], "reconstruction loss", label=name)
-    for axis in axes:
-        _log_scale_if_decades(axis, *[line.get_ydata() for line in axis.get_lines()])
+        _curve(axes[0], log["step"], log["kl_loss"], "KL loss (nats)", label=name, scale=False)
+        _curve(axes[1], log["step"], log["reconstruction_loss"], "reconstruction loss", label=name, scale=False)
+    for axis, column in zip(axes, ("kl_loss", "reconstruction_loss")):  # one scale for every run's curve
+        _log_scale_if_decades(axis, *[log[column] for log in logs.values()])
         axis.legend(loc="best", fontsize=8)
     figure.suptitle(title, fontsize=12)
     figure.tight_layout(rect=(0, 0, 1, 0.94))

@@ -83,12 +83,12 @@ def _grouped_codes(ground_truth, representation_fn, factors, random_state):
         yield codes.reshape(len(chunk), group, -1)
 
 
-def _seed(random_state):
+def seed_from(random_state):
     """An int seed for a scikit-learn estimator, drawn from the metric's RandomState."""
     return int(random_state.randint(2 ** 31 - 1))
 
 
-def _random_state(random_state):
+def random_state_of(random_state):
     if isinstance(random_state, np.random.RandomState):
         return random_state
     return np.random.RandomState(random_state)
@@ -135,8 +135,10 @@ def beta_vae(ground_truth, representation_fn, random_state, *, batch_size=64, nu
 
     Returns score (= eval_accuracy), train_accuracy, eval_accuracy. Chance is about 1 / num_factors.
     """
-    _check("beta_vae", unknown, batch_size=(batch_size, 1), num_train=(num_train, 1), num_eval=(num_eval, 1))
-    random_state, representation_fn = _random_state(random_state), _checked(representation_fn)
+    _check("beta_vae", unknown, batch_size=(batch_size, 1), num_train=(num_train, 2), num_eval=(num_eval, 1))
+    if ground_truth.num_factors < 2:
+        raise UserError("the beta_vae metric classifies which factor a batch shares: it needs at least 2 factors")
+    random_state, representation_fn = random_state_of(random_state), _checked(representation_fn)
 
     def features(num_points):
         labels = random_state.randint(ground_truth.num_factors, size=num_points)
@@ -152,7 +154,7 @@ def beta_vae(ground_truth, representation_fn, random_state, *, batch_size=64, nu
         return np.concatenate(out), labels
 
     train_x, train_y = features(num_train)
-    model = _fit_quietly(linear_model.LogisticRegression(random_state=_seed(random_state)), train_x, train_y)
+    model = _fit_quietly(linear_model.LogisticRegression(random_state=seed_from(random_state)), train_x, train_y)
     train_accuracy = float(np.mean(model.predict(train_x) == train_y))
     eval_x, eval_y = features(num_eval)
     eval_accuracy = float(np.mean(model.predict(eval_x) == eval_y))
@@ -183,7 +185,7 @@ def factor_vae(ground_truth, representation_fn, random_state, *, batch_size=64, 
            num_variance_estimate=(num_variance_estimate, 2))
     if not isinstance(prune_threshold, (int, float)) or isinstance(prune_threshold, bool) or prune_threshold < 0:
         raise UserError(f"factor_vae protocol parameter prune_threshold must be a number >= 0, got {prune_threshold!r}")
-    random_state, representation_fn = _random_state(random_state), _checked(representation_fn)
+    random_state, representation_fn = random_state_of(random_state), _checked(representation_fn)
     sample = np.asarray(ground_truth.sample_factors(num_variance_estimate, random_state))
     global_variance = np.var(_encode(ground_truth, representation_fn, sample, random_state), axis=0, ddof=1)
     active = np.sqrt(global_variance) >= prune_threshold
@@ -236,7 +238,7 @@ def mig(ground_truth, representation_fn, random_state, *, num_train=10000, num_b
     Returns score, per_factor (the normalised gaps), top_dims (each factor's most informative dimension).
     """
     _check("mig", unknown, num_train=(num_train, 1), num_bins=(num_bins, 1))
-    random_state, representation_fn = _random_state(random_state), _checked(representation_fn)
+    random_state, representation_fn = random_state_of(random_state), _checked(representation_fn)
     factors = np.asarray(ground_truth.sample_factors(num_train, random_state))
     binned = _histogram_bins(_encode(ground_truth, representation_fn, factors, random_state), num_bins)
     information = np.array([[sk_metrics.mutual_info_score(factors[:, k], binned[:, j])
@@ -286,7 +288,7 @@ def dci(ground_truth, representation_fn, random_state, *, num_train=10000, num_t
     informativeness_test.
     """
     _check("dci", unknown, num_train=(num_train, 1), num_test=(num_test, 1), n_estimators=(n_estimators, 1))
-    random_state, representation_fn = _random_state(random_state), _checked(representation_fn)
+    random_state, representation_fn = random_state_of(random_state), _checked(representation_fn)
     train_factors = np.asarray(ground_truth.sample_factors(num_train, random_state))
     train_codes = _encode(ground_truth, representation_fn, train_factors, random_state)
     test_factors = np.asarray(ground_truth.sample_factors(num_test, random_state))
@@ -298,7 +300,7 @@ def dci(ground_truth, representation_fn, random_state, *, num_train=10000, num_t
             train_accuracy.append(1.0)
             test_accuracy.append(float(np.mean(test_factors[:, k] == train_factors[0, k])))
             continue
-        model = ensemble.GradientBoostingClassifier(n_estimators=n_estimators, random_state=_seed(random_state))
+        model = ensemble.GradientBoostingClassifier(n_estimators=n_estimators, random_state=seed_from(random_state))
         model.fit(train_codes, train_factors[:, k])
         importance[:, k] = np.abs(model.feature_importances_)
         train_accuracy.append(float(np.mean(model.predict(train_codes) == train_factors[:, k])))
@@ -329,7 +331,9 @@ def sap(ground_truth, representation_fn, random_state, *, num_train=10000, num_t
     Returns score, per_factor (the gaps), score_matrix ([d][F] predictabilities).
     """
     _check("sap", unknown, num_train=(num_train, 1), num_test=(num_test, 1))
-    random_state, representation_fn = _random_state(random_state), _checked(representation_fn)
+    if not isinstance(continuous_factors, (bool, np.bool_)):
+        raise UserError(f"sap protocol parameter continuous_factors must be True or False, got {continuous_factors!r}")
+    random_state, representation_fn = random_state_of(random_state), _checked(representation_fn)
     train_factors = np.asarray(ground_truth.sample_factors(num_train, random_state))
     train_codes = _encode(ground_truth, representation_fn, train_factors, random_state)
     test_factors = np.asarray(ground_truth.sample_factors(num_test, random_state))
@@ -347,7 +351,7 @@ def sap(ground_truth, representation_fn, random_state, *, num_train=10000, num_t
             elif len(np.unique(y)) < 2:  # a constant factor: every dimension predicts it, no gap
                 matrix[j, k] = float(np.mean(y_test == y[0]))
             else:
-                model = svm.LinearSVC(C=0.01, class_weight="balanced", random_state=_seed(random_state))
+                model = svm.LinearSVC(C=0.01, class_weight="balanced", random_state=seed_from(random_state))
                 matrix[j, k] = float(np.mean(_fit_quietly(model, x, y).predict(x_test) == y_test))
     gaps = _top_two_gap(matrix)
     return {"score": float(np.mean(gaps)), "per_factor": gaps.tolist(), "score_matrix": matrix.tolist()}
@@ -429,13 +433,16 @@ def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=
     return results
 
 
+def markdown_table(header, rows):
+    """A Markdown table: header [k] strings, rows [n][k] strings; numbers (all but the first column) right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
 def format_table(rows):
     """{row name: {metric: result dict}} -> a Markdown table of the scores (3 decimals; "–" where missing)."""
     columns = [name for name in METRICS if any(name in results for results in rows.values())]
     columns += sorted({name for results in rows.values() for name in results} - set(columns))
-    lines = ["| representation | " + " | ".join(columns) + " |",
-             "|---|" + "---:|" * len(columns)]
-    for row, results in rows.items():
-        cells = [f"{results[name]['score']:.3f}" if name in results else "–" for name in columns]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(["representation"] + columns,
+                          [[row] + [f"{results[name]['score']:.3f}" if name in results else "–" for name in columns]
+                           for row, results in rows.items()])

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -86,8 +87,20 @@ def replace_atomically(path, write):
             os.remove(temporary)
 
 
+def _json_ready(value):
+    """Non-finite floats become null: JSON has no NaN, and a diverged figure must not make the file unreadable."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    return value
+
+
 def write_json(path, values):
-    replace_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(values, indent=2) + "\n"))
+    text = json.dumps(_json_ready(values), indent=2, allow_nan=False) + "\n"
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 class CsvLog:
@@ -144,10 +157,22 @@ def _format(value):
 
 
 def read_log(path):
-    """A log CSV as a dict column -> list of floats."""
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    return {column: [float(row[column]) for row in rows] for column in (rows[0] if rows else {})}
+    """A log CSV as a dict column -> list of floats (NaN where the run logged one).
+
+    A last line without its line end is being written (or was cut by a crash) and is left out.
+    """
+    try:
+        lines = Path(path).read_text().splitlines(keepends=True)
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not a readable CSV ({error}); restore it from a copy") from None
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    reader = csv.DictReader(lines)
+    rows = [row for row in reader if None not in row and None not in row.values() and "" not in row.values()]
+    try:
+        return {column: [float(row[column]) for row in rows] for column in reader.fieldnames or []}
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{path} has a value that is not a number ({error}); restore it from a copy") from None
 
 
 def open_run(run_dir, checkpoint="latest"):
