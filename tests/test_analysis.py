@@ -37,7 +37,7 @@ def _copy(run, tmp_path, name):
 
 def test_analyze_writes_every_figure_in_a_fresh_process(trained, tmp_path):
     run = _copy(trained, tmp_path, "tiny")
-    result = run_script("analyze.py", run, "--num_images=64", f"--export={tmp_path / 'images'}")
+    result = run_script("analyze.py", run, "--num_images=64", "--export", f"--export_dir={tmp_path / 'images'}")
     assert result.returncode == 0, result.stderr
     for name in FIGURES:
         assert (run / "analysis" / name).stat().st_size > 0, name
@@ -241,3 +241,13 @@ def test_latent_space_of_a_single_dimension():
     from vae_tf.analysis import _projections
     views = _projections(np.random.default_rng(0).normal(size=(40, 1)), seed=0)
     assert sorted(views) == ["t-SNE", "z"] and all(v.shape == (40, 2) for v in views.values())
+
+
+def test_the_committed_run_loads_right_after_installing():
+    run = ROOT / "predictions" / "shapes2d_small"
+    latest, final = vae_tf.load_run(run), vae_tf.load_run(run, checkpoint="final")
+    assert latest.params.image_size == 32 and int(latest.optimizer.iterations.numpy()) == latest.params.num_steps
+    images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=32, shuffle=False).batch(8)))
+    np.testing.assert_allclose(latest.reconstruct(images).numpy(), final.reconstruct(images).numpy(), atol=1e-6)
+    mean, _ = latest.encode(images)
+    assert np.var(mean.numpy(), axis=0).max() > 0.1  # a trained encoder: its codes follow the images
