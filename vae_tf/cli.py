@@ -112,9 +112,10 @@ def _analyze_parser():
                              "or model.keras (default: latest)")
     parser.add_argument("--num_images", type=int, metavar="N",
                         help=f"test images to encode for the latent figures (default: {TEST_IMAGES})")
-    parser.add_argument("--export", nargs="?", const="images", metavar="DIR",
-                        help="also copy the figures under the originals' names into DIR/Training Results/ and "
-                             "DIR/latent_traversal/, replacing earlier exports of the run (default DIR: images)")
+    parser.add_argument("--export", action="store_true",
+                        help="also copy the figures under the originals' names into images/Training Results/ and "
+                             "images/latent_traversal/, replacing earlier exports of the run")
+    parser.add_argument("--export_dir", metavar="DIR", help="the folder --export writes into (default: images)")
     parser.add_argument("--compare", action="store_true",
                         help="instead of the per-run figures: overlay the runs' curves and tabulate their final "
                              "figures (comparison.png and comparison.md beside the runs, or in --output)")
@@ -148,6 +149,8 @@ def _check_combination(args):
         raise UserError("--quick picks the metric protocol: use it with --metrics or --baselines")
     if args.dataset and not args.baselines:
         raise UserError("--dataset is for --baselines (a run's data set comes from its params.json)")
+    if args.export_dir and not args.export:
+        raise UserError("--export_dir is where --export writes; add --export")
     if args.output and not (args.compare or args.baselines):
         raise UserError("--output is where --compare and --baselines write; the figures go to <run>/analysis/")
 
@@ -175,7 +178,7 @@ def analyze_main(argv=None):
                 if args.metrics:
                     print(analysis.score_run(run, args.checkpoint or "latest", args.quick), end="")
                 print(f"figures written to {RunDir(run).analysis}")
-                for path in analysis.export(run, args.export) if args.export else []:
+                for path in analysis.export(run, args.export_dir or "images") if args.export else []:
                     print(f"exported {path}")
         if args.baselines:
             print(analysis.score_baselines(args.dataset, args.runs[0] if args.runs else None, args.quick,
