@@ -155,7 +155,7 @@ def _interpolation(model, mean):
 
 
 def _reconstruction_rows(model, images):
-    count = min(COLUMNS, len(images)) // 2 * 2
+    count = min(2 * COLUMNS, len(images)) // 2 * 2
     originals = images[:count]
     reconstructions = model.reconstruct(originals).numpy()
     half = count // 2
@@ -295,7 +295,7 @@ def compare(run_dirs, output_dir=None):
     Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
     returns the table.
     """
-    from vae_tf.metrics import markdown_table
+    from vae_tf.metrics import METRICS, markdown_table
 
     runs = [open_run(path)[0] for path in run_dirs]
     names = [run_name(run) for run in runs]
@@ -308,7 +308,8 @@ def compare(run_dirs, output_dir=None):
         finals[name] = final_figures(logs[name], validation)
         summaries[name] = _read_json(run.analysis / "summary.json")
         metrics[name] = _read_json(run.analysis / "metrics.json").get("metrics", {})
-    metric_names = sorted({metric for scores in metrics.values() for metric in scores})
+    found = {metric for scores in metrics.values() for metric in scores}
+    metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
     header = ["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units"] + metric_names
     rows = [[name, str(final["steps"]), f"{final['loss']:.2f}", f"{final['reconstruction_loss']:.2f}",
              f"{final['kl_loss']:.2f}", f"{final['kl_weight']:.3g}", str(summaries[name].get("active_units", "–"))]

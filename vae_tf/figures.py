@@ -22,10 +22,10 @@ def _smooth(values, window):
 
 
 def _log_scale_if_decades(axis, *curves):
-    """Log y-axis when every value is positive and they span more than two decades."""
+    """Log y-axis when every value is positive and they span more than one and a half decades (a factor 30)."""
     values = np.concatenate([np.asarray(c, np.float64) for c in curves])
     values = values[np.isfinite(values)]
-    if values.size and values.min() > 0 and values.max() / values.min() > 100:
+    if values.size and values.min() > 0 and values.max() / values.min() > 30:
         axis.set_yscale("log")
 
 
