@@ -138,7 +138,7 @@ def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
              (str(trained), str(trained), "--compare", "--metrics"): "analyse them with --metrics first",
              (str(trained), "--quick"): "use it with --metrics or --baselines",
              (str(trained), "--dataset=shapes2d"): "--dataset is for --baselines",
-             (str(trained), "--output=x"): "--output is where", (str(trained), "--num_images=5"): "at least 10"}
+             (str(trained), "--output=x"): "--output is where", (str(trained), "--export_dir=x"): "add --export", (str(trained), "--num_images=5"): "at least 10"}
     for argv, message in cases.items():
         assert analyze_main(list(argv)) == 2, argv
         err = capsys.readouterr().err
