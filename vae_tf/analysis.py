@@ -25,6 +25,7 @@ TEST_IMAGES = 1000  # test images encoded, as the β-VAE project's traversal did
 COLUMNS = 10  # points along each traversal and interpolation
 FINAL_WINDOW = 100  # the "final" training figures average the last this many logged steps
 GIF_FRAME_MS = 400
+BATCH = 250  # images encoded or decoded per call
 MIN_IMAGES = 10  # the interpolation figure alone uses ten test images
 
 
@@ -81,12 +82,12 @@ def _test_images(params, count):
     from vae_tf.datasets import evaluation_batches, source_for
 
     split = source_for(params).split("test")
-    images = np.concatenate([batch.numpy() for batch in evaluation_batches(split, 250, count)])
+    images = np.concatenate([batch.numpy() for batch in evaluation_batches(split, BATCH, count)])
     return images, {name: np.asarray(values[:len(images)]) for name, values in split.labels.items()}
 
 
 def _posterior(model, images):
-    codes = [model.encode(images[i:i + 250]) for i in range(0, len(images), 250)]
+    codes = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
     return (np.concatenate([m.numpy() for m, _ in codes]).astype(np.float64),
             np.concatenate([s.numpy() for _, s in codes]).astype(np.float64))
 
@@ -168,7 +169,7 @@ def _test_losses(model, images, mean, log_std):
     """Reconstruction loss of the posterior mean and KL, averaged over the encoded test images."""
     import tensorflow as tf
 
-    logits = tf.concat([model.decoder(mean[i:i + 250].astype(np.float32)) for i in range(0, len(mean), 250)], 0)
+    logits = tf.concat([model.decoder(mean[i:i + BATCH].astype(np.float32)) for i in range(0, len(mean), BATCH)], 0)
     reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
     return float(np.mean(reconstruction)), float(np.sum(latents.kl_per_dimension(mean, log_std)))
 

@@ -6,7 +6,7 @@ matplotlib.use("Agg")  # files only: analysis runs on machines with no screen
 import matplotlib.pyplot as plt
 import numpy as np
 
-from vae_tf.snapshots import image_grid
+from vae_tf.snapshots import image_grid, show_images
 
 
 def _smooth(values, window):
@@ -84,20 +84,13 @@ def graphs(log, validation, title):
     return figure
 
 
-def _show(axis, image):
-    image = np.clip(np.asarray(image), 0.0, 1.0)
-    axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0.0, vmax=1.0)
-    axis.set_xticks([])
-    axis.set_yticks([])
-
-
 def image_rows(rows, title, row_labels=None, column_labels=None):
     """Images [rows, columns, H, W, C] in [0, 1] as one labelled grid."""
     rows = np.asarray(rows)
     count, columns = rows.shape[:2]
     figure, axes = plt.subplots(count, 1, figsize=(1.1 * columns + 1.8, 1.15 * count + 0.8), dpi=100, squeeze=False)
     for r, axis in enumerate(axes[:, 0]):
-        _show(axis, image_grid(rows[r], columns=columns))
+        show_images(axis, image_grid(rows[r], columns=columns))
         if row_labels is not None:
             axis.set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
         for spine in axis.spines.values():

@@ -18,13 +18,20 @@ def image_grid(images, columns=4):
     return grid
 
 
+def show_images(axis, image):
+    """Draw one image [H, W, C] in [0, 1] (a grid from image_grid) on a matplotlib axis, without ticks."""
+    image = np.clip(np.asarray(image), 0.0, 1.0)
+    axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0.0, vmax=1.0)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
 def snapshot_figure(originals, reconstructions, generations, step):
     """A labelled three-panel figure as an RGB uint8 array [H, W, 3]."""
     figure, axes = plt.subplots(1, 3, figsize=(9, 3.4), dpi=100)
     for axis, images, title in zip(axes, (originals, reconstructions, generations),
                                    ("originals", "reconstructions", "generations")):
-        grid = image_grid(np.clip(np.asarray(images), 0.0, 1.0))
-        axis.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0.0, vmax=1.0)
+        show_images(axis, image_grid(np.asarray(images)))
         axis.set_title(title)
         axis.axis("off")
     figure.suptitle(f"step {step}", fontsize=13)
