@@ -20,7 +20,20 @@ latent_size = 10  # number of latent dimensions
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
 
-# --- KL term ---
+# --- objective (README, "Objectives": each one's paper and equation) ---
+objective = "beta_vae"  # beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | info_vae | iwae
+tc_alpha = 1.0  # beta_tcvae: weight of the index-code mutual information (beta weights the total correlation)
+tc_gamma = 1.0  # beta_tcvae: weight of the dimension-wise KL
+tc_estimator = "mss"  # beta_tcvae: minibatch estimator of q(z): mss (stratified) | mws (weighted)
+factor_gamma = 40.0  # factor_vae: weight of the discriminator's total-correlation estimate (KL weight: beta)
+dip_lambda_od = 10.0  # dip_vae_i / dip_vae_ii: weight of the squared off-diagonal covariances (KL weight: beta)
+dip_lambda_d = 100.0  # dip_vae_i / dip_vae_ii: weight of the squared diagonal deviations from 1
+info_alpha = 0.0  # info_vae: KL weight (1 - info_alpha) * beta
+info_lambda = 1000.0  # info_vae: MMD weight info_alpha + info_lambda - 1
+mmd_kernel = "rbf"  # info_vae: rbf | imq (inverse multiquadric), both of scale 2 * latent_size
+iwae_samples = 5  # iwae: importance samples per image (1 = the plain VAE's ELBO); needs beta = 1
+
+# --- KL term (the weight of the objective's KL-type term: the KL, or beta_tcvae's total correlation) ---
 kl_schedule = "constant"  # constant: weight beta | linear: kl_start_value -> kl_end_value | capacity: beta * |KL - C|
 beta = 4.0  # KL weight for constant; the multiplier of |KL - C| for capacity
 kl_start_step = 0  # linear/capacity: step where the ramp starts

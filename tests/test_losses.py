@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae_tf.losses import absolute_error, bernoulli, gaussian_kl, squared_error
+from vae_tf.losses import (absolute_error, bernoulli, covariance, dip_penalty, gaussian_kl, importance_weighted_bound,
+                           kl_decomposition, log_importance_weights, negative_log_likelihood, squared_error)
 
 
 def kl_by_sigma(mean, sigma):
@@ -51,3 +52,73 @@ def test_bernoulli_is_the_cross_entropy_of_the_sigmoid():
     p = 1 / (1 + np.exp(-logits))
     expected = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=(1, 2, 3))
     np.testing.assert_allclose(bernoulli(tf.constant(x), tf.constant(logits)).numpy(), expected, rtol=1e-5)
+
+
+def correlated_posteriors(rng, batch, sigma, posterior_std):
+    """Posteriors N(μ_n, s²I) with μ_n ~ N(0, Σ − s²I): their aggregate q(z) is N(0, Σ) exactly."""
+    mean = rng.multivariate_normal(np.zeros(len(sigma)), sigma - posterior_std ** 2 * np.eye(len(sigma)), size=batch)
+    z = mean + posterior_std * rng.standard_normal(mean.shape)
+    return z, mean, np.full(mean.shape, np.log(posterior_std))
+
+
+def test_stratified_estimates_converge_to_the_closed_forms_as_the_batch_grows():
+    """q(z) = N(0, Σ), q(z|x) = N(μ, s²I): TC = −½ log det(correlation of Σ), MI = ½ log(det Σ / s^{2D}) and
+    dimension-wise KL = Σ_d ½(Σ_dd − 1 − log Σ_dd) (Chen et al. 2018's decomposition of a Gaussian model)."""
+    sigma = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.5]])
+    std = np.sqrt(np.diag(sigma))
+    closed = {"total_correlation": -0.5 * np.log(np.linalg.det(sigma / np.outer(std, std))),
+              "index_code_mi": 0.5 * np.log(np.linalg.det(sigma) / 0.3 ** 6),
+              "dimension_wise_kl": sum(0.5 * (v - 1 - np.log(v)) for v in np.diag(sigma))}
+    errors = {}
+    for batch in (32, 2048):
+        z, mean, log_std = correlated_posteriors(np.random.default_rng(batch), batch, sigma, 0.3)
+        weights = log_importance_weights(batch, 10 ** 12, "mss")  # a data set far larger than the batch
+        estimate = kl_decomposition(tf.constant(z), tf.constant(mean), tf.constant(log_std), weights)
+        errors[batch] = {name: abs(float(estimate[name]) - value) for name, value in closed.items()}
+    assert errors[2048]["total_correlation"] < 0.05 < errors[32]["total_correlation"]
+    assert errors[2048]["index_code_mi"] < 0.08 and errors[2048]["dimension_wise_kl"] < 0.05
+    assert sum(errors[2048].values()) < sum(errors[32].values())
+
+
+@pytest.mark.parametrize("estimator", ["mss", "mws", "batch"])
+def test_the_three_terms_sum_to_the_sampled_kl_for_any_weights(estimator):
+    z, mean, log_std = correlated_posteriors(np.random.default_rng(1), 50, np.eye(4) * 2.0, 0.5)
+    terms = kl_decomposition(tf.constant(z), tf.constant(mean), tf.constant(log_std),
+                             log_importance_weights(50, 5000, estimator))
+    log_q = (-0.5 * np.log(2 * np.pi) - log_std - 0.5 * ((z - mean) / np.exp(log_std)) ** 2).sum(1)
+    log_p = (-0.5 * np.log(2 * np.pi) - 0.5 * z ** 2).sum(1)
+    assert sum(float(v) for v in terms.values()) == pytest.approx(np.mean(log_q - log_p), rel=1e-9)
+
+
+def test_importance_weights_rows_sum_to_one_except_weighted_sampling_s():
+    for batch, size in ((2, 10), (7, 100), (64, 737280), (5, 3)):
+        mss = np.exp(log_importance_weights(batch, size, "mss").numpy())
+        np.testing.assert_allclose(mss.sum(1), 1.0, rtol=1e-12)
+        np.testing.assert_allclose(np.diag(mss), 1 / max(size, batch))
+        np.testing.assert_allclose(np.exp(log_importance_weights(batch, size, "batch").numpy()).sum(1), 1.0)
+    # Minibatch-weighted sampling's weights are 1/(N·B) each: they sum to 1/N (the paper's estimator, appendix C.1).
+    np.testing.assert_allclose(np.exp(log_importance_weights(8, 100, "mws").numpy()), 1 / 800)
+
+
+def test_normalised_likelihoods_integrate_to_one_over_a_pixel():
+    """With their constants, squared and absolute error are densities over a real-valued pixel: ∫ exp(−nll) dx = 1."""
+    grid = np.linspace(-20, 20, 400001).astype(np.float32)
+    x = tf.constant(grid.reshape(-1, 1, 1, 1))
+    logits = tf.fill(x.shape, 0.7)
+    for name in ("squared_error", "absolute_error"):
+        density = np.exp(-negative_log_likelihood(name, x, logits).numpy())
+        assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-4)
+    binary = tf.constant(np.array([0.0, 1.0], np.float32).reshape(2, 1, 1, 1))
+    assert np.exp(-negative_log_likelihood("bernoulli", binary, tf.fill(binary.shape, 0.7)).numpy()).sum() == pytest.approx(1.0)
+
+
+def test_dip_penalty_covariance_and_importance_weighted_bound_against_numpy():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 3))
+    cov = covariance(tf.constant(x)).numpy()
+    np.testing.assert_allclose(cov, np.cov(x, rowvar=False, bias=True), rtol=1e-10)
+    expected = 2.0 * ((cov ** 2).sum() - (np.diag(cov) ** 2).sum()) + 5.0 * ((np.diag(cov) - 1) ** 2).sum()
+    assert float(dip_penalty(tf.constant(cov), 2.0, 5.0)) == pytest.approx(expected, rel=1e-10)
+    log_w = rng.normal(size=(6, 4)) * 10
+    expected_bound = np.log(np.mean(np.exp(log_w), axis=0))
+    np.testing.assert_allclose(importance_weighted_bound(tf.constant(log_w)).numpy(), expected_bound, rtol=1e-10)

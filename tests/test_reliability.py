@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import vae_tf
+from vae_tf.cli import train_main
 from vae_tf.training import Checkpointer
 
 from conftest import ROOT, run_script, tiny_args
@@ -105,6 +106,9 @@ def test_skip_batch_leaves_weights_and_optimizer_untouched(tiny):
     assert all(np.array_equal(a, b) for a, b in zip(before, state()))
     assert int(model.optimizer.iterations.numpy()) == 2
     assert float(model.train_step(good)["skipped"]) == 0.0
+    # The Keras trackers (what fit / evaluate report) averaged the two good batches only.
+    assert all(np.isfinite(float(tracker.result())) for tracker in model.trackers.values())
+    assert int(model.trackers["loss"].count.numpy()) == 2
 
 
 def test_skip_batch_gives_up_after_a_hundred_bad_batches_in_a_row(tmp_path):
@@ -145,6 +149,20 @@ def test_a_run_whose_checkpoints_are_gone_is_not_restarted_over_its_log(tmp_path
     result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=g", *tiny_args(num_steps=9))
     assert result.returncode == 2 and "6 logged steps but no checkpoint" in result.stderr
     assert snapshot_of(tmp_path / "g") == before
+    # A checkpoint_step above the logged steps does not make the lost checkpoints look never written.
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=g", *tiny_args(num_steps=9, checkpoint_step=50)]) == 2
+    assert snapshot_of(tmp_path / "g") == before
+
+
+def test_a_finished_run_without_its_model_keras_writes_it_on_rerun(tiny):
+    """Killed after its last checkpoint but before the export (or stopped early): the rerun exports, trains nothing."""
+    run = vae_tf.train(tiny(run_name="export", num_steps=3, checkpoint_step=3), progress=False)
+    expected = vae_tf.load_run(run, "final").reconstruct(tf.zeros((2, 16, 16, 1))).numpy()
+    (run / "model.keras").unlink()
+    log = (run / "log.csv").read_text()
+    vae_tf.train(tiny(run_name="export", num_steps=3, checkpoint_step=3), progress=False)
+    np.testing.assert_array_equal(vae_tf.load_run(run, "final").reconstruct(tf.zeros((2, 16, 16, 1))).numpy(), expected)
+    assert (run / "log.csv").read_text() == log
 
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path):

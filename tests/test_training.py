@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import vae_tf
-from vae_tf.runs import LOG_COLUMNS
+from vae_tf.model import step_figures
+from vae_tf.runs import log_columns
 
 from conftest import ROOT, run_script, tiny_args
 
@@ -27,7 +28,7 @@ def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
     params = json.loads((run / "params.json").read_text())
     assert params["num_steps"] == 6 and params["image_size"] == 16 and params["dataset"] == "shapes2d"
     rows = read_rows(run / "log.csv")
-    assert list(rows[0]) == list(LOG_COLUMNS)
+    assert list(rows[0]) == list(log_columns(step_figures("beta_vae")))
     assert [int(r["step"]) for r in rows] == list(range(6))
     assert all(float(r["std_min"]) <= float(r["std_avg"]) <= float(r["std_max"]) for r in rows)
     assert [int(r["step"]) for r in read_rows(run / "validation.csv")] == [3, 6]

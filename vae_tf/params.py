@@ -40,12 +40,24 @@ class Params:
     latent_size: int = _option(10, "number of latent dimensions")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
+    objective: str = _option("beta_vae", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
+                                         "info_vae | iwae (README, 'Objectives'); beta / kl_schedule weight its KL-type term")
     kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|)")
     beta: float = _option(4.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
     kl_start_step: int = _option(0, "linear/capacity: step where the ramp starts (value kl_start_value before it)")
     kl_end_step: int = _option(10000, "linear/capacity: step where the ramp ends (value kl_end_value after it)")
     kl_start_value: float = _option(0.0, "linear: KL weight at kl_start_step; capacity: C in nats at kl_start_step")
     kl_end_value: float = _option(1.0, "linear: KL weight at kl_end_step; capacity: C in nats at kl_end_step")
+    tc_alpha: float = _option(1.0, "beta_tcvae: weight alpha of the index-code mutual information (beta weights the total correlation)")
+    tc_gamma: float = _option(1.0, "beta_tcvae: weight gamma of the dimension-wise KL")
+    tc_estimator: str = _option("mss", "beta_tcvae: minibatch estimator of q(z), mss (stratified) | mws (weighted) (Chen et al. 2018, app. C)")
+    factor_gamma: float = _option(40.0, "factor_vae: weight gamma of the discriminator's total-correlation estimate")
+    dip_lambda_od: float = _option(10.0, "dip_vae_i / dip_vae_ii: weight of the squared off-diagonal covariances")
+    dip_lambda_d: float = _option(100.0, "dip_vae_i / dip_vae_ii: weight of the squared diagonal deviations from 1")
+    info_alpha: float = _option(0.0, "info_vae: alpha; the KL weight is (1 - alpha) * the schedule's")
+    info_lambda: float = _option(1000.0, "info_vae: lambda; the MMD weight is alpha + lambda - 1")
+    mmd_kernel: str = _option("rbf", "info_vae: MMD kernel, rbf | imq (inverse multiquadric), scale 2 * latent_size")
+    iwae_samples: int = _option(5, "iwae: importance samples K per image (K = 1 is the VAE's ELBO)")
     batch_size: int = _option(64, "images per training step")
     learning_rate: float = _option(5e-4, "Adam learning rate")
     adam_beta_1: float = _option(0.9, "Adam beta_1 (the beta-VAE project used 0.5)")
@@ -74,11 +86,12 @@ class Params:
 
 # Parameters that change the model's variables or the data order: a resumed run may not change them.
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder_layers", "latent_size",
-              "activation", "reconstruction_loss", "batch_size", "seed")
+              "activation", "reconstruction_loss", "objective", "batch_size", "seed")
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
 NAN_POLICIES = ("stop", "skip_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+MMD_KERNELS = ("rbf", "imq")
 
 
 def _field_types():
@@ -208,24 +221,27 @@ def conv_stride_product(layers):
 def _check_values(p):
     from vae_tf.datasets import DATASETS
     from vae_tf.losses import RECONSTRUCTION_LOSSES
+    from vae_tf.objectives import OBJECTIVES, TC_ESTIMATORS
     from vae_tf.schedules import KL_SCHEDULES
 
     _require(p.run_name and p.run_name not in (".", "..") and "/" not in p.run_name and "\\" not in p.run_name,
              f"run_name must be a plain folder name (no '/'), got {p.run_name!r}")
     for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
-                           ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES)):
+                           ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
+                           ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
     if p.decoder_layers is not None:
         _check_layers("decoder_layers", p.decoder_layers, conv_first=False)
-    for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size"):
+    for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
     for name in ("plot_step", "validation_step", "validation_tolerance", "kl_start_step", "kl_end_step", "seed",
                  "cpu_devices"):
         _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
-    for name in ("beta", "kl_start_value", "kl_end_value"):
+    for name in ("beta", "kl_start_value", "kl_end_value", "tc_alpha", "tc_gamma", "factor_gamma", "dip_lambda_od",
+                 "dip_lambda_d", "info_alpha", "info_lambda"):
         value = getattr(p, name)
         _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
     _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")
@@ -240,6 +256,7 @@ def _check_values(p):
              "inside the compiled step); use nan_policy stop with several devices")
     if p.image_size is not None:
         check_image_size(p, p.image_size)
+    OBJECTIVES[p.objective].check(p)
 
 
 def check_image_size(p, size):

@@ -9,12 +9,15 @@ import tempfile
 from pathlib import Path
 
 from vae_tf.errors import UserError
-from vae_tf.model import STEP_FIGURES
 from vae_tf.params import Params
 
-LOG_COLUMNS = ("step",) + STEP_FIGURES + ("wall_time",)
 VALIDATION_COLUMNS = ("step", "loss", "reconstruction_loss", "kl_loss", "wall_time")
 CHECKPOINTS = ("latest", "best", "final")
+
+
+def log_columns(step_figures):
+    """log.csv's columns for a model's per-step figures."""
+    return ("step",) + tuple(step_figures) + ("wall_time",)
 
 
 class RunDir:

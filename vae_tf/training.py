@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from vae_tf import datasets, distribution
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
-from vae_tf.model import STEP_FIGURES, build_model
+from vae_tf.model import build_model
 from vae_tf.params import STRUCTURAL, check_image_size
-from vae_tf.runs import LOG_COLUMNS, VALIDATION_COLUMNS, CsvLog, RunDir, replace_atomically, write_json
+from vae_tf.runs import VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, replace_atomically, write_json
 from vae_tf.snapshots import snapshot_figure
 
 SNAPSHOT_IMAGES = 16
@@ -33,7 +33,8 @@ _REDUCTIONS = {"mean_min": tf.reduce_min, "std_min": tf.reduce_min,
 
 
 class Checkpointer:
-    """The resumable state of a run (model, optimizer and its step, early-stopping record) and its two managers.
+    """The resumable state of a run (model, optimizer and its step, the objective's own state such as FactorVAE's
+    discriminator, early-stopping record) and its two managers.
 
     In a multi-worker run every worker must take part in a save; only the chief's lands in the run folder.
     """
@@ -43,7 +44,8 @@ class Checkpointer:
         self.checks_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
                                               best_validation=self.best_validation,
-                                              checks_since_best=self.checks_since_best)
+                                              checks_since_best=self.checks_since_best,
+                                              **model.objective.checkpointables())
         # A non-chief worker saves into scratch space, removed with this object.
         self.scratch = None if chief else tempfile.TemporaryDirectory(prefix="vae_tf_worker_")
         root = run.path if chief else self.scratch.name
@@ -76,12 +78,14 @@ class Checkpointer:
 
 
 def _check_resumable(run, params):
+    """The run's own params, after checking that `params` may resume it."""
     previous = run.read_params()
     changed = [name for name in STRUCTURAL if getattr(previous, name) != getattr(params, name)]
     if changed:
         listing = ", ".join(f"{n} ({getattr(previous, n)!r} -> {getattr(params, n)!r})" for n in changed)
         raise UserError(f"run {run.path} was trained with different {listing}; these change the model or the data, "
                         f"so it cannot resume with them: pick a new --run_name, or pass the run's own values")
+    return previous
 
 
 @contextlib.contextmanager
@@ -152,18 +156,19 @@ def _distributed_step(model, strategy, writer):
 
     def replica_step(x):
         figures = model.train_step(x)
-        vector = tf.stack([figures[name] for name in STEP_FIGURES])
+        vector = tf.stack([figures[name] for name in model.step_figures])
         if strategy.num_replicas_in_sync == 1:
             return vector
         gathered = tf.distribute.get_replica_context().all_gather(vector[None], axis=0)  # [replicas, figures]
-        return tf.stack([_REDUCTIONS.get(name, tf.reduce_mean)(gathered[:, i]) for i, name in enumerate(STEP_FIGURES)])
+        return tf.stack([_REDUCTIONS.get(name, tf.reduce_mean)(gathered[:, i])
+                         for i, name in enumerate(model.step_figures)])
 
     @tf.function
     def step(x):
         vector = strategy.experimental_local_results(strategy.run(replica_step, args=(x,)))[0]
         if writer is not None:
             with writer.as_default(step=model.optimizer.iterations - 1):
-                for i, name in enumerate(STEP_FIGURES):
+                for i, name in enumerate(model.step_figures):
                     tf.summary.scalar(f"train/{name}", vector[i])
         return vector
 
@@ -184,8 +189,7 @@ def train(params, progress=True):
         raise UserError(f"batch_size {params.batch_size} does not split evenly over {strategy.num_replicas_in_sync} "
                         f"replicas; use a multiple of {strategy.num_replicas_in_sync}")
     run = RunDir(f"{params.output_dir}/{params.run_name}")
-    if run.params_json.exists():
-        _check_resumable(run, params)
+    previous = _check_resumable(run, params) if run.params_json.exists() else None
     check_image_size(params, datasets.image_shape_of(params)[0])
     source = datasets.source_for(params)
     train_split, validation_split = source.split("train"), source.split("validation")
@@ -196,16 +200,17 @@ def train(params, progress=True):
             raise UserError(f"cannot create the run folder {run.path} ({error.strerror}); "
                             f"choose another --output_dir") from None
     with _exclusive(run, chief):
-        return _train_locked(params, run, strategy, chief, train_split, validation_split, progress)
+        return _train_locked(params, previous, run, strategy, chief, train_split, validation_split, progress)
 
 
-def _train_locked(params, run, strategy, chief, train_split, validation_split, progress):
+def _train_locked(params, previous, run, strategy, chief, train_split, validation_split, progress):
     """The rest of `train`, while this process holds the run folder."""
     with strategy.scope():
-        model = build_model(params)
+        model = build_model(params, dataset_size=train_split.num_examples)
         state = Checkpointer(model, run, chief)
     logged = _logged_steps(run.log_csv) if chief and run.log_csv.exists() else 0
-    if not state.restore() and logged > params.checkpoint_step:
+    # A run that logged past its first checkpoint had one: the run's own checkpoint_step says so, not a new one.
+    if not state.restore() and logged > (previous or params).checkpoint_step:
         raise UserError(f"run {run.path} has {logged} logged steps but no checkpoint in "
                         f"{run.checkpoints} to resume from; put the checkpoints back, or pick a new --run_name")
     model.optimizer.learning_rate.assign(params.learning_rate)  # the checkpoint holds the old one
@@ -218,13 +223,16 @@ def _train_locked(params, run, strategy, chief, train_split, validation_split, p
                f"raise --validation_tolerance (0 = never stop) to continue" if stopped_early else
                f"already trained for {step} steps; pass a larger --num_steps to extend it")
         print(f"run {run.path}: {why}")
+        if chief and not run.model_keras.exists():  # killed (or stopped early) before its export was written
+            with _writes_to(run, lambda: step):
+                replace_atomically(run.model_keras, model.save)
         return run.path
 
     saved_at = step
     with _writes_to(run, lambda: saved_at):
         if chief:
             write_json(run.params_json, params.to_dict())
-            log = CsvLog(run.log_csv, LOG_COLUMNS, step)
+            log = CsvLog(run.log_csv, log_columns(model.step_figures), step)
             # A validation at the resumed step ran before its checkpoint was saved and is not redone: keep it.
             validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
             writer = tf.summary.create_file_writer(str(run.logs))
@@ -284,7 +292,7 @@ def _train_locked(params, run, strategy, chief, train_split, validation_split, p
         with _stop_requests() as stop_requested:
             try:
                 while step < params.num_steps:
-                    figures = dict(zip(STEP_FIGURES, train_step(next(batches)).numpy().tolist()))
+                    figures = dict(zip(model.step_figures, train_step(next(batches)).numpy().tolist()))
                     finite = math.isfinite(figures["loss"]) and math.isfinite(figures["grad_norm"])
                     if not finite and params.nan_policy == "stop":
                         raise TrainingDiverged(

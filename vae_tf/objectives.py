@@ -1,0 +1,219 @@
+"""Training objectives: one class each, registered by name, differing in the penalty they add.
+
+Every objective shares the encoder, decoder, reconstruction term, KL schedule and run folder. The base class
+is the β-VAE family; the others override one hook, `penalty(batch, step)` (disentanglement_lib's `regularizer`),
+except IWAE, whose bound replaces the whole loss (`loss`), and FactorVAE, which also trains a discriminator
+(`auxiliary_update`). `kl_weight` — `beta` through the `kl_schedule` — multiplies each objective's KL-type term.
+"""
+
+import keras
+import tensorflow as tf
+
+from vae_tf import losses
+from vae_tf.errors import UserError
+
+
+class Batch:
+    """What one step knows of its batch: images x [B, H, W, C]; posterior mean, log_std and one sample z [B, D];
+    the decoder's logits for z; reconstruction and KL per image [B]; and the replica slice this batch is."""
+
+    def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas):
+        self.x, self.mean, self.log_std, self.z, self.logits = x, mean, log_std, z, logits
+        self.reconstruction, self.kl = reconstruction, kl
+        self.replica, self.replicas = replica, replicas
+
+
+class BetaVAE:
+    """β-VAE (Higgins et al. 2017): reconstruction + β·KL, with β from the KL schedule: constant (β = 1 is the VAE of
+    Kingma & Welling 2014, β = 0 an autoencoder), linear (KL annealing, Bowman et al. 2016) or capacity
+    (β·|KL − C|, the AnnealedVAE of Burgess et al. 2018, eq. 8)."""
+
+    figures = ()  # per-step figures this objective logs besides the shared ones
+    batch_statistics = False  # True: the penalty is estimated from the whole minibatch, not image by image
+
+    def __init__(self, schedule, options, dataset_size):
+        self.schedule, self.options, self.dataset_size = schedule, options, dataset_size
+
+    @classmethod
+    def check(cls, params):
+        """Raise UserError for parameter combinations that make no sense with this objective."""
+        if cls.batch_statistics and params.strategy != "default":
+            raise UserError(f"objective {params.objective} estimates its penalty from the whole minibatch, which "
+                            f"replicas would split; train it with strategy default (one device)")
+        if cls.batch_statistics and params.batch_size < 2:
+            raise UserError(f"objective {params.objective} estimates its penalty from the minibatch; "
+                            f"use batch_size 2 or more")
+
+    def penalty(self, batch, step):
+        """The term added to the batch-mean reconstruction loss (a scalar), and extra figures (a dict)."""
+        return self.schedule.penalty(tf.reduce_mean(batch.kl), step), {}
+
+    def loss(self, model, batch, step):
+        """The training loss of a batch (a scalar) and this objective's extra figures."""
+        penalty, figures = self.penalty(batch, step)
+        return tf.reduce_mean(batch.reconstruction) + penalty, figures
+
+    def auxiliary_update(self, batch, step):
+        """Extra training after the VAE's own gradients (FactorVAE's discriminator): (figures, apply) where
+        `apply()` applies the update; the step calls it only when the VAE's update is applied too."""
+        return {}, lambda: None
+
+    def checkpointables(self):
+        """Extra state a resumable checkpoint must hold (name -> trackable)."""
+        return {}
+
+
+class BetaTCVAE(BetaVAE):
+    """β-TCVAE (Chen et al. 2018, eq. 4): reconstruction + α·MI + β·TC + γ·dimension-wise KL, the three terms of
+    the KL's decomposition estimated on the minibatch (`losses.kl_decomposition`) with the paper's minibatch-weighted
+    ("mws") or minibatch-stratified ("mss") sampling; the data-set size enters their weights. β comes from the KL
+    schedule (constant or linear)."""
+
+    batch_statistics = True
+
+    @classmethod
+    def check(cls, params):
+        super().check(params)
+        if params.kl_schedule == "capacity":
+            raise UserError("objective beta_tcvae weights the total correlation by beta; a capacity target C applies "
+                            "to the whole KL: use kl_schedule constant or linear")
+
+    def penalty(self, batch, step):
+        weights = losses.log_importance_weights(tf.shape(batch.z)[0], self.dataset_size, self.options["tc_estimator"])
+        terms = losses.kl_decomposition(batch.z, batch.mean, batch.log_std, weights)
+        return (self.options["tc_alpha"] * terms["index_code_mi"]
+                + self.schedule.weight(step) * terms["total_correlation"]
+                + self.options["tc_gamma"] * terms["dimension_wise_kl"]), {}
+
+
+def _permute_dimensions(z, seed):
+    """Shuffle each column of z [B, D] independently across the batch: samples of Π_d q(z_d) (Kim & Mnih 2018, alg. 1)."""
+    keys = tf.random.stateless_uniform(tf.shape(tf.transpose(z)), seed=seed)  # [D, B]
+    order = tf.argsort(keys, axis=1)
+    return tf.transpose(tf.gather(tf.transpose(z), order, batch_dims=1))
+
+
+def build_discriminator(latent_size):
+    """FactorVAE's discriminator (Kim & Mnih 2018, appendix): 6 × 1000 leaky-ReLU layers -> one logit, log D/(1 − D),
+    D the probability that a code came from q(z) rather than from Π_d q(z_d)."""
+    x = inputs = keras.Input((latent_size,), name="z")
+    for i in range(6):
+        x = keras.layers.Dense(1000, name=f"dense{i}")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"leaky_relu{i}")(x)
+    return keras.Model(inputs, keras.layers.Dense(1, name="logit")(x), name="discriminator")
+
+
+class FactorVAE(BetaVAE):
+    """FactorVAE (Kim & Mnih 2018, eq. 2): reconstruction + KL + γ·TC, TC ≈ E_q(z)[log D(z)/(1 − D(z))] from a
+    discriminator trained to tell codes z from codes permuted dimension by dimension (the same batch, permuted).
+    The discriminator has its own Adam (1e-4, β₁ 0.5, β₂ 0.9, the paper's) and lives in the checkpoint."""
+
+    figures = ("discriminator_loss", "discriminator_accuracy")
+    batch_statistics = True
+
+    def __init__(self, schedule, options, dataset_size):
+        super().__init__(schedule, options, dataset_size)
+        self.discriminator = build_discriminator(options["latent_size"])
+        self.optimizer = keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
+        self.optimizer.build(self.discriminator.trainable_variables)
+
+    def penalty(self, batch, step):
+        total_correlation = tf.reduce_mean(self.discriminator(batch.z, training=False))
+        kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
+        return kl + self.options["factor_gamma"] * total_correlation, {}
+
+    def auxiliary_update(self, batch, step):
+        z = tf.stop_gradient(batch.z)
+        permuted = _permute_dimensions(z, tf.stack([tf.cast(self.options["seed"], tf.int64) * 7919 + 3,
+                                                    tf.cast(step, tf.int64)]))
+        with tf.GradientTape() as tape:
+            joint, product = self.discriminator(z, training=True), self.discriminator(permuted, training=True)
+            loss = 0.5 * tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(joint), joint)
+                                        + tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(product), product))
+        gradients = tape.gradient(loss, self.discriminator.trainable_variables)
+        accuracy = 0.5 * (tf.reduce_mean(tf.cast(joint > 0, tf.float32)) + tf.reduce_mean(tf.cast(product <= 0, tf.float32)))
+        figures = {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
+        return figures, lambda: self.optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
+
+    def checkpointables(self):
+        return {"discriminator": self.discriminator, "discriminator_optimizer": self.optimizer}
+
+
+class DIPVAEI(BetaVAE):
+    """DIP-VAE-I (Kumar et al. 2018, eq. 6): reconstruction + KL + λ_od·Σ_{i≠j} C_ij² + λ_d·Σ_i (C_ii − 1)², C the
+    covariance of the posterior means over the batch."""
+
+    batch_statistics = True
+
+    def covariance(self, batch):
+        return losses.covariance(batch.mean)
+
+    def penalty(self, batch, step):
+        dip = losses.dip_penalty(self.covariance(batch), self.options["dip_lambda_od"], self.options["dip_lambda_d"])
+        return self.schedule.penalty(tf.reduce_mean(batch.kl), step) + dip, {}
+
+
+class DIPVAEII(DIPVAEI):
+    """DIP-VAE-II (Kumar et al. 2018, eq. 7): as DIP-VAE-I with C the covariance of q(z),
+    Cov[mean] + E[diag(exp(2·log_std))]."""
+
+    def covariance(self, batch):
+        return losses.covariance(batch.mean) + tf.linalg.diag(tf.reduce_mean(tf.exp(2.0 * batch.log_std), axis=0))
+
+
+class InfoVAE(BetaVAE):
+    """InfoVAE (Zhao et al. 2017, eq. 6, with MMD as the divergence): reconstruction + (1 − α)·KL
+    + (α + λ − 1)·MMD(q(z), p(z)), the MMD between the batch's codes and as many prior samples."""
+
+    figures = ("mmd",)
+    batch_statistics = True
+
+    @classmethod
+    def check(cls, params):
+        super().check(params)
+        if params.info_alpha + params.info_lambda - 1 < 0:
+            raise UserError(f"objective info_vae weights the MMD by info_alpha + info_lambda - 1 = "
+                            f"{params.info_alpha + params.info_lambda - 1:g} < 0; raise info_lambda")
+
+    def penalty(self, batch, step):
+        alpha, lam = self.options["info_alpha"], self.options["info_lambda"]
+        prior = tf.random.stateless_normal(tf.shape(batch.z), seed=tf.stack(
+            [tf.cast(self.options["seed"], tf.int64) * 7919 + 4, tf.cast(step, tf.int64)]))
+        divergence = losses.mmd(batch.z, prior, self.options["mmd_kernel"])
+        kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
+        return (1.0 - alpha) * kl + (alpha + lam - 1.0) * divergence, {"mmd": divergence}
+
+
+class IWAE(BetaVAE):
+    """IWAE (Burda et al. 2016, eq. 8): the loss is −log (1/K) Σ_k p(x, z_k)/q(z_k|x), z_k ~ q(z|x), K = iwae_samples
+    (K = 1 is the VAE's negative ELBO, with the Monte-Carlo KL). It is a bound on log p(x), so it takes no KL weight."""
+
+    figures = ("iwae_bound",)
+
+    @classmethod
+    def check(cls, params):
+        super().check(params)
+        if params.kl_schedule != "constant" or params.beta != 1:
+            raise UserError("objective iwae trains a bound on log p(x), which has no KL weight: use kl_schedule "
+                            "constant with beta 1")
+
+    def loss(self, model, batch, step):
+        k, rows = self.options["iwae_samples"], tf.shape(batch.z)[0]
+        z, logits = batch.z[None], batch.logits  # the first sample is the step's own z
+        if k > 1:  # the others come from their own noise stream, sliced like the step's own noise
+            noise = model.noise(tf.stack([k - 1, rows * batch.replicas, model.latent_size]), step, stream=2)
+            others = batch.mean + tf.exp(batch.log_std) * noise[:, batch.replica * rows:(batch.replica + 1) * rows]
+            z = tf.concat([z, others], axis=0)  # [K, B, D]
+            decoded = model.decoder(tf.reshape(others, [-1, model.latent_size]), training=True)
+            logits = tf.concat([logits, decoded], axis=0)  # [K·B, H, W, C], sample-major
+        x = tf.tile(batch.x, [k, 1, 1, 1])
+        log_likelihood = -tf.reshape(model.negative_log_likelihood(x, logits), [k, rows])
+        log_prior = tf.reduce_sum(-0.5 * (losses.LOG_2PI + tf.square(z)), axis=2)
+        log_posterior = tf.reduce_sum(losses.gaussian_log_density(z, batch.mean[None], batch.log_std[None]), axis=2)
+        bound = tf.reduce_mean(losses.importance_weighted_bound(log_likelihood + log_prior - log_posterior))
+        return -bound, {"iwae_bound": bound}
+
+
+OBJECTIVES = {"beta_vae": BetaVAE, "beta_tcvae": BetaTCVAE, "factor_vae": FactorVAE, "dip_vae_i": DIPVAEI,
+              "dip_vae_ii": DIPVAEII, "info_vae": InfoVAE, "iwae": IWAE}
+TC_ESTIMATORS = ("mss", "mws")
