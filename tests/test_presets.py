@@ -24,6 +24,11 @@ ORIGINAL_WEIGHT = {
     "KLD_Decrease_40000_steps-100to1-Beta-VAE": lambda s: max(1.0, 100 - s / 400),
     "KLD_Decrease_100000_steps-10000to1-Beta-VAE": lambda s: max(1.0, 10000 - s / 10),
 }
+# disentanglement_lib's study values, one preset per objective (the KL-type term's weight; AnnealedVAE's is γ).
+ORIGINAL_WEIGHT.update({"shapes2d_beta_vae": lambda s: 4.0, "shapes2d_annealed_vae": lambda s: 1000.0,
+                        "shapes2d_beta_tcvae": lambda s: 6.0, "shapes2d_factor_vae": lambda s: 1.0,
+                        "shapes2d_dip_vae_i": lambda s: 1.0, "shapes2d_dip_vae_ii": lambda s: 1.0,
+                        "shapes2d_info_vae": lambda s: 1.0, "shapes2d_iwae": lambda s: 1.0})
 
 
 def test_presets_are_exactly_the_original_runs():
@@ -53,7 +58,23 @@ def test_the_projects_settings():
     assert (scheduled.num_steps, scheduled.validation_step) == (125000, 0)
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+def test_the_study_presets_use_disentanglement_lib_s_values():
+    study = {name: vae_tf.load_params(ROOT / "params.py", preset=name) for name in PRESETS if name.startswith("shapes2d_")}
+    assert {p.objective for p in study.values()} == set(vae_tf.objectives.OBJECTIVES)
+    for p in study.values():
+        assert (p.dataset, p.encoder_layers, p.latent_size, p.batch_size, p.learning_rate, p.num_steps) == (
+            "shapes2d", [[32, 4, 2], [32, 4, 2], [64, 4, 2], [64, 4, 2], [256]], 10, 64, 1e-4, 300000)
+    annealed = study["shapes2d_annealed_vae"]
+    assert vae_tf.schedules.make_schedule("capacity", annealed.beta, annealed.kl_start_step, annealed.kl_end_step,
+                                          annealed.kl_start_value, annealed.kl_end_value).target(100000) == 25.0
+    assert study["shapes2d_factor_vae"].factor_gamma == 40.0 and study["shapes2d_beta_tcvae"].beta == 6.0
+    assert [(study[n].dip_lambda_od, study[n].dip_lambda_d) for n in ("shapes2d_dip_vae_i", "shapes2d_dip_vae_ii")] == [
+        (10.0, 100.0), (10.0, 10.0)]
+
+
+# The study's presets differ from each other only in the objective, whose runs tests/test_objectives.py covers;
+# of them, AnnealedVAE is the one with a schedule to check.
+@pytest.mark.parametrize("name", [n for n in PRESETS if not n.startswith("shapes2d_")] + ["shapes2d_annealed_vae"])
 def test_each_preset_trains_two_steps_on_shapes2d(tiny, name):
     params = vae_tf.load_params(ROOT / "params.py", preset=name, overrides=dict(
         output_dir=tiny().output_dir, dataset="shapes2d", image_size=16, num_steps=2, batch_size=8,

@@ -55,11 +55,14 @@ def _band(axis, steps, average, low, high, title):
 
 
 def graphs(log, validation, title):
-    """The originals' grid against step, plus a fourth row: validation loss and gradient norm.
+    """The originals' grid against step, plus a fourth row (validation loss, gradient norm) and a fifth (the KL's
+    decomposition, and the objective's own figures such as FactorVAE's discriminator).
 
     log, validation: column -> list of floats (`vae_tf.runs.read_log`); validation may be empty.
     """
-    figure, axes = plt.subplots(4, 2, figsize=(12, 14), dpi=100)
+    from vae_tf.model import LOSS_FIGURES, STATISTICS_FIGURES
+
+    figure, axes = plt.subplots(5, 2, figsize=(12, 17.5), dpi=100)
     steps = log["step"]
     _curve(axes[0, 0], steps, log["loss"], "total loss")
     _curve(axes[0, 1], steps, log["kl_loss"], "KL loss (nats)")
@@ -79,9 +82,34 @@ def graphs(log, validation, title):
     axes[3, 0].set(title="validation loss", xlabel="step")
     axes[3, 0].grid(alpha=0.3)
     _curve(axes[3, 1], steps, log["grad_norm"], "gradient norm")
+    _decomposition(axes[4, 0], log)
+    own = [name for name in log if name not in ("step", "wall_time") + LOSS_FIGURES + STATISTICS_FIGURES]
+    for name in own:
+        _curve(axes[4, 1], steps, log[name], ", ".join(own), label=name, scale=False)
+    if own:
+        axes[4, 1].legend(loc="best", fontsize=8)
+    else:
+        _note(axes[4, 1], "this objective logs no figures of its own", "the objective's own figures")
     figure.suptitle(title, fontsize=14)
     figure.tight_layout(rect=(0, 0, 1, 0.97))
     return figure
+
+
+def _note(axis, text, title):
+    axis.text(0.5, 0.5, text, ha="center", va="center", transform=axis.transAxes)
+    axis.set(title=title, xlabel="step")
+
+
+def _decomposition(axis, log):
+    """The KL's three parts per step (Chen et al. 2018), with the KL they sum to on average."""
+    title = "KL decomposition (nats, minibatch estimates)"
+    if "total_correlation" not in log:
+        _note(axis, "not logged by this run (trained by an earlier vae_tf)", title)
+        return
+    for name, label in (("index_code_mi", "index-code MI"), ("total_correlation", "total correlation"),
+                        ("dimension_wise_kl", "dimension-wise KL"), ("kl_loss", "KL (their sum on average)")):
+        _curve(axis, log["step"], log[name], title, label=label, scale=False)
+    axis.legend(loc="best", fontsize=8)
 
 
 def image_rows(rows, title, row_labels=None, column_labels=None):
