@@ -69,8 +69,10 @@ def test_a_finished_run_is_left_as_it_is(tiny, capsys):
     params = tiny(run_name="done", num_steps=3)
     run = vae_tf.train(params, progress=False)
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
     vae_tf.train(params, progress=False)
-    assert "already trained for 3 steps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "already trained for 3 steps" in out and "run saved" not in out and "resuming" not in out
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
 
 
@@ -157,3 +159,38 @@ def test_sigint_saves_a_checkpoint_and_the_rerun_completes(tmp_path):
                                                          plot_step=0, log_step=[], validation_step=0))
     assert result.returncode == 0, result.stderr
     assert [int(r["step"]) for r in read_rows(log)] == list(range(saved + 5))
+
+
+def test_a_rerun_says_it_resumes_from_which_step_with_which_changes_and_keeps_the_history(tiny, capsys):
+    vae_tf.train(tiny(run_name="history", num_steps=3, beta=4.0), progress=False)
+    capsys.readouterr()
+    run = vae_tf.train(tiny(run_name="history", num_steps=5, beta=1.0), progress=False)
+    out = capsys.readouterr().out
+    assert f"resuming {run} from step 3; changed: beta 4.0 -> 1.0, num_steps 3 -> 5" in out
+    assert "run saved in" in out
+    history = vae_tf.runs.params_history(run)
+    assert [(step, p.beta, p.num_steps) for step, p in history] == [(0, 4.0, 3), (3, 1.0, 5)]
+    assert vae_tf.load_run(run).params.beta == 1.0  # the values the run goes on with
+    assert [float(r["kl_weight"]) for r in read_rows(run / "log.csv")] == [4.0] * 3 + [1.0] * 2
+
+
+def test_a_nan_before_the_first_checkpoint_says_nothing_was_saved(tiny):
+    with pytest.raises(vae_tf.TrainingDiverged, match="before its first checkpoint, so nothing was saved"):
+        vae_tf.train(tiny(run_name="early_nan", learning_rate=1e30, num_steps=20, checkpoint_step=100, plot_step=0,
+                          log_step=[]), progress=False)
+
+
+def test_the_last_snapshot_shows_the_saved_model(tiny):
+    run = vae_tf.train(tiny(run_name="last", num_steps=5, plot_step=3, log_step=[]), progress=False)
+    assert sorted(p.name for p in (run / "images").iterdir()) == ["image_0.png", "image_3.png", "image_5.png"]
+
+
+def test_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path):
+    process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), f"--output_dir={tmp_path}"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # Python is running; TensorFlow takes seconds to import
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip() == "interrupted while starting; nothing was written"
+    assert not any(tmp_path.iterdir())

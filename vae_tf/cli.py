@@ -78,9 +78,7 @@ def train_main(argv=None):
             return 0
         from vae_tf.training import train
         for params in runs:
-            run_dir = train(params)
-            print(f"run saved in {run_dir}; draw its figures with `python analyze.py {run_dir}`, "
-                  f"load it with vae_tf.load_run({str(run_dir)!r})")
+            train(params)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -91,7 +89,8 @@ def train_main(argv=None):
         print(str(error), file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("interrupted before training started; the run folder was not changed", file=sys.stderr)
+        print("interrupted before the first training step: nothing was trained; rerun the same command to start "
+              "or resume", file=sys.stderr)
         return 130
     return 0
 

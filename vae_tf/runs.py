@@ -26,6 +26,7 @@ class RunDir:
     def __init__(self, path):
         self.path = Path(path)
         self.params_json = self.path / "params.json"
+        self.params_history = self.path / "params_history.jsonl"
         self.log_csv = self.path / "log.csv"
         self.validation_csv = self.path / "validation.csv"
         self.checkpoints = self.path / "checkpoints"
@@ -58,6 +59,27 @@ class RunDir:
             raise UserError(f"{self.params_json} has parameters this version of vae_tf does not know "
                             f"({', '.join(unknown) or 'not a JSON object'}); was it written by another version?")
         return Params(**values)
+
+
+def record_params(run, previous, params, step):
+    """Append `params` to the run's parameter history, one JSON line {"step", "params"} per change: the values that
+    held from `step` on. A run from before the history starts it with its previous params from step 0."""
+    lines = run.params_history.read_text().splitlines(keepends=True) if run.params_history.exists() else []
+    if not lines and previous is not None:
+        lines.append(json.dumps({"step": 0, "params": previous.to_dict()}) + "\n")
+    if lines and json.loads(lines[-1])["params"] == json.loads(json.dumps(params.to_dict())):
+        return
+    lines.append(json.dumps({"step": step, "params": params.to_dict()}) + "\n")
+    replace_atomically(run.params_history, lambda tmp: Path(tmp).write_text("".join(lines)))
+
+
+def params_history(run_dir):
+    """[(first step, Params)] of a run: which parameters held for which steps, oldest first."""
+    run = RunDir(run_dir)
+    if not run.params_history.exists():
+        return [(0, run.read_params())]
+    entries = [json.loads(line) for line in run.params_history.read_text().splitlines() if line.strip()]
+    return [(entry["step"], Params(**entry["params"])) for entry in entries]
 
 
 def _read_umask():

@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from vae_tf import datasets, distribution
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
 from vae_tf.model import build_model
-from vae_tf.params import STRUCTURAL, check_image_size
-from vae_tf.runs import VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, replace_atomically, write_json
+from vae_tf.params import STRUCTURAL, check_image_size, names
+from vae_tf.runs import (VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, record_params, replace_atomically,
+                         write_json)
 from vae_tf.snapshots import snapshot_figure
 
 SNAPSHOT_IMAGES = 16
@@ -86,6 +87,22 @@ def _check_resumable(run, params):
         raise UserError(f"run {run.path} was trained with different {listing}; these change the model or the data, "
                         f"so it cannot resume with them: pick a new --run_name, or pass the run's own values")
     return previous
+
+
+def _resume_line(run, previous, params, step, logged):
+    """What a rerun of an existing run does: from which step, what it redoes, which parameters it changes."""
+    line = (f"resuming {run.path} from step {step}" if step else
+            f"restarting {run.path} from step 0 (no checkpoint had been saved)")
+    if logged > step:
+        line += f"; log.csv went on to step {logged - 1}, so steps {step} to {logged - 1} are redone"
+    changed = [f"{name} {getattr(previous, name)!r} -> {getattr(params, name)!r}" for name in names()
+               if getattr(previous, name) != getattr(params, name)]
+    return line + (f"; changed: {', '.join(changed)}" if changed else "")
+
+
+def _kept(saved_at):
+    return (f"keeping the checkpoint saved at step {saved_at} before it" if saved_at is not None else
+            "before its first checkpoint, so nothing was saved")
 
 
 @contextlib.contextmanager
@@ -209,8 +226,9 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
         model = build_model(params, dataset_size=train_split.num_examples)
         state = Checkpointer(model, run, chief)
     logged = _logged_steps(run.log_csv) if chief and run.log_csv.exists() else 0
+    restored = state.restore()
     # A run that logged past its first checkpoint had one: the run's own checkpoint_step says so, not a new one.
-    if not state.restore() and logged > (previous or params).checkpoint_step:
+    if not restored and logged > (previous or params).checkpoint_step:
         raise UserError(f"run {run.path} has {logged} logged steps but no checkpoint in "
                         f"{run.checkpoints} to resume from; put the checkpoints back, or pick a new --run_name")
     model.optimizer.learning_rate.assign(params.learning_rate)  # the checkpoint holds the old one
@@ -227,11 +245,14 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
             with _writes_to(run, lambda: step):
                 replace_atomically(run.model_keras, model.save)
         return run.path
+    if chief and previous is not None:
+        print(_resume_line(run, previous, params, step, logged))
 
-    saved_at = step
-    with _writes_to(run, lambda: saved_at):
+    saved_at = step if restored else None
+    with _writes_to(run, lambda: saved_at or 0):
         if chief:
             write_json(run.params_json, params.to_dict())
+            record_params(run, previous, params, step)
             log = CsvLog(run.log_csv, log_columns(model.step_figures), step)
             # A validation at the resumed step ran before its checkpoint was saved and is not redone: keep it.
             validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
@@ -297,8 +318,8 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
                     if not finite and params.nan_policy == "stop":
                         raise TrainingDiverged(
                             f"the loss became {figures['loss']} at step {step} (gradient norm {figures['grad_norm']});"
-                            f" training stopped, keeping the checkpoint saved at step {saved_at} before it; try a "
-                            f"lower learning_rate (now {params.learning_rate:g}) or --nan_policy=skip_batch")
+                            f" training stopped, {_kept(saved_at)}; try a lower learning_rate (now "
+                            f"{params.learning_rate:g}) or --nan_policy=skip_batch")
                     skipped_in_a_row = 0 if finite else skipped_in_a_row + 1
                     if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
                         raise TrainingDiverged(f"{MAX_SKIPPED_IN_A_ROW} batches in a row had a non-finite loss "
@@ -322,6 +343,8 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
                         save(step)
                         saved_at = step
                     if stop:
+                        if not wants_snapshot(step) and chief:  # the snapshot of the model just saved
+                            snapshot(step)
                         raise TrainingInterrupted(f"{stop} received: saved a checkpoint at step {step} "
                                                   f"in {run.path}; rerun the same command to resume")
                     if params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance:
@@ -332,7 +355,11 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
                     save(step)
                     saved_at = step
                 if chief:
+                    if not wants_snapshot(step):  # the GIF and the exported image end on the saved model
+                        snapshot(step)
                     replace_atomically(run.model_keras, model.save)
+                    print(f"run saved in {run.path}; draw its figures with `python analyze.py {run.path}`, "
+                          f"load it with vae_tf.load_run({str(run.path)!r})")
             finally:
                 bar.close()
                 if chief:
