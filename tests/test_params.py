@@ -78,8 +78,11 @@ def test_bad_values_name_the_parameter(overrides, words):
 def test_a_params_file_with_an_unknown_name_or_bad_syntax(tmp_path):
     typo = tmp_path / "typo.py"
     typo.write_text("latent_sise = 4\n")
-    with pytest.raises(UserError, match="unknown parameter 'latent_sise'.*did you mean 'latent_size'"):
+    with pytest.raises(UserError, match="unknown parameter 'latent_sise'.*did you mean 'latent_size'.*must start with _"):
         vae_tf.load_params(typo)
+    helper = tmp_path / "helper.py"
+    helper.write_text("_size = 4\nlatent_size = _size * 2\n")
+    assert vae_tf.load_params(helper).latent_size == 8
     broken = tmp_path / "broken.py"
     broken.write_text("beta = = 2\n")
     with pytest.raises(UserError, match="broken.py:1: syntax error"):

@@ -228,3 +228,29 @@ def test_two_processes_cannot_train_one_run(tiny):
         with pytest.raises(vae_tf.UserError, match="being trained by another process"):
             vae_tf.train(tiny(run_name="busy", num_steps=2), progress=False)
     assert len(rows(run / "log.csv")) == 1
+
+
+def test_a_run_folder_this_user_may_not_write_is_one_line(tmp_path, monkeypatch, capsys):
+    """Root writes anywhere, so the read-only folder is simulated where the program first writes into it."""
+    from vae_tf import analysis
+    from vae_tf.cli import analyze_main
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=theirs", *tiny_args(num_steps=3)]) == 0
+    before = snapshot_of(tmp_path / "theirs")
+    capsys.readouterr()
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(vae_tf.training, "open", denied, raising=False)  # the run folder's lock file
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=theirs", *tiny_args(num_steps=6)]) == 2
+    monkeypatch.setattr(analysis.Path, "mkdir", denied)  # its analysis folder
+    assert analyze_main([str(tmp_path / "theirs")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all("permission denied" in line and "copy" in line for line in lines), lines
+    assert snapshot_of(tmp_path / "theirs") == before
+
+
+def test_a_mistyped_run_folder_gets_a_suggestion(tmp_path):
+    (tmp_path / "shapes2d_small").mkdir()
+    with pytest.raises(vae_tf.UserError, match=r"not found \(did you mean '.*shapes2d_small'\?\)"):
+        vae_tf.load_run(tmp_path / "shapes2d_smal")

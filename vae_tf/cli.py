@@ -7,6 +7,12 @@ from vae_tf import params as params_module
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
 
 
+def _permission_line(error):
+    """A folder the user may not write (read-only, or another user's), as one line."""
+    return (f"error: cannot write {error.filename or 'the run folder'}: permission denied (a read-only folder or "
+            f"another user's); work on a copy of the run, or pick another --output_dir")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UserError(message)
@@ -81,6 +87,9 @@ def train_main(argv=None):
             train(params)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PermissionError as error:
+        print(_permission_line(error), file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
@@ -184,6 +193,9 @@ def analyze_main(argv=None):
                                            args.output), end="")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PermissionError as error:
+        print(_permission_line(error), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; figures already written are complete, the run folder is otherwise unchanged",

@@ -135,7 +135,7 @@ def read_params_file(path):
     values = {k: v for k, v in namespace.items()
               if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
     for name in values:
-        check_name(name, str(path))
+        check_name(name, str(path), "; a name of your own in a params file must start with _")
     return values
 
 
@@ -156,10 +156,10 @@ def parse_value(name, text):
         raise UserError(f"{name}: cannot read {text!r} as {_describe(kind)}") from None
 
 
-def check_name(name, source):
+def check_name(name, source, advice=""):
     if name not in names():
         raise UserError(f"unknown parameter {name!r} in {source}{_suggest(name, names())}; "
-                        f"`python train.py --help` lists them")
+                        f"`python train.py --help` lists them{advice}")
 
 
 def _suggest(word, choices):

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -204,7 +205,11 @@ def open_run(run_dir, checkpoint="latest"):
     """(RunDir, Params) of an existing run folder, after checking the name of the checkpoint wanted from it."""
     run = RunDir(run_dir)
     if not run.path.is_dir():
-        raise UserError(f"run folder {str(run.path)!r} not found")
+        parent = run.path.parent
+        siblings = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+        close = difflib.get_close_matches(run.path.name, siblings, n=1)
+        hint = f" (did you mean {str(parent / close[0])!r}?)" if close else ""
+        raise UserError(f"run folder {str(run.path)!r} not found{hint}")
     if checkpoint not in CHECKPOINTS:
         raise UserError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
     return run, run.read_params()
