@@ -1,4 +1,4 @@
-"""vae_tf: variational autoencoders (VAE, β-VAE, scheduled KL weights) in TensorFlow / Keras 3."""
+"""vae_tf: variational autoencoders (VAE, β-VAE, β-TCVAE, FactorVAE, DIP-VAE, InfoVAE, IWAE) in TensorFlow / Keras 3."""
 
 import os
 import re
@@ -39,6 +39,7 @@ if "tensorflow" not in sys.modules:
 
 from vae_tf.datasets import load_dataset, load_ground_truth  # noqa: E402
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError  # noqa: E402
+from vae_tf.likelihood import log_likelihood  # noqa: E402
 from vae_tf.model import VAE, build_model  # noqa: E402
 from vae_tf.params import Params, load_params  # noqa: E402
 from vae_tf.presets import PRESETS  # noqa: E402
@@ -47,4 +48,5 @@ from vae_tf.schedules import kl_weight_schedule  # noqa: E402
 from vae_tf.training import train  # noqa: E402
 
 __all__ = ["Params", "load_params", "PRESETS", "kl_weight_schedule", "build_model", "VAE", "load_dataset",
-           "load_ground_truth", "train", "load_run", "UserError", "TrainingDiverged", "TrainingInterrupted"]
+           "load_ground_truth", "train", "load_run", "log_likelihood", "UserError", "TrainingDiverged",
+           "TrainingInterrupted"]
