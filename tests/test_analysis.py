@@ -47,6 +47,11 @@ def test_analyze_writes_every_figure_in_a_fresh_process(trained, tmp_path):
     assert summary["test"]["images"] == 64 and len(summary["kl_per_dimension"]) == TINY["latent_size"]
     assert summary["final_training"]["steps"] == TINY["num_steps"] and summary["checkpoint_step"] == TINY["num_steps"]
     assert summary["test"]["kl_loss"] == pytest.approx(sum(summary["kl_per_dimension"]))
+    # The bound on log p(x) lies above the ELBO; the KL's parts, estimated at one sample per image, sum to about the KL.
+    assert summary["test_log_likelihood"] > summary["test_elbo"] and summary["likelihood_images"] == 64
+    parts = sum(summary["test"][name] for name in ("index_code_mi", "total_correlation", "dimension_wise_kl"))
+    assert parts == pytest.approx(summary["test"]["kl_loss"], abs=0.5 + 0.2 * summary["test"]["kl_loss"])
+    assert "test log-likelihood" in result.stdout and "index-code MI" in result.stdout
     exported = tmp_path / "images"
     for name in ("Training Results/tiny.gif", "Training Results/tiny.jpg", "Training Results/tiny_graphs.jpg",
                  "latent_traversal/tiny.jpg"):

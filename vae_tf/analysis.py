@@ -27,6 +27,8 @@ FINAL_WINDOW = 100  # the "final" training figures average the last this many lo
 GIF_FRAME_MS = 400
 BATCH = 250  # images encoded or decoded per call
 MIN_IMAGES = 10  # the interpolation figure alone uses ten test images
+LIKELIHOOD_IMAGES = 100  # test images whose log p(x) summary.json estimates
+LIKELIHOOD_SAMPLES = 500  # importance samples per image for it (vae_tf.log_likelihood)
 
 
 def run_name(run):
@@ -241,19 +243,48 @@ def analyze(run_dir, checkpoint="latest", num_images=TEST_IMAGES, progress=True,
 
     reconstruction, total_kl = _test_losses(model, images, mean, log_std)
     collapse = latents.collapse_sentence(int(active.sum()), total_kl)
+    likelihood = _test_likelihood(model, images)
+    decomposition = _test_decomposition(mean, log_std, params.seed)
     summary = {
         "run": params.run_name, "checkpoint": checkpoint,
         "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
         "final_training": final_figures(log, validation),
-        "test": {"images": len(images), "reconstruction_loss": reconstruction, "kl_loss": total_kl},
+        "test": {"images": len(images), "reconstruction_loss": reconstruction, "kl_loss": total_kl, **decomposition},
+        **likelihood,
         "kl_per_dimension": kl.tolist(),
         "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
         "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
     }
     write_json(run.analysis / "summary.json", summary)
+    note(f"test log-likelihood {likelihood['test_log_likelihood']:.2f} nats (K = {LIKELIHOOD_SAMPLES} on "
+         f"{likelihood['likelihood_images']} images), ELBO {likelihood['test_elbo']:.2f}; KL {total_kl:.2f} = index-code "
+         f"MI {decomposition['index_code_mi']:.2f} + TC {decomposition['total_correlation']:.2f} + dimension-wise KL "
+         f"{decomposition['dimension_wise_kl']:.2f} (nats)")
     if collapse:
         note(collapse)
     return summary
+
+
+def _test_likelihood(model, images):
+    """Mean importance-sampled log p(x) and ELBO (nats) of the first LIKELIHOOD_IMAGES test images."""
+    from vae_tf.likelihood import elbo, log_likelihood
+
+    subset = images[:LIKELIHOOD_IMAGES]
+    return {"test_log_likelihood": float(np.mean(log_likelihood(model, subset, LIKELIHOOD_SAMPLES))),
+            "test_elbo": float(np.mean(elbo(model, subset))), "likelihood_samples": LIKELIHOOD_SAMPLES,
+            "likelihood_images": len(subset)}
+
+
+def _test_decomposition(mean, log_std, seed):
+    """The KL's decomposition on the encoded test images, all of them as the data set (one sample each)."""
+    import tensorflow as tf
+
+    from vae_tf.losses import kl_decomposition, log_importance_weights
+
+    z = mean + np.exp(log_std) * np.random.default_rng(seed).standard_normal(mean.shape)
+    terms = kl_decomposition(tf.constant(z), tf.constant(mean, tf.float64), tf.constant(log_std, tf.float64),
+                             log_importance_weights(len(z), len(z), "batch"))
+    return {name: float(value) for name, value in terms.items()}
 
 
 def export(run_dir, images_dir="images"):
