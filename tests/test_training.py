@@ -194,3 +194,13 @@ def test_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path):
     assert process.returncode == 130
     assert stderr.strip() == "interrupted while starting; nothing was written"
     assert not any(tmp_path.iterdir())
+
+
+def test_falling_back_to_an_older_checkpoint_names_both_steps(tiny, tmp_path, capsys):
+    run = vae_tf.train(tiny(run_name="fallback", num_steps=6, checkpoint_step=3), progress=False)
+    for path in (run / "checkpoints").glob("ckpt-6.*"):
+        path.rename(tmp_path / path.name)  # the newest checkpoint's files moved away
+    capsys.readouterr()
+    vae_tf.train(tiny(run_name="fallback", num_steps=6, checkpoint_step=3), progress=False)
+    assert f"resuming {run} from step 3; log.csv went on to step 5, so steps 3 to 5 are redone" in capsys.readouterr().out
+    assert [int(r["step"]) for r in read_rows(run / "log.csv")] == list(range(6))
