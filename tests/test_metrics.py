@@ -198,6 +198,74 @@ def test_format_table():
                                   "| identity | 1.000 | 0.988 |", "| pca | 0.062 | – |"]
 
 
+# --- exact values ------------------------------------------------------------------------------------------
+
+class GridFactors(FactorsAsObservations):
+    """Factors of sizes 2 and 4 whose samples hold every combination equally often, shuffled: the empirical
+    distribution is exactly uniform and independent, so plug-in entropies are exactly log 2 and log 4."""
+
+    factors_num_values = [2, 4]
+    num_factors = 2
+    observation_shape = (2,)
+
+    def sample_factors(self, num, random_state):
+        grid = np.stack(np.meshgrid(*map(np.arange, self.factors_num_values), indexing="ij"), axis=-1)
+        grid = grid.reshape(-1, self.num_factors)
+        assert num % len(grid) == 0, "ask for a multiple of the 8 combinations"
+        return random_state.permutation(np.tile(grid, (num // len(grid), 1)))
+
+
+def copies_and_coarse(x):
+    """Both factors copied, then factor 1 at half resolution (x1 // 2: two levels)."""
+    x = identity(x)
+    return np.concatenate([x, x[:, 1:] // 2], axis=1)
+
+
+def test_mig_divides_each_gap_by_its_factors_entropy():
+    # Each code takes at most 4 values at least range / 3 apart, so the 20 equal-width bins put every value in
+    # its own bin: binning only relabels, and the plug-in informations are those of the codes themselves.
+    # I(code; factor) [code, factor]: the copies give H(factor) = log 2 and log 4; the coarse code carries
+    # H(x1 // 2) = log 2 of factor 1 and, factors being independent on the grid, nothing of factor 0.
+    log2, log4 = np.log(2), np.log(4)
+    information = np.array([[log2, 0.0], [0.0, log4], [0.0, log2]])
+    top, second = np.sort(information, axis=0)[::-1][:2]
+    expected = (top - second) / np.array([log2, log4])
+    np.testing.assert_allclose(expected, [1.0, 0.5], rtol=0, atol=1e-15)  # = (log 4 − log 2) / log 4 = 1/2
+    result = metrics.mig(GridFactors(), copies_and_coarse, np.random.RandomState(0), num_train=8 * 50)
+    # Both gaps are log 2: only the division by different entropies (log 2 vs log 4) separates the factors, and
+    # dividing by the wrong factor's entropy would swap them while leaving the mean at 3/4.
+    np.testing.assert_allclose(result["per_factor"], expected, rtol=0, atol=1e-9)
+    assert result["score"] == pytest.approx(0.75, abs=1e-9)
+    assert result["top_dims"] == [0, 1]
+
+
+def with_dead_dimension(x):
+    """The factors, then a constant (collapsed) dimension."""
+    x = identity(x)
+    return np.concatenate([x, np.full((len(x), 1), 7.0)], axis=1)
+
+
+def test_factor_vae_leaves_out_dead_dimensions():
+    # Kept, the constant dimension's within-group variance over its global one is 0 / 0 = NaN, which argmin
+    # picks in every group: it would win all votes and the score would fall to the majority label's share (~1/3).
+    result = metrics.factor_vae(GROUND_TRUTH, with_dead_dimension, np.random.RandomState(0), **SMALL["factor_vae"])
+    assert result == {"score": 1.0, "train_accuracy": 1.0, "eval_accuracy": 1.0, "num_active_dims": 3}
+
+
+def test_factor_vae_is_invariant_to_rescaling_a_dimension():
+    # `noisy` has no dimension that is constant within a group, so each vote compares non-zero variances and
+    # depends on their scales: with raw variances the blown-up dimension would lose its factor's votes (the
+    # score falls from 1 to about 0.7). 1024 is a power of two, so every variance scales exactly and the
+    # normalised ratios agree bit for bit.
+    def scaled(x):
+        return noisy(x) * np.array([1.0, 1024.0, 1.0])
+
+    before = metrics.factor_vae(GROUND_TRUTH, noisy, np.random.RandomState(0), **SMALL["factor_vae"])
+    after = metrics.factor_vae(GROUND_TRUTH, scaled, np.random.RandomState(0), **SMALL["factor_vae"])
+    assert after == before
+    assert before == {"score": 1.0, "train_accuracy": 1.0, "eval_accuracy": 1.0, "num_active_dims": 3}
+
+
 # --- shapes2d and the baselines ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
