@@ -1,12 +1,6 @@
 """Train a VAE: `python train.py [--params=FILE] [--name=value ...]`; see `python train.py --help`."""
 
-import sys
-
-try:
-    from vae_tf.cli import train_main
-except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads: one line, not its import traceback
-    print("interrupted while starting; nothing was written", file=sys.stderr)
-    raise SystemExit(130)
+from vae_tf.cli import train_main
 
 if __name__ == "__main__":
     raise SystemExit(train_main())

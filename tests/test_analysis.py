@@ -4,6 +4,7 @@ import json
 import shutil
 
 import imageio.v3 as iio
+import matplotlib.ticker
 import numpy as np
 import pytest
 
@@ -51,7 +52,9 @@ def test_analyze_writes_every_figure_in_a_fresh_process(trained, tmp_path):
     assert summary["test_log_likelihood"] > summary["test_elbo"] and summary["likelihood_images"] == 64
     parts = sum(summary["test"][name] for name in ("index_code_mi", "total_correlation", "dimension_wise_kl"))
     assert parts == pytest.approx(summary["test"]["kl_loss"], abs=0.5 + 0.2 * summary["test"]["kl_loss"])
-    assert "test log-likelihood" in result.stdout and "index-code MI" in result.stdout
+    for words in ("reconstruction loss", "index-code MI", "log-likelihood", "ELBO", "dimensions active",
+                  "figures written to"):
+        assert words in result.stdout, words
     exported = tmp_path / "images"
     for name in ("Training Results/tiny.gif", "Training Results/tiny.jpg", "Training Results/tiny_graphs.jpg",
                  "latent_traversal/tiny.jpg"):
@@ -111,7 +114,7 @@ def test_collapse_sentence_for_a_collapsed_run_only(trained, tmp_path):
     notes = []
     summary = analyze(collapsed, num_images=32, progress=False, note=notes.append)
     assert summary["collapsed"] and summary["active_units"] == 0 and summary["test"]["kl_loss"] == pytest.approx(0.0)
-    assert [n for n in notes if "posterior has collapsed" in n] == [summary["collapse"]]
+    assert len([n for n in notes if summary["collapse"] in n]) == 1 and "posterior has collapsed" in summary["collapse"]
     assert "KL anneal" in summary["collapse"] and "smaller beta" in summary["collapse"]
     notes.clear()
     summary = analyze(healthy, num_images=32, progress=False, note=notes.append)
@@ -155,15 +158,24 @@ def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     first, second = _copy(trained, tmp_path, "first"), _copy(trained, tmp_path, "second")
     (second / "analysis").mkdir()
     (second / "analysis" / "summary.json").write_text(json.dumps({"active_units": 3}))
-    (second / "analysis" / "metrics.json").write_text(json.dumps({"metrics": {"mig": {"score": 0.25}}}))
+    (second / "analysis" / "metrics.json").write_text(json.dumps({"protocol": "quick",
+                                                                  "metrics": {"mig": {"score": 0.25}}}))
+    params = json.loads((second / "params.json").read_text())
+    (second / "params.json").write_text(json.dumps({**params, "reconstruction_loss": "squared_error"}))
+    log = (second / "log.csv").read_text().splitlines()
+    column = log[0].split(",").index("loss")
+    rows = [",".join("5.9e31" if i == column else v for i, v in enumerate(line.split(","))) for line in log[1:]]
+    (second / "log.csv").write_text("\n".join([log[0]] + rows) + "\n")
     assert analyze_main([str(first), str(second), "--compare"]) == 0
     printed = capsys.readouterr().out
     table = (tmp_path / "comparison.md").read_text()
-    assert printed == table and (tmp_path / "comparison.png").stat().st_size > 0
+    assert printed.endswith(table) and (tmp_path / "comparison.png").stat().st_size > 0
+    assert "warning: these runs have different reconstruction losses" in printed
+    assert "bernoulli: first; squared_error: second" in printed and "image sizes" not in printed
     lines = table.splitlines()
-    assert lines[0].split(" | ")[-1] == "mig |" and len(lines) == 4
-    assert lines[2].startswith("| first | 6 |") and lines[2].endswith("| – | – |")
-    assert lines[3].startswith("| second | 6 |") and lines[3].endswith("| 3 | 0.250 |")
+    assert lines[0].split(" | ")[-2:] == ["metric protocol", "mig |"] and len(lines) == 4
+    assert lines[2].startswith("| first | 6 |") and lines[2].endswith("| – | – | – |")
+    assert lines[3].startswith("| second | 6 | 5.9e+31 |") and lines[3].endswith("| 3 | quick | 0.250 |")
 
 
 @pytest.fixture
@@ -190,6 +202,34 @@ def test_metrics_command_writes_metrics_json_and_prints_its_table(trained, tmp_p
     assert score_run(run, quick=True, progress=False) == table  # one random_state for every run: repeatable
 
 
+def test_metrics_reuse_current_figures_and_an_interrupted_analysis_is_marked(trained, tmp_path, capsys, monkeypatch,
+                                                                            small_quick_protocol):
+    from vae_tf import analysis
+    run = _copy(trained, tmp_path, "again")
+    drawn = analysis.save_figure
+
+    def interrupted(figure, path):
+        if path.name == "interpolation.png":
+            raise KeyboardInterrupt
+        drawn(figure, path)
+
+    monkeypatch.setattr(analysis, "save_figure", interrupted)
+    assert analyze_main([str(run), "--num_images=32"]) == 130
+    assert (run / "analysis" / "INCOMPLETE").exists() and "INCOMPLETE" in capsys.readouterr().err
+    monkeypatch.setattr(analysis, "save_figure", drawn)
+    assert analyze_main([str(run), "--num_images=32"]) == 0
+    assert not (run / "analysis" / "INCOMPLETE").exists()
+    graphs = (run / "analysis" / "graphs.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert analyze_main([str(run), "--num_images=32", "--metrics", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "scoring only" in out and "dimensions active" in out and "| tiny |" in out
+    assert "figures written to" not in out
+    assert (run / "analysis" / "graphs.png").stat().st_mtime_ns == graphs  # not redrawn
+    assert analyze_main([str(run), "--num_images=40", "--metrics", "--quick"]) == 0  # other images: redrawn
+    assert "scoring only" not in capsys.readouterr().out
+
+
 def test_metrics_need_a_data_set_with_ground_truth(trained, tmp_path, capsys):
     run = _copy(trained, tmp_path, "digits")
     values = json.loads((run / "params.json").read_text())
@@ -198,11 +238,18 @@ def test_metrics_need_a_data_set_with_ground_truth(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "'mnist' has no ground-truth factors" in err and err.count("\n") == 1
     assert not (run / "analysis").exists()  # refused before any figure was drawn
+    # --baselines on a data set without factors is refused just as early, whatever else is asked.
+    assert analyze_main([str(run), "--baselines", "--dataset=mnist"]) == 2
+    assert "'mnist' has no ground-truth factors" in capsys.readouterr().err
+    assert not (run / "analysis").exists()
 
 
-def test_baselines_command_writes_the_table(trained, tmp_path, small_quick_protocol):
+def test_baselines_command_writes_the_table(trained, tmp_path, small_quick_protocol, capsys):
     from vae_tf.analysis import score_baselines
-    table = score_baselines(run_dir=trained, quick=True, output_dir=tmp_path, progress=False)
+    table = score_baselines(run_dir=trained, quick=True, output_dir=tmp_path, progress=True)
+    bars = capsys.readouterr().err
+    for name in ("ground_truth_factors: mig", "raw_pixels: beta_vae", "pca: dci", "untrained_model: sap"):
+        assert name in bars, name  # each progress bar says which representation it measures
     saved = json.loads((tmp_path / "baselines_shapes2d_quick.json").read_text())
     assert (tmp_path / "baselines_shapes2d_quick.md").read_text() == table
     assert list(saved["baselines"]) == ["ground_truth_factors", "raw_pixels", "pca", "ica", "untrained_model"]
@@ -217,7 +264,7 @@ def test_compare_refuses_two_runs_of_one_name(trained, tmp_path):
 
 
 def test_too_few_test_images_is_a_user_error(trained, tmp_path):
-    with pytest.raises(UserError, match="only 5 images"):
+    with pytest.raises(UserError, match="num_images must be at least 10"):
         analyze(_copy(trained, tmp_path, "few"), num_images=5, progress=False, note=lambda text: None)
 
 
@@ -242,10 +289,41 @@ def test_a_log_being_written_or_holding_nan_still_reads_and_plots(trained, tmp_p
         read_log(log_csv)
 
 
-def test_latent_space_of_a_single_dimension():
+def test_latent_space_of_a_single_dimension_is_the_code_itself():
     from vae_tf.analysis import _projections
     views = _projections(np.random.default_rng(0).normal(size=(40, 1)), seed=0)
-    assert sorted(views) == ["t-SNE", "z"] and all(v.shape == (40, 2) for v in views.values())
+    assert list(views) == ["z"] and views["z"].shape == (40, 2)  # no t-SNE of a 1-D code
+
+
+def test_latent_space_colour_bars_name_the_factor_and_its_values():
+    from vae_tf.shapes2d import factor_labels
+    rng = np.random.default_rng(0)
+    points = {"PCA": rng.normal(size=(60, 2))}
+    labels = {"shape": rng.integers(0, 3, 60), "orientation": rng.integers(0, 40, 60)}
+    figure = figures.latent_space(points, labels, "t", factor_labels())
+    bars = [axis for axis in figure.axes if axis.get_label() == "<colorbar>"]
+    assert [bar.get_ylabel() for bar in bars] == ["shape", "orientation"]
+    assert [t.get_text() for t in bars[0].get_yticklabels()] == ["square", "ellipse", "heart"]
+    assert [t.get_text() for t in bars[1].get_yticklabels()] == ["0°", "92°", "185°", "268°", "360°"]
+    unlabelled = figures.latent_space(points, {}, "t")
+    assert [axis.get_title() for axis in unlabelled.axes] == ["PCA"]  # no "(no labels)"
+
+
+def test_graphs_name_their_units_overlay_validation_and_label_only_decades():
+    steps = list(range(200))
+    log = {name: [1.0 + s for s in steps] for name in ("loss", "reconstruction_loss", "kl_loss", "kl_weight",
+                                                        "mean_avg", "mean_min", "mean_max", "std_avg", "std_min",
+                                                        "std_max", "grad_norm")}
+    log["loss"] = [1000.0 / (1 + s) for s in steps]  # spans three decades: a log axis
+    log["step"] = steps
+    figure = figures.graphs(log, {"step": [100, 200], "loss": [12.0, 9.0]}, "t")
+    total = figure.axes[0]
+    assert total.get_ylabel() == "nats" and figure.axes[1].get_ylabel() == "nats"
+    assert "validation" in [text.get_text() for text in total.get_legend().get_texts()]
+    assert total.get_yscale() == "log"
+    assert isinstance(total.yaxis.get_minor_formatter(), matplotlib.ticker.NullFormatter)
+    squared = figures.graphs(log, {}, "t", reconstruction_loss="squared_error")
+    assert squared.axes[0].get_ylabel() == "summed squared error" and squared.axes[1].get_ylabel() == "nats"
 
 
 def test_the_committed_run_loads_right_after_installing():

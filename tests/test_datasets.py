@@ -132,8 +132,20 @@ def test_folder_errors(tmp_path):
         vae_tf.load_dataset("folder", data_dir=str(tmp_path / "empty"))
 
 
-def test_train_on_a_folder(tmp_path, tiny):
+def test_train_on_a_small_folder_then_analyse_it(tmp_path, tiny, capsys):
+    """24 readable images and a broken one: 1 test, 1 validation, 22 training. Training says so and warns about
+    validation_size; the analysis tops its single test image up with the others and says so."""
+    from vae_tf.analysis import analyze
+
     write_folder(tmp_path / "images")
     run = vae_tf.train(tiny(dataset="folder", data_dir=str(tmp_path / "images"), num_steps=2, channels=1),
                        progress=False)
     assert vae_tf.load_run(run).encoder.input_shape == (None, 16, 16, 1)
+    out = capsys.readouterr().out
+    assert "22 training and 1 validation images" in out
+    assert "warning: validation_size 16 is more than the 1 validation images" in out and "batch_size" not in out
+    notes = []
+    summary = analyze(run, progress=False, note=notes.append)
+    assert summary["test"]["images_by_split"] == {"test": 1, "validation": 1, "train": 22}
+    assert any("has only 1 images" in n and "22 train" in n for n in notes)
+    assert (run / "analysis" / "latent_traversals_all.png").exists()

@@ -1,14 +1,13 @@
 """The objectives: each loss against NumPy on fixed tensors, then a short real run of each through train.py."""
 
 import csv
-import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 import vae_tf
+from vae_tf import losses
 from vae_tf.cli import train_main
 from vae_tf.objectives import OBJECTIVES, Batch, _permute_dimensions
 
@@ -64,7 +63,7 @@ def objective_loss(fixed, name, step=0, **options):
     objective_model = vae_tf.build_model(vae_tf.Params(**overrides), dataset_size=1000)
     objective_model.set_weights(model.get_weights())
     batch = Batch(tf.constant(x), tf.constant(mean), tf.constant(log_std), tf.constant(z), tf.constant(logits),
-                  objective_model.reconstruction_fn(x, logits), vae_tf.losses.gaussian_kl(mean, log_std), 0, 1)
+                  objective_model.reconstruction_fn(x, logits), losses.gaussian_kl(mean, log_std), 0, 1)
     loss, figures = objective_model.objective.loss(objective_model, batch, tf.constant(step, tf.int64))
     return float(loss), figures, objective_model
 
@@ -167,8 +166,8 @@ def test_info_vae_weights_kl_by_one_minus_alpha_and_mmd_by_alpha_plus_lambda_min
 
 def test_mmd_tells_a_shifted_distribution_from_the_prior():
     rng = np.random.default_rng(3)
-    same = [float(vae_tf.losses.mmd(rng.normal(size=(256, 2)), rng.normal(size=(256, 2)), "rbf")) for _ in range(5)]
-    shifted = float(vae_tf.losses.mmd(rng.normal(size=(256, 2)) + 1.0, rng.normal(size=(256, 2)), "rbf"))
+    same = [float(losses.mmd(rng.normal(size=(256, 2)), rng.normal(size=(256, 2)), "rbf")) for _ in range(5)]
+    shifted = float(losses.mmd(rng.normal(size=(256, 2)) + 1.0, rng.normal(size=(256, 2)), "rbf"))
     assert abs(np.mean(same)) < 0.01 < shifted  # unbiased: zero on average for equal distributions
 
 

@@ -1,5 +1,7 @@
 import ast
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -129,3 +131,16 @@ def test_train_py_help_lists_every_parameter_with_default_and_meaning():
     for name in names():
         assert f"--{name}" in text
     assert "number of latent dimensions (default: 10)" in text
+
+
+@pytest.mark.parametrize("main, argv, shown", [("train_main", ["--help"], "--objective"),
+                                               ("train_main", ["--list-presets"], "shapes2d_beta_tcvae"),
+                                               ("analyze_main", ["--help"], "--baselines")])
+def test_help_and_the_preset_list_need_no_tensorflow(main, argv, shown):
+    """They answer in well under a second because nothing imports TensorFlow (the import alone takes seconds)."""
+    script = (f"import sys\nfrom vae_tf.cli import {main}\n"
+              f"try:\n    code = {main}({argv!r})\nexcept SystemExit as done:\n    code = done.code\n"
+              "print(code, 'tensorflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip().splitlines()[-1] == "0 False", result.stderr
+    assert shown in result.stdout

@@ -3,6 +3,7 @@ import csv
 import pytest
 
 import vae_tf
+from vae_tf import objectives, schedules
 from vae_tf.presets import DESCRIPTIONS, PRESETS
 
 from conftest import ROOT, run_script
@@ -60,12 +61,12 @@ def test_the_projects_settings():
 
 def test_the_study_presets_use_disentanglement_lib_s_values():
     study = {name: vae_tf.load_params(ROOT / "params.py", preset=name) for name in PRESETS if name.startswith("shapes2d_")}
-    assert {p.objective for p in study.values()} == set(vae_tf.objectives.OBJECTIVES)
+    assert {p.objective for p in study.values()} == set(objectives.OBJECTIVES)
     for p in study.values():
         assert (p.dataset, p.encoder_layers, p.latent_size, p.batch_size, p.learning_rate, p.num_steps) == (
             "shapes2d", [[32, 4, 2], [32, 4, 2], [64, 4, 2], [64, 4, 2], [256]], 10, 64, 1e-4, 300000)
     annealed = study["shapes2d_annealed_vae"]
-    assert vae_tf.schedules.make_schedule("capacity", annealed.beta, annealed.kl_start_step, annealed.kl_end_step,
+    assert schedules.make_schedule("capacity", annealed.beta, annealed.kl_start_step, annealed.kl_end_step,
                                           annealed.kl_start_value, annealed.kl_end_value).target(100000) == 25.0
     assert study["shapes2d_factor_vae"].factor_gamma == 40.0 and study["shapes2d_beta_tcvae"].beta == 6.0
     assert [(study[n].dip_lambda_od, study[n].dip_lambda_d) for n in ("shapes2d_dip_vae_i", "shapes2d_dip_vae_ii")] == [

@@ -11,7 +11,7 @@ import pytest
 
 import vae_tf
 from vae_tf.model import step_figures
-from vae_tf.runs import log_columns
+from vae_tf.runs import log_columns, params_history
 
 from conftest import ROOT, run_script, tiny_args
 
@@ -168,7 +168,7 @@ def test_a_rerun_says_it_resumes_from_which_step_with_which_changes_and_keeps_th
     out = capsys.readouterr().out
     assert f"resuming {run} from step 3; changed: beta 4.0 -> 1.0, num_steps 3 -> 5" in out
     assert "run saved in" in out
-    history = vae_tf.runs.params_history(run)
+    history = params_history(run)
     assert [(step, p.beta, p.num_steps) for step, p in history] == [(0, 4.0, 3), (3, 1.0, 5)]
     assert vae_tf.load_run(run).params.beta == 1.0  # the values the run goes on with
     assert [float(r["kl_weight"]) for r in read_rows(run / "log.csv")] == [4.0] * 3 + [1.0] * 2

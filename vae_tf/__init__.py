@@ -1,5 +1,6 @@
 """vae_tf: variational autoencoders (VAE, β-VAE, β-TCVAE, FactorVAE, DIP-VAE, InfoVAE, IWAE) in TensorFlow / Keras 3."""
 
+import importlib
 import os
 import re
 import sys
@@ -34,19 +35,32 @@ def _import_tensorflow_quietly():
             sys.stderr.write("".join(line for line in lines if not _PROBE_NOISE.search(line)))
 
 
-if "tensorflow" not in sys.modules:
-    _import_tensorflow_quietly()
+def import_tensorflow():
+    """Import TensorFlow once, its GPU-probe noise filtered out; every public name below does this first."""
+    if "tensorflow" not in sys.modules:
+        _import_tensorflow_quietly()
 
-from vae_tf.datasets import load_dataset, load_ground_truth  # noqa: E402
-from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError  # noqa: E402
-from vae_tf.likelihood import log_likelihood  # noqa: E402
-from vae_tf.model import VAE, build_model  # noqa: E402
-from vae_tf.params import Params, load_params  # noqa: E402
-from vae_tf.presets import PRESETS  # noqa: E402
-from vae_tf.runs import load_run  # noqa: E402
-from vae_tf.schedules import kl_weight_schedule  # noqa: E402
-from vae_tf.training import train  # noqa: E402
 
-__all__ = ["Params", "load_params", "PRESETS", "kl_weight_schedule", "build_model", "VAE", "load_dataset",
-           "load_ground_truth", "train", "load_run", "log_likelihood", "UserError", "TrainingDiverged",
-           "TrainingInterrupted"]
+# Public names -> the module defining them, loaded on first use: `python train.py --help` and `--list-presets`
+# answer without importing TensorFlow, while `vae_tf.train` and the others work as if imported here.
+_PUBLIC = {"Params": "params", "load_params": "params", "PRESETS": "presets", "kl_weight_schedule": "schedules",
+           "build_model": "model", "VAE": "model", "load_dataset": "datasets", "load_ground_truth": "datasets",
+           "train": "training", "load_run": "runs", "log_likelihood": "likelihood", "UserError": "errors",
+           "TrainingDiverged": "errors", "TrainingInterrupted": "errors"}
+_WITHOUT_TENSORFLOW = ("UserError", "TrainingDiverged", "TrainingInterrupted")
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name):
+    # Only the public names: `from vae_tf import figures` must find submodules through the import system.
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'vae_tf' has no attribute {name!r}")
+    if name not in _WITHOUT_TENSORFLOW:
+        import_tensorflow()
+    value = getattr(importlib.import_module(f"vae_tf.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -19,9 +19,8 @@ from tqdm import tqdm
 
 from vae_tf import figures, latents
 from vae_tf.errors import UserError
-from vae_tf.runs import open_run, read_log, replace_atomically, write_json
+from vae_tf.runs import RunDir, open_run, read_log, replace_atomically, write_json
 
-TEST_IMAGES = 1000  # test images encoded, as the β-VAE project's traversal did
 COLUMNS = 10  # points along each traversal and interpolation
 FINAL_WINDOW = 100  # the "final" training figures average the last this many logged steps
 GIF_FRAME_MS = 400
@@ -80,12 +79,22 @@ def final_figures(log, validation):
 
 
 def _test_images(params, count):
-    """The first `count` test images [n, H, W, C] of the run's data set, with their labels name -> [n]."""
+    """The first `count` test images [n, H, W, C] of the run's data set, their labels name -> [n], and how many
+    came from each split: a data set whose test split holds fewer than MIN_IMAGES (a small folder) is topped up
+    from its validation, then its training images."""
     from vae_tf.datasets import evaluation_batches, source_for
 
-    split = source_for(params).split("test")
-    images = np.concatenate([batch.numpy() for batch in evaluation_batches(split, BATCH, count)])
-    return images, {name: np.asarray(values[:len(images)]) for name, values in split.labels.items()}
+    source, parts, labels, taken = source_for(params), [], {}, {}
+    for name in ("test", "validation", "train"):
+        if taken and sum(taken.values()) >= min(count, MIN_IMAGES):
+            break
+        split = source.split(name)
+        images = np.concatenate([b.numpy() for b in evaluation_batches(split, BATCH, count - sum(taken.values()))])
+        parts.append(images)
+        taken[name] = len(images)
+        for label, values in split.labels.items():
+            labels.setdefault(label, []).append(np.asarray(values[:len(images)]))
+    return np.concatenate(parts), {name: np.concatenate(values) for name, values in labels.items()}, taken
 
 
 def _posterior(model, images):
@@ -109,11 +118,10 @@ def _projections(mean, seed):
     if not np.any(np.ptp(mean, axis=0) > 0):  # a fully collapsed encoder; t-SNE would crash on it (sklearn 1.8)
         return {"every code identical": np.zeros((len(mean), 2))}
     if mean.shape[1] == 1:  # nothing to project: the code itself, against zero
-        views = {"z": np.column_stack([mean[:, 0], np.zeros(len(mean))])}
-    else:
-        views = {"PCA": PCA(2, random_state=seed).fit_transform(mean)}
+        return {"z": np.column_stack([mean[:, 0], np.zeros(len(mean))])}
+    views = {"PCA": PCA(2, random_state=seed).fit_transform(mean)}
     views["t-SNE"] = TSNE(2, perplexity=min(30.0, (len(mean) - 1) / 3), random_state=seed,
-                          init="pca" if mean.shape[1] > 1 else "random").fit_transform(mean)
+                          init="pca").fit_transform(mean)
     try:
         import umap
     except ImportError:
@@ -176,7 +184,7 @@ def _test_losses(model, images, mean, log_std):
     return float(np.mean(reconstruction)), float(np.sum(latents.kl_per_dimension(mean, log_std)))
 
 
-def analyze(run_dir, checkpoint="latest", num_images=TEST_IMAGES, progress=True, note=print):
+def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progress=True, note=print):
     """Write every figure of a run into `<run>/analysis/`; returns the summary (None when only graphs could be drawn).
 
     User problems (not a run, no log) raise UserError; a missing checkpoint or snapshot folder gets a
@@ -185,13 +193,19 @@ def analyze(run_dir, checkpoint="latest", num_images=TEST_IMAGES, progress=True,
     from vae_tf.runs import load_run
 
     run, params = open_run(run_dir, checkpoint)
+    if num_images < MIN_IMAGES:
+        raise UserError(f"num_images must be at least {MIN_IMAGES} (the interpolation figure alone uses ten), "
+                        f"got {num_images}")
     log, validation = _read_logs(run)
     run.analysis.mkdir(exist_ok=True)
+    run.analysis_incomplete.write_text("analyze.py was interrupted here: the files in this folder may mix this "
+                                       "analysis with an older one; rerun it to finish\n")
     has_checkpoint = run.has_checkpoint(checkpoint)
     stages = ["graphs", "training.gif"] + (["encoding", "figures", "latent space"] if has_checkpoint else [])
     bar = tqdm(stages, desc=f"analyze {params.run_name}", unit="stage", disable=not progress, leave=False)
     bar.set_postfix_str("graphs")
-    save_figure(figures.graphs(log, validation, params.run_name), run.analysis / "graphs.png")
+    save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
+                run.analysis / "graphs.png")
     bar.update()
     bar.set_postfix_str("training.gif")
     try:
@@ -209,14 +223,19 @@ def analyze(run_dir, checkpoint="latest", num_images=TEST_IMAGES, progress=True,
                   if checkpoint == "best" and not params.validation_step else
                   "train it further or pick another with --checkpoint")
         note(f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; {advice}")
+        run.analysis_incomplete.unlink()
         return None
 
     bar.set_postfix_str("encoding")
     model = load_run(run.path, checkpoint)
-    images, labels = _test_images(params, num_images)
+    images, labels, taken = _test_images(params, num_images)
     if len(images) < MIN_IMAGES:
-        raise UserError(f"the test split of {params.dataset} has only {len(images)} images; the latent figures need "
-                        f"at least {MIN_IMAGES} (a folder data set holds out 5% of its files as its test split)")
+        raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
+                        f"{MIN_IMAGES}: add images to the data set")
+    if len(taken) > 1:
+        note(f"note: the test split of {params.dataset} has only {taken['test']} images, so the latent figures and "
+             f"the test figures also use " + " and ".join(f"{n} {name}" for name, n in list(taken.items())[1:])
+             + " images (training images flatter the reconstructions)")
     mean, log_std = _posterior(model, images)
     kl = latents.kl_per_dimension(mean, log_std)
     active = latents.active_units(mean)
@@ -235,8 +254,10 @@ def analyze(run_dir, checkpoint="latest", num_images=TEST_IMAGES, progress=True,
     bar.update()
 
     bar.set_postfix_str("latent space (t-SNE)")
+    from vae_tf.shapes2d import factor_labels
+    value_labels = factor_labels() if params.dataset in ("shapes2d", "dsprites") else {}  # the same factor grid
     save_figure(figures.latent_space(_projections(mean, params.seed), labels,
-                                     f"{params.run_name}: test posterior means in 2-D"),
+                                     f"{params.run_name}: test posterior means in 2-D", value_labels),
                 run.analysis / "latent_space.png")
     bar.update()
     bar.close()
@@ -249,20 +270,45 @@ def analyze(run_dir, checkpoint="latest", num_images=TEST_IMAGES, progress=True,
         "run": params.run_name, "checkpoint": checkpoint,
         "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
         "final_training": final_figures(log, validation),
-        "test": {"images": len(images), "reconstruction_loss": reconstruction, "kl_loss": total_kl, **decomposition},
+        "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken, "reconstruction_loss": reconstruction, "kl_loss": total_kl, **decomposition},
         **likelihood,
         "kl_per_dimension": kl.tolist(),
         "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
         "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
     }
-    write_json(run.analysis / "summary.json", summary)
-    note(f"test log-likelihood {likelihood['test_log_likelihood']:.2f} nats (K = {LIKELIHOOD_SAMPLES} on "
-         f"{likelihood['likelihood_images']} images), ELBO {likelihood['test_elbo']:.2f}; KL {total_kl:.2f} = index-code "
-         f"MI {decomposition['index_code_mi']:.2f} + TC {decomposition['total_correlation']:.2f} + dimension-wise KL "
-         f"{decomposition['dimension_wise_kl']:.2f} (nats)")
-    if collapse:
-        note(collapse)
+    write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
+    run.analysis_incomplete.unlink()
+    note(summary_lines(summary))
     return summary
+
+
+def read_summary(run_dir):
+    """The run's analysis/summary.json, or {} when there is none yet."""
+    return _read_json(RunDir(run_dir).analysis / "summary.json")
+
+
+def is_current(run_dir, checkpoint, num_images):
+    """Whether the run's analysis finished for these weights of `checkpoint` and this many images: then --metrics
+    need not redraw it."""
+    run = RunDir(run_dir)
+    summary = read_summary(run_dir)
+    return (not run.analysis_incomplete.exists() and summary.get("checkpoint") == checkpoint
+            and summary.get("stamp") == run.checkpoint_stamp(checkpoint)
+            and summary.get("test", {}).get("requested_images") == num_images)
+
+
+def summary_lines(summary):
+    """What analyze.py prints at the end: the test figures of `summary.json` in a few lines (nats)."""
+    test = summary["test"]
+    return "\n".join([
+        f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
+        f"  reconstruction loss {test['reconstruction_loss']:.2f}, KL {test['kl_loss']:.2f} = index-code MI "
+        f"{test['index_code_mi']:.2f} + total correlation {test['total_correlation']:.2f} + dimension-wise KL "
+        f"{test['dimension_wise_kl']:.2f} (nats)",
+        f"  log-likelihood {summary['test_log_likelihood']:.2f} nats (K = {summary['likelihood_samples']} on "
+        f"{summary['likelihood_images']} images), ELBO {summary['test_elbo']:.2f}",
+        f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active; "
+        + (summary["collapse"] or "no posterior collapse")])
 
 
 def _test_likelihood(model, images):
@@ -321,30 +367,52 @@ def _read_json(path):
         return {}
 
 
-def compare(run_dirs, output_dir=None):
+def _number(value):
+    """A figure for a table: two decimals, or three significant digits once it is huge (5.9e+31, not 32 digits)."""
+    return f"{value:.2f}" if abs(value) < 1e6 else f"{value:.3g}"
+
+
+def _warn_if_unlike(params, note):
+    """One warning per setting that makes the runs' curves incomparable when overlaid."""
+    for name, describe in (("reconstruction_loss", "reconstruction losses, so their losses are in different units"),
+                           ("image_size", "image sizes, so their losses sum over different numbers of pixels")):
+        values = {}
+        for run, p in params.items():
+            values.setdefault(getattr(p, name), []).append(run)
+        if len(values) > 1:
+            listing = "; ".join(f"{value}: {', '.join(runs)}" for value, runs in values.items())
+            note(f"warning: these runs have different {describe} ({listing})")
+
+
+def compare(run_dirs, output_dir=None, note=print):
     """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
 
     Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
-    returns the table.
+    returns the table. Runs of different losses or image sizes get a `note` each.
     """
     from vae_tf.metrics import METRICS, markdown_table
 
-    runs = [open_run(path)[0] for path in run_dirs]
+    opened = [open_run(path) for path in run_dirs]
+    runs = [run for run, _ in opened]
     names = [run_name(run) for run in runs]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UserError(f"--compare got several runs named {', '.join(repeated)}; name each run once")
-    logs, finals, summaries, metrics = {}, {}, {}, {}
+    _warn_if_unlike({name: params for name, (_, params) in zip(names, opened)}, note)
+    logs, finals, summaries, metrics, protocols = {}, {}, {}, {}, {}
     for run, name in zip(runs, names):
         logs[name], validation = _read_logs(run)
         finals[name] = final_figures(logs[name], validation)
         summaries[name] = _read_json(run.analysis / "summary.json")
-        metrics[name] = _read_json(run.analysis / "metrics.json").get("metrics", {})
+        scored = _read_json(run.analysis / "metrics.json")
+        metrics[name], protocols[name] = scored.get("metrics", {}), scored.get("protocol", "–")
     found = {metric for scores in metrics.values() for metric in scores}
     metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
-    header = ["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units"] + metric_names
-    rows = [[name, str(final["steps"]), f"{final['loss']:.2f}", f"{final['reconstruction_loss']:.2f}",
-             f"{final['kl_loss']:.2f}", f"{final['kl_weight']:.3g}", str(summaries[name].get("active_units", "–"))]
+    header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units"]
+              + (["metric protocol"] + metric_names if metric_names else []))
+    rows = [[name, str(final["steps"]), _number(final["loss"]), _number(final["reconstruction_loss"]),
+             _number(final["kl_loss"]), f"{final['kl_weight']:.3g}", str(summaries[name].get("active_units", "–"))]
+            + ([protocols[name]] if metric_names else [])
             + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
             for name, final in finals.items()]
     table = markdown_table(header, rows)
@@ -380,6 +448,18 @@ def score_run(run_dir, checkpoint="latest", quick=False, progress=True):
     return metrics.format_table({params.run_name: scores})
 
 
+def baseline_params(dataset=None, run_dir=None):
+    """The params whose data set and architecture the baselines use: `run_dir`'s, else params.py's (else the
+    defaults), with `dataset` when given."""
+    from vae_tf.params import load_params
+
+    if run_dir is not None:
+        params = open_run(run_dir)[1]
+        return params if dataset is None else dataclasses.replace(params, dataset=dataset)
+    return load_params("params.py" if Path("params.py").is_file() else None,
+                       overrides={"dataset": dataset} if dataset else None)
+
+
 def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, progress=True):
     """The baseline representations' metrics on a data set, written to `<output_dir>/baselines_<dataset>.md|json`.
 
@@ -387,14 +467,8 @@ def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, pr
     """
     from vae_tf import metrics
     from vae_tf.baselines import evaluate_baselines
-    from vae_tf.params import load_params
 
-    if run_dir is not None:
-        params = open_run(run_dir)[1]
-        params = params if dataset is None else dataclasses.replace(params, dataset=dataset)
-    else:
-        params = load_params("params.py" if Path("params.py").is_file() else None,
-                             overrides={"dataset": dataset} if dataset else None)
+    params = baseline_params(dataset, run_dir)
     ground_truth = _ground_truth(params)
     rows = evaluate_baselines(ground_truth, params, METRICS_SEED, quick=quick, progress=progress)
     table = metrics.format_table(rows)

@@ -149,5 +149,6 @@ def evaluate_baselines(ground_truth, params, random_state=0, names=None, metrics
     `metrics=None` runs every metric on every row except raw_pixels, which gets PIXEL_METRICS."""
     built = baseline_representations(ground_truth, params, random_state, names, num_samples)
     return {name: evaluate(baseline.ground_truth, baseline.representation_fn, random_state,
-                           PIXEL_METRICS if metrics is None and name == "raw_pixels" else metrics, quick, progress)
+                           PIXEL_METRICS if metrics is None and name == "raw_pixels" else metrics, quick, progress,
+                           label=name)
             for name, baseline in built.items()}

@@ -13,6 +13,16 @@ def _permission_line(error):
             f"another user's); work on a copy of the run, or pick another --output_dir")
 
 
+def _import_tensorflow():
+    """TensorFlow, quietly, once options are known to need it (`--help` and `--list-presets` do not)."""
+    import vae_tf
+    try:
+        vae_tf.import_tensorflow()
+    except KeyboardInterrupt:  # Ctrl-C while it loads: one line, not its import traceback
+        print("interrupted while starting; nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UserError(message)
@@ -20,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _current_values(argv):
     """The values a run would start from: the params file named in argv (or params.py), else the built-in defaults."""
-    values = params_module.Params().to_dict()
+    values = params_module.defaults()
     path = next((word.split("=", 1)[1] for word in argv if word.startswith("--params=")), "params.py")
     try:
         values.update(params_module.read_params_file(path))
@@ -57,9 +67,12 @@ def parse_train_args(argv):
     for word in unknown:
         name = word[2:].split("=", 1)[0] if word.startswith("--") else word
         params_module.check_name(name, "the command line")
+    if args.list_presets:
+        return [], True
     if args.preset and len(args.preset) > 1 and args.run_name is not None:
         raise UserError("--run_name cannot be combined with several presets: each preset trains into its own "
                         "folder named after it; drop --run_name (or use --output_dir to keep a sweep apart)")
+    _import_tensorflow()  # validating parameters reads the registries, which need it
     reserved = ("params", "preset", "list_presets")
     overrides = {name: value for name, value in vars(args).items() if name not in reserved and value is not None}
     runs = [params_module.load_params(args.params, preset=preset, overrides=overrides)
@@ -105,7 +118,7 @@ def train_main(argv=None):
 
 
 def _analyze_parser():
-    from vae_tf.analysis import TEST_IMAGES
+    from vae_tf.latents import TEST_IMAGES
     from vae_tf.runs import CHECKPOINTS
     parser = _Parser(prog="analyze.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Draw every figure of saved runs into <run>/analysis/, from the run folder alone.",
@@ -172,20 +185,31 @@ def analyze_main(argv=None):
             raise UserError("name at least one run folder, e.g. python analyze.py predictions/shapes2d_beta4 "
                             "(or use --baselines --dataset=shapes2d)")
         _check_combination(args)
+        _import_tensorflow()
         from vae_tf import analysis
+        from vae_tf.latents import TEST_IMAGES
         from vae_tf.runs import RunDir
+        from vae_tf.datasets import check_ground_truth
         if args.metrics:  # before any slow work: a run whose data has no factors cannot be scored
-            from vae_tf.datasets import check_ground_truth
             for run in args.runs:
                 check_ground_truth(analysis.open_run(run)[1].dataset)
+        if args.baselines:
+            check_ground_truth(analysis.baseline_params(args.dataset, args.runs[0] if args.runs else None).dataset)
         if args.compare:
             print(analysis.compare(args.runs, args.output), end="")
         else:
             for run in args.runs:
-                analysis.analyze(run, args.checkpoint or "latest", args.num_images or analysis.TEST_IMAGES)
+                checkpoint, num_images = args.checkpoint or "latest", args.num_images or TEST_IMAGES
+                current = args.metrics and analysis.is_current(run, checkpoint, num_images)
+                if current:
+                    print(f"the figures in {RunDir(run).analysis} are those of this checkpoint; scoring only")
+                    print(analysis.summary_lines(analysis.read_summary(run)))
+                else:
+                    analysis.analyze(run, checkpoint, num_images)
                 if args.metrics:
-                    print(analysis.score_run(run, args.checkpoint or "latest", args.quick), end="")
-                print(f"figures written to {RunDir(run).analysis}")
+                    print(analysis.score_run(run, checkpoint, args.quick), end="")
+                if not current:
+                    print(f"figures written to {RunDir(run).analysis}")
                 for path in analysis.export(run, args.export_dir or "images") if args.export else []:
                     print(f"exported {path}")
         if args.baselines:
@@ -198,7 +222,7 @@ def analyze_main(argv=None):
         print(_permission_line(error), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; figures already written are complete, the run folder is otherwise unchanged",
-              file=sys.stderr)
+        print("interrupted; the analysis folder holds a file INCOMPLETE until a rerun finishes it (figures already "
+              "written are whole), the run folder is otherwise unchanged", file=sys.stderr)
         return 130
     return 0

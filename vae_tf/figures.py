@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: analysis runs on machines with no screen
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from vae_tf.snapshots import image_grid, show_images
@@ -27,6 +28,7 @@ def _log_scale_if_decades(axis, *curves):
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > 30:
         axis.set_yscale("log")
+        axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades labelled, not every minor tick
 
 
 def _curve(axis, steps, values, title, label=None, colour=None, scale=True):
@@ -54,18 +56,25 @@ def _band(axis, steps, average, low, high, title):
     _log_scale_if_decades(axis, low, high)
 
 
-def graphs(log, validation, title):
+LOSS_UNITS = {"bernoulli": "nats", "squared_error": "summed squared error", "absolute_error": "summed absolute error"}
+
+
+def graphs(log, validation, title, reconstruction_loss="bernoulli"):
     """The originals' grid against step, plus a fourth row (validation loss, gradient norm) and a fifth (the KL's
     decomposition, and the objective's own figures such as FactorVAE's discriminator).
 
-    log, validation: column -> list of floats (`vae_tf.runs.read_log`); validation may be empty.
+    log, validation: column -> list of floats (`vae_tf.runs.read_log`); validation may be empty. The losses' axes
+    are in nats for the Bernoulli loss; squared and absolute error are logged as the originals' sums.
     """
     from vae_tf.model import LOSS_FIGURES, STATISTICS_FIGURES
 
     figure, axes = plt.subplots(5, 2, figsize=(12, 17.5), dpi=100)
     steps = log["step"]
-    _curve(axes[0, 0], steps, log["loss"], "total loss")
-    _curve(axes[0, 1], steps, log["kl_loss"], "KL loss (nats)")
+    _curve(axes[0, 0], steps, log["loss"], "total loss", label="training")
+    if validation.get("step"):  # the held-out loss on the same axis shows overfitting at a glance
+        axes[0, 0].plot(validation["step"], validation["loss"], marker=".", color="C3", label="validation")
+        axes[0, 0].legend(loc="best", fontsize=8)
+    _curve(axes[0, 1], steps, log["kl_loss"], "KL loss")
     _curve(axes[1, 0], steps, log["reconstruction_loss"], "reconstruction loss")
     axes[1, 1].plot(steps, log["kl_weight"], linewidth=1.2)
     axes[1, 1].set(title="KL weight", xlabel="step")
@@ -83,6 +92,10 @@ def graphs(log, validation, title):
     axes[3, 0].grid(alpha=0.3)
     _curve(axes[3, 1], steps, log["grad_norm"], "gradient norm")
     _decomposition(axes[4, 0], log)
+    for axis in (axes[0, 0], axes[1, 0], axes[3, 0]):
+        axis.set_ylabel(LOSS_UNITS[reconstruction_loss])
+    for axis in (axes[0, 1], axes[4, 0]):
+        axis.set_ylabel("nats")
     own = [name for name in log if name not in ("step", "wall_time") + LOSS_FIGURES + STATISTICS_FIGURES]
     for name in own:
         _curve(axes[4, 1], steps, log[name], ", ".join(own), label=name, scale=False)
@@ -102,7 +115,7 @@ def _note(axis, text, title):
 
 def _decomposition(axis, log):
     """The KL's three parts per step (Chen et al. 2018), with the KL they sum to on average."""
-    title = "KL decomposition (nats, minibatch estimates)"
+    title = "KL decomposition (minibatch estimates)"
     if "total_correlation" not in log:
         _note(axis, "not logged by this run (trained by an earlier vae_tf)", title)
         return
@@ -132,29 +145,40 @@ def image_rows(rows, title, row_labels=None, column_labels=None):
     return figure
 
 
-def latent_space(projections, colours, title):
-    """One panel per (projection method, colouring): projections name -> [n, 2]; colours name -> int labels [n]."""
-    colours = colours or {"(no labels)": None}
-    figure, axes = plt.subplots(len(projections), len(colours), figsize=(3.6 * len(colours), 3.4 * len(projections)),
+def latent_space(projections, colours, title, value_labels=None):
+    """One panel per (projection method, colouring): projections name -> [n, 2]; colours name -> int labels [n];
+    value_labels name -> the string each label index stands for (a factor's values), shown on its colour bar."""
+    value_labels = value_labels or {}
+    columns = colours or {None: None}
+    figure, axes = plt.subplots(len(projections), len(columns), figsize=(3.6 * len(columns), 3.4 * len(projections)),
                                 dpi=100, squeeze=False)
     for r, (method, points) in enumerate(projections.items()):
-        for c, (name, labels) in enumerate(colours.items()):
+        for c, (name, labels) in enumerate(columns.items()):
             axis = axes[r, c]
             if labels is None:
                 axis.scatter(points[:, 0], points[:, 1], s=5, alpha=0.8)
             else:
-                classes = int(np.max(labels)) + 1
-                few = classes <= 10  # categorical: one distinct colour per class
-                scatter = axis.scatter(points[:, 0], points[:, 1], c=labels, s=5, alpha=0.8,
-                                       cmap=plt.get_cmap("tab10", classes) if few else "viridis",
-                                       vmin=-0.5 if few else None, vmax=classes - 0.5 if few else None)
-                figure.colorbar(scatter, ax=axis, fraction=0.046, pad=0.02, ticks=range(classes) if few else None)
-            axis.set_title(f"{method}, coloured by {name}", fontsize=9)
+                _coloured_scatter(figure, axis, points, labels, name, value_labels.get(name))
+            axis.set_title(method if name is None else f"{method}, coloured by {name}", fontsize=9)
             axis.set_xticks([])
             axis.set_yticks([])
     figure.suptitle(title, fontsize=12)
     figure.tight_layout(rect=(0, 0, 1, 0.95))
     return figure
+
+
+def _coloured_scatter(figure, axis, points, labels, name, names):
+    """Points coloured by integer labels, with a colour bar naming the factor and the values its ticks stand for."""
+    classes = int(np.max(labels)) + 1
+    few = classes <= 10  # categorical: one distinct colour per class
+    scatter = axis.scatter(points[:, 0], points[:, 1], c=labels, s=5, alpha=0.8,
+                           cmap=plt.get_cmap("tab10", classes) if few else "viridis",
+                           vmin=-0.5 if few else 0, vmax=classes - 0.5 if few else classes - 1)
+    ticks = list(range(classes)) if few else sorted({round(t) for t in np.linspace(0, classes - 1, 5)})
+    bar = figure.colorbar(scatter, ax=axis, fraction=0.046, pad=0.02, ticks=ticks)
+    if names is not None:
+        bar.set_ticklabels([names[t] for t in ticks])
+    bar.set_label(name, fontsize=8)
 
 
 def kl_per_dimension(kl, active, title):

@@ -5,6 +5,7 @@ Shapes: `mean` and `log_std` are the posterior parameters [n, latent] of n encod
 
 import numpy as np
 
+TEST_IMAGES = 1000  # test images analyze.py encodes for the latent figures, as the β-VAE project's traversal did
 ACTIVE_VARIANCE = 0.01  # Burda et al. 2016, "Importance Weighted Autoencoders", §5.2
 COLLAPSED_KL = 0.1  # nats: below this the codes carry next to no information about the images
 

@@ -404,13 +404,14 @@ def images_needed(name, quick=False, **overrides):
 
 
 def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=False, progress=False,
-             protocols=None):
+             protocols=None, label=None):
     """Run the metrics `names` (default: all of METRICS) -> {name: result dict}.
 
     Each metric gets its own np.random.RandomState(random_state), so a result depends only on the seed, the
     protocol and the representation, never on which other metrics ran. `quick` uses QUICK's protocols;
     `protocols` ({name: {parameter: value}}) overrides single parameters. `progress` shows a bar per metric
-    counting encoded observations. `random_state` is an int seed.
+    counting encoded observations, titled `label: metric` when a `label` names the representation. `random_state`
+    is an int seed.
     """
     names = list(METRICS) if names is None else list(names)
     unknown = [name for name in names if name not in METRICS]
@@ -423,7 +424,8 @@ def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=
     for name in names:
         overrides = (protocols or {}).get(name, {})
         protocol = protocol_of(name, quick, **overrides)
-        with tqdm(total=_IMAGES[name](protocol), desc=name, unit="img", disable=not progress) as bar:
+        with tqdm(total=_IMAGES[name](protocol), desc=f"{label}: {name}" if label else name, unit="img",
+                  disable=not progress) as bar:
             def counted(observations):
                 codes = representation_fn(observations)
                 bar.update(len(observations))

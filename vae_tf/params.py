@@ -102,6 +102,12 @@ def names():
     return [f.name for f in dataclasses.fields(Params)]
 
 
+def defaults():
+    """Every parameter's built-in default, unvalidated: what `--help` shows without importing TensorFlow."""
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(Params)}
+
+
 def help_text(name):
     return next(f.metadata["help"] for f in dataclasses.fields(Params) if f.name == name)
 

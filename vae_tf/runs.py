@@ -36,16 +36,23 @@ class RunDir:
         self.logs = self.path / "logs"
         self.model_keras = self.path / "model.keras"
         self.analysis = self.path / "analysis"
+        self.analysis_incomplete = self.analysis / "INCOMPLETE"  # there while analyze.py writes, so a Ctrl-C shows
 
     def snapshot(self, step):
         return self.images / f"image_{step}.png"
 
     def has_checkpoint(self, which):
         """Whether the "latest", "best" or "final" checkpoint has been written."""
+        return self.checkpoint_stamp(which) is not None
+
+    def checkpoint_stamp(self, which):
+        """What identifies the weights of checkpoint `which` without loading them: the step of the newest latest or
+        best checkpoint, or model.keras's modification time; None when there is none."""
         if which == "final":
-            return self.model_keras.exists()
+            return self.model_keras.stat().st_mtime_ns if self.model_keras.exists() else None
         folder = self.checkpoints if which == "latest" else self.best_checkpoints
-        return any(folder.glob("ckpt-*.index"))
+        steps = [int(p.stem.split("-")[1]) for p in folder.glob("ckpt-*.index") if p.stem.split("-")[1].isdigit()]
+        return max(steps, default=None)
 
     def read_params(self):
         try:

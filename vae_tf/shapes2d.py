@@ -27,6 +27,14 @@ _ELLIPSE_AXES = (13.0 / 10.0, 7.0 / 10.0)  # semi-axes in units of _HALF_SQUARE
 _HEART_SCALE = (0.88, 0.76)  # the implicit heart curve is 2.28 × 2.23 units; this gives 20 × 17 px
 
 
+def factor_labels():
+    """What each factor index stands for, as colour-bar labels: factor name -> one string per index."""
+    scale, orientation, x, y = factor_values()[1:]
+    return {"shape": list(SHAPES), "scale": [f"{v:.1f}" for v in scale],
+            "orientation": [f"{np.degrees(v):.0f}°" for v in orientation],
+            "position_x": [f"{v:.2f}" for v in x], "position_y": [f"{v:.2f}" for v in y]}
+
+
 def factor_values():
     """The value each factor index stands for (shape as its index)."""
     return (np.arange(3, dtype=np.float32), np.linspace(0.5, 1.0, 6, dtype=np.float32),

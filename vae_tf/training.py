@@ -89,6 +89,19 @@ def _check_resumable(run, params):
     return previous
 
 
+def _describe_splits(params, train, validation):
+    """A folder's split sizes, and a warning where a batch or a validation asks for more images than a split has."""
+    if params.dataset == "folder":
+        print(f"folder {params.data_dir}: {train} training and {validation} validation images (as many test images "
+              f"as validation ones are held out)")
+    if params.batch_size > train:
+        print(f"warning: batch_size {params.batch_size} is more than the {train} training images: every batch "
+              f"repeats images; a smaller --batch_size trains on more distinct batches")
+    if params.validation_step and params.validation_size > validation:
+        print(f"warning: validation_size {params.validation_size} is more than the {validation} validation images: "
+              f"each validation uses those {validation}")
+
+
 def _resume_line(run, previous, params, step, logged):
     """What a rerun of an existing run does: from which step, what it redoes, which parameters it changes."""
     line = (f"resuming {run.path} from step {step}" if step else
@@ -211,6 +224,7 @@ def train(params, progress=True):
     source = datasets.source_for(params)
     train_split, validation_split = source.split("train"), source.split("validation")
     if chief:
+        _describe_splits(params, train_split.num_examples, validation_split.num_examples)
         try:
             run.images.mkdir(parents=True, exist_ok=True)
         except OSError as error:
