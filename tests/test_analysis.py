@@ -334,3 +334,59 @@ def test_the_committed_run_loads_right_after_installing():
     np.testing.assert_allclose(latest.reconstruct(images).numpy(), final.reconstruct(images).numpy(), atol=1e-6)
     mean, _ = latest.encode(images)
     assert np.var(mean.numpy(), axis=0).max() > 0.1  # a trained encoder: its codes follow the images
+
+
+def test_snapshot_panels_line_up_with_fewer_validation_images(monkeypatch):
+    from vae_tf import snapshots
+    shapes = []
+    drawn = snapshots.show_images
+    monkeypatch.setattr(snapshots, "show_images", lambda axis, grid: (shapes.append(grid.shape), drawn(axis, grid)))
+    few, full = np.zeros((3, 8, 8, 1)), np.zeros((16, 8, 8, 1))
+    snapshots.snapshot_figure(few, few, full, step=0)
+    assert len(shapes) == 3 and len(set(shapes)) == 1  # three panels of one size
+
+
+def test_interpolation_shows_its_corner_originals(trained, monkeypatch):
+    from vae_tf import analysis
+    model = vae_tf.load_run(trained)
+    images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=16, shuffle=False).batch(10))).numpy()
+    mean = model.encode(images)[0].numpy()
+    captured = {}
+    monkeypatch.setattr(analysis.figures, "image_rows", lambda rows, title, labels: captured.update(rows=rows))
+    analysis._interpolation(model, mean, images)
+    rows, width = captured["rows"], analysis.COLUMNS
+    assert rows.shape[:2] == (1 + width + 1 + 3, width)
+    for row, column, original in ((0, 0, 0), (0, -1, 1), (width + 1, 0, 2), (width + 1, -1, 3)):
+        np.testing.assert_array_equal(rows[row][column], images[original])
+
+
+def test_t_sne_can_be_left_out(trained, tmp_path, capsys):
+    from vae_tf.analysis import _projections
+    codes = np.random.default_rng(0).normal(size=(50, 4))
+    assert list(_projections(codes, seed=0, tsne=False)) == ["PCA"]
+    assert "t-SNE" in _projections(codes, seed=0)
+    assert analyze_main([str(trained), str(trained), "--compare", "--no_tsne"]) == 2
+    assert "--no_tsne" in capsys.readouterr().err
+
+
+def test_an_error_during_analysis_closes_its_progress_bar_before_it_is_reported(trained, tmp_path, monkeypatch):
+    """Else the one-line error would be printed onto the bar's line of the terminal."""
+    from vae_tf import analysis
+    closed = []
+
+    class Recording(analysis.tqdm):
+        def close(self):
+            closed.append(self.desc)
+            super().close()
+
+    def gone(*args, **kwargs):
+        raise UserError("the data set is gone")
+
+    monkeypatch.setattr(analysis, "tqdm", Recording)
+    monkeypatch.setattr(analysis, "_test_images", gone)
+    try:
+        analyze(_copy(trained, tmp_path, "broken"), progress=True, note=lambda text: None)
+    except UserError:  # the traceback still holds the bar here: only an explicit close counts
+        assert "analyze tiny" in closed
+    else:
+        pytest.fail("the UserError did not reach the caller")

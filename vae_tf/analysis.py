@@ -110,8 +110,9 @@ def _decode(model, codes):
     return images.reshape(codes.shape[:-1] + images.shape[1:])
 
 
-def _projections(mean, seed):
-    """2-D views of the codes: PCA, t-SNE, and UMAP when umap-learn is installed."""
+def _projections(mean, seed, tsne=True):
+    """2-D views of the codes: PCA, t-SNE (unless `tsne` is False: most of analyze.py's time on a CPU), and UMAP
+    when umap-learn is installed."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -120,8 +121,9 @@ def _projections(mean, seed):
     if mean.shape[1] == 1:  # nothing to project: the code itself, against zero
         return {"z": np.column_stack([mean[:, 0], np.zeros(len(mean))])}
     views = {"PCA": PCA(2, random_state=seed).fit_transform(mean)}
-    views["t-SNE"] = TSNE(2, perplexity=min(30.0, (len(mean) - 1) / 3), random_state=seed,
-                          init="pca").fit_transform(mean)
+    if tsne:
+        views["t-SNE"] = TSNE(2, perplexity=min(30.0, (len(mean) - 1) / 3), random_state=seed,
+                              init="pca").fit_transform(mean)
     try:
         import umap
     except ImportError:
@@ -156,13 +158,18 @@ def _traversals_all(model, mean, kl):
                               "others at their average", [f"z{d}\nKL {kl[d]:.2f}" for d in order])
 
 
-def _interpolation(model, mean):
+def _interpolation(model, mean, images):
+    """The bilinear grid between the codes of test images 0-3, framed by those four originals above and below its
+    corners, then straight lines between pairs of the next six."""
     grid = latents.interpolation_grid(mean[:4], COLUMNS)
     pairs = [latents.interpolate(mean[i], mean[i + 1], COLUMNS) for i in range(4, 10, 2)]
-    rows = _decode(model, np.concatenate([grid, np.stack(pairs)]))
-    labels = [""] * COLUMNS + [f"pair {p + 1}" for p in range(len(pairs))]
-    return figures.image_rows(rows, "bilinear grid between four test encodings (corners); "
-                                    "straight lines between pairs", labels)
+    decoded = _decode(model, np.concatenate([grid, np.stack(pairs)]))
+    top, bottom = (np.full((COLUMNS,) + images.shape[1:], 0.5, np.float32) for _ in range(2))  # grey: no image
+    top[0], top[-1], bottom[0], bottom[-1] = images[0], images[1], images[2], images[3]
+    rows = np.concatenate([top[None], decoded[:COLUMNS], bottom[None], decoded[COLUMNS:]])
+    labels = ["originals"] + [""] * COLUMNS + ["originals"] + [f"pair {p + 1}" for p in range(len(pairs))]
+    return figures.image_rows(rows, "bilinear grid between four test encodings (the originals above and below its "
+                                    "corners); straight lines between pairs", labels)
 
 
 def _reconstruction_rows(model, images):
@@ -184,7 +191,7 @@ def _test_losses(model, images, mean, log_std):
     return float(np.mean(reconstruction)), float(np.sum(latents.kl_per_dimension(mean, log_std)))
 
 
-def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progress=True, note=print):
+def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progress=True, note=print, tsne=True):
     """Write every figure of a run into `<run>/analysis/`; returns the summary (None when only graphs could be drawn).
 
     User problems (not a run, no log) raise UserError; a missing checkpoint or snapshot folder gets a
@@ -203,88 +210,98 @@ def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progre
     has_checkpoint = run.has_checkpoint(checkpoint)
     stages = ["graphs", "training.gif"] + (["encoding", "figures", "latent space"] if has_checkpoint else [])
     bar = tqdm(stages, desc=f"analyze {params.run_name}", unit="stage", disable=not progress, leave=False)
-    bar.set_postfix_str("graphs")
-    save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
-                run.analysis / "graphs.png")
-    bar.update()
-    bar.set_postfix_str("training.gif")
-    try:
-        frames = snapshots(run)
-        if frames:
-            write_gif(frames, run.analysis / "training.gif")
-        else:
-            note(f"note: {run.images} has no snapshots yet; training.gif skipped")
-    except UserError as problem:
-        note(f"note: {problem}; training.gif skipped")
-    bar.update()
-    if not has_checkpoint:
-        bar.close()
-        advice = ("it never validates (validation_step=0), so use --checkpoint=latest"
-                  if checkpoint == "best" and not params.validation_step else
-                  "train it further or pick another with --checkpoint")
-        note(f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; {advice}")
+    say = note if not progress else _beside_bars(note)
+    try:  # closed however this ends, so an error line never lands on the bar's line
+        bar.set_postfix_str("graphs")
+        save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
+                    run.analysis / "graphs.png")
+        bar.update()
+        bar.set_postfix_str("training.gif")
+        try:
+            frames = snapshots(run)
+            if frames:
+                write_gif(frames, run.analysis / "training.gif")
+            else:
+                say(f"note: {run.images} has no snapshots yet; training.gif skipped")
+        except UserError as problem:
+            say(f"note: {problem}; training.gif skipped")
+        bar.update()
+        if not has_checkpoint:
+            advice = ("it never validates (validation_step=0), so use --checkpoint=latest"
+                      if checkpoint == "best" and not params.validation_step else
+                      "train it further or pick another with --checkpoint")
+            say(f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; {advice}")
+            run.analysis_incomplete.unlink()
+            return None
+
+        bar.set_postfix_str("encoding")
+        model = load_run(run.path, checkpoint)
+        images, labels, taken = _test_images(params, num_images)
+        if len(images) < MIN_IMAGES:
+            raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
+                            f"{MIN_IMAGES}: add images to the data set")
+        if len(taken) > 1:
+            say(f"note: the test split of {params.dataset} has only {taken['test']} images, so the latent figures and "
+                f"the test figures also use " + " and ".join(f"{n} {name}" for name, n in list(taken.items())[1:])
+                + " images (training images flatter the reconstructions)")
+        mean, log_std = _posterior(model, images)
+        kl = latents.kl_per_dimension(mean, log_std)
+        active = latents.active_units(mean)
+        bar.update()
+
+        bar.set_postfix_str("figures")
+        traversal, dimension = _traversal(model, mean, log_std)
+        save_figure(traversal, run.analysis / "latent_traversal.png")
+        save_figure(_traversals_all(model, mean, kl), run.analysis / "latent_traversals_all.png")
+        save_figure(_interpolation(model, mean, images), run.analysis / "interpolation.png")
+        save_figure(_reconstruction_rows(model, images), run.analysis / "reconstructions.png")
+        save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
+                                       "decoded samples from the prior N(0, I)"), run.analysis / "samples.png")
+        save_figure(figures.kl_per_dimension(kl, active, f"{params.run_name}: {int(active.sum())} of {len(kl)} "
+                                                         f"dimensions active"), run.analysis / "kl_per_dimension.png")
+        bar.update()
+
+        bar.set_postfix_str("latent space (t-SNE)" if tsne else "latent space")
+        from vae_tf.shapes2d import factor_labels
+        value_labels = factor_labels() if params.dataset in ("shapes2d", "dsprites") else {}  # the same factor grid
+        save_figure(figures.latent_space(_projections(mean, params.seed, tsne), labels,
+                                         f"{params.run_name}: test posterior means in 2-D", value_labels),
+                    run.analysis / "latent_space.png")
+        bar.update()
+
+        reconstruction, total_kl = _test_losses(model, images, mean, log_std)
+        collapse = latents.collapse_sentence(int(active.sum()), total_kl)
+        likelihood = _test_likelihood(model, images)
+        decomposition = _test_decomposition(mean, log_std, params.seed)
+        summary = {
+            "run": params.run_name, "checkpoint": checkpoint,
+            "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
+            "final_training": final_figures(log, validation),
+            "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken, "reconstruction_loss": reconstruction, "kl_loss": total_kl, **decomposition},
+            **likelihood,
+            "kl_per_dimension": kl.tolist(),
+            "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
+            "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
+        }
+        write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
         run.analysis_incomplete.unlink()
-        return None
-
-    bar.set_postfix_str("encoding")
-    model = load_run(run.path, checkpoint)
-    images, labels, taken = _test_images(params, num_images)
-    if len(images) < MIN_IMAGES:
-        raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
-                        f"{MIN_IMAGES}: add images to the data set")
-    if len(taken) > 1:
-        note(f"note: the test split of {params.dataset} has only {taken['test']} images, so the latent figures and "
-             f"the test figures also use " + " and ".join(f"{n} {name}" for name, n in list(taken.items())[1:])
-             + " images (training images flatter the reconstructions)")
-    mean, log_std = _posterior(model, images)
-    kl = latents.kl_per_dimension(mean, log_std)
-    active = latents.active_units(mean)
-    bar.update()
-
-    bar.set_postfix_str("figures")
-    traversal, dimension = _traversal(model, mean, log_std)
-    save_figure(traversal, run.analysis / "latent_traversal.png")
-    save_figure(_traversals_all(model, mean, kl), run.analysis / "latent_traversals_all.png")
-    save_figure(_interpolation(model, mean), run.analysis / "interpolation.png")
-    save_figure(_reconstruction_rows(model, images), run.analysis / "reconstructions.png")
-    save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
-                                   "decoded samples from the prior N(0, I)"), run.analysis / "samples.png")
-    save_figure(figures.kl_per_dimension(kl, active, f"{params.run_name}: {int(active.sum())} of {len(kl)} "
-                                                     f"dimensions active"), run.analysis / "kl_per_dimension.png")
-    bar.update()
-
-    bar.set_postfix_str("latent space (t-SNE)")
-    from vae_tf.shapes2d import factor_labels
-    value_labels = factor_labels() if params.dataset in ("shapes2d", "dsprites") else {}  # the same factor grid
-    save_figure(figures.latent_space(_projections(mean, params.seed), labels,
-                                     f"{params.run_name}: test posterior means in 2-D", value_labels),
-                run.analysis / "latent_space.png")
-    bar.update()
-    bar.close()
-
-    reconstruction, total_kl = _test_losses(model, images, mean, log_std)
-    collapse = latents.collapse_sentence(int(active.sum()), total_kl)
-    likelihood = _test_likelihood(model, images)
-    decomposition = _test_decomposition(mean, log_std, params.seed)
-    summary = {
-        "run": params.run_name, "checkpoint": checkpoint,
-        "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
-        "final_training": final_figures(log, validation),
-        "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken, "reconstruction_loss": reconstruction, "kl_loss": total_kl, **decomposition},
-        **likelihood,
-        "kl_per_dimension": kl.tolist(),
-        "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
-        "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
-    }
-    write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
-    run.analysis_incomplete.unlink()
-    note(summary_lines(summary))
-    return summary
+        say(summary_lines(summary))
+        return summary
+    finally:
+        bar.close()
 
 
 def read_summary(run_dir):
     """The run's analysis/summary.json, or {} when there is none yet."""
     return _read_json(RunDir(run_dir).analysis / "summary.json")
+
+
+def _beside_bars(note):
+    """`note`, written while tqdm lifts its bars off the terminal, so the line never shares one with a bar."""
+    def say(text):
+        with tqdm.external_write_mode():
+            note(text)
+    return say
 
 
 def is_current(run_dir, checkpoint, num_images):

@@ -137,6 +137,8 @@ def _analyze_parser():
                         help="also copy the figures under the originals' names into images/Training Results/ and "
                              "images/latent_traversal/, replacing earlier exports of the run")
     parser.add_argument("--export_dir", metavar="DIR", help="the folder --export writes into (default: images)")
+    parser.add_argument("--no_tsne", action="store_true",
+                        help="leave t-SNE out of latent_space.png (PCA stays): most of the analysis time on a CPU")
     parser.add_argument("--compare", action="store_true",
                         help="instead of the per-run figures: overlay the runs' curves and tabulate their final "
                              "figures (comparison.png and comparison.md beside the runs, or in --output)")
@@ -161,7 +163,8 @@ def _check_combination(args):
         if len(args.runs) < 2:
             raise UserError("--compare needs at least two run folders")
         given = [flag for flag, value in (("--metrics", args.metrics), ("--export", args.export),
-                                          ("--checkpoint", args.checkpoint), ("--num_images", args.num_images))
+                                          ("--checkpoint", args.checkpoint), ("--num_images", args.num_images),
+                                          ("--no_tsne", args.no_tsne))
                  if value]
         if given:
             raise UserError(f"--compare only tabulates what the runs already hold; analyse them with "
@@ -205,7 +208,7 @@ def analyze_main(argv=None):
                     print(f"the figures in {RunDir(run).analysis} are those of this checkpoint; scoring only")
                     print(analysis.summary_lines(analysis.read_summary(run)))
                 else:
-                    analysis.analyze(run, checkpoint, num_images)
+                    analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne)
                 if args.metrics:
                     print(analysis.score_run(run, checkpoint, args.quick), end="")
                 if not current:

@@ -110,7 +110,7 @@ def graphs(log, validation, title, reconstruction_loss="bernoulli"):
 
 def _note(axis, text, title):
     axis.text(0.5, 0.5, text, ha="center", va="center", transform=axis.transAxes)
-    axis.set(title=title, xlabel="step")
+    axis.set(title=title, xticks=[], yticks=[])
 
 
 def _decomposition(axis, log):

@@ -7,10 +7,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def image_grid(images, columns=4):
-    """Images [n, H, W, C] in [0, 1] -> one grid [rows·H, columns·W, C] with a 1-px separating border."""
+def image_grid(images, columns=4, cells=0):
+    """Images [n, H, W, C] in [0, 1] -> one grid [rows·H, columns·W, C] with a 1-px separating border, at least
+    `cells` places long (the empty ones blank), so that grids of fewer images line up with fuller ones."""
     n, height, width, channels = images.shape
-    rows = -(-n // columns)
+    rows = -(-max(n, cells) // columns)
     grid = np.ones((rows * (height + 1) + 1, columns * (width + 1) + 1, channels), np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
@@ -29,9 +30,10 @@ def show_images(axis, image):
 def snapshot_figure(originals, reconstructions, generations, step):
     """A labelled three-panel figure as an RGB uint8 array [H, W, 3]."""
     figure, axes = plt.subplots(1, 3, figsize=(9, 3.4), dpi=100)
-    for axis, images, title in zip(axes, (originals, reconstructions, generations),
-                                   ("originals", "reconstructions", "generations")):
-        show_images(axis, image_grid(np.asarray(images)))
+    panels = [np.asarray(images) for images in (originals, reconstructions, generations)]
+    cells = max(len(images) for images in panels)  # a validation split of few images still lines up
+    for axis, images, title in zip(axes, panels, ("originals", "reconstructions", "generations")):
+        show_images(axis, image_grid(images, cells=cells))
         axis.set_title(title)
         axis.axis("off")
     figure.suptitle(f"step {step}", fontsize=13)
