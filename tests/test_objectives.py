@@ -215,14 +215,20 @@ RUN = dict(num_steps=30, plot_step=0, log_step=[], validation_step=15, checkpoin
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_each_objective_trains_resumes_exactly_and_round_trips(name, tmp_path, capsys):
-    """Through train.py's entry point: the loss falls, a run resumed halfway logs exactly what an uninterrupted one
-    does (FactorVAE's discriminator and its optimizer included), and the saved model reloads with equal outputs."""
+    """Through train.py's entry point: the loss falls, a run resumed halfway logs what an uninterrupted one does
+    (FactorVAE's discriminator and its optimizer included), and the saved model reloads with equal outputs."""
     common = [f"--output_dir={tmp_path}", f"--objective={name}", *tiny_args(**RUN)] + (["--beta=1"] if name == "iwae" else [])
     assert train_main([*common, "--run_name=straight"]) == 0, capsys.readouterr().err
     assert train_main([*common, "--run_name=resumed", "--num_steps=15"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
-    straight = read_log(tmp_path / "straight" / "log.csv")
-    assert read_log(tmp_path / "resumed" / "log.csv") == straight
+    straight, resumed = read_log(tmp_path / "straight" / "log.csv"), read_log(tmp_path / "resumed" / "log.csv")
+    assert [row["step"] for row in resumed] == [row["step"] for row in straight] == [str(s) for s in range(30)]
+    # Equal to float32 rounding: even two fresh runs of the batch-estimated objectives in one process were seen to
+    # differ by one ulp of the loss at step 0; a resume that lost the data position, the noise, the schedule or an
+    # optimizer's state differs by far more.
+    for column in straight[0]:
+        np.testing.assert_allclose([float(r[column]) for r in resumed], [float(r[column]) for r in straight],
+                                   rtol=1e-4, atol=1e-6, err_msg=column)
     assert set(OBJECTIVES[name].figures) <= set(straight[0])
     losses = [float(row["loss"]) for row in straight]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0, losses
