@@ -155,6 +155,8 @@ def test_sigint_saves_a_checkpoint_and_the_rerun_completes(tmp_path):
     saved = int(stderr.split("checkpoint at step ")[1].split()[0])
     assert (tmp_path / "int" / "checkpoints" / f"ckpt-{saved}.index").exists()
     assert [int(r["step"]) for r in read_rows(log)] == list(range(saved))
+    # plot_step=0 and no log_step: the only snapshot is the one of the model the interruption saved.
+    assert [p.name for p in (tmp_path / "int" / "images").iterdir()] == [f"image_{saved}.png"]
     result = run_script("train.py", *args[:2], *tiny_args(num_steps=saved + 5, checkpoint_step=100000,
                                                          plot_step=0, log_step=[], validation_step=0))
     assert result.returncode == 0, result.stderr
