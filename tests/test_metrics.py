@@ -316,3 +316,21 @@ def test_model_representation_batches_consistently_and_checks_shapes(shapes, tin
         baselines.model_representation(model)(np.zeros((2, 64, 64, 1)))
     with pytest.raises(UserError, match="unknown baseline"):
         baselines.baseline_representations(shapes, tiny(), names=["pixels"])
+
+
+def with_rounding_noise_dimension(x):
+    """The factors, then a collapsed latent that is constant up to float32 rounding (a range of ~1e-12)."""
+    x = identity(x)
+    jitter = np.random.default_rng(0).choice([1.0, np.nextafter(1.0, 2.0)], size=(len(x), 1))
+    return np.concatenate([x, jitter], axis=1)
+
+
+def test_mig_scores_a_latent_too_narrow_to_bin_as_carrying_nothing():
+    # numpy cannot cut a 2e-16 range into 20 finite bins and raised, stopping the whole evaluation; the column is
+    # one bin, which carries nothing: the identity's scores are those without it.
+    with pytest.raises(ValueError, match="Too many bins"):
+        np.histogram_bin_edges(with_rounding_noise_dimension(np.zeros((10, 3)))[:, 3], 20)
+    result = metrics.mig(GROUND_TRUTH, with_rounding_noise_dimension, np.random.RandomState(0), **SMALL["mig"])
+    alone = metrics.mig(GROUND_TRUTH, identity, np.random.RandomState(0), **SMALL["mig"])
+    np.testing.assert_allclose(result["per_factor"], alone["per_factor"], rtol=0, atol=1e-12)
+    assert min(alone["per_factor"]) > 0.99
