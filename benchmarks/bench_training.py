@@ -1,16 +1,19 @@
-"""Training throughput of the default model, side by side in one run (the machine is shared: read the ratios).
+"""Training throughput, side by side in one run (the machine is shared: read the ratios).
 
-    python benchmarks/bench_training.py [--steps=300] [--rounds=3]
+    python benchmarks/bench_training.py [--rounds=3] [--only=default,tiny,...]
 
-1. `vae_tf.train` (what train.py runs: data pipeline, logging, snapshots included), images/s from its
-   own log.csv wall times after a warm-up;
-2. (a) the bare compute: the same model's train_step as a plain tf.function loop on one fixed batch;
-3. (b) a plain PyTorch loop of the identical architecture, loss, optimizer and batch on the same CPU
-   threads (skipped with a note when torch is not installed: `pip install torch==2.13.0`);
-4. shapes2d rendering images/s (the data pipeline alone) against training images/s.
-Each measurement runs in a process of its own (TensorFlow's and PyTorch's thread pools slow each other
-down when they share one), and (a), (b) and train.py alternate over several rounds; the medians are
-reported, so load on the machine hits all of them alike.
+For each model, `vae_tf.train` (what train.py runs: data pipeline, log, progress bar, validations, snapshots and
+checkpoints every 500 steps, as params.py has them) against a bare loop of the same model's train_step compiled
+with tf.function on one fixed batch, which returns to the host after every step (`float(loss)`):
+  default   params.py's model, plus a plain PyTorch loop of it (`pip install torch==2.13.0`; skipped without torch)
+  tiny      16×16 shapes2d, one hidden layer of 64, latent 2: a step costs next to nothing, as on a GPU, so this
+            measures the host loop; also a bare loop that runs all its steps in one call (no host sync)
+  bfloat16  the default model with precision mixed_bfloat16 (and its loss gap to float32 after the same steps)
+  xla       the default model with jit_compile True
+  VAE_0     the MLP preset at 28×28, and celeba: the beta-VAE project's CelebA model at 64×64×3 (both fed shapes2d
+            rendered at that size: the same compute, no download)
+Every measurement runs in a process of its own, and all of them alternate over the rounds; medians are reported.
+On a machine with a GPU it runs unchanged, on the GPU (the header names the devices).
 """
 
 import argparse
@@ -27,96 +30,175 @@ import tensorflow as tf
 from vae_tf import datasets
 from vae_tf.runs import read_log
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+PARAMS = os.path.join(HERE, "..", "params.py")
 WARMUP = 20
+LOSS_WINDOW = 100  # the bfloat16 loss gap: mean loss over the last LOSS_WINDOW steps of a measurement
+# name: (preset, overrides, steps per measurement)
+MODELS = {
+    "default": (None, {}, 520),
+    "tiny": (None, dict(image_size=16, encoder_layers=[[64]], decoder_layers=None, latent_size=2), 4000),
+    "bfloat16": (None, dict(precision="mixed_bfloat16"), 520),
+    "xla": (None, dict(jit_compile=True), 520),
+    "VAE_0": ("VAE_0", dict(dataset="shapes2d", image_size=28), 1500),
+    "celeba": ("VAE", dict(dataset="shapes2d", image_size=64, channels=3), 300),
+}
+BASELINE = {"bfloat16": "default", "xla": "default"}  # compared with float32 / graph train.py, not a bare loop
 
 
-def images_per_second(function, steps, batch):
-    function()
-    start = time.perf_counter()
-    for _ in range(steps):
-        function()
-    return steps * batch / (time.perf_counter() - start)
+def params_of(model):
+    preset, overrides, _ = MODELS[model]
+    return vae_tf.load_params(PARAMS, preset=preset, overrides={"log_step": [], **overrides})
 
 
-def train_py_throughput(params, steps):
-    """Steady state of a default run: one snapshot, validation and checkpoint per 500 steps, as params.py has them
-    (the one-off early log_step snapshots are left out)."""
+def train_py(model, steps):
+    """images/s of vae_tf.train after a warm-up, and its mean loss over the last LOSS_WINDOW steps."""
+    params = params_of(model)
     with tempfile.TemporaryDirectory() as folder:
         run = vae_tf.train(params.__class__(**{**params.to_dict(), "output_dir": folder, "run_name": "bench",
-                                               "num_steps": steps, "log_step": []}), progress=False)
+                                               "num_steps": steps, "validation_tolerance": 0}), progress=True)
         log = read_log(run / "log.csv")
     wall = log["wall_time"]
-    return (len(wall) - 1 - WARMUP) * params.batch_size / (wall[-1] - wall[WARMUP])
+    return (len(wall) - 1 - WARMUP) * params.batch_size / (wall[-1] - wall[WARMUP]), np.mean(log["loss"][-LOSS_WINDOW:])
 
 
-def bare_step(params, image_shape):
-    model = vae_tf.build_model(params)
-    batch = tf.constant((np.random.default_rng(0).random((params.batch_size,) + image_shape) > 0.9).astype("float32"))
-    step = tf.function(model.train_step)
-    step(batch)
-    return lambda: float(step(batch)["loss"])
+def _bare_model(model):
+    params = params_of(model)
+    shape = datasets.image_shape_of(params)
+    net = vae_tf.build_model(params)
+    batch = tf.constant((np.random.default_rng(0).random((params.batch_size,) + shape) > 0.9).astype("float32"))
+    return params, net, batch
 
 
-def rendering_throughput(params, batches=50):
-    split = datasets.source_for(params).split("train")
-    stream = iter(datasets.training_batches(split, 256, seed=1))
-    next(stream)
+def bare(model, steps):
+    """images/s of a tf.function train_step loop that returns the loss to the host every step."""
+    params, net, batch = _bare_model(model)
+    step = tf.function(net.train_step)
+    float(step(batch)["loss"])
     start = time.perf_counter()
-    for _ in range(batches):
-        next(stream)
-    return batches * 256 / (time.perf_counter() - start)
+    for _ in range(steps):
+        float(step(batch)["loss"])
+    return steps * params.batch_size / (time.perf_counter() - start), float("nan")
 
 
-WORKERS = {"train.py": lambda params, shape, steps: train_py_throughput(params, steps),
-           "bare": lambda params, shape, steps: images_per_second(bare_step(params, shape), steps, params.batch_size),
-           "rendering": lambda params, shape, steps: rendering_throughput(params)}
+def bare_one_call(model, steps):
+    """images/s of all the steps in one compiled call: the device's pace with no host in the loop."""
+    params, net, batch = _bare_model(model)
+
+    @tf.function
+    def run(n):
+        for _ in tf.range(n):
+            loss = net.train_step(batch)["loss"]
+        return loss
+
+    float(run(tf.constant(2)))
+    start = time.perf_counter()
+    float(run(tf.constant(steps)))
+    return steps * params.batch_size / (time.perf_counter() - start), float("nan")
 
 
-def measure(worker, steps):
-    """Run one measurement in a fresh process and return its images/s."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    command = ([os.path.join(here, "torch_reference.py")] if worker == "torch" else [__file__, f"--worker={worker}"])
-    output = subprocess.run([sys.executable, *command, f"--steps={steps}"],
-                            capture_output=True, text=True, check=True).stdout
-    return float(output.split()[-1])
+def rendering(model, steps):
+    """images/s of the shapes2d training stream alone, compiled as in the training step."""
+    stream = datasets.TrainingStream(datasets.source_for(params_of(model)).split("train"), 256, seed=1)
+    batch = tf.function(lambda step: tf.reduce_sum(stream.images(stream.positions(step))))
+    float(batch(tf.constant(0, tf.int64)))
+    start = time.perf_counter()
+    for step in range(1, 51):
+        float(batch(tf.constant(step, tf.int64)))
+    return 50 * 256 / (time.perf_counter() - start), float("nan")
+
+
+WORKERS = {"train.py": train_py, "bare": bare, "one_call": bare_one_call, "rendering": rendering}
+
+
+def measure(worker, model):
+    """One measurement in a fresh process: (images/s, loss)."""
+    steps = MODELS[model][2]
+    command = ([os.path.join(HERE, "torch_reference.py"), f"--steps={steps}"] if worker == "torch" else
+               [__file__, f"--worker={worker}", f"--model={model}"])
+    output = subprocess.run([sys.executable, *command], capture_output=True, text=True, check=True).stdout
+    values = [float(v) for v in output.split()[-2:]]
+    return (values[-1], float("nan")) if worker == "torch" else tuple(values)
+
+
+def plan(models, have_torch):
+    """The (worker, model) measurements the table needs."""
+    wanted = []
+    for model in models:
+        wanted.append(("train.py", model))
+        if model not in BASELINE:
+            wanted.append(("bare", model))
+    if "tiny" in models:
+        wanted.append(("one_call", "tiny"))
+    if "default" in models:
+        wanted += ([("torch", "default")] if have_torch else []) + [("rendering", "default")]
+    return wanted
+
+
+def report(models, rates, losses):
+    rate = {key: statistics.median(values) for key, values in rates.items()}
+    print(f"\n{'model':<10}{'what':<30}{'images/s':>10}{'steps/s':>9}   rounds (images/s)")
+    for (worker, model), values in rates.items():
+        batch = params_of(model).batch_size
+        print(f"{model:<10}{worker:<30}{rate[(worker, model)]:>10.0f}{rate[(worker, model)] / batch:>9.1f}   "
+              f"{' '.join(f'{v:.0f}' for v in values)}")
+    print()
+    for model in models:
+        if model in BASELINE:
+            base = BASELINE[model]
+            line = f"{model} train.py / float32 graph train.py"
+            print(f"{line:<52}{rate[('train.py', model)] / rate[('train.py', base)]:6.2f}")
+            if model == "bfloat16":
+                gap = statistics.median(losses[("train.py", model)]) / statistics.median(losses[("train.py", base)]) - 1
+                print(f"{'bfloat16 loss gap to float32 (last 100 of 520 steps)':<52}{gap:+7.2%}")
+            continue
+        target = {"default": "   (target >= 0.95)", "tiny": "   (target >= 1.5)"}.get(model, "")
+        print(f"{model + ' train.py / bare loop (sync every step)':<52}"
+              f"{rate[('train.py', model)] / rate[('bare', model)]:6.2f}{target}")
+    if ("one_call", "tiny") in rate:
+        print(f"{'tiny bare loop in one call / synced every step':<52}"
+              f"{rate[('one_call', 'tiny')] / rate[('bare', 'tiny')]:6.2f}")
+    if ("torch", "default") in rate:
+        print(f"{'default train.py / PyTorch loop':<52}{rate[('train.py', 'default')] / rate[('torch', 'default')]:6.2f}")
+        print(f"{'default bare TF / PyTorch loop':<52}{rate[('bare', 'default')] / rate[('torch', 'default')]:6.2f}")
+    if ("rendering", "default") in rate:
+        print(f"{'shapes2d rendering / default train.py':<52}"
+              f"{rate[('rendering', 'default')] / rate[('train.py', 'default')]:6.1f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=520, help="training steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every measurement")
+    parser.add_argument("--only", default=",".join(MODELS), help="comma-separated models: " + ", ".join(MODELS))
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
+    parser.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    params = vae_tf.load_params(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "params.py"))
-    image_shape = datasets.image_shape_of(params)
     if args.worker:
-        print(WORKERS[args.worker](params, image_shape, args.steps))
+        print(*WORKERS[args.worker](args.model, MODELS[args.model][2]))
         return
+    models = [m for m in args.only.split(",") if m]
+    unknown = set(models) - set(MODELS)
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}")
+    models += [BASELINE[m] for m in models if m in BASELINE and BASELINE[m] not in models]
     try:
         import torch  # noqa: F401
         have_torch = True
     except ImportError:
         have_torch = False
-    print(f"default model on shapes2d {image_shape}, batch {params.batch_size}, {os.cpu_count()} CPU threads, "
-          f"TensorFlow {tf.__version__}, {args.rounds} alternating rounds, medians")
-    workers = ["train.py", "bare"] + (["torch"] if have_torch else []) + ["rendering"]
-    rates = {worker: [] for worker in workers}
+    devices = [d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "TPU")] or ["CPU"]
+    print(f"devices {', '.join(devices)}, {os.cpu_count()} CPU threads, TensorFlow {tf.__version__}, "
+          f"{args.rounds} alternating rounds, medians")
+    if "default" in models and not have_torch:
+        print("PyTorch not installed: its loop is skipped; `pip install torch==2.13.0` installs its CPU build")
+    wanted = plan(models, have_torch)
+    rates, losses = {key: [] for key in wanted}, {key: [] for key in wanted}
     for _ in range(args.rounds):
-        for worker in workers:
-            rates[worker].append(measure(worker, args.steps))
-    rate = {worker: statistics.median(values) for worker, values in rates.items()}
-    names = {"train.py": "vae_tf.train (train.py)", "bare": "(a) bare tf.function step",
-             "torch": "(b) plain PyTorch loop", "rendering": "shapes2d rendering"}
-    print(f"\n{'what':<28}{'images/s':>10}   rounds")
-    for worker in workers:
-        print(f"{names[worker]:<28}{rate[worker]:>10.0f}   {' '.join(f'{v:.0f}' for v in rates[worker])}")
-    print(f"\ntrain.py / bare compute      {rate['train.py'] / rate['bare']:6.2f}   (target >= 0.9)")
-    if have_torch:
-        print(f"bare TF / PyTorch            {rate['bare'] / rate['torch']:6.2f}   (target >= 1.5)")
-        print(f"train.py / PyTorch           {rate['train.py'] / rate['torch']:6.2f}")
-    else:
-        print("PyTorch not installed: (b) skipped; `pip install torch==2.13.0` installs its CPU build")
-    print(f"rendering / training         {rate['rendering'] / rate['train.py']:6.1f}   (target >= 10)")
+        for key in wanted:
+            rate, loss = measure(*key)
+            rates[key].append(rate)
+            losses[key].append(loss)
+    report(models, rates, losses)
 
 
 if __name__ == "__main__":

@@ -62,12 +62,13 @@ class TorchVAE(nn.Module):
 
 
 def make_step(params, image_shape):
-    """A training step closure on a fixed NCHW batch."""
+    """A training step closure on a fixed NCHW batch, on the GPU when there is one."""
     torch.manual_seed(params.seed)
-    model = TorchVAE(image_shape, params.encoder_layers, params.latent_size)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = TorchVAE(image_shape, params.encoder_layers, params.latent_size).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.learning_rate, betas=(params.adam_beta_1, 0.999))
     height, width, channels = image_shape
-    batch = (torch.rand(params.batch_size, channels, height, width) > 0.9).float()
+    batch = (torch.rand(params.batch_size, channels, height, width) > 0.9).float().to(device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)

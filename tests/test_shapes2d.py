@@ -3,7 +3,7 @@ import pytest
 
 import vae_tf
 from vae_tf import shapes2d
-from vae_tf.datasets import Shapes2D, evaluation_batches, training_batches
+from vae_tf.datasets import Shapes2D, TrainingStream, evaluation_batches
 
 
 def render(*factors):
@@ -83,11 +83,13 @@ def test_splits_are_disjoint_deterministic_and_cover_the_grid():
 
 def test_the_training_stream_resumes_at_any_batch():
     split = Shapes2D(image_size=16).split("train")
-    from_start = list(training_batches(split, 4, seed=3).take(6).as_numpy_iterator())
-    resumed = list(training_batches(split, 4, seed=3, start_step=4).take(2).as_numpy_iterator())
+    stream = TrainingStream(split, 4, seed=3)
+    from_start = [stream.images(stream.positions(step)).numpy() for step in range(6)]
+    fresh = TrainingStream(split, 4, seed=3)
+    resumed = [fresh.images(fresh.positions(step)).numpy() for step in (4, 5)]
     np.testing.assert_array_equal(np.stack(from_start[4:]), np.stack(resumed))
-    other_seed = next(iter(training_batches(split, 4, seed=4)))
-    assert not np.array_equal(from_start[0], other_seed.numpy())
+    other_seed = TrainingStream(split, 4, seed=4)
+    assert not np.array_equal(from_start[0], other_seed.images(other_seed.positions(0)).numpy())
 
 
 def test_load_dataset_gives_float_images_in_unit_range():

@@ -28,29 +28,34 @@ class Split:
         self.labels = labels or {}
 
 
+def _resident(array):
+    """A large array as a variable held in host memory: captured by tf.data functions as a resource, not embedded as
+    a graph constant (which is limited to 2 GB), and gathered from without the GIL."""
+    with tf.device("/cpu:0"):
+        return tf.Variable(array, trainable=False)
+
+
 def _array_split(images, labels=None):
-    """A Split over uint8 images [n, H, W, C] in memory (0..255)."""
-    shape = images.shape[1:]
+    """A Split over uint8 images [n, H, W, C] in memory (0..255), gathered with TensorFlow ops."""
+    stored = _resident(images)
 
     def gather(positions):
-        batch = tf.numpy_function(lambda p: images[np.asarray(p)], [positions], tf.uint8, stateful=False)
-        batch.set_shape((None,) + shape)
-        return tf.cast(batch, tf.float32) / 255.0
+        return tf.cast(tf.gather(stored, positions), tf.float32) / 255.0
 
     return Split(len(images), gather, labels)
 
 
 def _bit_split(packed, shape, labels=None):
-    """A Split over binary images stored as np.packbits rows [n, ceil(H·W·C / 8)]."""
+    """A Split over binary images stored as np.packbits rows [n, ceil(H·W·C / 8)], unpacked with TensorFlow ops."""
     size = int(np.prod(shape))
-
-    def unpack(positions):
-        return np.unpackbits(packed[np.asarray(positions)], axis=1, count=size).reshape((-1,) + tuple(shape))
+    stored = _resident(packed)
+    shifts = tf.constant([7, 6, 5, 4, 3, 2, 1, 0], tf.uint8)  # np.packbits puts the first pixel in the high bit
 
     def gather(positions):
-        batch = tf.numpy_function(unpack, [positions], tf.uint8, stateful=False)
-        batch.set_shape((None,) + tuple(shape))
-        return tf.cast(batch, tf.float32)
+        rows = tf.gather(stored, positions)  # [n, bytes]
+        bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(rows[:, :, None], shifts), 1)  # [n, bytes, 8]
+        return tf.cast(tf.reshape(tf.reshape(bits, (-1, bits.shape[1] * 8))[:, :size], (-1,) + tuple(shape)),
+                       tf.float32)
 
     return Split(len(packed), gather, labels)
 
@@ -319,12 +324,49 @@ def _shuffled_positions(num_examples, seed, start):
     return tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch).skip(offset)
 
 
-def training_batches(split, batch_size, seed, start_step=0):
-    """The endless stream of training batches [batch_size, H, W, C], starting at batch number `start_step`."""
-    positions = _shuffled_positions(split.num_examples, seed, start_step * batch_size)
-    return (positions.batch(batch_size, drop_remainder=True)
-            .map(split.images, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+class TrainingStream:
+    """The endless training stream as a function of the step, made of TensorFlow ops that run inside the compiled
+    training step (no tf.data iterator, no host in the loop): batch `step` holds positions step·B .. step·B + B − 1
+    of the concatenated epochs, each epoch a fresh seeded order of the split (`_shuffled_positions`' order).
+
+    The current epoch's order is kept in a variable and redrawn when the epoch changes; a batch that spans epochs
+    draws the orders it needs. `positions` runs once per step; `images` on each replica, for its rows.
+    """
+
+    def __init__(self, split, batch_size, seed):
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        with tf.device("/cpu:0"):
+            self.order = tf.Variable(tf.zeros([split.num_examples], tf.int64), trainable=False)
+            self.order_epoch = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
+
+    def _order(self, epoch):
+        return tf.random.experimental.stateless_shuffle(tf.range(self.split.num_examples, dtype=tf.int64),
+                                                        seed=tf.stack([tf.constant(self.seed, tf.int64), epoch]))
+
+    def positions(self, step):
+        """step (scalar int) -> positions [B] int64 of the batch's images in the split."""
+        n = self.split.num_examples
+        index = tf.cast(step, tf.int64) * self.batch_size + tf.range(self.batch_size, dtype=tf.int64)
+        epochs, offsets = index // n, index % n
+        first, last = epochs[0], epochs[-1]
+
+        def redraw():
+            with tf.control_dependencies([self.order.assign(self._order(first))]):
+                return self.order_epoch.assign(first)
+
+        with tf.control_dependencies([tf.cond(tf.equal(self.order_epoch, first), lambda: self.order_epoch, redraw)]):
+            cached = tf.gather(self.order, offsets)
+
+        def spanning():
+            orders = tf.map_fn(self._order, tf.range(first, last + 1), fn_output_signature=tf.int64)  # [E, n]
+            return tf.gather_nd(orders, tf.stack([epochs - first, offsets], axis=1))
+
+        return tf.cond(tf.equal(first, last), lambda: cached, spanning)
+
+    def images(self, positions, replica=0, replicas=1):
+        """The images [B / replicas, H, W, C] of one replica's equal slice of the batch's `positions`."""
+        rows = self.batch_size // replicas
+        return self.split.images(positions[replica * rows:(replica + 1) * rows])
 
 
 def evaluation_batches(split, batch_size, limit=None):

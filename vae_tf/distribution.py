@@ -47,3 +47,38 @@ def is_chief(strategy):
     if "chief" in resolver.cluster_spec().as_dict():
         return resolver.task_type == "chief"
     return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def precision_warning(precision):
+    """One line saying why `precision` will run slowly on this machine's devices, or None.
+
+    bfloat16 is fast on CPUs with AVX-512 BF16 or AMX and on GPUs from compute capability 8.0 (Ampere), float16 on
+    GPUs from 7.0 (Volta); elsewhere TensorFlow emulates them: the results stay right, the speed goes.
+    """
+    if precision == "float32":
+        return None
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        needed = (8, 0) if precision == "mixed_bfloat16" else (7, 0)
+        capability = min(tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
+                         for gpu in gpus)
+        if capability >= needed:
+            return None
+        return (f"warning: {precision} needs a GPU of compute capability {needed[0]}.{needed[1]} or newer for speed "
+                f"(this one has {capability[0]}.{capability[1]}); use float32")
+    if precision == "mixed_float16":
+        return "warning: mixed_float16 is for GPUs; on a CPU it is emulated and slower than float32: use mixed_bfloat16 or float32"
+    flags = _cpu_flags()
+    if flags is None or flags & {"avx512_bf16", "amx_bf16"}:
+        return None
+    return ("warning: this CPU has neither AVX-512 BF16 nor AMX, so mixed_bfloat16 is emulated and slower than "
+            "float32: use float32")
+
+
+def _cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo; None where there is no such file (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return set(next((line for line in info if line.startswith("flags")), "").split()[2:])
+    except OSError:
+        return None

@@ -37,19 +37,24 @@ class VAE(keras.Model):
     def __init__(self, image_shape, encoder_layers, decoder_layers=None, latent_size=10, activation="relu",
                  reconstruction_loss="bernoulli", kl_schedule="constant", beta=1.0, kl_start_step=0,
                  kl_end_step=0, kl_start_value=0.0, kl_end_value=1.0, seed=0, nan_policy="stop",
-                 objective="beta_vae", objective_options=None, dataset_size=0, **kwargs):
+                 objective="beta_vae", objective_options=None, dataset_size=0, precision="float32", **kwargs):
         super().__init__(**kwargs)
         self.config = dict(image_shape=list(image_shape), encoder_layers=encoder_layers,
                            decoder_layers=decoder_layers, latent_size=latent_size, activation=activation,
                            reconstruction_loss=reconstruction_loss, kl_schedule=kl_schedule, beta=beta,
                            kl_start_step=kl_start_step, kl_end_step=kl_end_step, kl_start_value=kl_start_value,
                            kl_end_value=kl_end_value, seed=seed, nan_policy=nan_policy, objective=objective,
-                           objective_options=dict(objective_options or {}), dataset_size=dataset_size)
+                           objective_options=dict(objective_options or {}), dataset_size=dataset_size,
+                           precision=precision)
         self.latent_size = latent_size
         self.seed = seed
         self.nan_policy = nan_policy
-        self.encoder = networks.build_encoder(image_shape, encoder_layers, latent_size, activation)
-        self.decoder = networks.build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation)
+        self.encoder = networks.build_encoder(image_shape, encoder_layers, latent_size, activation, precision)
+        self.decoder = networks.build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation,
+                                              precision)
+        # float16 gradients under- and overflow: the loss is scaled, and a step whose scaled gradients overflow
+        # is skipped by the optimizer (which lowers the scale), not taken for a diverged run.
+        self.loss_scaled = precision == "mixed_float16"
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[reconstruction_loss]
         self.schedule = make_schedule(kl_schedule, beta, kl_start_step, kl_end_step, kl_start_value, kl_end_value)
         self.dataset_size = dataset_size
@@ -132,7 +137,8 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         """One update. With nan_policy "skip_batch", a batch whose loss or gradients are not finite changes
-        no weight and no optimizer moment; only the step counter moves on (figure `skipped` is 1)."""
+        no weight and no optimizer moment; only the step counter moves on (figure `skipped` is 1). Under
+        mixed_float16 a step whose scaled gradients overflow is skipped the same way, whatever the nan_policy."""
         x = data[0] if isinstance(data, (tuple, list)) else data
         step = self.optimizer.iterations
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -140,15 +146,20 @@ class VAE(keras.Model):
         with tf.GradientTape() as tape:
             terms, batch = self.forward(x, step, stream=0, replica=replica, replicas=replicas)
             # Each replica sees a slice of the global batch and the optimizer sums their gradients.
-            scaled = terms["loss"] / replicas
+            scaled = self.optimizer.scale_loss(terms["loss"] / replicas)
         gradients = tape.gradient(scaled, self.trainable_variables)
         auxiliary, apply_auxiliary = self.objective.auxiliary_update(batch, step)
         terms.update(auxiliary)
-        terms["grad_norm"] = tf.linalg.global_norm(gradients) * replicas
-        finite = tf.math.is_finite(terms["loss"]) & tf.math.is_finite(terms["grad_norm"])
+        scale = self.optimizer.dynamic_scale if self.loss_scaled else 1.0
+        terms["grad_norm"] = tf.linalg.global_norm(gradients) / scale * replicas
+        overflow = tf.logical_not(self.optimizer.check_finite(gradients) if self.loss_scaled else
+                                  tf.math.is_finite(terms["grad_norm"]))
+        finite = tf.math.is_finite(terms["loss"]) & (tf.logical_not(overflow) | self.loss_scaled)
 
         def apply():
             self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            if self.loss_scaled:  # an overflowing step leaves the counter, which the schedule and noise read
+                tf.cond(overflow, lambda: self.optimizer.iterations.assign_add(1), lambda: self.optimizer.iterations)
             apply_auxiliary()
             return tf.constant(True)
 
@@ -156,7 +167,7 @@ class VAE(keras.Model):
             tf.cond(finite, apply, self._skip)
         else:
             apply()
-        terms["skipped"] = 1.0 - tf.cast(finite, tf.float32)
+        terms["skipped"] = 1.0 - tf.cast(finite & tf.logical_not(overflow), tf.float32)
         self._track(terms, finite)
         return terms
 
@@ -187,7 +198,11 @@ def build_model(params, image_shape=None, dataset_size=0):
     model = VAE(image_shape, params.encoder_layers, params.decoder_layers, params.latent_size, params.activation,
                 params.reconstruction_loss, params.kl_schedule, params.beta, params.kl_start_step,
                 params.kl_end_step, params.kl_start_value, params.kl_end_value, params.seed, params.nan_policy,
-                params.objective, {name: getattr(params, name) for name in OBJECTIVE_OPTIONS}, dataset_size)
-    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate, beta_1=params.adam_beta_1))
+                params.objective, {name: getattr(params, name) for name in OBJECTIVE_OPTIONS}, dataset_size,
+                params.precision)
+    optimizer = keras.optimizers.Adam(params.learning_rate, beta_1=params.adam_beta_1)
+    if model.loss_scaled:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer)
     model.optimizer.build(model.trainable_variables)
     return model

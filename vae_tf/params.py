@@ -74,6 +74,11 @@ class Params:
     strategy: str = _option("default", "default (one device) | mirrored (local GPUs, or cpu_devices) | "
                                        "multi_worker (machines listed in TF_CONFIG)")
     cpu_devices: int = _option(0, "split the CPU into this many logical devices for mirrored (0 = no split)")
+    precision: str = _option("float32", "float32 | mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs, TPUs) | "
+                                        "mixed_float16 (GPUs; the loss is scaled)")
+    jit_compile: bool = _option(False, "compile the training step with XLA")
+    steps_per_call: int = _option(0, "training steps per compiled call, between host round trips (0 = chosen from "
+                                     "the step time)")
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -84,13 +89,15 @@ class Params:
         return dataclasses.asdict(self)
 
 
-# Parameters that change the model's variables or the data order: a resumed run may not change them.
+# Parameters that change the model's variables, its arithmetic or the data order: a resumed run may not change them
+# (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder_layers", "latent_size",
-              "activation", "reconstruction_loss", "objective", "batch_size", "seed")
+              "activation", "reconstruction_loss", "objective", "batch_size", "seed", "precision")
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
 NAN_POLICIES = ("stop", "skip_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 MMD_KERNELS = ("rbf", "imq")
 
 
@@ -235,7 +242,7 @@ def _check_values(p):
     for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
-                           ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS)):
+                           ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS), ("precision", PRECISIONS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
@@ -244,7 +251,7 @@ def _check_values(p):
     for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
     for name in ("plot_step", "validation_step", "validation_tolerance", "kl_start_step", "kl_end_step", "seed",
-                 "cpu_devices"):
+                 "cpu_devices", "steps_per_call"):
         _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
     for name in ("beta", "kl_start_value", "kl_end_value", "tc_alpha", "tc_gamma", "factor_gamma", "dip_lambda_od",
                  "dip_lambda_d", "info_alpha", "info_lambda"):
@@ -260,6 +267,9 @@ def _check_values(p):
     _require(p.nan_policy == "stop" or p.strategy == "default",
              "nan_policy skip_batch works with strategy default only (replicas would have to agree to skip "
              "inside the compiled step); use nan_policy stop with several devices")
+    _require(not p.jit_compile or p.strategy == "default",
+             "jit_compile works with strategy default only (XLA cannot compile the replicas' gradient all-reduce "
+             "inside the step); use jit_compile False with several devices")
     if p.image_size is not None:
         check_image_size(p, p.image_size)
     OBJECTIVES[p.objective].check(p)

@@ -24,6 +24,7 @@ from vae_tf.runs import (VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, record
 from vae_tf.snapshots import snapshot_figure
 
 SNAPSHOT_IMAGES = 16
+VALIDATED = VALIDATION_COLUMNS[1:-1]  # the figures a validation averages
 MAX_SKIPPED_IN_A_ROW = 100
 # TensorFlow reports a failed file write as an OpError; these words tell it from a failed computation.
 _WRITE_FAILURE = re.compile(r"no space left|permission denied|read-only file system|disk quota|file too large|"
@@ -180,29 +181,73 @@ def _writes_to(run, resume_step):
                         f"same command to resume from step {resume_step()}") from None
 
 
-def _distributed_step(model, strategy, writer):
-    """The compiled update: train_step on every replica, figures combined across replicas, TensorBoard
-    in-graph, all figures returned as one vector (one host copy per step)."""
+def _compiled_steps(model, strategy, stream, writer, jit_compile, stop_on_nan):
+    """A compiled function `(step, n) -> figures [m, F]` that runs up to n training steps from `step` without
+    returning to the host: each step draws its batch from `stream`, runs train_step on every replica (each on its
+    slice of the batch), combines the figures across replicas and writes them to TensorBoard. It returns after the
+    first step whose loss is not finite when `stop_on_nan` (m < n), else after n steps."""
+    one_step = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
+    loss_index, norm_index = model.step_figures.index("loss"), model.step_figures.index("grad_norm")
 
-    def replica_step(x):
-        figures = model.train_step(x)
+    def replica_step(positions):
+        context = tf.distribute.get_replica_context()
+        figures = one_step(stream.images(positions, context.replica_id_in_sync_group, strategy.num_replicas_in_sync))
         vector = tf.stack([figures[name] for name in model.step_figures])
         if strategy.num_replicas_in_sync == 1:
             return vector
-        gathered = tf.distribute.get_replica_context().all_gather(vector[None], axis=0)  # [replicas, figures]
+        gathered = context.all_gather(vector[None], axis=0)  # [replicas, figures]
         return tf.stack([_REDUCTIONS.get(name, tf.reduce_mean)(gathered[:, i])
                          for i, name in enumerate(model.step_figures)])
 
     @tf.function
-    def step(x):
-        vector = strategy.experimental_local_results(strategy.run(replica_step, args=(x,)))[0]
-        if writer is not None:
-            with writer.as_default(step=model.optimizer.iterations - 1):
-                for i, name in enumerate(model.step_figures):
-                    tf.summary.scalar(f"train/{name}", vector[i])
-        return vector
+    def steps(start, n):
+        rows = tf.TensorArray(tf.float32, size=n, element_shape=[len(model.step_figures)])
+        count = tf.constant(0)
+        for i in tf.range(n):
+            positions = stream.positions(start + tf.cast(i, tf.int64))
+            vector = strategy.experimental_local_results(strategy.run(replica_step, args=(positions,)))[0]
+            if writer is not None:
+                with writer.as_default(step=model.optimizer.iterations - 1):
+                    for j, name in enumerate(model.step_figures):
+                        tf.summary.scalar(f"train/{name}", vector[j])
+            rows = rows.write(i, vector)
+            count = i + 1
+            if stop_on_nan:
+                finite = tf.math.is_finite(vector[loss_index]) & (tf.math.is_finite(vector[norm_index]) |
+                                                                  model.loss_scaled)
+                if not finite:
+                    break
+        return rows.gather(tf.range(count))
 
-    return step
+    return steps
+
+
+class _CallSizes:
+    """Training steps per compiled call: `steps_per_call`, or (0) as many as take about TARGET_SECONDS, so the host
+    round trip costs little however fast a step is, while the progress bar and signals still answer within a moment.
+    Every worker of a cluster must run the same calls, so there the automatic size does not depend on timing."""
+
+    TARGET_SECONDS = 0.25
+    LARGEST = 1000
+    CLUSTER = 100
+
+    def __init__(self, steps_per_call, cluster):
+        self.fixed = steps_per_call or (self.CLUSTER if cluster else 0)
+        self.seconds_per_step = None
+        self.calls = 0
+
+    def size(self):
+        if self.fixed:
+            return self.fixed
+        if self.seconds_per_step is None:  # the first call traces the function, the second is timed
+            return 1 if self.calls == 0 else 10
+        return int(min(max(self.TARGET_SECONDS / self.seconds_per_step, 1), self.LARGEST))
+
+    def timed(self, steps, seconds):
+        self.calls += 1
+        if self.calls > 1 and steps:
+            rate = seconds / steps
+            self.seconds_per_step = rate if self.seconds_per_step is None else 0.7 * self.seconds_per_step + 0.3 * rate
 
 
 def train(params, progress=True):
@@ -218,6 +263,9 @@ def train(params, progress=True):
     if params.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"batch_size {params.batch_size} does not split evenly over {strategy.num_replicas_in_sync} "
                         f"replicas; use a multiple of {strategy.num_replicas_in_sync}")
+    warning = distribution.precision_warning(params.precision)
+    if warning and chief:
+        print(warning)
     run = RunDir(f"{params.output_dir}/{params.run_name}")
     previous = _check_resumable(run, params) if run.params_json.exists() else None
     check_image_size(params, datasets.image_shape_of(params)[0])
@@ -262,122 +310,169 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
 
-    saved_at = step if restored else None
-    with _writes_to(run, lambda: saved_at or 0):
+    saved_at, trainer = (step if restored else None), None
+    with _writes_to(run, lambda: (trainer.saved_at if trainer else saved_at) or 0):
+        trainer = _Trainer(params, previous, run, strategy, chief, model, state, train_split, validation_split, step,
+                           saved_at)
+        try:
+            trainer.fit(progress)
+        finally:
+            trainer.close()
+    return run.path
+
+
+class _Trainer:
+    """The training loop of one run: compiled calls of several steps, and between them the host's work (the log,
+    the progress bar, validations, snapshots, checkpoints, stop requests), always at the same steps."""
+
+    def __init__(self, params, previous, run, strategy, chief, model, state, train_split, validation_split, step,
+                 saved_at):
+        self.params, self.run, self.strategy, self.chief = params, run, strategy, chief
+        self.model, self.state = model, state
+        self.step, self.saved_at = step, saved_at
+        self.log = self.validation_log = self.writer = None
         if chief:
             write_json(run.params_json, params.to_dict())
             record_params(run, previous, params, step)
-            log = CsvLog(run.log_csv, log_columns(model.step_figures), step)
+            self.log = CsvLog(run.log_csv, log_columns(model.step_figures), step)
             # A validation at the resumed step ran before its checkpoint was saved and is not redone: keep it.
-            validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
-            writer = tf.summary.create_file_writer(str(run.logs))
-        train_step = _distributed_step(model, strategy, writer if chief else None)
-        evaluate_batch = tf.function(lambda x: model.loss_terms(x, model.optimizer.iterations, stream=1))
-        fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
-        fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
+            self.validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
+            self.writer = tf.summary.create_file_writer(str(run.logs))
+        self.stream = datasets.TrainingStream(train_split, params.batch_size, params.seed)
+        self.steps = _compiled_steps(model, strategy, self.stream, self.writer, params.jit_compile,
+                                     params.nan_policy == "stop")
+        # Validation images are drawn once and kept.
+        self.validation_batches = list(datasets.evaluation_batches(validation_split, params.batch_size,
+                                                                   params.validation_size)) if params.validation_step else []
+        self.evaluate_batch = tf.function(lambda x: model.loss_terms(x, model.optimizer.iterations, stream=1))
+        self.fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
+        self.fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
+        self.skipped_in_a_row = 0
 
-        def wants_snapshot(at):
-            return chief and ((params.plot_step and at % params.plot_step == 0) or at in params.log_step)
+    def close(self):
+        if self.chief:
+            self.log.close()
+            self.validation_log.close()
+            self.writer.close()
 
-        def snapshot(at):
-            pixels = snapshot_figure(fixed_images, model.reconstruct(fixed_images), model.decode(fixed_noise), at)
-            replace_atomically(run.snapshot(at), lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
-            with writer.as_default(step=at):
-                tf.summary.image("snapshot", pixels[None])
-
-        def validate(at):
-            """Every worker validates the same images, so all take the same early-stopping decision."""
-            totals, count = {}, 0
-            for x in datasets.evaluation_batches(validation_split, params.batch_size, params.validation_size):
-                n = int(x.shape[0])
-                for name, value in evaluate_batch(x).items():
-                    totals[name] = totals.get(name, 0.0) + float(value) * n
-                count += n
-            figures = {name: totals[name] / count for name in ("loss", "reconstruction_loss", "kl_loss")}
-            if chief:
-                validation_log.append({"step": at, **figures, "wall_time": time.time()})
-                with writer.as_default(step=at):
-                    for name, value in figures.items():
-                        tf.summary.scalar(f"validation/{name}", value)
-            if figures["loss"] < float(state.best_validation.numpy()):
-                state.best_validation.assign(figures["loss"])
-                state.checks_since_best.assign(0)
-                state.save(at, best=True)
-            else:
-                state.checks_since_best.assign_add(1)
-
-        def save(at):
-            if chief:
-                log.flush()
-                validation_log.flush()
-            state.save(at)
-
-        if step == 0 and wants_snapshot(0):
-            snapshot(0)
-        batches = datasets.training_batches(train_split, params.batch_size, params.seed, step)
-        if strategy.num_replicas_in_sync > 1 or not chief:
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-            batches = strategy.experimental_distribute_dataset(batches.with_options(options))
-        batches = iter(batches)
-        bar = tqdm(total=params.num_steps, initial=step, unit="step", disable=not (progress and chief),
+    def fit(self, progress):
+        params, step = self.params, self.step
+        if step == 0 and self.wants_snapshot(0):
+            self.snapshot(0)
+        sizes = _CallSizes(params.steps_per_call, cluster=not self.chief or params.strategy == "multi_worker")
+        bar = tqdm(total=params.num_steps, initial=step, unit="step", disable=not (progress and self.chief),
                    file=sys.stdout, dynamic_ncols=True, desc=params.run_name,
                    mininterval=0.2 if sys.stdout.isatty() else 30)
-        skipped_in_a_row = 0
         with _stop_requests() as stop_requested:
-            try:
-                while step < params.num_steps:
-                    figures = dict(zip(model.step_figures, train_step(next(batches)).numpy().tolist()))
-                    finite = math.isfinite(figures["loss"]) and math.isfinite(figures["grad_norm"])
-                    if not finite and params.nan_policy == "stop":
-                        raise TrainingDiverged(
-                            f"the loss became {figures['loss']} at step {step} (gradient norm {figures['grad_norm']});"
-                            f" training stopped, {_kept(saved_at)}; try a lower learning_rate (now "
-                            f"{params.learning_rate:g}) or --nan_policy=skip_batch")
-                    skipped_in_a_row = 0 if finite else skipped_in_a_row + 1
-                    if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
-                        raise TrainingDiverged(f"{MAX_SKIPPED_IN_A_ROW} batches in a row had a non-finite loss "
-                                               f"(up to step {step}); training stopped; try a lower learning_rate")
-                    if chief:
-                        log.append({"step": step, **figures, "wall_time": time.time()})
-                    step += 1
-                    bar.update(1)
-                    if not finite:
-                        bar.write(f"step {step - 1}: non-finite loss, update skipped (nan_policy=skip_batch)")
-                    if step % 10 == 0 or step == params.num_steps:
-                        bar.set_postfix(loss=f"{figures['loss']:.4g}", rec=f"{figures['reconstruction_loss']:.4g}",
-                                        kl=f"{figures['kl_loss']:.3g}", w=f"{figures['kl_weight']:.3g}",
-                                        refresh=False)
-                    if _due(params.validation_step, step):
-                        validate(step)
-                    if wants_snapshot(step):
-                        snapshot(step)
-                    stop = stop_requested[0] if stop_requested else None  # read once: a signal may land any time
-                    if _due(params.checkpoint_step, step) or stop:
-                        save(step)
-                        saved_at = step
-                    if stop:
-                        if not wants_snapshot(step) and chief:  # the snapshot of the model just saved
-                            snapshot(step)
-                        raise TrainingInterrupted(f"{stop} received: saved a checkpoint at step {step} "
-                                                  f"in {run.path}; rerun the same command to resume")
-                    if params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance:
-                        bar.write(f"early stop at step {step}: {params.validation_tolerance} validations "
-                                  f"without improvement")
+            with bar:
+                while self.step < params.num_steps:
+                    n = min(sizes.size(), self.next_host_step() - self.step)
+                    started = time.time()
+                    rows = self.steps(tf.constant(self.step, tf.int64), tf.constant(n, tf.int32)).numpy()
+                    ended = time.time()
+                    sizes.timed(len(rows), ended - started)
+                    # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
+                    self.record(rows, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows), bar)
+                    if self.after_call(stop_requested, bar):
                         break
-                if saved_at != step:
-                    save(step)
-                    saved_at = step
-                if chief:
-                    if not wants_snapshot(step):  # the GIF and the exported image end on the saved model
-                        snapshot(step)
-                    replace_atomically(run.model_keras, model.save)
-                    print(f"run saved in {run.path}; draw its figures with `python analyze.py {run.path}`, "
-                          f"load it with vae_tf.load_run({str(run.path)!r})")
-            finally:
-                bar.close()
-                if chief:
-                    log.close()
-                    validation_log.close()
-                    writer.close()
-    return run.path
+            if self.saved_at != self.step:
+                self.save(self.step)
+            if self.chief:
+                if not self.wants_snapshot(self.step):  # the GIF and the exported image end on the saved model
+                    self.snapshot(self.step)
+                replace_atomically(self.run.model_keras, self.model.save)
+                print(f"run saved in {self.run.path}; draw its figures with `python analyze.py {self.run.path}`, "
+                      f"load it with vae_tf.load_run({str(self.run.path)!r})")
+
+    def next_host_step(self):
+        """The first step after the current one at which the host has work, or training ends."""
+        params, step = self.params, self.step
+        stops = [params.num_steps] + [s for s in params.log_step if s > step]
+        stops += [(step // every + 1) * every for every in (params.validation_step, params.checkpoint_step,
+                                                             params.plot_step) if every > 0]
+        return min(stops)
+
+    def record(self, rows, times, bar):
+        """Log the rows of one call, one per step, and stop at a diverged step as the nan_policy says."""
+        params = self.params
+        for row, wall_time in zip(rows.tolist(), times.tolist()):
+            figures = dict(zip(self.model.step_figures, row))
+            finite = math.isfinite(figures["loss"]) and (math.isfinite(figures["grad_norm"]) or self.model.loss_scaled)
+            if not finite and params.nan_policy == "stop":
+                raise TrainingDiverged(
+                    f"the loss became {figures['loss']} at step {self.step} (gradient norm {figures['grad_norm']});"
+                    f" training stopped, {_kept(self.saved_at)}; try a lower learning_rate (now "
+                    f"{params.learning_rate:g}) or --nan_policy=skip_batch")
+            self.skipped_in_a_row = 0 if finite else self.skipped_in_a_row + 1
+            if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise TrainingDiverged(f"{MAX_SKIPPED_IN_A_ROW} batches in a row had a non-finite loss "
+                                       f"(up to step {self.step}); training stopped; try a lower learning_rate")
+            if self.chief:
+                self.log.append({"step": self.step, **figures, "wall_time": wall_time})
+            if not finite:
+                bar.write(f"step {self.step}: non-finite loss, update skipped (nan_policy=skip_batch)")
+            self.step += 1
+        bar.update(len(rows))
+        bar.set_postfix(loss=f"{figures['loss']:.4g}", rec=f"{figures['reconstruction_loss']:.4g}",
+                        kl=f"{figures['kl_loss']:.3g}", w=f"{figures['kl_weight']:.3g}", refresh=False)
+
+    def after_call(self, stop_requested, bar):
+        """The host's work at the step a call ended on; True when training stops early."""
+        params, step = self.params, self.step
+        if _due(params.validation_step, step):
+            self.validate(step)
+        if self.wants_snapshot(step):
+            self.snapshot(step)
+        stop = stop_requested[0] if stop_requested else None  # read once: a signal may land any time
+        if _due(params.checkpoint_step, step) or stop:
+            self.save(step)
+        if stop:
+            if not self.wants_snapshot(step) and self.chief:  # the snapshot of the model just saved
+                self.snapshot(step)
+            raise TrainingInterrupted(f"{stop} received: saved a checkpoint at step {step} "
+                                      f"in {self.run.path}; rerun the same command to resume")
+        if params.validation_tolerance and int(self.state.checks_since_best.numpy()) >= params.validation_tolerance:
+            bar.write(f"early stop at step {step}: {params.validation_tolerance} validations without improvement")
+            return True
+        return False
+
+    def wants_snapshot(self, at):
+        params = self.params
+        return self.chief and ((params.plot_step and at % params.plot_step == 0) or at in params.log_step)
+
+    def snapshot(self, at):
+        model = self.model
+        pixels = snapshot_figure(self.fixed_images, model.reconstruct(self.fixed_images), model.decode(self.fixed_noise),
+                                 at)
+        replace_atomically(self.run.snapshot(at), lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
+        with self.writer.as_default(step=at):
+            tf.summary.image("snapshot", pixels[None])
+
+    def validate(self, at):
+        """Every worker validates the same images, so all take the same early-stopping decision."""
+        params, state = self.params, self.state
+        totals, count = np.zeros(len(VALIDATED)), 0
+        for x in self.validation_batches:
+            n = int(x.shape[0])
+            terms = self.evaluate_batch(x)
+            totals += np.array([float(terms[name]) for name in VALIDATED]) * n  # float64 sums of the batch means
+            count += n
+        figures = {name: float(total) / count for name, total in zip(VALIDATED, totals)}
+        if self.chief:
+            self.validation_log.append({"step": at, **figures, "wall_time": time.time()})
+            with self.writer.as_default(step=at):
+                for name, value in figures.items():
+                    tf.summary.scalar(f"validation/{name}", value)
+        if figures["loss"] < float(state.best_validation.numpy()):
+            state.best_validation.assign(figures["loss"])
+            state.checks_since_best.assign(0)
+            state.save(at, best=True)
+        else:
+            state.checks_since_best.assign_add(1)
+
+    def save(self, at):
+        if self.chief:
+            self.log.flush()
+            self.validation_log.flush()
+        self.state.save(at)
+        self.saved_at = at
