@@ -450,7 +450,7 @@ class _Trainer:
 
     def validate(self, at):
         """Every worker validates the same images, so all take the same early-stopping decision."""
-        params, state = self.params, self.state
+        state = self.state
         totals, count = np.zeros(len(VALIDATED)), 0
         for x in self.validation_batches:
             n = int(x.shape[0])
