@@ -64,3 +64,4 @@ validation_step = 500  # validate every validation_step steps (0 = no validation
 validation_tolerance = 20  # stop after this many validations without improvement (0 = never)
 validation_size = 1024  # held-out images per validation
 checkpoint_step = 500  # resumable checkpoint every checkpoint_step steps
+mig_step = 1000  # score MIG (published protocol) every mig_step steps and at the end into mig.csv; shapes2d/dsprites only (0 = never)

@@ -20,15 +20,16 @@ from vae_tf.training import Checkpointer
 
 from conftest import ROOT, TINY, run_script
 
-FIGURES = ("graphs.png", "training.gif", "latent_traversal.png", "latent_traversals_all.png", "interpolation.png",
+FIGURES = ("graphs.png", "mig.png", "training.gif", "latent_traversal.png", "latent_traversals_all.png", "interpolation.png",
            "reconstructions.png", "samples.png", "latent_space.png", "kl_per_dimension.png", "summary.json")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny finished run (6 steps, snapshots at steps 1, 3 and 6, checkpoints at 3 and 6)."""
+    """A tiny finished run (6 steps, snapshots at steps 1, 3 and 6, checkpoints and MIG scores at 3 and 6)."""
     root = tmp_path_factory.mktemp("analysis")
-    params = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, "output_dir": str(root), "run_name": "tiny"})
+    params = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, "output_dir": str(root), "run_name": "tiny",
+                                                               "mig_step": 3})
     return vae_tf.train(params, progress=False)
 
 
@@ -131,7 +132,7 @@ def test_a_run_without_checkpoint_gets_graphs_only_and_a_note(trained, tmp_path,
     assert analyze_main([str(run)]) == 0
     out = capsys.readouterr().out
     assert "no latest checkpoint" in out and "images not found" in out and "training.gif skipped" in out
-    assert sorted(p.name for p in (run / "analysis").iterdir()) == ["graphs.png"]
+    assert sorted(p.name for p in (run / "analysis").iterdir()) == ["graphs.png", "mig.png"]  # both from the logs
 
 
 def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
@@ -170,6 +171,7 @@ def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     printed = capsys.readouterr().out
     table = (tmp_path / "comparison.md").read_text()
     assert printed.endswith(table) and (tmp_path / "comparison.png").stat().st_size > 0
+    assert (tmp_path / "comparison_mig.png").stat().st_size > 0
     assert "warning: these runs have different reconstruction losses" in printed
     assert "bernoulli: first; squared_error: second" in printed and "image sizes" not in printed
     lines = table.splitlines()
@@ -390,3 +392,21 @@ def test_an_error_during_analysis_closes_its_progress_bar_before_it_is_reported(
         assert "analyze tiny" in closed
     else:
         pytest.fail("the UserError did not reach the caller")
+
+
+def test_the_mig_figure_marks_a_factor_whose_best_latent_another_factor_shares():
+    # Two scores: first shape and scale share latent 2, then shape has latent 5 of its own.
+    names = ("shape", "scale", "position_x")
+    curve = {"step": [1000, 2000], "train_seconds": [60.0, 120.0], "mig": [0.2, 0.4],
+             "mig_shape": [0.1, 0.3], "mig_scale": [0.2, 0.4], "mig_position_x": [0.3, 0.5],
+             "latent_shape": [2, 5], "latent_scale": [2, 2], "latent_position_x": [0, 0]}
+    figure = figures.mig_curves({"run": curve}, "t")
+    axes = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
+    assert set(axes) == {"MIG", *names}
+    def marks(axis):  # (minutes, gap, filled) of every dot
+        return sorted((float(x), float(y), collection.get_facecolors().size > 0 and collection.get_facecolors()[0][3] > 0)
+                      for collection in axis.collections for x, y in collection.get_offsets())
+    assert marks(axes["shape"]) == [(1.0, 0.1, False), (2.0, 0.3, True)]
+    assert marks(axes["scale"]) == [(1.0, 0.2, False), (2.0, 0.4, True)]
+    assert marks(axes["position_x"]) == [(1.0, 0.3, True), (2.0, 0.5, True)]
+    assert list(axes["MIG"].lines[0].get_ydata()) == [0.2, 0.4]

@@ -138,9 +138,10 @@ def test_train_on_a_small_folder_then_analyse_it(tmp_path, tiny, capsys):
     from vae_tf.analysis import analyze
 
     write_folder(tmp_path / "images")
-    run = vae_tf.train(tiny(dataset="folder", data_dir=str(tmp_path / "images"), num_steps=2, channels=1),
-                       progress=False)
+    run = vae_tf.train(tiny(dataset="folder", data_dir=str(tmp_path / "images"), num_steps=2, channels=1,
+                            mig_step=1), progress=False)
     assert vae_tf.load_run(run).encoder.input_shape == (None, 16, 16, 1)
+    assert not (run / "mig.csv").exists()  # no known factors: mig_step does nothing
     out = capsys.readouterr().out
     assert "22 training and 1 validation images" in out
     assert "warning: validation_size 16 is more than the 1 validation images" in out and "batch_size" not in out

@@ -44,6 +44,37 @@ def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
         assert written.stat().st_mode & 0o777 == 0o666 & ~umask, written  # the mode open() would give, not 0600
 
 
+def test_mig_csv_scores_the_model_every_mig_step_and_at_the_end_and_changes_no_training_figure(tiny):
+    from vae_tf import metrics
+    from vae_tf.baselines import model_representation
+    from vae_tf.datasets import load_ground_truth
+    from vae_tf.shapes2d import FACTOR_NAMES
+
+    quiet = dict(plot_step=0, log_step=[], validation_step=0)
+    run = vae_tf.train(tiny(run_name="mig", num_steps=7, mig_step=3, **quiet), progress=False)
+    rows = read_rows(run / "mig.csv")
+    assert [int(r["step"]) for r in rows] == [3, 6, 7]
+    seconds = [float(r["train_seconds"]) for r in rows]
+    assert 0 < seconds[0] < seconds[1] < seconds[2]
+    # The last row is the saved model's MIG at the published protocol, recomputed here.
+    expected = metrics.mig(load_ground_truth("shapes2d", 16), model_representation(vae_tf.load_run(run)),
+                           metrics.METRICS_SEED, num_train=10000, num_bins=20)
+    last = rows[-1]
+    assert float(last["mig"]) == expected["score"]
+    assert [float(last[f"mig_{name}"]) for name in FACTOR_NAMES] == expected["per_factor"]
+    assert [int(last[f"latent_{name}"]) for name in FACTOR_NAMES] == expected["top_dims"]
+    # Scoring between calls leaves training as it was: the same log as a run that never scores.
+    plain = vae_tf.train(tiny(run_name="plain", num_steps=7, mig_step=0, **quiet), progress=False)
+    assert not (plain / "mig.csv").exists()
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+    assert strip(read_rows(run / "log.csv")) == strip(read_rows(plain / "log.csv"))
+    # Extending the run keeps the scores and the training time counts on from the checkpoint.
+    run = vae_tf.train(tiny(run_name="mig", num_steps=9, mig_step=3, **quiet), progress=False)
+    rows = read_rows(run / "mig.csv")
+    assert [int(r["step"]) for r in rows] == [3, 6, 7, 9]
+    assert float(rows[-1]["train_seconds"]) > seconds[-1]
+
+
 def test_snapshot_image_has_three_labelled_panels(tiny):
     import imageio.v3 as iio
     run = vae_tf.train(tiny(run_name="snap", num_steps=1, log_step=[]), progress=False)

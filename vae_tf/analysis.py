@@ -66,6 +66,12 @@ def write_gif(frames, path):
                                                            duration=GIF_FRAME_MS, loop=0))
 
 
+def _read_mig(run):
+    """The run's mig.csv columns, or {} when it scored none (mig_step 0, or a data set without known factors)."""
+    mig = read_log(run.mig_csv) if run.mig_csv.exists() else {}
+    return mig if mig.get("step") else {}
+
+
 def final_figures(log, validation):
     """The run's final figures: training ones averaged over the last FINAL_WINDOW steps, the last validation."""
     with warnings.catch_warnings():
@@ -215,6 +221,10 @@ def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progre
         bar.set_postfix_str("graphs")
         save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
                     run.analysis / "graphs.png")
+        mig = _read_mig(run)
+        if mig:
+            save_figure(figures.mig_curves({params.run_name: mig}, f"{params.run_name}: MIG while training"),
+                        run.analysis / "mig.png")
         bar.update()
         bar.set_postfix_str("training.gif")
         try:
@@ -436,11 +446,11 @@ def compare(run_dirs, output_dir=None, note=print):
     output = Path(output_dir) if output_dir else runs[0].path.parent
     output.mkdir(parents=True, exist_ok=True)
     save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
+    migs = {name: mig for run, name in zip(runs, names) if (mig := _read_mig(run))}
+    if migs:
+        save_figure(figures.mig_curves(migs, "MIG while training"), output / "comparison_mig.png")
     replace_atomically(output / "comparison.md", lambda temporary: Path(temporary).write_text(table))
     return table
-
-
-METRICS_SEED = 0  # one random_state for every run, so their scores compare like for like
 
 
 def _ground_truth(params):
@@ -457,10 +467,10 @@ def score_run(run_dir, checkpoint="latest", quick=False, progress=True):
     run, params = open_run(run_dir, checkpoint)
     ground_truth = _ground_truth(params)  # first: a data set without factors is a one-line error, not a model load
     model = load_run(run.path, checkpoint)
-    scores = metrics.evaluate(ground_truth, model_representation(model), METRICS_SEED, quick=quick, progress=progress)
+    scores = metrics.evaluate(ground_truth, model_representation(model), metrics.METRICS_SEED, quick=quick, progress=progress)
     run.analysis.mkdir(exist_ok=True)
     write_json(run.analysis / "metrics.json", {
-        "protocol": "quick" if quick else "default", "random_state": METRICS_SEED, "checkpoint": checkpoint,
+        "protocol": "quick" if quick else "default", "random_state": metrics.METRICS_SEED, "checkpoint": checkpoint,
         "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None, "metrics": scores})
     return metrics.format_table({params.run_name: scores})
 
@@ -487,12 +497,12 @@ def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, pr
 
     params = baseline_params(dataset, run_dir)
     ground_truth = _ground_truth(params)
-    rows = evaluate_baselines(ground_truth, params, METRICS_SEED, quick=quick, progress=progress)
+    rows = evaluate_baselines(ground_truth, params, metrics.METRICS_SEED, quick=quick, progress=progress)
     table = metrics.format_table(rows)
     output = Path(output_dir or params.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     stem = f"baselines_{params.dataset}" + ("_quick" if quick else "")
-    write_json(output / f"{stem}.json", {"protocol": "quick" if quick else "default", "random_state": METRICS_SEED,
+    write_json(output / f"{stem}.json", {"protocol": "quick" if quick else "default", "random_state": metrics.METRICS_SEED,
                                          "dataset": params.dataset, "baselines": rows})
     replace_atomically(output / f"{stem}.md", lambda temporary: Path(temporary).write_text(table))
     return table

@@ -113,9 +113,7 @@ class Shapes2D(Source):
         return Split(len(indices), images, dict(zip(shapes2d.FACTOR_NAMES, shapes2d.index_to_factors(partition).T)))
 
     def ground_truth(self):
-        if self.out_channels != 1:
-            raise UserError("the shapes2d ground truth is single-channel; leave channels unset")
-        return shapes2d.Shapes2DGroundTruth(self.size)
+        return shapes2d.Shapes2DGroundTruth(self.size, self.out_channels)
 
 
 class Tfds(Source):
@@ -207,15 +205,17 @@ class DSprites(Source):
     def ground_truth(self):
         packed, fitted, classes = self._images()
         return ArrayGroundTruth(classes, _bit_split(packed, (self.size, self.size, 1)) if packed is not None
-                                else _array_split(fitted), (self.size, self.size, self.out_channels))
+                                else _array_split(fitted), (self.size, self.size, self.out_channels),
+                                shapes2d.FACTOR_NAMES)
 
 
 class ArrayGroundTruth:
     """The ground-truth interface of DESIGN §3 over stored images with a complete grid of factor classes."""
 
-    def __init__(self, classes, split, observation_shape):
+    def __init__(self, classes, split, observation_shape, factor_names=None):
         self.factors_num_values = [int(n) for n in classes.max(axis=0) + 1]
         self.num_factors = len(self.factors_num_values)
+        self.factor_names = tuple(factor_names or (f"factor_{k}" for k in range(self.num_factors)))
         self.observation_shape = observation_shape
         if len(classes) != np.prod(self.factors_num_values):
             raise UserError(f"the data set's factors do not form a complete grid ({len(classes)} images for "

@@ -206,3 +206,38 @@ def comparison(logs, title):
     figure.suptitle(title, fontsize=12)
     figure.tight_layout(rect=(0, 0, 1, 0.94))
     return figure
+
+
+def mig_curves(curves, title):
+    """MIG and each factor's normalised gap against training time, one line per run: curves run name -> mig.csv
+    columns. A filled dot marks a score where the factor's most informative latent is its own, a hollow one where
+    another factor shares it, so the figure shows when each factor separates."""
+    factors = [column[len("mig_"):] for column in next(iter(curves.values())) if column.startswith("mig_")]
+    columns = min(len(factors) + 1, 3)
+    rows = -(-(len(factors) + 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), dpi=100, sharex=True,
+                                sharey=True, squeeze=False)
+    for axis in axes.flat[len(factors) + 1:]:
+        axis.set_visible(False)
+    axes = axes.flat
+    for index, (name, curve) in enumerate(curves.items()):
+        colour = f"C{index}"
+        minutes = np.asarray(curve["train_seconds"]) / 60
+        axes[0].plot(minutes, curve["mig"], marker="o", markersize=3, color=colour, label=name)
+        latents = np.array([curve[f"latent_{factor}"] for factor in factors])  # [factors, scores]
+        for axis, factor, best in zip(axes[1:], factors, latents):
+            own = (latents == best).sum(axis=0) == 1
+            gaps = np.asarray(curve[f"mig_{factor}"])
+            axis.plot(minutes, gaps, color=colour, linewidth=1.0)
+            axis.scatter(minutes[own], gaps[own], s=14, color=colour, zorder=3)
+            axis.scatter(minutes[~own], gaps[~own], s=14, facecolors="none", edgecolors=colour, zorder=3)
+    for axis, label in zip(axes, ["MIG"] + factors):
+        axis.set_title(label)
+        axis.set_xlabel("training time (min)")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("normalised mutual-information gap")
+    axes[0].legend(loc="best", fontsize=8)
+    figure.suptitle(f"{title}\n(dots: the factor's best latent is its own; rings: another factor shares it)",
+                    fontsize=11)
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
+    return figure

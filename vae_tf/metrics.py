@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from vae_tf.errors import UserError
 
 CHUNK_IMAGES = 4096  # observations rendered and encoded per representation_fn call
+METRICS_SEED = 0  # the random_state of every score vae_tf writes, so runs compare like for like
 
 
 # --- shared plumbing ---------------------------------------------------------------------------------------

@@ -19,6 +19,12 @@ OBJECTIVE_OPTIONS = ("tc_alpha", "tc_gamma", "tc_estimator", "factor_gamma", "di
                      "info_alpha", "info_lambda", "mmd_kernel", "iwae_samples")
 
 
+def usable_step(loss, grad_norm, loss_scaled):
+    """Whether a step's loss and gradients can be trusted (bool tensor): finite. Under loss scaling an overflowing
+    gradient is the optimizer's to skip (it lowers the scale), so there only the loss counts."""
+    return tf.math.is_finite(loss) & (tf.math.is_finite(grad_norm) | loss_scaled)
+
+
 def step_figures(objective):
     """The per-step figures of a model trained with `objective`, in log.csv's column order."""
     return LOSS_FIGURES + OBJECTIVES[objective].figures + STATISTICS_FIGURES
@@ -154,7 +160,7 @@ class VAE(keras.Model):
         terms["grad_norm"] = tf.linalg.global_norm(gradients) / scale * replicas
         overflow = tf.logical_not(self.optimizer.check_finite(gradients) if self.loss_scaled else
                                   tf.math.is_finite(terms["grad_norm"]))
-        finite = tf.math.is_finite(terms["loss"]) & (tf.logical_not(overflow) | self.loss_scaled)
+        finite = usable_step(terms["loss"], terms["grad_norm"], self.loss_scaled)
 
         def apply():
             self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))

@@ -68,6 +68,8 @@ class Params:
     validation_tolerance: int = _option(20, "stop after this many validations without improvement (0 = never stop early)")
     validation_size: int = _option(1024, "held-out images per validation")
     checkpoint_step: int = _option(500, "save a resumable checkpoint every checkpoint_step steps")
+    mig_step: int = _option(1000, "score MIG (published protocol) every mig_step steps and at the end into mig.csv "
+                                  "(data sets with known factors: shapes2d, dsprites; 0 = never)")
     seed: int = _option(0, "seed of the data order, the sampling noise and the initial weights")
     deterministic: bool = _option(True, "TensorFlow op determinism: the same params and seed give the same log.csv")
     nan_policy: str = _option("stop", "non-finite loss: stop (keep the last checkpoint) | skip_batch (skip the update)")
@@ -250,8 +252,8 @@ def _check_values(p):
         _check_layers("decoder_layers", p.decoder_layers, conv_first=False)
     for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
-    for name in ("plot_step", "validation_step", "validation_tolerance", "kl_start_step", "kl_end_step", "seed",
-                 "cpu_devices", "steps_per_call"):
+    for name in ("plot_step", "validation_step", "validation_tolerance", "mig_step", "kl_start_step", "kl_end_step",
+                 "seed", "cpu_devices", "steps_per_call"):
         _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
     for name in ("beta", "kl_start_value", "kl_end_value", "tc_alpha", "tc_gamma", "factor_gamma", "dip_lambda_od",
                  "dip_lambda_d", "info_alpha", "info_lambda"):

@@ -21,6 +21,13 @@ def log_columns(step_figures):
     return ("step",) + tuple(step_figures) + ("wall_time",)
 
 
+def mig_columns(factor_names):
+    """mig.csv's columns: the step, the seconds spent training until then, MIG, each factor's normalised gap and
+    its most informative latent dimension."""
+    return (("step", "train_seconds", "mig") + tuple(f"mig_{name}" for name in factor_names)
+            + tuple(f"latent_{name}" for name in factor_names) + ("wall_time",))
+
+
 class RunDir:
     """Where each file of a run lives."""
 
@@ -30,6 +37,7 @@ class RunDir:
         self.params_history = self.path / "params_history.jsonl"
         self.log_csv = self.path / "log.csv"
         self.validation_csv = self.path / "validation.csv"
+        self.mig_csv = self.path / "mig.csv"
         self.checkpoints = self.path / "checkpoints"
         self.best_checkpoints = self.path / "checkpoints" / "best"
         self.images = self.path / "images"

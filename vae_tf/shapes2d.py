@@ -93,11 +93,11 @@ class Shapes2DGroundTruth:
     factors_num_values = list(FACTOR_SIZES)
     factor_names = FACTOR_NAMES
 
-    def __init__(self, size=NATIVE_SIZE):
+    def __init__(self, size=NATIVE_SIZE, channels=1):
         self.size = size
-        self.observation_shape = (size, size, 1)
+        self.observation_shape = (size, size, channels)
         # compiled once: the metrics render thousands of images per call, about twice as fast as eager ops
-        self._render = tf.function(lambda factors: render(factors, size),
+        self._render = tf.function(lambda factors: tf.tile(render(factors, size), [1, 1, 1, channels]),
                                    input_signature=[tf.TensorSpec([None, len(FACTOR_SIZES)], tf.int32)])
 
     def sample_factors(self, num, random_state):
@@ -105,5 +105,5 @@ class Shapes2DGroundTruth:
         return np.stack([random_state.randint(n, size=num) for n in FACTOR_SIZES], axis=1)
 
     def sample_observations_from_factors(self, factors, random_state):
-        """Images [num, size, size, 1] for factor indices [num, 5] (rendering is deterministic)."""
+        """Images [num, size, size, channels] for factor indices [num, 5] (rendering is deterministic)."""
         return self._render(tf.constant(np.asarray(factors), tf.int32)).numpy()

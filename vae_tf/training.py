@@ -15,12 +15,13 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from vae_tf import datasets, distribution
+from vae_tf import datasets, distribution, metrics
+from vae_tf.baselines import model_representation
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
-from vae_tf.model import build_model
+from vae_tf.model import build_model, usable_step
 from vae_tf.params import STRUCTURAL, check_image_size, names
-from vae_tf.runs import (VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, record_params, replace_atomically,
-                         write_json)
+from vae_tf.runs import (VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, mig_columns, record_params,
+                         replace_atomically, write_json)
 from vae_tf.snapshots import snapshot_figure
 
 SNAPSHOT_IMAGES = 16
@@ -44,9 +45,11 @@ class Checkpointer:
     def __init__(self, model, run, chief=True):
         self.best_validation = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self.checks_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # time in training calls so far
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
                                               best_validation=self.best_validation,
                                               checks_since_best=self.checks_since_best,
+                                              train_seconds=self.train_seconds,
                                               **model.objective.checkpointables())
         # A non-chief worker saves into scratch space, removed with this object.
         self.scratch = None if chief else tempfile.TemporaryDirectory(prefix="vae_tf_worker_")
@@ -182,10 +185,11 @@ def _writes_to(run, resume_step):
 
 
 def _compiled_steps(model, strategy, stream, writer, jit_compile, stop_on_nan):
-    """A compiled function `(step, n) -> figures [m, F]` that runs up to n training steps from `step` without
-    returning to the host: each step draws its batch from `stream`, runs train_step on every replica (each on its
-    slice of the batch), combines the figures across replicas and writes them to TensorBoard. It returns after the
-    first step whose loss is not finite when `stop_on_nan` (m < n), else after n steps."""
+    """A compiled function `(step, n) -> (figures [m, F], usable [m])` that runs up to n training steps from `step`
+    without returning to the host: each step draws its batch from `stream`, runs train_step on every replica (each
+    on its slice of the batch), combines the figures across replicas and writes them to TensorBoard; `usable` says
+    which steps had a finite loss and gradient (`model.usable_step`). It returns after the first unusable step when
+    `stop_on_nan` (m < n), else after n steps."""
     one_step = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
     loss_index, norm_index = model.step_figures.index("loss"), model.step_figures.index("grad_norm")
 
@@ -202,6 +206,7 @@ def _compiled_steps(model, strategy, stream, writer, jit_compile, stop_on_nan):
     @tf.function
     def steps(start, n):
         rows = tf.TensorArray(tf.float32, size=n, element_shape=[len(model.step_figures)])
+        usable = tf.TensorArray(tf.bool, size=n, element_shape=[])
         count = tf.constant(0)
         for i in tf.range(n):
             positions = stream.positions(start + tf.cast(i, tf.int64))
@@ -210,14 +215,13 @@ def _compiled_steps(model, strategy, stream, writer, jit_compile, stop_on_nan):
                 with writer.as_default(step=model.optimizer.iterations - 1):
                     for j, name in enumerate(model.step_figures):
                         tf.summary.scalar(f"train/{name}", vector[j])
-            rows = rows.write(i, vector)
+            fine = usable_step(vector[loss_index], vector[norm_index], model.loss_scaled)
+            rows, usable = rows.write(i, vector), usable.write(i, fine)
             count = i + 1
             if stop_on_nan:
-                finite = tf.math.is_finite(vector[loss_index]) & (tf.math.is_finite(vector[norm_index]) |
-                                                                  model.loss_scaled)
-                if not finite:
+                if not fine:
                     break
-        return rows.gather(tf.range(count))
+        return rows.gather(tf.range(count)), usable.gather(tf.range(count))
 
     return steps
 
@@ -271,6 +275,8 @@ def train(params, progress=True):
     check_image_size(params, datasets.image_shape_of(params)[0])
     source = datasets.source_for(params)
     train_split, validation_split = source.split("train"), source.split("validation")
+    scores_mig = params.mig_step and chief and hasattr(source, "ground_truth")  # data sets with known factors
+    ground_truth = source.ground_truth() if scores_mig else None
     if chief:
         _describe_splits(params, train_split.num_examples, validation_split.num_examples)
         try:
@@ -279,10 +285,11 @@ def train(params, progress=True):
             raise UserError(f"cannot create the run folder {run.path} ({error.strerror}); "
                             f"choose another --output_dir") from None
     with _exclusive(run, chief):
-        return _train_locked(params, previous, run, strategy, chief, train_split, validation_split, progress)
+        return _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth,
+                             progress)
 
 
-def _train_locked(params, previous, run, strategy, chief, train_split, validation_split, progress):
+def _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth, progress):
     """The rest of `train`, while this process holds the run folder."""
     with strategy.scope():
         model = build_model(params, dataset_size=train_split.num_examples)
@@ -312,8 +319,8 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
 
     saved_at, trainer = (step if restored else None), None
     with _writes_to(run, lambda: (trainer.saved_at if trainer else saved_at) or 0):
-        trainer = _Trainer(params, previous, run, strategy, chief, model, state, train_split, validation_split, step,
-                           saved_at)
+        trainer = _Trainer(params, previous, run, strategy, chief, model, state, train_split, validation_split,
+                           ground_truth, step, saved_at)
         try:
             trainer.fit(progress)
         finally:
@@ -325,22 +332,12 @@ class _Trainer:
     """The training loop of one run: compiled calls of several steps, and between them the host's work (the log,
     the progress bar, validations, snapshots, checkpoints, stop requests), always at the same steps."""
 
-    def __init__(self, params, previous, run, strategy, chief, model, state, train_split, validation_split, step,
-                 saved_at):
+    def __init__(self, params, previous, run, strategy, chief, model, state, train_split, validation_split,
+                 ground_truth, step, saved_at):
         self.params, self.run, self.strategy, self.chief = params, run, strategy, chief
-        self.model, self.state = model, state
+        self.model, self.state, self.ground_truth = model, state, ground_truth
         self.step, self.saved_at = step, saved_at
-        self.log = self.validation_log = self.writer = None
-        if chief:
-            write_json(run.params_json, params.to_dict())
-            record_params(run, previous, params, step)
-            self.log = CsvLog(run.log_csv, log_columns(model.step_figures), step)
-            # A validation at the resumed step ran before its checkpoint was saved and is not redone: keep it.
-            self.validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
-            self.writer = tf.summary.create_file_writer(str(run.logs))
         self.stream = datasets.TrainingStream(train_split, params.batch_size, params.seed)
-        self.steps = _compiled_steps(model, strategy, self.stream, self.writer, params.jit_compile,
-                                     params.nan_policy == "stop")
         # Validation images are drawn once and kept.
         self.validation_batches = list(datasets.evaluation_batches(validation_split, params.batch_size,
                                                                    params.validation_size)) if params.validation_step else []
@@ -348,11 +345,27 @@ class _Trainer:
         self.fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
         self.fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
         self.skipped_in_a_row = 0
+        self.representation = model_representation(model) if ground_truth is not None else None
+        # The files last, once nothing above can fail: `close` is called only after a complete __init__.
+        self.logs, self.writer = [], None
+        if chief:
+            write_json(run.params_json, params.to_dict())
+            record_params(run, previous, params, step)
+            self.log = CsvLog(run.log_csv, log_columns(model.step_figures), step)
+            # A validation or MIG score at the resumed step came before its checkpoint was saved and is not redone.
+            self.validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
+            self.logs = [self.log, self.validation_log]
+            if ground_truth is not None:
+                self.mig_log = CsvLog(run.mig_csv, mig_columns(ground_truth.factor_names), step + 1)
+                self.logs.append(self.mig_log)
+            self.writer = tf.summary.create_file_writer(str(run.logs))
+        self.steps = _compiled_steps(model, strategy, self.stream, self.writer, params.jit_compile,
+                                     params.nan_policy == "stop")
 
     def close(self):
-        if self.chief:
-            self.log.close()
-            self.validation_log.close()
+        for log in self.logs:
+            log.close()
+        if self.writer is not None:
             self.writer.close()
 
     def fit(self, progress):
@@ -368,13 +381,18 @@ class _Trainer:
                 while self.step < params.num_steps:
                     n = min(sizes.size(), self.next_host_step() - self.step)
                     started = time.time()
-                    rows = self.steps(tf.constant(self.step, tf.int64), tf.constant(n, tf.int32)).numpy()
+                    rows, usable = self.steps(tf.constant(self.step, tf.int64), tf.constant(n, tf.int32))
+                    rows, usable = rows.numpy(), usable.numpy()
                     ended = time.time()
                     sizes.timed(len(rows), ended - started)
+                    self.state.train_seconds.assign_add(ended - started)
                     # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
-                    self.record(rows, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows), bar)
+                    self.record(rows, usable, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows),
+                                bar)
                     if self.after_call(stop_requested, bar):
                         break
+            if self.ground_truth is not None and not _due(params.mig_step, self.step):
+                self.score_mig(self.step)  # the trained model's score, whatever step training ended on
             if self.saved_at != self.step:
                 self.save(self.step)
             if self.chief:
@@ -388,16 +406,16 @@ class _Trainer:
         """The first step after the current one at which the host has work, or training ends."""
         params, step = self.params, self.step
         stops = [params.num_steps] + [s for s in params.log_step if s > step]
-        stops += [(step // every + 1) * every for every in (params.validation_step, params.checkpoint_step,
-                                                             params.plot_step) if every > 0]
+        every = (params.validation_step, params.checkpoint_step, params.plot_step,
+                 params.mig_step if self.ground_truth is not None else 0)
+        stops += [(step // each + 1) * each for each in every if each > 0]
         return min(stops)
 
-    def record(self, rows, times, bar):
+    def record(self, rows, usable, times, bar):
         """Log the rows of one call, one per step, and stop at a diverged step as the nan_policy says."""
         params = self.params
-        for row, wall_time in zip(rows.tolist(), times.tolist()):
+        for row, finite, wall_time in zip(rows.tolist(), usable.tolist(), times.tolist()):
             figures = dict(zip(self.model.step_figures, row))
-            finite = math.isfinite(figures["loss"]) and (math.isfinite(figures["grad_norm"]) or self.model.loss_scaled)
             if not finite and params.nan_policy == "stop":
                 raise TrainingDiverged(
                     f"the loss became {figures['loss']} at step {self.step} (gradient norm {figures['grad_norm']});"
@@ -423,6 +441,8 @@ class _Trainer:
             self.validate(step)
         if self.wants_snapshot(step):
             self.snapshot(step)
+        if self.ground_truth is not None and _due(params.mig_step, step):
+            self.score_mig(step)
         stop = stop_requested[0] if stop_requested else None  # read once: a signal may land any time
         if _due(params.checkpoint_step, step) or stop:
             self.save(step)
@@ -470,9 +490,18 @@ class _Trainer:
         else:
             state.checks_since_best.assign_add(1)
 
+    def score_mig(self, at):
+        """MIG of the model at step `at` (published protocol, vae_tf.metrics), one row of mig.csv: the score, each
+        factor's gap and best latent, and the seconds spent training so far."""
+        scores = metrics.evaluate(self.ground_truth, self.representation, metrics.METRICS_SEED,
+                                  names=["mig"])["mig"]
+        names = self.ground_truth.factor_names
+        self.mig_log.append({"step": at, "train_seconds": float(self.state.train_seconds.numpy()),
+                             "mig": scores["score"], **{f"mig_{n}": v for n, v in zip(names, scores["per_factor"])},
+                             **{f"latent_{n}": d for n, d in zip(names, scores["top_dims"])}, "wall_time": time.time()})
+
     def save(self, at):
-        if self.chief:
-            self.log.flush()
-            self.validation_log.flush()
+        for log in self.logs:
+            log.flush()
         self.state.save(at)
         self.saved_at = at
