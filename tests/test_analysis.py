@@ -158,7 +158,9 @@ def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
 def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     first, second = _copy(trained, tmp_path, "first"), _copy(trained, tmp_path, "second")
     (second / "analysis").mkdir()
-    (second / "analysis" / "summary.json").write_text(json.dumps({"active_units": 3}))
+    (second / "analysis" / "summary.json").write_text(json.dumps({
+        "active_units": 3, "test_log_likelihood": -12.5,
+        "test": {"index_code_mi": 1.0, "total_correlation": 0.25, "dimension_wise_kl": 2.0}}))
     (second / "analysis" / "metrics.json").write_text(json.dumps({"protocol": "quick",
                                                                   "metrics": {"mig": {"score": 0.25}}}))
     params = json.loads((second / "params.json").read_text())
@@ -176,8 +178,9 @@ def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     assert "bernoulli: first; squared_error: second" in printed and "image sizes" not in printed
     lines = table.splitlines()
     assert lines[0].split(" | ")[-2:] == ["metric protocol", "mig |"] and len(lines) == 4
-    assert lines[2].startswith("| first | 6 |") and lines[2].endswith("| – | – | – |")
-    assert lines[3].startswith("| second | 6 | 5.9e+31 |") and lines[3].endswith("| 3 | quick | 0.250 |")
+    assert lines[2].startswith("| first | 6 |") and lines[2].endswith("| – | – | – | – | – | – | – |")
+    assert lines[3].startswith("| second | 6 | 5.9e+31 |")
+    assert lines[3].endswith("| 3 | -12.50 | 1.00 | 0.25 | 2.00 | quick | 0.250 |")
 
 
 @pytest.fixture

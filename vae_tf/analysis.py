@@ -28,6 +28,7 @@ BATCH = 250  # images encoded or decoded per call
 MIN_IMAGES = 10  # the interpolation figure alone uses ten test images
 LIKELIHOOD_IMAGES = 100  # test images whose log p(x) summary.json estimates
 LIKELIHOOD_SAMPLES = 500  # importance samples per image for it (vae_tf.log_likelihood)
+DECOMPOSITION = ("index_code_mi", "total_correlation", "dimension_wise_kl")  # the KL's parts (Chen et al. 2018)
 
 
 def run_name(run):
@@ -411,6 +412,13 @@ def _warn_if_unlike(params, note):
             note(f"warning: these runs have different {describe} ({listing})")
 
 
+def _test_columns(summary):
+    """A summary's test log-likelihood and KL decomposition (nats) as table cells, "–" where analyze.py has not run."""
+    test = summary.get("test", {})
+    values = [summary.get("test_log_likelihood")] + [test.get(name) for name in DECOMPOSITION]
+    return ["–" if value is None else f"{value:.2f}" for value in values]
+
+
 def compare(run_dirs, output_dir=None, note=print):
     """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
 
@@ -435,11 +443,12 @@ def compare(run_dirs, output_dir=None, note=print):
         metrics[name], protocols[name] = scored.get("metrics", {}), scored.get("protocol", "–")
     found = {metric for scores in metrics.values() for metric in scores}
     metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
-    header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units"]
+    header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
+               "test index-code MI", "test TC", "test dim-wise KL"]
               + (["metric protocol"] + metric_names if metric_names else []))
     rows = [[name, str(final["steps"]), _number(final["loss"]), _number(final["reconstruction_loss"]),
              _number(final["kl_loss"]), f"{final['kl_weight']:.3g}", str(summaries[name].get("active_units", "–"))]
-            + ([protocols[name]] if metric_names else [])
+            + _test_columns(summaries[name]) + ([protocols[name]] if metric_names else [])
             + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
             for name, final in finals.items()]
     table = markdown_table(header, rows)
