@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from vae_tf import networks
 from vae_tf.losses import RECONSTRUCTION_LOSSES, gaussian_kl, kl_decomposition, log_importance_weights, negative_log_likelihood
-from vae_tf.objectives import OBJECTIVES, Batch
+from vae_tf.objectives import OBJECTIVES, Batch, stream_seed
 from vae_tf.schedules import make_schedule
 
 # Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), the posterior
@@ -80,8 +80,7 @@ class VAE(keras.Model):
 
     def noise(self, shape, step, stream=0):
         """Standard normal noise that is a pure function of (seed, step, stream): resumed runs draw the same noise."""
-        seed = tf.stack([tf.cast(self.seed * 7919 + stream, tf.int64), tf.cast(step, tf.int64)])
-        return tf.random.stateless_normal(shape, seed=seed)
+        return tf.random.stateless_normal(shape, seed=stream_seed(self.seed, step, stream))
 
     def encode(self, x):
         """images [B, H, W, C] in [0, 1] -> (mean [B, latent], log_std [B, latent])."""

@@ -13,6 +13,17 @@ from vae_tf import losses
 from vae_tf.errors import UserError
 
 
+# The random streams of a run: each draws from its own stateless seed `stream_seed(seed, step, stream)`, so a resumed
+# run draws exactly what an uninterrupted one would. 0: the training step's reparameterisation noise; 1: validation;
+# 2: IWAE's extra samples; 3: FactorVAE's dimension permutation; 4: InfoVAE's prior samples.
+FACTOR_VAE_STREAM, INFO_VAE_STREAM = 3, 4
+
+
+def stream_seed(seed, step, stream):
+    """The stateless seed [2] (int64) of random stream `stream` at training step `step` of a run seeded `seed`."""
+    return tf.stack([tf.cast(seed, tf.int64) * 7919 + stream, tf.cast(step, tf.int64)])
+
+
 class Batch:
     """What one step knows of its batch: images x [B, H, W, C]; posterior mean, log_std and one sample z [B, D];
     the decoder's logits for z; reconstruction and KL per image [B]; and the replica slice this batch is."""
@@ -124,8 +135,7 @@ class FactorVAE(BetaVAE):
 
     def auxiliary_update(self, batch, step):
         z = tf.stop_gradient(batch.z)
-        permuted = _permute_dimensions(z, tf.stack([tf.cast(self.options["seed"], tf.int64) * 7919 + 3,
-                                                    tf.cast(step, tf.int64)]))
+        permuted = _permute_dimensions(z, stream_seed(self.options["seed"], step, FACTOR_VAE_STREAM))
         with tf.GradientTape() as tape:
             joint, product = self.discriminator(z, training=True), self.discriminator(permuted, training=True)
             loss = 0.5 * tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(joint), joint)
@@ -177,8 +187,8 @@ class InfoVAE(BetaVAE):
 
     def penalty(self, batch, step):
         alpha, lam = self.options["info_alpha"], self.options["info_lambda"]
-        prior = tf.random.stateless_normal(tf.shape(batch.z), seed=tf.stack(
-            [tf.cast(self.options["seed"], tf.int64) * 7919 + 4, tf.cast(step, tf.int64)]))
+        prior = tf.random.stateless_normal(tf.shape(batch.z),
+                                           seed=stream_seed(self.options["seed"], step, INFO_VAE_STREAM))
         divergence = losses.mmd(batch.z, prior, self.options["mmd_kernel"])
         kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
         return (1.0 - alpha) * kl + (alpha + lam - 1.0) * divergence, {"mmd": divergence}
