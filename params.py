@@ -3,25 +3,25 @@
 # resumes that run; raise num_steps to extend it.
 
 # --- run ---
-run_name = "shapes2d_beta4"  # folder name of the run under output_dir; an existing run is resumed
+run_name = "shapes2d"  # folder name of the run under output_dir; an existing run is resumed
 output_dir = "predictions"  # folder that holds the run folders
 
 # --- data ---
 dataset = "shapes2d"  # shapes2d (embedded, offline) | mnist | fashion_mnist | celeb_a | dsprites | folder
 data_dir = None  # folder: the images; dsprites: the npz (or its folder); tfds sets: prepared data; None = default
 download = False  # let tensorflow-datasets download a missing data set (needs internet); otherwise offline only
-image_size = None  # resize images to image_size x image_size; None = the data set's own size (64 for shapes2d)
+image_size = 32  # resize images to image_size x image_size; None = the data set's own size (64 for shapes2d)
 channels = None  # 1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)
 
 # --- model ---
-encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense
+encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense
 decoder_layers = None  # None mirrors the encoder; else [units] dense layers then [filters, kernel, stride] transposed convs
 latent_size = 10  # number of latent dimensions
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
 
 # --- objective (README, "Objectives": each one's paper and equation) ---
-objective = "beta_vae"  # beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | info_vae | iwae
+objective = "dip_vae_ii"  # beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | info_vae | iwae
 tc_alpha = 1.0  # beta_tcvae: weight of the index-code mutual information (beta weights the total correlation)
 tc_gamma = 1.0  # beta_tcvae: weight of the dimension-wise KL
 tc_estimator = "mss"  # beta_tcvae: minibatch estimator of q(z): mss (stratified) | mws (weighted)
@@ -43,9 +43,9 @@ kl_end_value = 1.0  # linear: KL weight at kl_end_step; capacity: C (nats) at kl
 
 # --- optimisation ---
 batch_size = 64  # images per training step
-learning_rate = 5e-4  # Adam learning rate
+learning_rate = 1e-3  # Adam learning rate
 adam_beta_1 = 0.9  # Adam beta_1 (the beta-VAE project used 0.5)
-num_steps = 6000  # training steps in total
+num_steps = 20000  # training steps in total
 seed = 0  # seed of the data order, the sampling noise and the initial weights
 deterministic = True  # TensorFlow op determinism: the same params and seed give the same log.csv
 nan_policy = "stop"  # non-finite loss: stop (keep the last checkpoint) | skip_batch (skip that update)

@@ -1,4 +1,4 @@
-"""Speed of the disentanglement metrics for the default model on shapes2d (the machine may be shared: read ratios).
+"""Speed of the disentanglement metrics for the 64×64 shapes2d model, preset shapes2d_64 (the machine may be shared).
 
     python benchmarks/bench_metrics.py [--quick-only] [--run=predictions/<run>] [--batch_size=1024]
 
@@ -8,7 +8,7 @@ Prints, for the quick and (unless --quick-only) the published protocol of every 
    spent in it) against the encoder's bare batched forward pass (a compiled tf.function on one fixed batch),
    measured in the same process just before and after the suite; target ratio >= 0.8;
 3. shapes2d rendering images/s (the ground truth's sample_observations_from_factors, 4096 at a time).
-Without --run the model is an untrained default model (vae_tf.Params() defaults): speed does not depend on
+Without --run the model is an untrained model of preset shapes2d_64: speed does not depend on
 the weights. The published protocol encodes ~2.9M images and fits 11,300 boosted trees for DCI: many minutes.
 """
 
@@ -86,7 +86,7 @@ def suite(ground_truth, representation_fn, bare, quick):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", help="a run folder to load (default: an untrained default model)")
+    parser.add_argument("--run", help="a run folder to load (default: an untrained shapes2d_64 model)")
     parser.add_argument("--quick-only", action="store_true", help="skip the published protocol (many minutes)")
     parser.add_argument("--batch_size", type=int, default=1024, help="encoder batch inside the representation")
     args = parser.parse_args()
@@ -95,7 +95,7 @@ def main():
         model = vae_tf.load_run(args.run)
         params = model.params
     else:
-        params = vae_tf.Params()
+        params = vae_tf.load_params(None, preset="shapes2d_64")
         model = vae_tf.build_model(params)
     ground_truth = vae_tf.load_ground_truth("shapes2d", image_size=params.image_size)
     representation_fn = baselines.model_representation(model, args.batch_size)
@@ -106,7 +106,7 @@ def main():
     def bare():
         return bare_forward(model, sample)
 
-    print(f"model: {args.run or 'untrained default (vae_tf.Params())'}, latent {params.latent_size}, "
+    print(f"model: {args.run or 'untrained shapes2d_64 preset model'}, latent {params.latent_size}, "
           f"images {ground_truth.observation_shape}, encoder batch {args.batch_size}, "
           f"{metrics.CHUNK_IMAGES} images per representation call")
     print(f"shapes2d rendering: {rendering(ground_truth):.0f} images/s")

@@ -1,6 +1,7 @@
-"""The default model in plain PyTorch: same layers, padding, loss, optimizer and batch, for side-by-side speed.
+"""The β-VAE on shapes2d at 64×64 (preset shapes2d_64) in plain PyTorch: same layers, padding, loss, optimizer and
+batch, for side-by-side speed.
 
-`python benchmarks/torch_reference.py --steps=N` prints its training images/s. It reads params.py
+`python benchmarks/torch_reference.py --steps=N` prints its training images/s. It reads params.py and the preset
 itself and never imports TensorFlow, whose thread pools would slow PyTorch down in the same process.
 """
 
@@ -61,6 +62,9 @@ class TorchVAE(nn.Module):
         return (reconstruction + beta * kl).mean()
 
 
+PRESET = "shapes2d_64"  # bench_training.py's conv64
+
+
 def make_step(params, image_shape):
     """A training step closure on a fixed NCHW batch, on the GPU when there is one."""
     torch.manual_seed(params.seed)
@@ -84,8 +88,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
-    params_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "params.py")
-    params = types.SimpleNamespace(**{k: v for k, v in runpy.run_path(params_file).items() if not k.startswith("_")})
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    values = {k: v for k, v in runpy.run_path(os.path.join(root, "params.py")).items() if not k.startswith("_")}
+    preset = runpy.run_path(os.path.join(root, "vae_tf", "presets.py"))["PRESETS"][PRESET]
+    params = types.SimpleNamespace(**{**values, **preset})
     torch.set_num_threads(os.cpu_count())
     size = params.image_size or 64  # shapes2d
     step = make_step(params, (size, size, 1))

@@ -31,7 +31,7 @@ def test_train_py_runs_two_steps_on_each_tfds_set(tmp_path, name, capsys):
         code = train_main([f"--params={ROOT / 'params.py'}", f"--output_dir={tmp_path}", f"--dataset={name}",
                            *tiny_args(num_steps=2, plot_step=0, log_step=[], validation_step=2, checkpoint_step=2)])
     assert code == 0, capsys.readouterr().err
-    params = vae_tf.load_run(tmp_path / "shapes2d_beta4").params
+    params = vae_tf.load_run(tmp_path / "shapes2d").params
     assert params.dataset == name
 
 

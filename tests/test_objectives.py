@@ -217,7 +217,7 @@ RUN = dict(num_steps=30, plot_step=0, log_step=[], validation_step=15, checkpoin
 def test_each_objective_trains_resumes_exactly_and_round_trips(name, tmp_path, capsys):
     """Through train.py's entry point: the loss falls, a run resumed halfway logs what an uninterrupted one does
     (FactorVAE's discriminator and its optimizer included), and the saved model reloads with equal outputs."""
-    common = [f"--output_dir={tmp_path}", f"--objective={name}", *tiny_args(**RUN)] + (["--beta=1"] if name == "iwae" else [])
+    common = [f"--output_dir={tmp_path}", *tiny_args(**RUN, objective=name)] + (["--beta=1"] if name == "iwae" else [])
     assert train_main([*common, "--run_name=straight"]) == 0, capsys.readouterr().err
     assert train_main([*common, "--run_name=resumed", "--num_steps=15"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0

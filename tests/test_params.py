@@ -30,7 +30,9 @@ def test_default_params_match_the_documented_default_model():
     assert (params.dataset, params.latent_size, params.reconstruction_loss, params.kl_schedule, params.beta,
             params.batch_size, params.decoder_layers, params.activation) == (
         "shapes2d", 10, "bernoulli", "constant", 4.0, 64, None, "relu")
-    assert params.encoder_layers == [[32, 4, 2]] * 4 + [[256], [256]]
+    assert params.encoder_layers == [[32, 4, 2]] * 3 + [[256], [256]]
+    assert (params.image_size, params.objective, params.dip_lambda_od, params.dip_lambda_d, params.learning_rate,
+            params.num_steps, params.mig_step) == (32, "dip_vae_ii", 10.0, 100.0, 1e-3, 20000, 1000)
 
 
 def test_overrides_are_parsed_to_the_parameter_type():
@@ -60,7 +62,7 @@ def test_params_are_frozen():
     ({"reconstruction_loss": "mse"}, ["reconstruction_loss 'mse'"]),
     ({"kl_schedule": "cyclic"}, ["kl_schedule 'cyclic'"]),
     ({"activation": "relux"}, ["activation 'relux'", "did you mean 'relu'"]),
-    ({"image_size": 30}, ["not divisible by 16", "32"]),
+    ({"image_size": 30}, ["not divisible by 8", "32"]),
     ({"kl_start_step": 10, "kl_end_step": 5}, ["kl_end_step (5) precedes kl_start_step (10)"]),
     ({"encoder_layers": [[32, 4], [256]]}, ["encoder_layers must be a non-empty list"]),
     ({"encoder_layers": [[256], [32, 4, 2]]}, ["encoder_layers must list convs before dense layers"]),
@@ -102,7 +104,7 @@ def test_parse_value_reads_literals():
 @pytest.mark.parametrize("args, words", [
     (["--latnet_size=3"], ["did you mean 'latent_size'"]),
     (["--latent_size=ten"], ["latent_size"]),
-    (["--image_size=30"], ["not divisible by 16"]),
+    (["--image_size=30"], ["not divisible by 8"]),
     (["--kl_start_step=9", "--kl_end_step=1"], ["precedes"]),
     (["--params=missing.py"], ["params file 'missing.py' not found"]),
     (["stray"], ["unknown parameter 'stray'"]),

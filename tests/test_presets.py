@@ -29,7 +29,10 @@ ORIGINAL_WEIGHT = {
 ORIGINAL_WEIGHT.update({"shapes2d_beta_vae": lambda s: 4.0, "shapes2d_annealed_vae": lambda s: 1000.0,
                         "shapes2d_beta_tcvae": lambda s: 6.0, "shapes2d_factor_vae": lambda s: 1.0,
                         "shapes2d_dip_vae_i": lambda s: 1.0, "shapes2d_dip_vae_ii": lambda s: 1.0,
-                        "shapes2d_info_vae": lambda s: 1.0, "shapes2d_iwae": lambda s: 1.0})
+                        "shapes2d_info_vae": lambda s: 1.0, "shapes2d_iwae": lambda s: 1.0,
+                        "shapes2d_64": lambda s: 4.0, "shapes2d_disentangle": lambda s: 4.0})
+MODEL = ("dataset", "image_size", "encoder_layers", "decoder_layers", "latent_size", "activation", "reconstruction_loss",
+         "objective")
 
 
 def test_presets_are_exactly_the_original_runs():
@@ -43,6 +46,22 @@ def test_each_preset_follows_the_original_schedule(name):
     for step in STEPS:
         assert weight(step) == pytest.approx(ORIGINAL_WEIGHT[name](step), rel=1e-6, abs=1e-7), step
     assert params.run_name == name
+
+
+def test_a_preset_sets_its_whole_model_whatever_params_py_says():
+    for name, overrides in PRESETS.items():
+        assert set(MODEL) - {"activation", "reconstruction_loss"} <= set(overrides), name
+    edited = vae_tf.load_params(ROOT / "params.py", preset="MSE_0", overrides=None)
+    assert (edited.objective, edited.image_size) == ("beta_vae", None)  # not params.py's dip_vae_ii at 32x32
+
+
+def test_the_disentangle_preset_is_the_default_model_trained_longer():
+    default = vae_tf.load_params(ROOT / "params.py")
+    preset = vae_tf.load_params(ROOT / "params.py", preset="shapes2d_disentangle")
+    same = [name for name in MODEL + ("beta", "dip_lambda_od", "dip_lambda_d", "kl_schedule", "batch_size",
+                                      "learning_rate", "seed")]
+    assert [getattr(preset, n) for n in same] == [getattr(default, n) for n in same]
+    assert (preset.num_steps, preset.validation_tolerance, preset.mig_step) == (70000, 0, 2500)
 
 
 def test_the_projects_settings():
@@ -60,7 +79,8 @@ def test_the_projects_settings():
 
 
 def test_the_study_presets_use_disentanglement_lib_s_values():
-    study = {name: vae_tf.load_params(ROOT / "params.py", preset=name) for name in PRESETS if name.startswith("shapes2d_")}
+    study = {name: vae_tf.load_params(ROOT / "params.py", preset=name) for name in PRESETS
+             if name.startswith("shapes2d_") and name not in ("shapes2d_64", "shapes2d_disentangle")}
     assert {p.objective for p in study.values()} == set(objectives.OBJECTIVES)
     for p in study.values():
         assert (p.dataset, p.encoder_layers, p.latent_size, p.batch_size, p.learning_rate, p.num_steps) == (

@@ -26,21 +26,21 @@ def _option(default, help):
 class Params:
     """Every training option. Built by `load_params`; validated on creation (raises `UserError`)."""
 
-    run_name: str = _option("shapes2d_beta4", "folder name of the run under output_dir; an existing run is resumed")
+    run_name: str = _option("shapes2d", "folder name of the run under output_dir; an existing run is resumed")
     output_dir: str = _option("predictions", "folder that holds the run folders")
     dataset: str = _option("shapes2d", "data set: shapes2d (embedded, offline), mnist, fashion_mnist, celeb_a, dsprites, folder")
     data_dir: Optional[str] = _option(None, "where a data set's files are (folder: the images; dsprites: the npz; "
                                             "tfds sets: prepared data); None = tensorflow-datasets' default")
     download: bool = _option(False, "let tensorflow-datasets download and prepare a missing data set (needs internet)")
-    image_size: Optional[int] = _option(None, "resize images to image_size x image_size; None = the data set's own size")
+    image_size: Optional[int] = _option(32, "resize images to image_size x image_size; None = the data set's own size")
     channels: Optional[int] = _option(None, "1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)")
-    encoder_layers: Layers = _option([[32, 4, 2]] * 4 + [[256], [256]],
+    encoder_layers: Layers = _option([[32, 4, 2]] * 3 + [[256], [256]],
                                      "encoder: [filters, kernel, stride] convs then [units] dense layers")
     decoder_layers: Optional[Layers] = _option(None, "decoder: [units] dense then [filters, kernel, stride] transposed convs; None = mirror the encoder")
     latent_size: int = _option(10, "number of latent dimensions")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
-    objective: str = _option("beta_vae", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
+    objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
                                          "info_vae | iwae (README, 'Objectives'); beta / kl_schedule weight its KL-type term")
     kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|)")
     beta: float = _option(4.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
@@ -59,9 +59,9 @@ class Params:
     mmd_kernel: str = _option("rbf", "info_vae: MMD kernel, rbf | imq (inverse multiquadric), scale 2 * latent_size")
     iwae_samples: int = _option(5, "iwae: importance samples K per image (K = 1 is the VAE's ELBO)")
     batch_size: int = _option(64, "images per training step")
-    learning_rate: float = _option(5e-4, "Adam learning rate")
+    learning_rate: float = _option(1e-3, "Adam learning rate")
     adam_beta_1: float = _option(0.9, "Adam beta_1 (the beta-VAE project used 0.5)")
-    num_steps: int = _option(6000, "training steps in total; raise it and rerun to extend a finished run")
+    num_steps: int = _option(20000, "training steps in total; raise it and rerun to extend a finished run")
     plot_step: int = _option(500, "write a snapshot image every plot_step steps (0 = only log_step snapshots)")
     log_step: list = _option([20, 50, 100, 200], "extra early steps that also get a snapshot image")
     validation_step: int = _option(500, "validate every validation_step steps (0 = no validation)")
