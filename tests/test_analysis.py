@@ -138,8 +138,9 @@ def test_a_run_without_checkpoint_gets_graphs_only_and_a_note(trained, tmp_path,
 def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
     not_a_run = tmp_path / "not_a_run"
     not_a_run.mkdir()
-    no_log = _copy(trained, tmp_path, "no_log")
+    no_log = _copy(trained, tmp_path, "no_log")  # neither a log nor a checkpoint: nothing to draw
     (no_log / "log.csv").unlink()
+    shutil.rmtree(no_log / "checkpoints")
     cases = {(str(not_a_run),): "not a run folder", (str(tmp_path / "missing"),): "not found",
              (str(no_log),): "log.csv not found", (str(trained), "--compare"): "at least two",
              (str(trained), "--checkpoint=newest"): "invalid choice", (): "name at least one run folder",
@@ -413,3 +414,14 @@ def test_the_mig_figure_marks_a_factor_whose_best_latent_another_factor_shares()
     assert marks(axes["scale"]) == [(1.0, 0.2, False), (2.0, 0.4, True)]
     assert marks(axes["position_x"]) == [(1.0, 0.3, True), (2.0, 0.5, True)]
     assert list(axes["MIG"].lines[0].get_ydata()) == [0.2, 0.4]
+
+
+def test_a_run_shipped_without_its_log_gets_every_figure_but_the_graphs(trained, tmp_path, capsys):
+    run = _copy(trained, tmp_path, "shipped")
+    (run / "log.csv").unlink()
+    assert analyze_main([str(run), "--no_tsne"]) == 0
+    assert "log.csv not found" in capsys.readouterr().out
+    written = {p.name for p in (run / "analysis").iterdir()}
+    assert written == set(FIGURES) - {"graphs.png"}
+    summary = json.loads((run / "analysis" / "summary.json").read_text())
+    assert summary["final_training"] is None and summary["checkpoint_step"] == TINY["num_steps"]

@@ -210,18 +210,23 @@ def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progre
     if num_images < MIN_IMAGES:
         raise UserError(f"num_images must be at least {MIN_IMAGES} (the interpolation figure alone uses ten), "
                         f"got {num_images}")
-    log, validation = _read_logs(run)
+    has_checkpoint = run.has_checkpoint(checkpoint)
+    # A run shipped as its checkpoint alone (no log.csv) still gets every figure drawn from the model.
+    log, validation = _read_logs(run) if run.log_csv.exists() or not has_checkpoint else (None, {})
     run.analysis.mkdir(exist_ok=True)
     run.analysis_incomplete.write_text("analyze.py was interrupted here: the files in this folder may mix this "
                                        "analysis with an older one; rerun it to finish\n")
-    has_checkpoint = run.has_checkpoint(checkpoint)
     stages = ["graphs", "training.gif"] + (["encoding", "figures", "latent space"] if has_checkpoint else [])
     bar = tqdm(stages, desc=f"analyze {params.run_name}", unit="stage", disable=not progress, leave=False)
     say = note if not progress else _beside_bars(note)
     try:  # closed however this ends, so an error line never lands on the bar's line
         bar.set_postfix_str("graphs")
-        save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
-                    run.analysis / "graphs.png")
+        if log is not None:
+            save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
+                        run.analysis / "graphs.png")
+        else:
+            say(f"note: {run.log_csv} not found (the run folder holds its checkpoint without its log); graphs.png "
+                f"skipped")
         mig = _read_mig(run)
         if mig:
             save_figure(figures.mig_curves({params.run_name: mig}, f"{params.run_name}: MIG while training"),
@@ -287,7 +292,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progre
         summary = {
             "run": params.run_name, "checkpoint": checkpoint,
             "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
-            "final_training": final_figures(log, validation),
+            "final_training": final_figures(log, validation) if log is not None else None,
             "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken, "reconstruction_loss": reconstruction, "kl_loss": total_kl, **decomposition},
             **likelihood,
             "kl_per_dimension": kl.tolist(),
