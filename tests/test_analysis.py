@@ -425,3 +425,9 @@ def test_a_run_shipped_without_its_log_gets_every_figure_but_the_graphs(trained,
     assert written == set(FIGURES) - {"graphs.png"}
     summary = json.loads((run / "analysis" / "summary.json").read_text())
     assert summary["final_training"] is None and summary["checkpoint_step"] == TINY["num_steps"]
+    # Compared with a run that has its log: its row has test figures but no training ones, its MIG curve stays.
+    table = compare([trained, run], output_dir=tmp_path / "out", note=print)
+    assert "has no log.csv" in capsys.readouterr().out
+    row = table.splitlines()[3].split(" | ")
+    assert row[0] == "| shipped" and row[1:6] == ["–"] * 5 and row[6] != "–" and row[7] != "–"
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"comparison.png", "comparison_mig.png", "comparison.md"}

@@ -417,6 +417,11 @@ def _warn_if_unlike(params, note):
             note(f"warning: these runs have different {describe} ({listing})")
 
 
+def _training_columns(final):
+    return [str(final["steps"]), _number(final["loss"]), _number(final["reconstruction_loss"]),
+            _number(final["kl_loss"]), f"{final['kl_weight']:.3g}"]
+
+
 def _test_columns(summary):
     """A summary's test log-likelihood and KL decomposition (nats) as table cells, "–" where analyze.py has not run."""
     test = summary.get("test", {})
@@ -428,7 +433,8 @@ def compare(run_dirs, output_dir=None, note=print):
     """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
 
     Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
-    returns the table. Runs of different losses or image sizes get a `note` each.
+    returns the table. Runs of different losses or image sizes get a `note` each, and so does a run shipped without
+    its log.csv (its training figures are left out; its MIG curve and test figures stay).
     """
     from vae_tf.metrics import METRICS, markdown_table
 
@@ -441,8 +447,13 @@ def compare(run_dirs, output_dir=None, note=print):
     _warn_if_unlike({name: params for name, (_, params) in zip(names, opened)}, note)
     logs, finals, summaries, metrics, protocols = {}, {}, {}, {}, {}
     for run, name in zip(runs, names):
-        logs[name], validation = _read_logs(run)
-        finals[name] = final_figures(logs[name], validation)
+        if run.log_csv.exists() or not run.has_checkpoint("latest"):
+            logs[name], validation = _read_logs(run)
+            finals[name] = final_figures(logs[name], validation)
+        else:
+            note(f"note: {run.path} has no log.csv (a run shipped as its checkpoint); its training curves and final "
+                 f"training figures are left out")
+            finals[name] = None
         summaries[name] = _read_json(run.analysis / "summary.json")
         scored = _read_json(run.analysis / "metrics.json")
         metrics[name], protocols[name] = scored.get("metrics", {}), scored.get("protocol", "–")
@@ -451,15 +462,16 @@ def compare(run_dirs, output_dir=None, note=print):
     header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
                "test index-code MI", "test TC", "test dim-wise KL"]
               + (["metric protocol"] + metric_names if metric_names else []))
-    rows = [[name, str(final["steps"]), _number(final["loss"]), _number(final["reconstruction_loss"]),
-             _number(final["kl_loss"]), f"{final['kl_weight']:.3g}", str(summaries[name].get("active_units", "–"))]
+    rows = [[name] + (_training_columns(final) if final else ["–"] * 5)
+            + [str(summaries[name].get("active_units", "–"))]
             + _test_columns(summaries[name]) + ([protocols[name]] if metric_names else [])
             + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
             for name, final in finals.items()]
     table = markdown_table(header, rows)
     output = Path(output_dir) if output_dir else runs[0].path.parent
     output.mkdir(parents=True, exist_ok=True)
-    save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
+    if logs:
+        save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
     migs = {name: mig for run, name in zip(runs, names) if (mig := _read_mig(run))}
     if migs:
         save_figure(figures.mig_curves(migs, "MIG while training"), output / "comparison_mig.png")
