@@ -423,7 +423,7 @@ def _training_columns(final):
 
 
 def _test_columns(summary):
-    """A summary's test log-likelihood and KL decomposition (nats) as table cells, "–" where analyze.py has not run."""
+    """A summary's test log-likelihood and KL decomposition (nats) as table cells; "–" before analyze.py ran."""
     test = summary.get("test", {})
     values = [summary.get("test_log_likelihood")] + [test.get(name) for name in DECOMPOSITION]
     return ["–" if value is None else f"{value:.2f}" for value in values]
@@ -493,7 +493,8 @@ def score_run(run_dir, checkpoint="latest", quick=False, progress=True):
     run, params = open_run(run_dir, checkpoint)
     ground_truth = _ground_truth(params)  # first: a data set without factors is a one-line error, not a model load
     model = load_run(run.path, checkpoint)
-    scores = metrics.evaluate(ground_truth, model_representation(model), metrics.METRICS_SEED, quick=quick, progress=progress)
+    scores = metrics.evaluate(ground_truth, model_representation(model), metrics.METRICS_SEED, quick=quick,
+                              progress=progress)
     run.analysis.mkdir(exist_ok=True)
     write_json(run.analysis / "metrics.json", {
         "protocol": "quick" if quick else "default", "random_state": metrics.METRICS_SEED, "checkpoint": checkpoint,
@@ -528,7 +529,8 @@ def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, pr
     output = Path(output_dir or params.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     stem = f"baselines_{params.dataset}" + ("_quick" if quick else "")
-    write_json(output / f"{stem}.json", {"protocol": "quick" if quick else "default", "random_state": metrics.METRICS_SEED,
+    write_json(output / f"{stem}.json", {"protocol": "quick" if quick else "default",
+                                         "random_state": metrics.METRICS_SEED,
                                          "dataset": params.dataset, "baselines": rows})
     replace_atomically(output / f"{stem}.md", lambda temporary: Path(temporary).write_text(table))
     return table
