@@ -398,12 +398,14 @@ def test_an_error_during_analysis_closes_its_progress_bar_before_it_is_reported(
         pytest.fail("the UserError did not reach the caller")
 
 
-def test_the_mig_figure_marks_a_factor_whose_best_latent_another_factor_shares():
-    # Two scores: first shape and scale share latent 2, then shape has latent 5 of its own.
-    names = ("shape", "scale", "position_x")
+def test_the_mig_figure_rings_a_factor_whose_best_latent_belongs_to_a_factor_with_a_larger_gap():
+    # Two scores: first shape and scale share latent 2 (scale's gap is larger), then shape has latent 5 of its own;
+    # position_x shares latent 0 with orientation, which carries nothing.
+    names = ("shape", "scale", "orientation", "position_x")
     curve = {"step": [1000, 2000], "train_seconds": [60.0, 120.0], "mig": [0.2, 0.4],
-             "mig_shape": [0.1, 0.3], "mig_scale": [0.2, 0.4], "mig_position_x": [0.3, 0.5],
-             "latent_shape": [2, 5], "latent_scale": [2, 2], "latent_position_x": [0, 0]}
+             "mig_shape": [0.1, 0.3], "mig_scale": [0.2, 0.4], "mig_orientation": [0.0, 0.001],
+             "mig_position_x": [0.3, 0.5], "latent_shape": [2, 5], "latent_scale": [2, 2],
+             "latent_orientation": [0, 0], "latent_position_x": [0, 0]}
     figure = figures.mig_curves({"run": curve}, "t")
     axes = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
     assert set(axes) == {"MIG", *names}
@@ -411,7 +413,8 @@ def test_the_mig_figure_marks_a_factor_whose_best_latent_another_factor_shares()
         return sorted((float(x), float(y), collection.get_facecolors().size > 0 and collection.get_facecolors()[0][3] > 0)
                       for collection in axis.collections for x, y in collection.get_offsets())
     assert marks(axes["shape"]) == [(1.0, 0.1, False), (2.0, 0.3, True)]
-    assert marks(axes["scale"]) == [(1.0, 0.2, False), (2.0, 0.4, True)]
+    assert marks(axes["scale"]) == [(1.0, 0.2, True), (2.0, 0.4, True)]
+    assert marks(axes["orientation"]) == [(1.0, 0.0, False), (2.0, 0.001, False)]
     assert marks(axes["position_x"]) == [(1.0, 0.3, True), (2.0, 0.5, True)]
     assert list(axes["MIG"].lines[0].get_ydata()) == [0.2, 0.4]
 

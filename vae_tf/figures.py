@@ -210,8 +210,8 @@ def comparison(logs, title):
 
 def mig_curves(curves, title):
     """MIG and each factor's normalised gap against training time, one line per run: curves run name -> mig.csv
-    columns. A filled dot marks a score where the factor's most informative latent is its own, a hollow one where
-    another factor shares it, so the figure shows when each factor separates."""
+    columns. A ring marks a score where the factor's most informative latent is also that of a factor with a larger
+    gap (which the latent stands for better), a dot where it is not, so the figure shows when each factor separates."""
     factors = [column[len("mig_"):] for column in next(iter(curves.values())) if column.startswith("mig_")]
     columns = min(len(factors) + 1, 3)
     rows = -(-(len(factors) + 1) // columns)
@@ -225,9 +225,9 @@ def mig_curves(curves, title):
         minutes = np.asarray(curve["train_seconds"]) / 60
         axes[0].plot(minutes, curve["mig"], marker="o", markersize=3, color=colour, label=name)
         latents = np.array([curve[f"latent_{factor}"] for factor in factors])  # [factors, scores]
-        for axis, factor, best in zip(axes[1:], factors, latents):
-            own = (latents == best).sum(axis=0) == 1
-            gaps = np.asarray(curve[f"mig_{factor}"])
+        all_gaps = np.array([curve[f"mig_{factor}"] for factor in factors])
+        for axis, factor, best, gaps in zip(axes[1:], factors, latents, all_gaps):
+            own = ~((latents == best) & (all_gaps > gaps)).any(axis=0)
             axis.plot(minutes, gaps, color=colour, linewidth=1.0)
             axis.scatter(minutes[own], gaps[own], s=14, color=colour, zorder=3)
             axis.scatter(minutes[~own], gaps[~own], s=14, facecolors="none", edgecolors=colour, zorder=3)
@@ -237,7 +237,7 @@ def mig_curves(curves, title):
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("normalised mutual-information gap")
     axes[0].legend(loc="best", fontsize=8)
-    figure.suptitle(f"{title}\n(dots: the factor's best latent is its own; rings: another factor shares it)",
+    figure.suptitle(f"{title}\n(rings: a factor with a larger gap has the same best latent; dots: none has)",
                     fontsize=11)
     figure.tight_layout(rect=(0, 0, 1, 0.93))
     return figure
