@@ -50,12 +50,14 @@ def test_two_workers_train_together_and_the_checkpoint_resumes_in_one_process(tm
                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen(
             [sys.executable, str(ROOT / "train.py"), f"--output_dir={tmp_path}", "--run_name=cluster",
-             "--strategy=multi_worker", *ARGS], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+             "--strategy=multi_worker", *ARGS, "--mig_step=4"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True))
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
     run = tmp_path / "cluster"
     assert [int(s) for s in column(run / "log.csv", "step")] == list(range(6))  # the chief alone wrote the log
+    # The chief scored MIG at step 4 (a stop no other event has: every worker ended its call there) and at the end.
+    assert [int(s) for s in column(run / "mig.csv", "step")] == [4, 6]
     assert (run / "checkpoints" / "ckpt-6.index").exists()
 
     single = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=cluster",

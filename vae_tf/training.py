@@ -275,8 +275,8 @@ def train(params, progress=True):
     check_image_size(params, datasets.image_shape_of(params)[0])
     source = datasets.source_for(params)
     train_split, validation_split = source.split("train"), source.split("validation")
-    scores_mig = params.mig_step and chief and hasattr(source, "ground_truth")  # data sets with known factors
-    ground_truth = source.ground_truth() if scores_mig else None
+    # Data sets with known factors; every worker ends its calls at the MIG steps, so all make the same calls.
+    ground_truth = source.ground_truth() if params.mig_step and hasattr(source, "ground_truth") else None
     if chief:
         _describe_splits(params, train_split.num_examples, validation_split.num_examples)
         try:
@@ -345,7 +345,8 @@ class _Trainer:
         self.fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
         self.fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
         self.skipped_in_a_row = 0
-        self.representation = model_representation(model) if ground_truth is not None else None
+        self.scores_mig = chief and ground_truth is not None  # the chief scores, the other workers wait
+        self.representation = model_representation(model) if self.scores_mig else None
         # The files last, once nothing above can fail: `close` is called only after a complete __init__.
         self.logs, self.writer = [], None
         if chief:
@@ -355,7 +356,7 @@ class _Trainer:
             # A validation or MIG score at the resumed step came before its checkpoint was saved and is not redone.
             self.validation_log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, step + 1)
             self.logs = [self.log, self.validation_log]
-            if ground_truth is not None:
+            if self.scores_mig:
                 self.mig_log = CsvLog(run.mig_csv, mig_columns(ground_truth.factor_names), step + 1)
                 self.logs.append(self.mig_log)
             self.writer = tf.summary.create_file_writer(str(run.logs))
@@ -391,7 +392,7 @@ class _Trainer:
                                 bar)
                     if self.after_call(stop_requested, bar):
                         break
-            if self.ground_truth is not None and not _due(params.mig_step, self.step):
+            if self.scores_mig and not _due(params.mig_step, self.step):
                 self.score_mig(self.step)  # the trained model's score, whatever step training ended on
             if self.saved_at != self.step:
                 self.save(self.step)
@@ -441,7 +442,7 @@ class _Trainer:
             self.validate(step)
         if self.wants_snapshot(step):
             self.snapshot(step)
-        if self.ground_truth is not None and _due(params.mig_step, step):
+        if self.scores_mig and _due(params.mig_step, step):
             self.score_mig(step)
         stop = stop_requested[0] if stop_requested else None  # read once: a signal may land any time
         if _due(params.checkpoint_step, step) or stop:
