@@ -118,6 +118,13 @@ def test_results_do_not_depend_on_chunking(monkeypatch):
     assert scores(noisy) == before
 
 
+def test_dci_fits_its_factors_in_threads_with_the_sequential_result(monkeypatch):
+    monkeypatch.setattr(metrics, "FIT_THREADS", 3)
+    threaded = metrics.dci(GROUND_TRUTH, noisy, np.random.RandomState(5), **SMALL["dci"])
+    monkeypatch.setattr(metrics, "FIT_THREADS", 1)
+    assert metrics.dci(GROUND_TRUTH, noisy, np.random.RandomState(5), **SMALL["dci"]) == threaded
+
+
 def test_observations_are_encoded_in_large_chunks():
     calls = []
 
