@@ -1,10 +1,8 @@
 """The training snapshot: originals | reconstructions | generations from one fixed noise batch."""
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: training runs on machines with no screen
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def image_grid(images, columns=4, cells=0):
@@ -28,8 +26,11 @@ def show_images(axis, image):
 
 
 def snapshot_figure(originals, reconstructions, generations, step):
-    """A labelled three-panel figure as an RGB uint8 array [H, W, 3]."""
-    figure, axes = plt.subplots(1, 3, figsize=(9, 3.4), dpi=100)
+    """A labelled three-panel figure as an RGB uint8 array [H, W, 3]. Safe to call from any thread: the figure is
+    drawn on its own canvas, outside pyplot's global state."""
+    figure = Figure(figsize=(9, 3.4), dpi=100)
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 3)
     panels = [np.asarray(images) for images in (originals, reconstructions, generations)]
     cells = max(len(images) for images in panels)  # a validation split of few images still lines up
     for axis, images, title in zip(axes, panels, ("originals", "reconstructions", "generations")):
@@ -38,7 +39,5 @@ def snapshot_figure(originals, reconstructions, generations, step):
         axis.axis("off")
     figure.suptitle(f"step {step}", fontsize=13)
     figure.tight_layout(rect=(0, 0, 1, 0.94))
-    figure.canvas.draw()
-    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return pixels
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import imageio.v3 as iio
 import numpy as np
@@ -341,10 +342,13 @@ class _Trainer:
         # Validation images are drawn once and kept.
         self.validation_batches = list(datasets.evaluation_batches(validation_split, params.batch_size,
                                                                    params.validation_size)) if params.validation_step else []
-        self.evaluate_batch = tf.function(lambda x: model.loss_terms(x, model.optimizer.iterations, stream=1))
+        self.evaluate_batch = tf.function(lambda x: tf.stack([tf.cast(model.loss_terms(
+            x, model.optimizer.iterations, stream=1)[name], tf.float32) for name in VALIDATED]))
         self.fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
         self.fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
         self.skipped_in_a_row = 0
+        # Snapshots are drawn and written on a thread of their own, overlapping the next training call.
+        self.background, self.drawing = ThreadPoolExecutor(1, thread_name_prefix="vae_tf_snapshot"), []
         self.scores_mig = chief and ground_truth is not None  # the chief scores, the other workers wait
         self.representation = model_representation(model) if self.scores_mig else None
         # The files last, once nothing above can fail: `close` is called only after a complete __init__.
@@ -364,6 +368,7 @@ class _Trainer:
                                      params.nan_policy == "stop")
 
     def close(self):
+        self.background.shutdown(wait=True)
         for log in self.logs:
             log.close()
         if self.writer is not None:
@@ -371,8 +376,8 @@ class _Trainer:
 
     def fit(self, progress):
         params, step = self.params, self.step
-        if step == 0 and self.wants_snapshot(0):
-            self.snapshot(0)
+        if self.wants_snapshot(step) and not self.run.snapshot(step).exists():
+            self.snapshot(step)
         sizes = _CallSizes(params.steps_per_call, cluster=not self.chief or params.strategy == "multi_worker")
         bar = tqdm(total=params.num_steps, initial=step, unit="step", disable=not (progress and self.chief),
                    file=sys.stdout, dynamic_ncols=True, desc=params.run_name,
@@ -399,6 +404,7 @@ class _Trainer:
             if self.chief:
                 if not self.wants_snapshot(self.step):  # the GIF and the exported image end on the saved model
                     self.snapshot(self.step)
+                self.finish_snapshots()
                 replace_atomically(self.run.model_keras, self.model.save)
                 print(f"run saved in {self.run.path}; draw its figures with `python analyze.py {self.run.path}`, "
                       f"load it with vae_tf.load_run({str(self.run.path)!r})")
@@ -462,12 +468,24 @@ class _Trainer:
         return self.chief and ((params.plot_step and at % params.plot_step == 0) or at in params.log_step)
 
     def snapshot(self, at):
+        """The model's images at step `at`, computed now; drawing and writing them goes on in the background."""
         model = self.model
-        pixels = snapshot_figure(self.fixed_images, model.reconstruct(self.fixed_images), model.decode(self.fixed_noise),
-                                 at)
+        panels = [np.asarray(images) for images in (self.fixed_images, model.reconstruct(self.fixed_images),
+                                                    model.decode(self.fixed_noise))]
+        self.drawing.append((at, self.background.submit(self._write_snapshot, at, panels)))
+
+    def _write_snapshot(self, at, panels):
+        pixels = snapshot_figure(*panels, at)
         replace_atomically(self.run.snapshot(at), lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
         with self.writer.as_default(step=at):
             tf.summary.image("snapshot", pixels[None])
+
+    def finish_snapshots(self, before=math.inf):
+        """Wait for the snapshots of steps before `before` being written; a failed write (a full disk) raises here."""
+        done = [(at, future) for at, future in self.drawing if at < before]
+        self.drawing = [(at, future) for at, future in self.drawing if at >= before]
+        for _, future in done:
+            future.result()
 
     def validate(self, at):
         """Every worker validates the same images, so all take the same early-stopping decision."""
@@ -475,8 +493,7 @@ class _Trainer:
         totals, count = np.zeros(len(VALIDATED)), 0
         for x in self.validation_batches:
             n = int(x.shape[0])
-            terms = self.evaluate_batch(x)
-            totals += np.array([float(terms[name]) for name in VALIDATED]) * n  # float64 sums of the batch means
+            totals += self.evaluate_batch(x).numpy().astype(np.float64) * n  # float64 sums of the batch means
             count += n
         figures = {name: float(total) / count for name, total in zip(VALIDATED, totals)}
         if self.chief:
@@ -502,6 +519,9 @@ class _Trainer:
                              **{f"latent_{n}": d for n, d in zip(names, scores["top_dims"])}, "wall_time": time.time()})
 
     def save(self, at):
+        # Every earlier snapshot is on disk before the checkpoint; the one of this step may still be drawing, and a
+        # run resumed from this checkpoint draws it again if it never landed.
+        self.finish_snapshots(before=at)
         for log in self.logs:
             log.flush()
         self.state.save(at)
