@@ -3,8 +3,9 @@
     python benchmarks/bench_training.py [--rounds=3] [--only=conv64,tiny,...]
 
 For each model, `vae_tf.train` (what train.py runs: data pipeline, log, progress bar, validations, snapshots and
-checkpoints every 500 steps, as params.py has them) against a bare loop of the same model's train_step compiled
-with tf.function on one fixed batch, which returns to the host after every step (`float(loss)`):
+checkpoints every 500 steps, as params.py has them; MIG scoring, an evaluation taking seconds, is off) against a
+bare loop of the same model's train_step compiled with tf.function on one fixed batch, which returns to the host
+after every step (`float(loss)`):
   conv64    the β-VAE project's 64×64 model on shapes2d (preset shapes2d_64, params.py's default before the 32×32
             DIP-VAE-II), plus a plain PyTorch loop of it (`pip install torch==2.13.0`; skipped without torch)
   default   params.py's model (32×32, DIP-VAE-II)
@@ -51,7 +52,7 @@ BASELINE = {"bfloat16": "conv64", "xla": "conv64"}  # compared with float32 / gr
 
 def params_of(model):
     preset, overrides, _ = MODELS[model]
-    return vae_tf.load_params(PARAMS, preset=preset, overrides={"log_step": [], **overrides})
+    return vae_tf.load_params(PARAMS, preset=preset, overrides={"log_step": [], "mig_step": 0, **overrides})
 
 
 def train_py(model, steps):

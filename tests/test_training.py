@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import vae_tf
 from vae_tf.model import step_figures
@@ -36,7 +38,13 @@ def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
     assert (run / "model.keras").stat().st_size > 0
     assert {p.name for p in (run / "checkpoints").glob("ckpt-*.index")} == {"ckpt-3.index", "ckpt-6.index"}
     assert list((run / "checkpoints" / "best").glob("ckpt-*.index"))
-    assert list((run / "logs").glob("events.out.tfevents.*"))
+    # TensorBoard holds every step's figures, as log.csv does, and every snapshot.
+    events = EventAccumulator(str(run / "logs"), size_guidance={"tensors": 0, "images": 0})
+    events.Reload()
+    for name in ("loss", "kl_loss", "grad_norm"):
+        scalars = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(f"train/{name}")]
+        assert scalars == [(int(r["step"]), pytest.approx(float(r[name]), rel=1e-6)) for r in rows], name
+    assert [e.step for e in events.Tensors("snapshot")] == [0, 1, 3, 6]
     assert "run saved in" in result.stdout
     umask = os.umask(0)
     os.umask(umask)

@@ -185,10 +185,10 @@ def _writes_to(run, resume_step):
                         f"same command to resume from step {resume_step()}") from None
 
 
-def _compiled_steps(model, strategy, stream, writer, jit_compile, stop_on_nan):
+def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
     """A compiled function `(step, n) -> (figures [m, F], usable [m])` that runs up to n training steps from `step`
     without returning to the host: each step draws its batch from `stream`, runs train_step on every replica (each
-    on its slice of the batch), combines the figures across replicas and writes them to TensorBoard; `usable` says
+    on its slice of the batch) and combines the figures across replicas; `usable` says
     which steps had a finite loss and gradient (`model.usable_step`). It returns after the first unusable step when
     `stop_on_nan` (m < n), else after n steps."""
     one_step = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
@@ -212,10 +212,6 @@ def _compiled_steps(model, strategy, stream, writer, jit_compile, stop_on_nan):
         for i in tf.range(n):
             positions = stream.positions(start + tf.cast(i, tf.int64))
             vector = strategy.experimental_local_results(strategy.run(replica_step, args=(positions,)))[0]
-            if writer is not None:
-                with writer.as_default(step=model.optimizer.iterations - 1):
-                    for j, name in enumerate(model.step_figures):
-                        tf.summary.scalar(f"train/{name}", vector[j])
             fine = usable_step(vector[loss_index], vector[norm_index], model.loss_scaled)
             rows, usable = rows.write(i, vector), usable.write(i, fine)
             count = i + 1
@@ -225,6 +221,21 @@ def _compiled_steps(model, strategy, stream, writer, jit_compile, stop_on_nan):
         return rows.gather(tf.range(count)), usable.gather(tf.range(count))
 
     return steps
+
+
+def _scalar_writer(writer, names):
+    """A compiled function `(figures [m, F], first_step)` writing each row as TensorBoard scalars `train/<name>` at
+    steps first_step, first_step + 1, ...: the training call's figures, written off the training thread."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, len(names)], tf.float32), tf.TensorSpec([], tf.int64)])
+    def write(rows, first_step):
+        with writer.as_default():
+            for i in tf.range(tf.shape(rows)[0]):
+                with tf.name_scope("train/"):  # absolute: the loop's own scope would prefix the tags with "while/"
+                    for j, name in enumerate(names):
+                        tf.summary.scalar(name, rows[i, j], step=first_step + tf.cast(i, tf.int64))
+
+    return write
 
 
 class _CallSizes:
@@ -347,8 +358,9 @@ class _Trainer:
         self.fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
         self.fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
         self.skipped_in_a_row = 0
-        # Snapshots are drawn and written on a thread of their own, overlapping the next training call.
-        self.background, self.drawing = ThreadPoolExecutor(1, thread_name_prefix="vae_tf_snapshot"), []
+        # TensorBoard's scalars and the snapshots are written on a thread of their own, overlapping the next
+        # training call.
+        self.background, self.pending = ThreadPoolExecutor(1, thread_name_prefix="vae_tf_writer"), []
         self.scores_mig = chief and ground_truth is not None  # the chief scores, the other workers wait
         self.representation = model_representation(model) if self.scores_mig else None
         # The files last, once nothing above can fail: `close` is called only after a complete __init__.
@@ -364,8 +376,8 @@ class _Trainer:
                 self.mig_log = CsvLog(run.mig_csv, mig_columns(ground_truth.factor_names), step + 1)
                 self.logs.append(self.mig_log)
             self.writer = tf.summary.create_file_writer(str(run.logs))
-        self.steps = _compiled_steps(model, strategy, self.stream, self.writer, params.jit_compile,
-                                     params.nan_policy == "stop")
+            self.write_scalars = _scalar_writer(self.writer, model.step_figures)
+        self.steps = _compiled_steps(model, strategy, self.stream, params.jit_compile, params.nan_policy == "stop")
 
     def close(self):
         self.background.shutdown(wait=True)
@@ -390,6 +402,8 @@ class _Trainer:
                     rows, usable = self.steps(tf.constant(self.step, tf.int64), tf.constant(n, tf.int32))
                     rows, usable = rows.numpy(), usable.numpy()
                     ended = time.time()
+                    if self.chief:
+                        self.pending.append((self.step, self.background.submit(self.write_scalars, rows, self.step)))
                     sizes.timed(len(rows), ended - started)
                     self.state.train_seconds.assign_add(ended - started)
                     # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
@@ -404,7 +418,7 @@ class _Trainer:
             if self.chief:
                 if not self.wants_snapshot(self.step):  # the GIF and the exported image end on the saved model
                     self.snapshot(self.step)
-                self.finish_snapshots()
+                self.finish_background()
                 replace_atomically(self.run.model_keras, self.model.save)
                 print(f"run saved in {self.run.path}; draw its figures with `python analyze.py {self.run.path}`, "
                       f"load it with vae_tf.load_run({str(self.run.path)!r})")
@@ -472,7 +486,7 @@ class _Trainer:
         model = self.model
         panels = [np.asarray(images) for images in (self.fixed_images, model.reconstruct(self.fixed_images),
                                                     model.decode(self.fixed_noise))]
-        self.drawing.append((at, self.background.submit(self._write_snapshot, at, panels)))
+        self.pending.append((at, self.background.submit(self._write_snapshot, at, panels)))
 
     def _write_snapshot(self, at, panels):
         pixels = snapshot_figure(*panels, at)
@@ -480,11 +494,11 @@ class _Trainer:
         with self.writer.as_default(step=at):
             tf.summary.image("snapshot", pixels[None])
 
-    def finish_snapshots(self, before=math.inf):
-        """Wait for the snapshots of steps before `before` being written; a failed write (a full disk) raises here."""
-        done = [(at, future) for at, future in self.drawing if at < before]
-        self.drawing = [(at, future) for at, future in self.drawing if at >= before]
-        for _, future in done:
+    def finish_background(self, before=math.inf):
+        """Wait for the background writes about steps before `before`; a failed one (a full disk) raises here."""
+        done = [future for at, future in self.pending if at < before]
+        self.pending = [(at, future) for at, future in self.pending if at >= before]
+        for future in done:
             future.result()
 
     def validate(self, at):
@@ -519,9 +533,9 @@ class _Trainer:
                              **{f"latent_{n}": d for n, d in zip(names, scores["top_dims"])}, "wall_time": time.time()})
 
     def save(self, at):
-        # Every earlier snapshot is on disk before the checkpoint; the one of this step may still be drawing, and a
-        # run resumed from this checkpoint draws it again if it never landed.
-        self.finish_snapshots(before=at)
+        # The scalars and snapshots of earlier steps are on disk before the checkpoint; the snapshot of this step
+        # may still be drawing, and a run resumed from this checkpoint draws it again if it never landed.
+        self.finish_background(before=at)
         for log in self.logs:
             log.flush()
         self.state.save(at)
