@@ -198,6 +198,89 @@ def _test_losses(model, images, mean, log_std):
     return float(np.mean(reconstruction)), float(np.sum(latents.kl_per_dimension(mean, log_std)))
 
 
+def _training_figures(run, params, log, validation, say):
+    """graphs.png and mig.png from the logs, training.gif from the snapshots: what needs no checkpoint."""
+    if log is not None:
+        save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
+                    run.analysis / "graphs.png")
+    else:
+        say(f"note: {run.log_csv} not found (the run folder holds its checkpoint without its log); graphs.png "
+            f"skipped")
+    mig = _read_mig(run)
+    if mig:
+        save_figure(figures.mig_curves({params.run_name: mig}, f"{params.run_name}: MIG while training"),
+                    run.analysis / "mig.png")
+
+
+def _training_gif(run, say):
+    try:
+        frames = snapshots(run)
+        if frames:
+            write_gif(frames, run.analysis / "training.gif")
+        else:
+            say(f"note: {run.images} has no snapshots yet; training.gif skipped")
+    except UserError as problem:
+        say(f"note: {problem}; training.gif skipped")
+
+
+def _encoded_test_images(model, params, num_images, say):
+    """The test images (topped up from other splits when the test split is small, with a note), their labels and
+    posterior parameters [N, latent_size] each."""
+    images, labels, taken = _test_images(params, num_images)
+    if len(images) < MIN_IMAGES:
+        raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
+                        f"{MIN_IMAGES}: add images to the data set")
+    if len(taken) > 1:
+        say(f"note: the test split of {params.dataset} has only {taken['test']} images, so the latent figures and "
+            f"the test figures also use " + " and ".join(f"{n} {name}" for name, n in list(taken.items())[1:])
+            + " images (training images flatter the reconstructions)")
+    return images, labels, taken, *_posterior(model, images)
+
+
+def _model_figures(run, params, model, images, mean, log_std, kl, active):
+    """The figures drawn from the model's codes and decodings; returns the dimension latent_traversal.png shows."""
+    traversal, dimension = _traversal(model, mean, log_std)
+    save_figure(traversal, run.analysis / "latent_traversal.png")
+    save_figure(_traversals_all(model, mean, kl), run.analysis / "latent_traversals_all.png")
+    save_figure(_interpolation(model, mean, images), run.analysis / "interpolation.png")
+    save_figure(_reconstruction_rows(model, images), run.analysis / "reconstructions.png")
+    save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
+                                   "decoded samples from the prior N(0, I)"), run.analysis / "samples.png")
+    save_figure(figures.kl_per_dimension(kl, active, f"{params.run_name}: {int(active.sum())} of {len(kl)} "
+                                                     f"dimensions active"), run.analysis / "kl_per_dimension.png")
+    return dimension
+
+
+def _latent_space_figure(run, params, mean, labels, tsne):
+    from vae_tf.shapes2d import factor_labels
+    value_labels = factor_labels() if params.dataset in ("shapes2d", "dsprites") else {}  # the same factor grid
+    save_figure(figures.latent_space(_projections(mean, params.seed, tsne), labels,
+                                     f"{params.run_name}: test posterior means in 2-D", value_labels),
+                run.analysis / "latent_space.png")
+
+
+def _summary(params, checkpoint, model, log, validation, images, mean, log_std, kl, active, taken, num_images,
+             dimension):
+    """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
+    and active units."""
+    reconstruction, total_kl = _test_losses(model, images, mean, log_std)
+    collapse = latents.collapse_sentence(int(active.sum()), total_kl)
+    likelihood = _test_likelihood(model, images)
+    decomposition = _test_decomposition(mean, log_std, params.seed)
+    return {
+        "run": params.run_name, "checkpoint": checkpoint,
+        "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
+        "final_training": final_figures(log, validation) if log is not None else None,
+        "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken,
+                 "reconstruction_loss": reconstruction, "kl_loss": total_kl,
+                 **decomposition},
+        **likelihood,
+        "kl_per_dimension": kl.tolist(),
+        "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
+        "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
+    }
+
+
 def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progress=True, note=print, tsne=True):
     """Write every figure of a run into `<run>/analysis/`; returns the summary (None when only graphs could be drawn).
 
@@ -219,86 +302,36 @@ def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progre
     stages = ["graphs", "training.gif"] + (["encoding", "figures", "latent space"] if has_checkpoint else [])
     bar = tqdm(stages, desc=f"analyze {params.run_name}", unit="stage", disable=not progress, leave=False)
     say = note if not progress else _beside_bars(note)
+
+    def stage(name):
+        bar.set_postfix_str(name)
+        bar.update()
+
     try:  # closed however this ends, so an error line never lands on the bar's line
         bar.set_postfix_str("graphs")
-        if log is not None:
-            save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
-                        run.analysis / "graphs.png")
-        else:
-            say(f"note: {run.log_csv} not found (the run folder holds its checkpoint without its log); graphs.png "
-                f"skipped")
-        mig = _read_mig(run)
-        if mig:
-            save_figure(figures.mig_curves({params.run_name: mig}, f"{params.run_name}: MIG while training"),
-                        run.analysis / "mig.png")
-        bar.update()
-        bar.set_postfix_str("training.gif")
-        try:
-            frames = snapshots(run)
-            if frames:
-                write_gif(frames, run.analysis / "training.gif")
-            else:
-                say(f"note: {run.images} has no snapshots yet; training.gif skipped")
-        except UserError as problem:
-            say(f"note: {problem}; training.gif skipped")
-        bar.update()
+        _training_figures(run, params, log, validation, say)
+        stage("training.gif")
+        _training_gif(run, say)
         if not has_checkpoint:
+            bar.update()
             advice = ("it never validates (validation_step=0), so use --checkpoint=latest"
                       if checkpoint == "best" and not params.validation_step else
                       "train it further or pick another with --checkpoint")
             say(f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; {advice}")
             run.analysis_incomplete.unlink()
             return None
-
-        bar.set_postfix_str("encoding")
+        stage("encoding")
         model = load_run(run.path, checkpoint)
-        images, labels, taken = _test_images(params, num_images)
-        if len(images) < MIN_IMAGES:
-            raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
-                            f"{MIN_IMAGES}: add images to the data set")
-        if len(taken) > 1:
-            say(f"note: the test split of {params.dataset} has only {taken['test']} images, so the latent figures and "
-                f"the test figures also use " + " and ".join(f"{n} {name}" for name, n in list(taken.items())[1:])
-                + " images (training images flatter the reconstructions)")
-        mean, log_std = _posterior(model, images)
+        images, labels, taken, mean, log_std = _encoded_test_images(model, params, num_images, say)
         kl = latents.kl_per_dimension(mean, log_std)
         active = latents.active_units(mean)
+        stage("figures")
+        dimension = _model_figures(run, params, model, images, mean, log_std, kl, active)
+        stage("latent space (t-SNE)" if tsne else "latent space")
+        _latent_space_figure(run, params, mean, labels, tsne)
         bar.update()
-
-        bar.set_postfix_str("figures")
-        traversal, dimension = _traversal(model, mean, log_std)
-        save_figure(traversal, run.analysis / "latent_traversal.png")
-        save_figure(_traversals_all(model, mean, kl), run.analysis / "latent_traversals_all.png")
-        save_figure(_interpolation(model, mean, images), run.analysis / "interpolation.png")
-        save_figure(_reconstruction_rows(model, images), run.analysis / "reconstructions.png")
-        save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
-                                       "decoded samples from the prior N(0, I)"), run.analysis / "samples.png")
-        save_figure(figures.kl_per_dimension(kl, active, f"{params.run_name}: {int(active.sum())} of {len(kl)} "
-                                                         f"dimensions active"), run.analysis / "kl_per_dimension.png")
-        bar.update()
-
-        bar.set_postfix_str("latent space (t-SNE)" if tsne else "latent space")
-        from vae_tf.shapes2d import factor_labels
-        value_labels = factor_labels() if params.dataset in ("shapes2d", "dsprites") else {}  # the same factor grid
-        save_figure(figures.latent_space(_projections(mean, params.seed, tsne), labels,
-                                         f"{params.run_name}: test posterior means in 2-D", value_labels),
-                    run.analysis / "latent_space.png")
-        bar.update()
-
-        reconstruction, total_kl = _test_losses(model, images, mean, log_std)
-        collapse = latents.collapse_sentence(int(active.sum()), total_kl)
-        likelihood = _test_likelihood(model, images)
-        decomposition = _test_decomposition(mean, log_std, params.seed)
-        summary = {
-            "run": params.run_name, "checkpoint": checkpoint,
-            "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
-            "final_training": final_figures(log, validation) if log is not None else None,
-            "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken, "reconstruction_loss": reconstruction, "kl_loss": total_kl, **decomposition},
-            **likelihood,
-            "kl_per_dimension": kl.tolist(),
-            "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
-            "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
-        }
+        summary = _summary(params, checkpoint, model, log, validation, images, mean, log_std, kl, active, taken,
+                           num_images, dimension)
         write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
         run.analysis_incomplete.unlink()
         say(summary_lines(summary))
