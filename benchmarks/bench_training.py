@@ -10,7 +10,10 @@ after every step (`float(loss)`):
             DIP-VAE-II), plus a plain PyTorch loop of it (`pip install torch==2.13.0`; skipped without torch)
   default   params.py's model (32×32, DIP-VAE-II)
   tiny      16×16 shapes2d, one hidden layer of 64, latent 2: a step costs next to nothing, as on a GPU, so this
-            measures the host loop; also a bare loop that runs all its steps in one call (no host sync)
+            measures the host loop; also a bare loop that runs all its steps in one call (no host sync), and
+            shapes2d rendering alone at 16×16 (the data each step draws)
+  tiny_loop the tiny model with no snapshot, validation or checkpoint before the end: the host loop, data and log
+            alone (each validation and checkpoint costs about as much as 100 tiny steps)
   bfloat16  conv64 with precision mixed_bfloat16 (and its loss gap to float32 after the same steps)
   xla       conv64 with jit_compile True
   VAE_0     the MLP preset at 28×28, and celeba: the beta-VAE project's CelebA model at 64×64×3 (both fed shapes2d
@@ -42,6 +45,8 @@ MODELS = {
     "conv64": ("shapes2d_64", {}, 520),
     "default": (None, {}, 1500),
     "tiny": ("shapes2d_64", dict(image_size=16, encoder_layers=[[64]], decoder_layers=None, latent_size=2), 4000),
+    "tiny_loop": ("shapes2d_64", dict(image_size=16, encoder_layers=[[64]], decoder_layers=None, latent_size=2,
+                                      plot_step=0, validation_step=0, checkpoint_step=4000), 4000),
     "bfloat16": ("shapes2d_64", dict(precision="mixed_bfloat16"), 520),
     "xla": ("shapes2d_64", dict(jit_compile=True), 520),
     "VAE_0": ("VAE_0", dict(dataset="shapes2d", image_size=28), 1500),
@@ -133,7 +138,7 @@ def plan(models, have_torch):
         if model not in BASELINE:
             wanted.append(("bare", model))
     if "tiny" in models:
-        wanted.append(("one_call", "tiny"))
+        wanted += [("one_call", "tiny"), ("rendering", "tiny")]
     if "conv64" in models:
         wanted += ([("torch", "conv64")] if have_torch else []) + [("rendering", "conv64")]
     return wanted
@@ -157,7 +162,7 @@ def report(models, rates, losses):
                 print(f"{'bfloat16 loss gap to float32 (last 100 of 520 steps)':<52}{gap:+7.2%}")
             continue
         target = {"conv64": "   (target >= 0.95)", "default": "   (target >= 0.95)",
-                  "tiny": "   (target >= 1.5)"}.get(model, "")
+                  "tiny": "   (target >= 1.5)", "tiny_loop": "   (the host loop alone)"}.get(model, "")
         print(f"{model + ' train.py / bare loop (sync every step)':<52}"
               f"{rate[('train.py', model)] / rate[('bare', model)]:6.2f}{target}")
     if ("one_call", "tiny") in rate:
@@ -166,6 +171,9 @@ def report(models, rates, losses):
     if ("torch", "conv64") in rate:
         print(f"{'conv64 train.py / PyTorch loop':<52}{rate[('train.py', 'conv64')] / rate[('torch', 'conv64')]:6.2f}")
         print(f"{'conv64 bare TF / PyTorch loop':<52}{rate[('bare', 'conv64')] / rate[('torch', 'conv64')]:6.2f}")
+    if ("rendering", "tiny") in rate:
+        print(f"{'shapes2d rendering at 16x16 / tiny train.py':<52}"
+              f"{rate[('rendering', 'tiny')] / rate[('train.py', 'tiny')]:6.1f}")
     if ("rendering", "conv64") in rate:
         print(f"{'shapes2d rendering / conv64 train.py':<52}"
               f"{rate[('rendering', 'conv64')] / rate[('train.py', 'conv64')]:6.1f}")
