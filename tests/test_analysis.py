@@ -148,7 +148,10 @@ def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
              (str(trained), str(trained), "--compare", "--metrics"): "analyse them with --metrics first",
              (str(trained), "--quick"): "use it with --metrics or --baselines",
              (str(trained), "--dataset=shapes2d"): "--dataset is for --baselines",
-             (str(trained), "--output=x"): "--output is where", (str(trained), "--export_dir=x"): "add --export", (str(trained), "--num_images=5"): "at least 10"}
+             (str(trained), "--output=x"): "--output is where", (str(trained), "--export_dir=x"): "add --export",
+             (str(trained), "--num_images=5"): "at least 10",
+             (str(trained), "--metric_names=mig,bogus"): "from beta_vae, factor_vae, mig, dci, sap; got 'mig,bogus'",
+             (str(trained), str(trained), "--compare", "--metric_names=mig"): "analyse them with --metric_names"}
     for argv, message in cases.items():
         assert analyze_main(list(argv)) == 2, argv
         err = capsys.readouterr().err
@@ -206,6 +209,17 @@ def test_metrics_command_writes_metrics_json_and_prints_its_table(trained, tmp_p
     assert sorted(saved["metrics"]) == ["beta_vae", "dci", "factor_vae", "mig", "sap"]
     assert table.splitlines()[2].startswith("| tiny | ") and f"{saved['metrics']['mig']['score']:.3f}" in table
     assert score_run(run, quick=True, progress=False) == table  # one random_state for every run: repeatable
+    # Scored in parts (--metric_names), each metric gets the score of the whole suite, and the file gathers them.
+    (run / "analysis" / "metrics.json").unlink()
+    score_run(run, quick=True, progress=False, names=["sap"])
+    score_run(run, quick=True, progress=False, names=["dci", "mig"])
+    parts = json.loads((run / "analysis" / "metrics.json").read_text())
+    assert list(parts["metrics"]) == ["mig", "dci", "sap"]
+    assert parts["metrics"] == {name: saved["metrics"][name] for name in ("mig", "dci", "sap")}
+    # Scores of another protocol are not mixed in.
+    (run / "analysis" / "metrics.json").write_text(json.dumps({**parts, "protocol": "default"}))
+    score_run(run, quick=True, progress=False, names=["mig"])
+    assert list(json.loads((run / "analysis" / "metrics.json").read_text())["metrics"]) == ["mig"]
 
 
 def test_metrics_reuse_current_figures_and_an_interrupted_analysis_is_marked(trained, tmp_path, capsys, monkeypatch,
@@ -261,6 +275,15 @@ def test_baselines_command_writes_the_table(trained, tmp_path, small_quick_proto
     assert list(saved["baselines"]) == ["ground_truth_factors", "raw_pixels", "pca", "ica", "untrained_model"]
     assert sorted(saved["baselines"]["raw_pixels"]) == ["beta_vae", "factor_vae", "mig"]
     assert saved["baselines"]["ground_truth_factors"]["beta_vae"]["score"] == 1.0
+    # --metric_names: only those, and raw pixels never get the metrics too slow on thousands of pixel dimensions.
+    run = _copy(trained, tmp_path, "architecture")  # the untrained model's architecture and data: the run's
+    assert analyze_main([str(run), "--num_images=32", "--baselines", f"--output={tmp_path / 'some'}", "--quick",
+                         "--metric_names=mig,sap"]) == 0
+    some = json.loads((tmp_path / "some" / "baselines_shapes2d_quick.json").read_text())["baselines"]
+    assert {name: sorted(row) for name, row in some.items()} == {
+        "ground_truth_factors": ["mig", "sap"], "raw_pixels": ["mig"], "pca": ["mig", "sap"], "ica": ["mig", "sap"],
+        "untrained_model": ["mig", "sap"]}
+    assert some["pca"]["mig"] == saved["baselines"]["pca"]["mig"]
 
 
 def test_compare_refuses_two_runs_of_one_name(trained, tmp_path):

@@ -517,8 +517,12 @@ def _ground_truth(params):
     return load_ground_truth(params.dataset, params.image_size, params.data_dir, channels=params.channels)
 
 
-def score_run(run_dir, checkpoint="latest", quick=False, progress=True):
-    """Disentanglement metrics of a run into `<run>/analysis/metrics.json`; returns their Markdown table."""
+def score_run(run_dir, checkpoint="latest", quick=False, progress=True, names=None):
+    """Disentanglement metrics of a run into `<run>/analysis/metrics.json`; returns their Markdown table.
+
+    `names` scores only those metrics and keeps the file's other scores when they are of the same weights, protocol
+    and random_state (each metric draws from its own generator, so scoring in parts gives the scores of one call).
+    """
     from vae_tf import metrics
     from vae_tf.baselines import model_representation
     from vae_tf.runs import load_run
@@ -526,12 +530,17 @@ def score_run(run_dir, checkpoint="latest", quick=False, progress=True):
     run, params = open_run(run_dir, checkpoint)
     ground_truth = _ground_truth(params)  # first: a data set without factors is a one-line error, not a model load
     model = load_run(run.path, checkpoint)
-    scores = metrics.evaluate(ground_truth, model_representation(model), metrics.METRICS_SEED, quick=quick,
-                              progress=progress)
+    scores = metrics.evaluate(ground_truth, model_representation(model), metrics.METRICS_SEED, names=names,
+                              quick=quick, progress=progress)
+    record = {"protocol": "quick" if quick else "default", "random_state": metrics.METRICS_SEED,
+              "checkpoint": checkpoint,
+              "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None}
+    earlier = _read_json(run.analysis / "metrics.json")
+    if names is not None and all(earlier.get(key) == value for key, value in record.items()):
+        scores = {name: ({**earlier["metrics"], **scores})[name] for name in metrics.METRICS
+                  if name in scores or name in earlier["metrics"]}
     run.analysis.mkdir(exist_ok=True)
-    write_json(run.analysis / "metrics.json", {
-        "protocol": "quick" if quick else "default", "random_state": metrics.METRICS_SEED, "checkpoint": checkpoint,
-        "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None, "metrics": scores})
+    write_json(run.analysis / "metrics.json", {**record, "metrics": scores})
     return metrics.format_table({params.run_name: scores})
 
 
@@ -547,8 +556,9 @@ def baseline_params(dataset=None, run_dir=None):
                        overrides={"dataset": dataset} if dataset else None)
 
 
-def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, progress=True):
-    """The baseline representations' metrics on a data set, written to `<output_dir>/baselines_<dataset>.md|json`.
+def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, progress=True, names=None):
+    """The baseline representations' metrics (`names`, default all) on a data set, written to
+    `<output_dir>/baselines_<dataset>.md|json`.
 
     The untrained model has the architecture of `run_dir` when given, else of params.py (else the defaults).
     """
@@ -557,7 +567,8 @@ def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, pr
 
     params = baseline_params(dataset, run_dir)
     ground_truth = _ground_truth(params)
-    rows = evaluate_baselines(ground_truth, params, metrics.METRICS_SEED, quick=quick, progress=progress)
+    rows = evaluate_baselines(ground_truth, params, metrics.METRICS_SEED, metrics=names, quick=quick,
+                              progress=progress)
     table = metrics.format_table(rows)
     output = Path(output_dir or params.output_dir)
     output.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA, FastICA
 from sklearn.exceptions import ConvergenceWarning
 
 from vae_tf.errors import UserError
-from vae_tf.metrics import evaluate, random_state_of, seed_from
+from vae_tf.metrics import METRICS, evaluate, random_state_of, seed_from
 from vae_tf.model import build_model
 
 NUM_FIT_SAMPLES = 10000  # observations PCA and ICA are fitted on
@@ -146,9 +146,10 @@ def evaluate_baselines(ground_truth, params, random_state=0, names=None, metrics
                        progress=False, num_samples=NUM_FIT_SAMPLES):
     """{baseline: {metric: result}}: the rows of the baseline table, ready for `metrics.format_table`.
 
-    `metrics=None` runs every metric on every row except raw_pixels, which gets PIXEL_METRICS."""
+    `metrics=None` runs every metric; raw_pixels gets only those of them in PIXEL_METRICS."""
     built = baseline_representations(ground_truth, params, random_state, names, num_samples)
+    wanted = list(METRICS) if metrics is None else list(metrics)
     return {name: evaluate(baseline.ground_truth, baseline.representation_fn, random_state,
-                           PIXEL_METRICS if metrics is None and name == "raw_pixels" else metrics, quick, progress,
-                           label=name)
+                           [m for m in wanted if m in PIXEL_METRICS] if name == "raw_pixels" else wanted, quick,
+                           progress, label=name)
             for name, baseline in built.items()}

@@ -145,6 +145,10 @@ def _analyze_parser():
     parser.add_argument("--metrics", action="store_true",
                         help="also score disentanglement (beta_vae, factor_vae, mig, dci, sap) into "
                              "analysis/metrics.json; needs a data set with ground-truth factors")
+    parser.add_argument("--metric_names", metavar="NAMES",
+                        help="score only these comma-separated metrics (implies --metrics; with --baselines, the "
+                             "baselines' metrics); a run's other scores of the same weights and protocol are kept, "
+                             "e.g. --metric_names=mig,sap skips DCI's minutes of boosted trees")
     parser.add_argument("--quick", action="store_true", help="use the quick metric protocol (smaller samples)")
     parser.add_argument("--baselines", action="store_true",
                         help="score the baseline representations (pixels, PCA, FastICA, an untrained model, the "
@@ -162,13 +166,22 @@ def _check_combination(args):
     if args.compare:
         if len(args.runs) < 2:
             raise UserError("--compare needs at least two run folders")
-        given = [flag for flag, value in (("--metrics", args.metrics), ("--export", args.export),
+        given = [flag for flag, value in (("--metrics", args.metrics), ("--metric_names", args.metric_names),
+                                          ("--export", args.export),
                                           ("--checkpoint", args.checkpoint), ("--num_images", args.num_images),
                                           ("--no_tsne", args.no_tsne))
                  if value]
         if given:
             raise UserError(f"--compare only tabulates what the runs already hold; analyse them with "
                             f"{' '.join(given)} first, then compare")
+    if args.metric_names is not None:
+        from vae_tf.metrics import METRICS
+        names = [name.strip() for name in args.metric_names.split(",") if name.strip()]
+        unknown = [name for name in names if name not in METRICS]
+        if unknown or not names:
+            raise UserError(f"--metric_names takes comma-separated metrics from {', '.join(METRICS)}; got "
+                            f"{args.metric_names!r}")
+        args.metric_names, args.metrics = names, args.metrics or not args.baselines
     if args.quick and not (args.metrics or args.baselines):
         raise UserError("--quick picks the metric protocol: use it with --metrics or --baselines")
     if args.dataset and not args.baselines:
@@ -210,14 +223,14 @@ def analyze_main(argv=None):
                 else:
                     analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne)
                 if args.metrics:
-                    print(analysis.score_run(run, checkpoint, args.quick), end="")
+                    print(analysis.score_run(run, checkpoint, args.quick, names=args.metric_names), end="")
                 if not current:
                     print(f"figures written to {RunDir(run).analysis}")
                 for path in analysis.export(run, args.export_dir or "images") if args.export else []:
                     print(f"exported {path}")
         if args.baselines:
             print(analysis.score_baselines(args.dataset, args.runs[0] if args.runs else None, args.quick,
-                                           args.output), end="")
+                                           args.output, names=args.metric_names), end="")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
