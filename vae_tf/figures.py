@@ -194,12 +194,22 @@ def kl_per_dimension(kl, active, title):
     return figure
 
 
+def _run_colours(count):
+    """A colour per run, distinct for up to 20: the default cycle for ten runs or fewer, else tab20's ten dark colours
+    then its ten light ones."""
+    if count <= 10:
+        return [f"C{index}" for index in range(count)]
+    tab20 = plt.get_cmap("tab20").colors
+    return [tab20[(2 * index) % 20 + (2 * index) // 20 % 2] for index in range(count)]
+
+
 def comparison(logs, title):
     """KL and reconstruction loss of several runs against step, overlaid: logs run name -> log columns."""
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.6), dpi=100)
-    for name, log in logs.items():
-        _curve(axes[0], log["step"], log["kl_loss"], "KL loss (nats)", label=name, scale=False)
-        _curve(axes[1], log["step"], log["reconstruction_loss"], "reconstruction loss", label=name, scale=False)
+    for (name, log), colour in zip(logs.items(), _run_colours(len(logs))):
+        _curve(axes[0], log["step"], log["kl_loss"], "KL loss (nats)", label=name, colour=colour, scale=False)
+        _curve(axes[1], log["step"], log["reconstruction_loss"], "reconstruction loss", label=name, colour=colour,
+               scale=False)
     for axis, column in zip(axes, ("kl_loss", "reconstruction_loss")):  # one scale for every run's curve
         _log_scale_if_decades(axis, *[log[column] for log in logs.values()])
         axis.legend(loc="best", fontsize=8)
@@ -220,8 +230,7 @@ def mig_curves(curves, title):
     for axis in axes.flat[len(factors) + 1:]:
         axis.set_visible(False)
     axes = axes.flat
-    for index, (name, curve) in enumerate(curves.items()):
-        colour = f"C{index}"
+    for (name, curve), colour in zip(curves.items(), _run_colours(len(curves))):
         minutes = np.asarray(curve["train_seconds"]) / 60
         axes[0].plot(minutes, curve["mig"], marker="o", markersize=3, color=colour, label=name)
         latents = np.array([curve[f"latent_{factor}"] for factor in factors])  # [factors, scores]
