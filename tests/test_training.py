@@ -227,8 +227,11 @@ def test_the_last_snapshot_shows_the_saved_model(tiny):
 
 
 def test_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path):
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and Python then never
+    # raises KeyboardInterrupt: the child gets the default disposition a terminal's Ctrl-C meets.
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), f"--output_dir={tmp_path}"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(1.0)  # Python is running; TensorFlow takes seconds to import
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
