@@ -537,8 +537,8 @@ def score_run(run_dir, checkpoint="latest", quick=False, progress=True, names=No
               "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None}
     earlier = _read_json(run.analysis / "metrics.json")
     if names is not None and all(earlier.get(key) == value for key, value in record.items()):
-        scores = {name: ({**earlier["metrics"], **scores})[name] for name in metrics.METRICS
-                  if name in scores or name in earlier["metrics"]}
+        merged = {**earlier["metrics"], **scores}
+        scores = {name: merged[name] for name in metrics.METRICS if name in merged}
     run.analysis.mkdir(exist_ok=True)
     write_json(run.analysis / "metrics.json", {**record, "metrics": scores})
     return metrics.format_table({params.run_name: scores})
