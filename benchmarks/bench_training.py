@@ -7,11 +7,12 @@ checkpoints every 500 steps, as params.py has them; MIG scoring, an evaluation t
 bare loop of the same model's train_step compiled with tf.function on one fixed batch, which returns to the host
 after every step (`float(loss)`):
   conv64    the β-VAE project's 64×64 model on shapes2d (preset shapes2d_64, params.py's default before the 32×32
-            DIP-VAE-II), plus a plain PyTorch loop of it (`pip install torch==2.13.0`; skipped without torch)
-  default   params.py's model (32×32, DIP-VAE-II)
+            DIP-VAE-II), plus a plain PyTorch loop of it (`pip install torch==2.13.0`; skipped without torch), the
+            training stream alone and the time to draw the 64×64 training split
+  default   params.py's model (32×32, DIP-VAE-II), and the time a run takes to draw its 32×32 training split
   tiny      16×16 shapes2d, one hidden layer of 64, latent 2: a step costs next to nothing, as on a GPU, so this
-            measures the host loop; also a bare loop that runs all its steps in one call (no host sync), and
-            shapes2d rendering alone at 16×16 (the data each step draws)
+            measures the host loop; also a bare loop that runs all its steps in one call (no host sync), and the
+            training stream alone at 16×16 (the data each step gathers)
   tiny_loop the tiny model with no snapshot, validation or checkpoint before the end: the host loop, data and log
             alone (each validation and checkpoint costs about as much as 100 tiny steps)
   bfloat16  conv64 with precision mixed_bfloat16 (and its loss gap to float32 after the same steps)
@@ -33,7 +34,7 @@ import time
 import vae_tf  # first: it imports TensorFlow quietly and turns on its oneDNN kernels
 import numpy as np
 import tensorflow as tf
-from vae_tf import datasets
+from vae_tf import datasets, shapes2d
 from vae_tf.runs import read_log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -106,10 +107,10 @@ def bare_one_call(model, steps):
     return steps * params.batch_size / (time.perf_counter() - start), float("nan")
 
 
-def rendering(model, steps):
-    """images/s of the shapes2d training stream alone, compiled as in the training step."""
-    stream = datasets.TrainingStream(datasets.source_for(params_of(model)).split("train"), 256, seed=1)
-    batch = tf.function(lambda step: tf.reduce_sum(stream.images(stream.positions(step))))
+def stream(model, steps):
+    """images/s of the training stream alone (positions, gather, unpack), compiled as in the training step."""
+    batches = datasets.TrainingStream(datasets.source_for(params_of(model)).split("train"), 256, seed=1)
+    batch = tf.function(lambda step: tf.reduce_sum(batches.batch(step)))
     float(batch(tf.constant(0, tf.int64)))
     start = time.perf_counter()
     for step in range(1, 51):
@@ -117,7 +118,18 @@ def rendering(model, steps):
     return 50 * 256 / (time.perf_counter() - start), float("nan")
 
 
-WORKERS = {"train.py": train_py, "bare": bare, "one_call": bare_one_call, "rendering": rendering}
+def draw(model, steps):
+    """images/s of drawing the shapes2d training split into memory, what a run does once at its start (the XLA
+    renderer compiled first, as in a fresh process)."""
+    params = params_of(model)
+    size, positions = datasets.image_shape_of(params)[0], datasets._partition(shapes2d.NUM_IMAGES, "train")
+    shapes2d.render_packed(positions[:1], size)  # compiles
+    start = time.perf_counter()
+    shapes2d.render_packed(positions, size)
+    return len(positions) / (time.perf_counter() - start), float("nan")
+
+
+WORKERS = {"train.py": train_py, "bare": bare, "one_call": bare_one_call, "stream": stream, "draw": draw}
 
 
 def measure(worker, model):
@@ -138,9 +150,11 @@ def plan(models, have_torch):
         if model not in BASELINE:
             wanted.append(("bare", model))
     if "tiny" in models:
-        wanted += [("one_call", "tiny"), ("rendering", "tiny")]
+        wanted += [("one_call", "tiny"), ("stream", "tiny")]
     if "conv64" in models:
-        wanted += ([("torch", "conv64")] if have_torch else []) + [("rendering", "conv64")]
+        wanted += ([("torch", "conv64")] if have_torch else []) + [("stream", "conv64"), ("draw", "conv64")]
+    if "default" in models:
+        wanted += [("draw", "default")]
     return wanted
 
 
@@ -171,12 +185,16 @@ def report(models, rates, losses):
     if ("torch", "conv64") in rate:
         print(f"{'conv64 train.py / PyTorch loop':<52}{rate[('train.py', 'conv64')] / rate[('torch', 'conv64')]:6.2f}")
         print(f"{'conv64 bare TF / PyTorch loop':<52}{rate[('bare', 'conv64')] / rate[('torch', 'conv64')]:6.2f}")
-    if ("rendering", "tiny") in rate:
-        print(f"{'shapes2d rendering at 16x16 / tiny train.py':<52}"
-              f"{rate[('rendering', 'tiny')] / rate[('train.py', 'tiny')]:6.1f}")
-    if ("rendering", "conv64") in rate:
-        print(f"{'shapes2d rendering / conv64 train.py':<52}"
-              f"{rate[('rendering', 'conv64')] / rate[('train.py', 'conv64')]:6.1f}")
+    if ("stream", "tiny") in rate:
+        print(f"{'training stream at 16x16 / tiny train.py':<52}{rate[('stream', 'tiny')] / rate[('train.py', 'tiny')]:6.1f}")
+    if ("stream", "conv64") in rate:
+        print(f"{'training stream at 64x64 / conv64 train.py':<52}"
+              f"{rate[('stream', 'conv64')] / rate[('train.py', 'conv64')]:6.1f}")
+    for model in ("default", "conv64"):
+        if ("draw", model) in rate:
+            size = datasets.image_shape_of(params_of(model))[0]
+            seconds = len(datasets._partition(shapes2d.NUM_IMAGES, "train")) / rate[("draw", model)]
+            print(f"{f'drawing the {size}x{size} training split (seconds, once a run)':<52}{seconds:6.2f}")
 
 
 def main():

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import vae_tf
 from vae_tf import shapes2d
@@ -72,6 +73,29 @@ def test_images_render_directly_at_other_sizes():
     assert small.shape == (1, 32, 32, 1) and small.sum() == 100  # the same sprite at half the resolution
 
 
+def test_the_compiled_renderer_draws_the_op_by_op_images_and_packs_them_as_numpy_does():
+    index = np.random.default_rng(0).integers(0, shapes2d.NUM_IMAGES, 3000)
+    for size in (64, 9):  # 81 pixels: the last byte of a packed row is padding
+        compiled = shapes2d.compiled(size)[0](tf.constant(index)).numpy()
+        eager = shapes2d.render_indices(index, size).numpy()
+        assert (compiled != eager).mean() < 1e-5  # only a pixel centre on a sprite's edge, to float32 rounding
+        np.testing.assert_array_equal(shapes2d.render_packed(index, size),
+                                      np.packbits(compiled.reshape(len(index), -1) > 0, axis=1))
+
+
+def test_a_split_drawn_into_memory_and_one_drawn_batch_by_batch_and_the_ground_truth_agree(monkeypatch):
+    positions = np.array([0, 7, 36_863])
+    resident = Shapes2D(image_size=16, channels=3).split("validation")
+    monkeypatch.setattr(Shapes2D, "RESIDENT_BYTES", 0)
+    drawn = Shapes2D(image_size=16, channels=3).split("validation")
+    images = resident.images(tf.constant(positions)).numpy()
+    assert images.shape == (3, 16, 16, 3) and images.max() == 1.0
+    np.testing.assert_array_equal(drawn.images(tf.constant(positions)).numpy(), images)
+    factors = np.stack([resident.labels[name][positions] for name in shapes2d.FACTOR_NAMES], axis=1)
+    ground_truth = Shapes2D(image_size=16, channels=3).ground_truth()
+    np.testing.assert_array_equal(ground_truth.sample_observations_from_factors(factors, None), images)
+
+
 def test_splits_are_disjoint_deterministic_and_cover_the_grid():
     source = Shapes2D()
     sizes = {name: source.split(name).num_examples for name in ("train", "validation", "test")}
@@ -84,12 +108,12 @@ def test_splits_are_disjoint_deterministic_and_cover_the_grid():
 def test_the_training_stream_resumes_at_any_batch():
     split = Shapes2D(image_size=16).split("train")
     stream = TrainingStream(split, 4, seed=3)
-    from_start = [stream.images(stream.positions(step)).numpy() for step in range(6)]
+    from_start = [stream.batch(step).numpy() for step in range(6)]
     fresh = TrainingStream(split, 4, seed=3)
-    resumed = [fresh.images(fresh.positions(step)).numpy() for step in (4, 5)]
+    resumed = [fresh.batch(step).numpy() for step in (4, 5)]
     np.testing.assert_array_equal(np.stack(from_start[4:]), np.stack(resumed))
     other_seed = TrainingStream(split, 4, seed=4)
-    assert not np.array_equal(from_start[0], other_seed.images(other_seed.positions(0)).numpy())
+    assert not np.array_equal(from_start[0], other_seed.batch(0).numpy())
 
 
 def test_load_dataset_gives_float_images_in_unit_range():

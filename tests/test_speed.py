@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import vae_tf
 from vae_tf import datasets, distribution
-from vae_tf.training import _CallSizes
+from vae_tf.training import _CallSizes, _replica_rows
 
 from conftest import run_script, tiny_args
 
@@ -88,9 +88,10 @@ def test_the_training_stream_is_the_seeded_epoch_order_at_any_step():
 
 def test_replicas_take_equal_slices_of_the_batch():
     stream = datasets.TrainingStream(datasets.Split(100, lambda p: p), 8, seed=0)
-    positions = stream.positions(3)
-    np.testing.assert_array_equal(np.concatenate([stream.images(positions, r, 4).numpy() for r in range(4)]),
-                                  positions.numpy())
+    batch = stream.batch(3)
+    slices = [_replica_rows(batch, r, 4).numpy() for r in range(4)]
+    assert [len(rows) for rows in slices] == [2] * 4
+    np.testing.assert_array_equal(np.concatenate(slices), stream.positions(3).numpy())
 
 
 def test_in_memory_splits_gather_with_tensorflow_ops_and_the_step_has_no_python_in_it(tiny):
@@ -103,7 +104,7 @@ def test_in_memory_splits_gather_with_tensorflow_ops_and_the_step_has_no_python_
                             (datasets._array_split(grey), grey / np.float32(255))):
         np.testing.assert_array_equal(split.images(positions).numpy(), expected[[39, 0, 17, 17]])
         stream = datasets.TrainingStream(split, 8, seed=3)
-        graph = tf.function(lambda step: stream.images(stream.positions(step))).get_concrete_function(
+        graph = tf.function(stream.batch).get_concrete_function(
             tf.TensorSpec([], tf.int64)).graph.as_graph_def()
         ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
         assert "ResourceGather" in ops and not {"PyFunc", "EagerPyFunc"} & ops

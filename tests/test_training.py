@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import vae_tf
 from vae_tf.model import step_figures
-from vae_tf.runs import log_columns, params_history
+from vae_tf.runs import log_columns, params_history, read_log
 
 from conftest import ROOT, run_script, tiny_args
 
@@ -81,6 +81,20 @@ def test_mig_csv_scores_the_model_every_mig_step_and_at_the_end_and_changes_no_t
     rows = read_rows(run / "mig.csv")
     assert [int(r["step"]) for r in rows] == [3, 6, 7, 9]
     assert float(rows[-1]["train_seconds"]) > seconds[-1]
+
+
+def test_a_validation_is_the_image_weighted_mean_of_its_batches(tiny):
+    """validation.csv's figures: the first validation_size images in batches of batch_size (the last one smaller),
+    each batch's mean weighted by its images, the model at that step, the validation noise stream."""
+    run = vae_tf.train(tiny(num_steps=3, validation_size=20, plot_step=0, log_step=[]), progress=False)
+    model = vae_tf.load_run(run)  # the checkpoint at step 3, where the validation ran
+    images = vae_tf.load_dataset("shapes2d", split="validation", image_size=16, shuffle=False).take(20).batch(8)
+    terms = [(len(x), model.loss_terms(x, tf.constant(3, tf.int64), stream=1)) for x in images]
+    assert [n for n, _ in terms] == [8, 8, 4]
+    row = read_log(run / "validation.csv")
+    for name in ("loss", "reconstruction_loss", "kl_loss"):
+        expected = sum(n * float(t[name]) for n, t in terms) / 20
+        assert row[name][-1] == pytest.approx(expected, rel=1e-5)
 
 
 def test_snapshot_image_has_three_labelled_panels(tiny):

@@ -18,26 +18,47 @@ def image_grid(images, columns=4, cells=0):
 
 
 def show_images(axis, image):
-    """Draw one image [H, W, C] in [0, 1] (a grid from image_grid) on a matplotlib axis, without ticks."""
-    image = np.clip(np.asarray(image), 0.0, 1.0)
-    axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0.0, vmax=1.0)
+    """Draw one image [H, W, C] in [0, 1] (a grid from image_grid) on a matplotlib axis, without ticks; returns the
+    AxesImage, whose pixels `set_data` replaces."""
     axis.set_xticks([])
     axis.set_yticks([])
+    return axis.imshow(_displayed(image), cmap="gray", vmin=0.0, vmax=1.0)
 
 
-def snapshot_figure(originals, reconstructions, generations, step):
-    """A labelled three-panel figure as an RGB uint8 array [H, W, 3]. Safe to call from any thread: the figure is
-    drawn on its own canvas, outside pyplot's global state."""
-    figure = Figure(figsize=(9, 3.4), dpi=100)
-    canvas = FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 3)
-    panels = [np.asarray(images) for images in (originals, reconstructions, generations)]
-    cells = max(len(images) for images in panels)  # a validation split of few images still lines up
-    for axis, images, title in zip(axes, panels, ("originals", "reconstructions", "generations")):
-        show_images(axis, image_grid(images, cells=cells))
-        axis.set_title(title)
-        axis.axis("off")
-    figure.suptitle(f"step {step}", fontsize=13)
-    figure.tight_layout(rect=(0, 0, 1, 0.94))
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+def _displayed(image):
+    image = np.clip(np.asarray(image), 0.0, 1.0)
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+class SnapshotFigure:
+    """The labelled three-panel snapshot as RGB uint8 arrays [H, W, 3], drawn on one figure that every later step
+    reuses: building a figure and its layout costs several times drawing it, and a run draws hundreds. Each instance
+    owns its figure and canvas, outside pyplot's global state; use one instance from one thread at a time."""
+
+    def __init__(self):
+        self.canvas, self.images, self.title = None, [], None
+
+    def __call__(self, originals, reconstructions, generations, step):
+        panels = [np.asarray(images) for images in (originals, reconstructions, generations)]
+        cells = max(len(images) for images in panels)  # a validation split of few images still lines up
+        grids = [image_grid(images, cells=cells) for images in panels]
+        if self.canvas is None or [image.get_array().shape for image in self.images] != [_displayed(grid).shape
+                                                                                           for grid in grids]:
+            self._build(grids)
+        for image, grid in zip(self.images, grids):
+            image.set_data(_displayed(grid))
+        self.title.set_text(f"step {step}")
+        self.canvas.draw()
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
+
+    def _build(self, grids):
+        figure = Figure(figsize=(9, 3.4), dpi=100)
+        self.canvas = FigureCanvasAgg(figure)
+        axes = figure.subplots(1, 3)
+        self.images = []
+        for axis, grid, title in zip(axes, grids, ("originals", "reconstructions", "generations")):
+            self.images.append(show_images(axis, grid))
+            axis.set_title(title)
+            axis.axis("off")
+        self.title = figure.suptitle("step 0", fontsize=13)
+        figure.tight_layout(rect=(0, 0, 1, 0.94))

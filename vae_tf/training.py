@@ -23,7 +23,7 @@ from vae_tf.model import build_model, usable_step
 from vae_tf.params import STRUCTURAL, check_image_size, names
 from vae_tf.runs import (VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, mig_columns, record_params,
                          replace_atomically, write_json)
-from vae_tf.snapshots import snapshot_figure
+from vae_tf.snapshots import SnapshotFigure
 
 SNAPSHOT_IMAGES = 16
 VALIDATED = VALIDATION_COLUMNS[1:-1]  # the figures a validation averages
@@ -185,18 +185,26 @@ def _writes_to(run, resume_step):
                         f"same command to resume from step {resume_step()}") from None
 
 
+def _replica_rows(batch, replica, replicas):
+    """Replica `replica`'s equal slice of a global batch [B, ...] -> [B / replicas, ...]."""
+    rows = tf.shape(batch)[0] // replicas
+    return batch[replica * rows:(replica + 1) * rows]
+
+
 def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
     """A compiled function `(step, n) -> (figures [m, F], usable [m])` that runs up to n training steps from `step`
-    without returning to the host: each step draws its batch from `stream`, runs train_step on every replica (each
-    on its slice of the batch) and combines the figures across replicas; `usable` says
-    which steps had a finite loss and gradient (`model.usable_step`). It returns after the first unusable step when
-    `stop_on_nan` (m < n), else after n steps."""
+    without returning to the host: each step trains every replica on its slice of the step's batch from `stream` and
+    combines the figures across replicas; `usable` says which steps had a finite loss and gradient
+    (`model.usable_step`). It returns after the first unusable step when `stop_on_nan` (m < n), else after n steps.
+
+    The next step's batch is drawn while the current step trains: it depends on no weight, so the two run side by
+    side instead of one after the other (on a tiny model that hides the whole gather)."""
     one_step = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
     loss_index, norm_index = model.step_figures.index("loss"), model.step_figures.index("grad_norm")
 
-    def replica_step(positions):
+    def replica_step(batch):
         context = tf.distribute.get_replica_context()
-        figures = one_step(stream.images(positions, context.replica_id_in_sync_group, strategy.num_replicas_in_sync))
+        figures = one_step(_replica_rows(batch, context.replica_id_in_sync_group, strategy.num_replicas_in_sync))
         vector = tf.stack([figures[name] for name in model.step_figures])
         if strategy.num_replicas_in_sync == 1:
             return vector
@@ -209,18 +217,49 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
         rows = tf.TensorArray(tf.float32, size=n, element_shape=[len(model.step_figures)])
         usable = tf.TensorArray(tf.bool, size=n, element_shape=[])
         count = tf.constant(0)
+        batch = stream.batch(start)
         for i in tf.range(n):
-            positions = stream.positions(start + tf.cast(i, tf.int64))
-            vector = strategy.experimental_local_results(strategy.run(replica_step, args=(positions,)))[0]
+            step = start + tf.cast(i, tf.int64)
+            following = tf.cond(i + 1 < n, lambda: stream.batch(step + 1), lambda: batch)
+            vector = strategy.experimental_local_results(strategy.run(replica_step, args=(batch,)))[0]
             fine = usable_step(vector[loss_index], vector[norm_index], model.loss_scaled)
             rows, usable = rows.write(i, vector), usable.write(i, fine)
             count = i + 1
+            batch = following
             if stop_on_nan:
                 if not fine:
                     break
         return rows.gather(tf.range(count)), usable.gather(tf.range(count))
 
     return steps
+
+
+def _compiled_validation(model, split, batch_size, count):
+    """A compiled function `() -> (figures [batches, F], batch sizes [batches])`: the VALIDATED figures of the first
+    `count` images of the split (drawn now and kept), batch by batch, in one call (one host round trip)."""
+    images = split.images(tf.range(min(count, split.num_examples), dtype=tf.int64))
+    batches = -(-int(images.shape[0]) // batch_size)
+
+    @tf.function
+    def validate():
+        rows = tf.TensorArray(tf.float32, size=batches, element_shape=[len(VALIDATED)])
+        sizes = tf.TensorArray(tf.int32, size=batches, element_shape=[])
+        for i in tf.range(batches):
+            x = images[i * batch_size:(i + 1) * batch_size]
+            terms = model.loss_terms(x, model.optimizer.iterations, stream=1)
+            rows = rows.write(i, tf.stack([tf.cast(terms[name], tf.float32) for name in VALIDATED]))
+            sizes = sizes.write(i, tf.shape(x)[0])
+        return rows.stack(), sizes.stack()
+
+    return validate
+
+
+def _compiled_snapshot(model, split, seed):
+    """A compiled function `() -> (originals, reconstructions, generations)`, each [SNAPSHOT_IMAGES, H, W, C]: the
+    first validation images, their reconstructions and the decoded fixed noise of the run's seed."""
+    originals = split.images(tf.range(min(SNAPSHOT_IMAGES, split.num_examples), dtype=tf.int64))
+    noise = tf.constant(np.random.default_rng(seed).standard_normal((SNAPSHOT_IMAGES, model.latent_size)), tf.float32)
+    return tf.function(lambda: (originals, model.reconstruct(originals), model.decode(noise)))
 
 
 def _scalar_writer(writer, names):
@@ -350,13 +389,11 @@ class _Trainer:
         self.model, self.state, self.ground_truth = model, state, ground_truth
         self.step, self.saved_at = step, saved_at
         self.stream = datasets.TrainingStream(train_split, params.batch_size, params.seed)
-        # Validation images are drawn once and kept.
-        self.validation_batches = list(datasets.evaluation_batches(validation_split, params.batch_size,
-                                                                   params.validation_size)) if params.validation_step else []
-        self.evaluate_batch = tf.function(lambda x: tf.stack([tf.cast(model.loss_terms(
-            x, model.optimizer.iterations, stream=1)[name], tf.float32) for name in VALIDATED]))
-        self.fixed_images = next(iter(datasets.evaluation_batches(validation_split, SNAPSHOT_IMAGES, SNAPSHOT_IMAGES)))
-        self.fixed_noise = np.random.default_rng(params.seed).standard_normal((SNAPSHOT_IMAGES, params.latent_size))
+        # Validation images are drawn once and kept; a validation is one compiled call.
+        self.validation = _compiled_validation(model, validation_split, params.batch_size,
+                                               params.validation_size if params.validation_step else 0)
+        self.snapshot_panels = _compiled_snapshot(model, validation_split, params.seed)
+        self.draw_snapshot = SnapshotFigure()  # used on the background thread only
         self.skipped_in_a_row = 0
         # TensorBoard's scalars and the snapshots are written on a thread of their own, overlapping the next
         # training call.
@@ -483,13 +520,11 @@ class _Trainer:
 
     def snapshot(self, at):
         """The model's images at step `at`, computed now; drawing and writing them goes on in the background."""
-        model = self.model
-        panels = [np.asarray(images) for images in (self.fixed_images, model.reconstruct(self.fixed_images),
-                                                    model.decode(self.fixed_noise))]
+        panels = [images.numpy() for images in self.snapshot_panels()]
         self.pending.append((at, self.background.submit(self._write_snapshot, at, panels)))
 
     def _write_snapshot(self, at, panels):
-        pixels = snapshot_figure(*panels, at)
+        pixels = self.draw_snapshot(*panels, at)
         replace_atomically(self.run.snapshot(at), lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
         with self.writer.as_default(step=at):
             tf.summary.image("snapshot", pixels[None])
@@ -504,12 +539,9 @@ class _Trainer:
     def validate(self, at):
         """Every worker validates the same images, so all take the same early-stopping decision."""
         state = self.state
-        totals, count = np.zeros(len(VALIDATED)), 0
-        for x in self.validation_batches:
-            n = int(x.shape[0])
-            totals += self.evaluate_batch(x).numpy().astype(np.float64) * n  # float64 sums of the batch means
-            count += n
-        figures = {name: float(total) / count for name, total in zip(VALIDATED, totals)}
+        means, sizes = (tensor.numpy().astype(np.float64) for tensor in self.validation())
+        totals = (means * sizes[:, None]).sum(axis=0)  # float64 sums of the batch means
+        figures = {name: float(total / sizes.sum()) for name, total in zip(VALIDATED, totals)}
         if self.chief:
             self.validation_log.append({"step": at, **figures, "wall_time": time.time()})
             with self.writer.as_default(step=at):
