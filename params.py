@@ -15,7 +15,9 @@ channels = None  # 1 (grayscale) or 3 (RGB); None = the data set's own (folder: 
 
 # --- model ---
 encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense
-decoder_layers = None  # None mirrors the encoder; else [units] dense layers then [filters, kernel, stride] transposed convs
+decoder = "deconv"  # deconv: dense then transposed convs | broadcast: spatial broadcast decoder (Watters et al. 2019)
+decoder_layers = None  # deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs;
+#                        broadcast: [filters, kernel, 1] convs, None = Watters et al.'s four [64, 3, 1]
 latent_size = 10  # number of latent dimensions
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels

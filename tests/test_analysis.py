@@ -384,7 +384,7 @@ def test_snapshot_panels_line_up_with_fewer_validation_images(monkeypatch):
     from vae_tf import snapshots
     shapes = []
     drawn = snapshots.show_images
-    monkeypatch.setattr(snapshots, "show_images", lambda axis, grid: (shapes.append(grid.shape), drawn(axis, grid)))
+    monkeypatch.setattr(snapshots, "show_images", lambda axis, grid: (shapes.append(grid.shape), drawn(axis, grid))[1])
     few, full = np.zeros((3, 8, 8, 1)), np.zeros((16, 8, 8, 1))
     snapshots.SnapshotFigure()(few, few, full, step=0)
     assert len(shapes) == 3 and len(set(shapes)) == 1  # three panels of one size

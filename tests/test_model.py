@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import keras
 import vae_tf
-from vae_tf.networks import decoder_plan
+from vae_tf.networks import SpatialBroadcast, decoder_plan
 
 
 def test_the_mirrored_decoder_restores_each_conv_s_input_channels():
@@ -13,6 +13,26 @@ def test_the_mirrored_decoder_restores_each_conv_s_input_channels():
     assert decoder_plan((64, 64, 3), [[500], [500]]) == ([500, 500], None, [])
     # An explicit decoder's last conv is the output layer: its filters become the image's channels.
     assert decoder_plan((64, 64, 3), [[32, 4, 2]], [[256], [16, 4, 2], [99, 4, 2]]) == ([256], 16, [(16, 4, 2), (3, 4, 2)])
+
+
+def test_spatial_broadcast_copies_z_to_every_pixel_beside_its_coordinates():
+    z = np.array([[0.5, -2.0, 3.0], [1.0, 0.0, -1.0]], np.float32)
+    grid = SpatialBroadcast(4, 5)(tf.constant(z)).numpy()
+    assert grid.shape == (2, 4, 5, 5)
+    np.testing.assert_array_equal(grid[..., :3], np.broadcast_to(z[:, None, None, :], (2, 4, 5, 3)))
+    np.testing.assert_allclose(grid[0, :, :, 3], np.tile(np.linspace(-1, 1, 5), (4, 1)), atol=1e-6)  # x: columns
+    np.testing.assert_allclose(grid[0, :, :, 4], np.tile(np.linspace(-1, 1, 4)[:, None], (1, 5)), atol=1e-6)  # y: rows
+    np.testing.assert_array_equal(grid[1, ..., 3:], grid[0, ..., 3:])
+
+
+def test_the_broadcast_decoder_grows_its_grid_by_what_its_unpadded_convs_take_away(tiny):
+    model = vae_tf.build_model(tiny(decoder="broadcast", decoder_layers=[[8, 3, 1], [8, 5, 1], [8, 1, 1]]))
+    assert model.decoder.get_layer("broadcast").output.shape[1:] == (16 + 2 + 4, 16 + 2 + 4, 4 + 2)
+    assert model.decode(tf.zeros((2, 4))).shape == (2, 16, 16, 1)
+    default = vae_tf.build_model(tiny(decoder="broadcast", decoder_layers=None))  # Watters et al.'s four 3×3 convs
+    convs = [layer for layer in default.decoder.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size) for c in convs] == [(64, (3, 3))] * 4 + [(1, (1, 1))]
+    assert default.decoder.get_layer("broadcast").output.shape[1:3] == (24, 24)
 
 
 def test_model_shapes_and_output_range(tiny):

@@ -43,7 +43,8 @@ class VAE(keras.Model):
     def __init__(self, image_shape, encoder_layers, decoder_layers=None, latent_size=10, activation="relu",
                  reconstruction_loss="bernoulli", kl_schedule="constant", beta=1.0, kl_start_step=0,
                  kl_end_step=0, kl_start_value=0.0, kl_end_value=1.0, seed=0, nan_policy="stop",
-                 objective="beta_vae", objective_options=None, dataset_size=0, precision="float32", **kwargs):
+                 objective="beta_vae", objective_options=None, dataset_size=0, precision="float32", decoder="deconv",
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = dict(image_shape=list(image_shape), encoder_layers=encoder_layers,
                            decoder_layers=decoder_layers, latent_size=latent_size, activation=activation,
@@ -51,13 +52,13 @@ class VAE(keras.Model):
                            kl_start_step=kl_start_step, kl_end_step=kl_end_step, kl_start_value=kl_start_value,
                            kl_end_value=kl_end_value, seed=seed, nan_policy=nan_policy, objective=objective,
                            objective_options=dict(objective_options or {}), dataset_size=dataset_size,
-                           precision=precision)
+                           precision=precision, decoder=decoder)
         self.latent_size = latent_size
         self.seed = seed
         self.nan_policy = nan_policy
         self.encoder = networks.build_encoder(image_shape, encoder_layers, latent_size, activation, precision)
         self.decoder = networks.build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation,
-                                              precision)
+                                              precision, decoder)
         # float16 gradients under- and overflow: the loss is scaled, and a step whose scaled gradients overflow
         # is skipped by the optimizer (which lowers the scale), not taken for a diverged run.
         self.loss_scaled = precision == "mixed_float16"
@@ -204,7 +205,7 @@ def build_model(params, image_shape=None, dataset_size=0):
                 params.reconstruction_loss, params.kl_schedule, params.beta, params.kl_start_step,
                 params.kl_end_step, params.kl_start_value, params.kl_end_value, params.seed, params.nan_policy,
                 params.objective, {name: getattr(params, name) for name in OBJECTIVE_OPTIONS}, dataset_size,
-                params.precision)
+                params.precision, params.decoder)
     optimizer = keras.optimizers.Adam(params.learning_rate, beta_1=params.adam_beta_1)
     if model.loss_scaled:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

@@ -1,8 +1,9 @@
 """Encoder and decoder networks from the layer-list format of DESIGN §2.
 
 A layer list holds `[filters, kernel, stride]` entries (convolutions) and `[units]` entries (dense).
-The encoder lists convs then dense layers; the decoder lists dense layers then transposed convs, and
-its last conv is the output layer, so its filter count is set to the image's channels.
+The encoder lists convs then dense layers; the deconv decoder lists dense layers then transposed convs, and
+its last conv is the output layer, so its filter count is set to the image's channels. The spatial broadcast
+decoder (`decoder="broadcast"`) lists stride-1 convs only, run over z tiled across the image.
 
 `precision` is a Keras dtype policy for the hidden layers ("float32", "mixed_bfloat16", "mixed_float16"): they keep
 float32 weights and compute in the low precision, while the output layers (mean, log_std, logits) compute in float32,
@@ -56,8 +57,12 @@ def decoder_plan(image_shape, encoder_layers, decoder_layers=None):
     return _dense(decoder_layers), (deconvs[0][0] if deconvs else None), deconvs
 
 
-def build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation, precision="float32"):
+def build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation, precision="float32",
+                  decoder="deconv"):
     """z [B, latent] -> float32 logits [B, H, W, C] (the output activation belongs to the loss)."""
+    if decoder == "broadcast":
+        return build_broadcast_decoder(image_shape, latent_size, decoder_layers or BROADCAST_LAYERS, activation,
+                                       precision)
     height, width, channels = image_shape
     dense_units, start_channels, deconvs = decoder_plan(image_shape, encoder_layers, decoder_layers)
     x = inputs = keras.Input((latent_size,), name="z")
@@ -76,4 +81,49 @@ def build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, acti
                                          activation=None if last else activation,
                                          name="logits" if last else f"deconv{i}",
                                          dtype="float32" if last else precision)(x)
+    return keras.Model(inputs, x, name="decoder")
+
+
+# Watters et al. 2019 (appendix B): four 3×3 convs of 64 channels, stride 1.
+BROADCAST_LAYERS = [[64, 3, 1]] * 4
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class SpatialBroadcast(keras.layers.Layer):
+    """z [B, D] -> [B, height, width, D + 2]: z copied to every pixel, then the pixel's x and y coordinates, each
+    linearly spaced over [-1, 1] (Watters et al. 2019, eq. 1)."""
+
+    def __init__(self, height, width, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = height, width
+
+    def call(self, z):
+        batch = keras.ops.shape(z)[0]
+        tiled = keras.ops.broadcast_to(z[:, None, None, :], (batch, self.height, self.width, z.shape[-1]))
+        ys, xs = keras.ops.meshgrid(keras.ops.linspace(-1.0, 1.0, self.height),
+                                    keras.ops.linspace(-1.0, 1.0, self.width), indexing="ij")
+        grid = keras.ops.cast(keras.ops.stack([xs, ys], axis=-1)[None], z.dtype)
+        return keras.ops.concatenate([tiled, keras.ops.broadcast_to(grid, (batch, self.height, self.width, 2))], -1)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], self.height, self.width, shape[-1] + 2)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
+def build_broadcast_decoder(image_shape, latent_size, layers, activation, precision="float32"):
+    """The spatial broadcast decoder (Watters et al. 2019, "Spatial Broadcast Decoder: A Simple Architecture for
+    Learning Disentangled Representations in VAEs"): z [B, latent] tiled over an (H + p) × (W + p) grid with two
+    coordinate channels, then `layers` ([filters, kernel, 1] convs, unpadded, so p = Σ (kernel − 1) brings the grid
+    back to H × W without border effects), then a 1×1 conv to float32 logits [B, H, W, C]. Position is a pixel's
+    own input rather than something to be upsampled, which is what helps the latents separate x and y."""
+    height, width, channels = image_shape
+    shrink = sum(kernel - 1 for _, kernel, _ in layers)
+    x = inputs = keras.Input((latent_size,), name="z")
+    x = SpatialBroadcast(height + shrink, width + shrink, name="broadcast", dtype=precision)(x)
+    for i, (filters, kernel, _) in enumerate(layers):
+        x = keras.layers.Conv2D(filters, kernel, 1, padding="valid", activation=activation, name=f"conv{i}",
+                                dtype=precision)(x)
+    x = keras.layers.Conv2D(channels, 1, name="logits", dtype="float32")(x)
     return keras.Model(inputs, x, name="decoder")

@@ -36,7 +36,12 @@ class Params:
     channels: Optional[int] = _option(None, "1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)")
     encoder_layers: Layers = _option([[32, 4, 2]] * 3 + [[256], [256]],
                                      "encoder: [filters, kernel, stride] convs then [units] dense layers")
-    decoder_layers: Optional[Layers] = _option(None, "decoder: [units] dense then [filters, kernel, stride] transposed convs; None = mirror the encoder")
+    decoder: str = _option("deconv", "deconv: dense layers, then transposed convs up to the image | broadcast: the "
+                                     "spatial broadcast decoder (Watters et al. 2019), z tiled over the image with "
+                                     "x, y coordinate channels, then stride-1 convs")
+    decoder_layers: Optional[Layers] = _option(None, "deconv: [units] dense then [filters, kernel, stride] transposed "
+                                                     "convs, None = mirror the encoder; broadcast: [filters, kernel, 1] "
+                                                     "convs, None = Watters et al.'s four [64, 3, 1]")
     latent_size: int = _option(10, "number of latent dimensions")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
@@ -93,13 +98,14 @@ class Params:
 
 # Parameters that change the model's variables, its arithmetic or the data order: a resumed run may not change them
 # (mixed_float16 also adds the loss scale to the checkpoint).
-STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder_layers", "latent_size",
-              "activation", "reconstruction_loss", "objective", "batch_size", "seed", "precision")
+STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
+              "latent_size", "activation", "reconstruction_loss", "objective", "batch_size", "seed", "precision")
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
 NAN_POLICIES = ("stop", "skip_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+DECODERS = ("deconv", "broadcast")
 MMD_KERNELS = ("rbf", "imq")
 
 
@@ -244,12 +250,16 @@ def _check_values(p):
     for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
-                           ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS), ("precision", PRECISIONS)):
+                           ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS), ("precision", PRECISIONS),
+                           ("decoder", DECODERS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
     if p.decoder_layers is not None:
         _check_layers("decoder_layers", p.decoder_layers, conv_first=False)
+        _require(p.decoder != "broadcast" or all(len(layer) == 3 and layer[2] == 1 for layer in p.decoder_layers),
+                 f"decoder broadcast runs stride-1 convs over the whole image: decoder_layers must be [filters, "
+                 f"kernel, 1] entries, got {p.decoder_layers!r}")
     for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
     for name in ("plot_step", "validation_step", "validation_tolerance", "mig_step", "kl_start_step", "kl_end_step",

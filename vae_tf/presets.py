@@ -8,14 +8,14 @@ same experiment on other data.
 # The VariationalAutoEncoder project: MNIST 28×28×1, latent 32, batch 64, Adam 4e-4, summed squared error
 # (the loss its write-up reports). It gives no step counts: 60000 lets AE_1 finish its ramp (step 53000).
 _VAE_PROJECT = dict(dataset="mnist", image_size=None, encoder_layers=[[64, 4, 2], [64, 4, 2], [256]],
-                    decoder_layers=None, latent_size=32, batch_size=64, learning_rate=4e-4, adam_beta_1=0.9,
+                    decoder="deconv", decoder_layers=None, latent_size=32, batch_size=64, learning_rate=4e-4, adam_beta_1=0.9,
                     reconstruction_loss="squared_error", objective="beta_vae", kl_schedule="constant", num_steps=60000,
                     validation_step=500, validation_tolerance=0)
 
 # The Beta-VAE project: CelebA 64×64×3, latent 32, batch 64, Adam 5e-4 (β1 0.5), summed squared error,
 # validation every 500 steps keeping the best checkpoint, stopping after 20 checks without improvement.
 _BETA_VAE_PROJECT = dict(dataset="celeb_a", image_size=None, encoder_layers=[[32, 4, 2]] * 4 + [[256], [256]],
-                         decoder_layers=None, latent_size=32, batch_size=64, learning_rate=5e-4, adam_beta_1=0.5,
+                         decoder="deconv", decoder_layers=None, latent_size=32, batch_size=64, learning_rate=5e-4, adam_beta_1=0.5,
                          reconstruction_loss="squared_error", objective="beta_vae", kl_schedule="constant",
                          num_steps=1_000_000, validation_step=500, validation_tolerance=20)
 
@@ -26,7 +26,8 @@ _SCHEDULED = dict(_BETA_VAE_PROJECT, kl_schedule="linear", validation_step=0, va
 # (2× [32,4,2], 2× [64,4,2], dense 256, latent 10, the decoder mirrored), Bernoulli loss, batch 64, Adam 1e-4,
 # 300,000 steps; validation kept as a record but never stops a run. Each objective at the study's value named below.
 _STUDY = dict(dataset="shapes2d", image_size=None,
-              encoder_layers=[[32, 4, 2], [32, 4, 2], [64, 4, 2], [64, 4, 2], [256]], decoder_layers=None,
+              encoder_layers=[[32, 4, 2], [32, 4, 2], [64, 4, 2], [64, 4, 2], [256]], decoder="deconv",
+              decoder_layers=None,
               latent_size=10, batch_size=64, learning_rate=1e-4, adam_beta_1=0.9, reconstruction_loss="bernoulli",
               objective="beta_vae", kl_schedule="constant", beta=1.0, num_steps=300_000,
               validation_step=5000, validation_tolerance=0)
@@ -64,13 +65,13 @@ PRESETS = {
     "shapes2d_iwae": dict(_STUDY, objective="iwae", iwae_samples=5),
     # params.py's default until the 32×32 one: the β-VAE project's encoder on shapes2d at its own 64×64, β = 4.
     "shapes2d_64": dict(dataset="shapes2d", image_size=None, encoder_layers=[[32, 4, 2]] * 4 + [[256], [256]],
-                        decoder_layers=None, latent_size=10, activation="relu", reconstruction_loss="bernoulli",
+                        decoder="deconv", decoder_layers=None, latent_size=10, activation="relu", reconstruction_loss="bernoulli",
                         objective="beta_vae", kl_schedule="constant", beta=4.0, batch_size=64, learning_rate=5e-4,
                         adam_beta_1=0.9, num_steps=6000),
     # The best disentanglement of shapes2d found for about half an hour of this 2-core CPU (README, "Disentangling
     # shapes2d"): params.py's default model trained 3.5 times as long.
     "shapes2d_disentangle": dict(dataset="shapes2d", image_size=32, encoder_layers=[[32, 4, 2]] * 3 + [[256], [256]],
-                                 decoder_layers=None, latent_size=10, activation="relu",
+                                 decoder="deconv", decoder_layers=None, latent_size=10, activation="relu",
                                  reconstruction_loss="bernoulli",
                                  objective="dip_vae_ii", dip_lambda_od=10.0, dip_lambda_d=100.0,
                                  kl_schedule="constant", beta=4.0, batch_size=64, learning_rate=1e-3, adam_beta_1=0.9,
