@@ -15,9 +15,9 @@ channels = None  # 1 (grayscale) or 3 (RGB); None = the data set's own (folder: 
 
 # --- model ---
 encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense
-decoder = "deconv"  # deconv: dense then transposed convs | broadcast: spatial broadcast decoder (Watters et al. 2019)
-decoder_layers = None  # deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs;
-#                        broadcast: [filters, kernel, 1] convs, None = Watters et al.'s four [64, 3, 1]
+decoder = "broadcast"  # broadcast: spatial broadcast decoder (Watters et al. 2019) | deconv: dense then transposed convs
+decoder_layers = [[32, 1, 1], [32, 1, 1], [32, 1, 1]]  # broadcast: [filters, kernel, 1] convs, None = Watters et al.'s
+#   four [64, 3, 1]; deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs
 latent_size = 10  # number of latent dimensions
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
@@ -37,7 +37,7 @@ iwae_samples = 5  # iwae: importance samples per image (1 = the plain VAE's ELBO
 
 # --- KL term (the weight of the objective's KL-type term: the KL, or beta_tcvae's total correlation) ---
 kl_schedule = "constant"  # constant: weight beta | linear: kl_start_value -> kl_end_value | capacity: beta * |KL - C|
-beta = 4.0  # KL weight for constant; the multiplier of |KL - C| for capacity
+beta = 2.0  # KL weight for constant; the multiplier of |KL - C| for capacity
 kl_start_step = 0  # linear/capacity: step where the ramp starts
 kl_end_step = 10000  # linear/capacity: step where the ramp ends
 kl_start_value = 0.0  # linear: KL weight at kl_start_step; capacity: C (nats) at kl_start_step
@@ -47,7 +47,7 @@ kl_end_value = 1.0  # linear: KL weight at kl_end_step; capacity: C (nats) at kl
 batch_size = 64  # images per training step
 learning_rate = 1e-3  # Adam learning rate
 adam_beta_1 = 0.9  # Adam beta_1 (the beta-VAE project used 0.5)
-num_steps = 20000  # training steps in total
+num_steps = 15000  # training steps in total
 seed = 0  # seed of the data order, the sampling noise and the initial weights
 deterministic = True  # TensorFlow op determinism: the same params and seed give the same log.csv
 nan_policy = "stop"  # non-finite loss: stop (keep the last checkpoint) | skip_batch (skip that update)

@@ -12,8 +12,8 @@ import vae_tf
 ROOT = Path(__file__).resolve().parent.parent
 
 # A few-step β-VAE on 16×16 shapes2d: every code path of training, in seconds (the objectives have their own tests).
-TINY = dict(objective="beta_vae", image_size=16, encoder_layers=[[8, 4, 2], [8, 4, 2], [32]], latent_size=4,
-            batch_size=8, num_steps=6, plot_step=3, log_step=[1], validation_step=3, validation_size=16,
+TINY = dict(objective="beta_vae", image_size=16, encoder_layers=[[8, 4, 2], [8, 4, 2], [32]], decoder_layers=[[8, 1, 1]],
+            latent_size=4, batch_size=8, num_steps=6, plot_step=3, log_step=[1], validation_step=3, validation_size=16,
             checkpoint_step=3, mig_step=0)  # scoring MIG renders 10,000 images: only the tests of it turn it on
 
 

@@ -47,7 +47,7 @@ def test_model_shapes_and_output_range(tiny):
 
 
 def test_mlp_model_with_an_explicit_decoder(tiny):
-    model = vae_tf.build_model(tiny(encoder_layers=[[64], [64]], decoder_layers=[[32]]))
+    model = vae_tf.build_model(tiny(encoder_layers=[[64], [64]], decoder="deconv", decoder_layers=[[32]]))
     assert [layer.name for layer in model.decoder.layers if isinstance(layer, keras.layers.Dense)] == ["dense0", "logits"]
     assert model.decode(tf.zeros((2, 4))).shape == (2, 16, 16, 1)
 

@@ -28,11 +28,11 @@ def test_default_params_match_the_documented_default_model():
     params = vae_tf.load_params(ROOT / "params.py")
     assert params == vae_tf.Params()
     assert (params.dataset, params.latent_size, params.reconstruction_loss, params.kl_schedule, params.beta,
-            params.batch_size, params.decoder_layers, params.activation) == (
-        "shapes2d", 10, "bernoulli", "constant", 4.0, 64, None, "relu")
+            params.batch_size, params.activation) == ("shapes2d", 10, "bernoulli", "constant", 2.0, 64, "relu")
     assert params.encoder_layers == [[32, 4, 2]] * 3 + [[256], [256]]
+    assert (params.decoder, params.decoder_layers) == ("broadcast", [[32, 1, 1]] * 3)
     assert (params.image_size, params.objective, params.dip_lambda_od, params.dip_lambda_d, params.learning_rate,
-            params.num_steps, params.mig_step) == (32, "dip_vae_ii", 10.0, 100.0, 1e-3, 20000, 1000)
+            params.num_steps, params.mig_step) == (32, "dip_vae_ii", 10.0, 100.0, 1e-3, 15000, 1000)
 
 
 def test_overrides_are_parsed_to_the_parameter_type():

@@ -115,7 +115,7 @@ def test_mixed_precision_computes_hidden_layers_low_and_keeps_weights_and_losses
     assert {v.dtype for v in model.weights} == {"float32"}
     layers = {(net.name, layer.name): layer.compute_dtype for net in (model.encoder, model.decoder) for layer in net.layers
               if layer.weights and layer.name not in ("mean", "log_std", "logits")}
-    assert len(layers) == 6 and set(layers.values()) == {"bfloat16"}  # 2 convs, dense, dense ×2, deconv
+    assert len(layers) == 4 and set(layers.values()) == {"bfloat16"}  # encoder: 2 convs, dense; decoder: its conv
     assert {layer.name: layer.compute_dtype for layer in model.encoder.layers[-2:]} == {
         "mean": "float32", "log_std": "float32"}
     assert model.decoder.layers[-1].compute_dtype == "float32"
@@ -162,11 +162,25 @@ def test_float16_skips_overflowing_steps_halving_the_loss_scale_and_keeps_counti
     assert float(model.optimizer.dynamic_scale.numpy()) == 2.0 ** (15 - sum(skipped))
 
 
-def test_jit_compiled_steps_follow_the_graph_run(tiny):
-    common = dict(num_steps=50, plot_step=0, log_step=[], validation_step=0, checkpoint_step=50, batch_size=32)
+def test_jit_compiled_steps_compute_the_graph_step_and_follow_its_loss_curve(tiny):
+    """XLA computes the same networks and loss to float32 rounding. Its sampling noise is another stream: XLA draws
+    stateless normals from a seed known only at run time (the step counter) with a Philox of its own, so a jit run
+    follows the graph run's loss curve, not its values."""
+    model = vae_tf.build_model(tiny())
+    x = tf.constant((np.random.default_rng(2).random((8, 16, 16, 1)) > 0.8).astype(np.float32))
+
+    def deterministic(x):  # everything but the noise: the posterior, the decoded mean, its reconstruction loss
+        mean, log_std = model.encoder(x, training=True)
+        logits = model.decoder(mean, training=True)
+        return mean, log_std, logits, model.reconstruction_fn(x, logits)
+
+    for graph, xla in zip(tf.function(deterministic)(x), tf.function(deterministic, jit_compile=True)(x)):
+        np.testing.assert_allclose(xla.numpy(), graph.numpy(), rtol=1e-4, atol=1e-5)
+    common = dict(num_steps=100, plot_step=0, log_step=[], validation_step=0, checkpoint_step=100, batch_size=32)
     graph = loss_windows(vae_tf.train(tiny(run_name="graph", **common), progress=False))
     xla = loss_windows(vae_tf.train(tiny(run_name="xla", jit_compile=True, **common), progress=False))
-    np.testing.assert_allclose(xla, graph, rtol=0.01)  # XLA fuses differently: float32 rounding, not bits
+    assert xla[-1] < 0.6 * xla[0] and graph[-1] < 0.6 * graph[0]  # both learn
+    np.testing.assert_allclose(xla[1:], graph[1:], rtol=0.05)  # past the first 25 steps, within 5%
 
 
 def test_jit_compile_with_several_devices_is_one_line(tmp_path):

@@ -36,10 +36,10 @@ class Params:
     channels: Optional[int] = _option(None, "1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)")
     encoder_layers: Layers = _option([[32, 4, 2]] * 3 + [[256], [256]],
                                      "encoder: [filters, kernel, stride] convs then [units] dense layers")
-    decoder: str = _option("deconv", "deconv: dense layers, then transposed convs up to the image | broadcast: the "
+    decoder: str = _option("broadcast", "deconv: dense layers, then transposed convs up to the image | broadcast: the "
                                      "spatial broadcast decoder (Watters et al. 2019), z tiled over the image with "
                                      "x, y coordinate channels, then stride-1 convs")
-    decoder_layers: Optional[Layers] = _option(None, "deconv: [units] dense then [filters, kernel, stride] transposed "
+    decoder_layers: Optional[Layers] = _option([[32, 1, 1]] * 3, "deconv: [units] dense then [filters, kernel, stride] transposed "
                                                      "convs, None = mirror the encoder; broadcast: [filters, kernel, 1] "
                                                      "convs, None = Watters et al.'s four [64, 3, 1]")
     latent_size: int = _option(10, "number of latent dimensions")
@@ -48,7 +48,7 @@ class Params:
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
                                          "info_vae | iwae (README, 'Objectives'); beta / kl_schedule weight its KL-type term")
     kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|)")
-    beta: float = _option(4.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
+    beta: float = _option(2.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
     kl_start_step: int = _option(0, "linear/capacity: step where the ramp starts (value kl_start_value before it)")
     kl_end_step: int = _option(10000, "linear/capacity: step where the ramp ends (value kl_end_value after it)")
     kl_start_value: float = _option(0.0, "linear: KL weight at kl_start_step; capacity: C in nats at kl_start_step")
@@ -66,7 +66,7 @@ class Params:
     batch_size: int = _option(64, "images per training step")
     learning_rate: float = _option(1e-3, "Adam learning rate")
     adam_beta_1: float = _option(0.9, "Adam beta_1 (the beta-VAE project used 0.5)")
-    num_steps: int = _option(20000, "training steps in total; raise it and rerun to extend a finished run")
+    num_steps: int = _option(15000, "training steps in total; raise it and rerun to extend a finished run")
     plot_step: int = _option(500, "write a snapshot image every plot_step steps (0 = only log_step snapshots)")
     log_step: list = _option([20, 50, 100, 200], "extra early steps that also get a snapshot image")
     validation_step: int = _option(500, "validate every validation_step steps (0 = no validation)")
@@ -101,6 +101,10 @@ class Params:
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "latent_size", "activation", "reconstruction_loss", "objective", "batch_size", "seed", "precision")
 
+# Parameters added after run folders were first written, with the value every run written before them had: a
+# params.json without one of them means that value, not today's default.
+ADDED_LATER = {"decoder": "deconv"}
+
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
 NAN_POLICIES = ("stop", "skip_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -125,6 +129,11 @@ def defaults():
 
 def help_text(name):
     return next(f.metadata["help"] for f in dataclasses.fields(Params) if f.name == name)
+
+
+def saved_params(values):
+    """The Params of a run's saved values (params.json, params_history.jsonl), however old the run."""
+    return Params(**{**ADDED_LATER, **values})
 
 
 def load_params(path="params.py", preset=None, overrides=None):

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from vae_tf.errors import UserError
-from vae_tf.params import Params
+from vae_tf.params import Params, saved_params
 
 VALIDATION_COLUMNS = ("step", "loss", "reconstruction_loss", "kl_loss", "wall_time")
 CHECKPOINTS = ("latest", "best", "final")
@@ -74,7 +74,7 @@ class RunDir:
         if not isinstance(values, dict) or unknown:
             raise UserError(f"{self.params_json} has parameters this version of vae_tf does not know "
                             f"({', '.join(unknown) or 'not a JSON object'}); was it written by another version?")
-        return Params(**values)
+        return saved_params(values)
 
 
 def record_params(run, previous, params, step):
@@ -95,7 +95,7 @@ def params_history(run_dir):
     if not run.params_history.exists():
         return [(0, run.read_params())]
     entries = [json.loads(line) for line in run.params_history.read_text().splitlines() if line.strip()]
-    return [(entry["step"], Params(**entry["params"])) for entry in entries]
+    return [(entry["step"], saved_params(entry["params"])) for entry in entries]
 
 
 def _read_umask():
