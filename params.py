@@ -46,6 +46,7 @@ kl_end_value = 1.0  # linear: KL weight at kl_end_step; capacity: C (nats) at kl
 # --- optimisation ---
 batch_size = 64  # images per training step
 learning_rate = 1e-3  # Adam learning rate
+learning_rate_schedule = "constant"  # constant | cosine: from learning_rate down to 0 at num_steps
 adam_beta_1 = 0.9  # Adam beta_1 (the beta-VAE project used 0.5)
 num_steps = 15000  # training steps in total
 seed = 0  # seed of the data order, the sampling noise and the initial weights

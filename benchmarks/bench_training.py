@@ -122,7 +122,7 @@ def draw(model, steps):
     """images/s of drawing the shapes2d training split into memory, what a run does once at its start (the XLA
     renderer compiled first, as in a fresh process)."""
     params = params_of(model)
-    size, positions = datasets.image_shape_of(params)[0], datasets._partition(shapes2d.NUM_IMAGES, "train")
+    size, positions = datasets.image_shape_of(params)[0], datasets.partition_positions(shapes2d.NUM_IMAGES, "train")
     shapes2d.render_packed(positions[:1], size)  # compiles
     start = time.perf_counter()
     shapes2d.render_packed(positions, size)
@@ -193,7 +193,7 @@ def report(models, rates, losses):
     for model in ("default", "conv64"):
         if ("draw", model) in rate:
             size = datasets.image_shape_of(params_of(model))[0]
-            seconds = len(datasets._partition(shapes2d.NUM_IMAGES, "train")) / rate[("draw", model)]
+            seconds = len(datasets.partition_positions(shapes2d.NUM_IMAGES, "train")) / rate[("draw", model)]
             print(f"{f'drawing the {size}x{size} training split (seconds, once a run)':<52}{seconds:6.2f}")
 
 

@@ -11,8 +11,9 @@ RNG = np.random.default_rng(0)
 
 def tiny_model(latent_size, reconstruction_loss="bernoulli"):
     """An MLP VAE on 4×4 images whose decoder depends strongly on z, so the integral is not trivial."""
-    params = vae_tf.load_params(None, overrides=dict(image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]],
-                                                     latent_size=latent_size, reconstruction_loss=reconstruction_loss))
+    params = vae_tf.load_params(None, overrides=dict(image_size=4, encoder_layers=[[16]], decoder="deconv",
+                                                     decoder_layers=[[16]], latent_size=latent_size,
+                                                     reconstruction_loss=reconstruction_loss))
     model = vae_tf.build_model(params)
     model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
     # The proposal q(z|x) = N(0.3, 1.5²) for every image: wider than the posterior, so importance sampling

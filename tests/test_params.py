@@ -1,5 +1,6 @@
 import ast
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -70,6 +71,7 @@ def test_params_are_frozen():
     ({"decoder": "broadcast", "decoder_layers": [[256], [32, 3, 1]]}, ["decoder broadcast", "[filters, kernel, 1]"]),
     ({"decoder": "broadcast", "decoder_layers": [[32, 4, 2]]}, ["decoder broadcast", "[filters, kernel, 1]"]),
     ({"decoder": "upsample"}, ["decoder 'upsample' is not one of deconv, broadcast"]),
+    ({"decoder": "deconv"}, ["decoder deconv with decoder_layers [[32, 1, 1]", "--decoder_layers=None"]),
     ({"run_name": "a/b"}, ["run_name must be a plain folder name"]),
     ({"log_step": [-1]}, ["log_step"]),
     ({"nan_policy": "skip_batch", "strategy": "mirrored"}, ["skip_batch works with strategy default only"]),
@@ -80,6 +82,16 @@ def test_bad_values_name_the_parameter(overrides, words):
         vae_tf.load_params(ROOT / "params.py", overrides=overrides)
     for word in words:
         assert word in str(error.value)
+
+
+def test_a_run_saved_before_the_decoder_parameter_reads_as_the_deconv_decoder_it_was_trained_with(tmp_path):
+    from vae_tf.runs import RunDir
+    trained = vae_tf.load_params(ROOT / "params.py", overrides={"decoder": "deconv", "decoder_layers": None})
+    values = dataclasses.asdict(trained)
+    del values["decoder"]  # what a params.json from before the parameter holds
+    (tmp_path / "params.json").write_text(json.dumps(values))
+    assert RunDir(tmp_path).read_params() == trained
+    assert vae_tf.build_model(RunDir(tmp_path).read_params()).decoder.output_shape == (None, 32, 32, 1)
 
 
 def test_a_params_file_with_an_unknown_name_or_bad_syntax(tmp_path):

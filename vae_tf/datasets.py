@@ -62,7 +62,7 @@ def _bit_split(packed, shape, labels=None):
     return Split(len(packed), gather, labels)
 
 
-def _partition(num_examples, name):
+def partition_positions(num_examples, name):
     """Positions of a fixed 90/5/5 train/validation/test partition of range(num_examples), in a shuffled order
     (grid-ordered data sets such as shapes2d would otherwise show one shape in every snapshot)."""
     order = np.random.default_rng(20181001).permutation(num_examples)
@@ -100,17 +100,19 @@ class Source:
 
 class Shapes2D(Source):
     """The embedded procedural data set (see `vae_tf.shapes2d`). A split is drawn into memory once, as packed bits
-    (the 90% training split: 85 MB at 32×32, 340 MB at 64×64, drawn in about a second), so a training step gathers
-    its batch instead of drawing it; at sizes whose split would pass RESIDENT_BYTES it is drawn batch by batch."""
+    (the 90% training split: 85 MB at 32×32, 340 MB at 64×64), so a training step gathers its batch instead of
+    drawing it; at sizes whose split would pass RESIDENT_BYTES it is drawn batch by batch."""
 
     native_size = shapes2d.NATIVE_SIZE
-    RESIDENT_BYTES = 1_500_000_000  # the training split fits up to image_size 128 (1.36 GB)
+    # The training split is held up to image_size 128 (1.36 GB, twice while a run holds it: _drawn_split's cache
+    # and the run's variable).
+    RESIDENT_BYTES = 1_500_000_000
 
     def split(self, name):
-        partition = _partition(shapes2d.NUM_IMAGES, name)
+        partition = partition_positions(shapes2d.NUM_IMAGES, name)
         labels = dict(zip(shapes2d.FACTOR_NAMES, shapes2d.index_to_factors(partition).T))
         size, channels = self.size, self.out_channels
-        if len(partition) * -(-size * size // 8) <= self.RESIDENT_BYTES:
+        if len(partition) * shapes2d.packed_row_bytes(size) <= self.RESIDENT_BYTES:
             images = _bit_split(_drawn_split(name, size), (size, size, 1)).images
         else:
             indices, render = tf.constant(partition, tf.int64), shapes2d.compiled(size)[0]
@@ -125,8 +127,10 @@ class Shapes2D(Source):
 @functools.lru_cache(maxsize=4)
 def _drawn_split(name, size):
     """A shapes2d split drawn as packed bits, kept for the next run in this process (a notebook, a sweep, the tests)
-    at the same size: the last four splits drawn."""
-    return shapes2d.render_packed(_partition(shapes2d.NUM_IMAGES, name), size)
+    at the same size: the last four splits drawn. Read-only, so that no caller can change a later run's data."""
+    packed = shapes2d.render_packed(partition_positions(shapes2d.NUM_IMAGES, name), size)
+    packed.flags.writeable = False
+    return packed
 
 
 class Tfds(Source):
@@ -209,7 +213,7 @@ class DSprites(Source):
 
     def split(self, name):
         packed, fitted, classes = self._images()
-        positions = _partition(len(classes), name)
+        positions = partition_positions(len(classes), name)
         labels = dict(zip(shapes2d.FACTOR_NAMES, classes[positions].T))
         if packed is not None:
             return _bit_split(packed[positions], (self.size, self.size, 1), labels)

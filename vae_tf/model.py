@@ -62,6 +62,7 @@ class VAE(keras.Model):
         # float16 gradients under- and overflow: the loss is scaled, and a step whose scaled gradients overflow
         # is skipped by the optimizer (which lowers the scale), not taken for a diverged run.
         self.loss_scaled = precision == "mixed_float16"
+        self.learning_rate_at = None  # step -> learning rate, for a schedule (build_model sets it from params)
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[reconstruction_loss]
         self.schedule = make_schedule(kl_schedule, beta, kl_start_step, kl_end_step, kl_start_value, kl_end_value)
         self.dataset_size = dataset_size
@@ -147,6 +148,10 @@ class VAE(keras.Model):
         mixed_float16 a step whose scaled gradients overflow is skipped the same way, whatever the nan_policy."""
         x = data[0] if isinstance(data, (tuple, list)) else data
         step = self.optimizer.iterations
+        if self.learning_rate_at is not None:
+            # Set on the optimizer's own variable rather than handing Adam the schedule: Adam would then drop the
+            # variable, and checkpoints of the two kinds of run would no longer restore into each other.
+            self.optimizer.learning_rate.assign(self.learning_rate_at(step))
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
@@ -211,4 +216,14 @@ def build_model(params, image_shape=None, dataset_size=0):
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer)
     model.optimizer.build(model.trainable_variables)
+    model.learning_rate_at = learning_rate_schedule(params)
     return model
+
+
+def learning_rate_schedule(params):
+    """None for a constant learning rate; for `learning_rate_schedule="cosine"` the learning rate of step s,
+    learning_rate · ½(1 + cos(π·min(s, num_steps)/num_steps)) (SGDR's annealing without restarts, Loshchilov &
+    Hutter 2017, eq. 5). It follows the run's current num_steps: extending a run stretches what is left of it."""
+    if params.learning_rate_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(params.learning_rate, params.num_steps)
+    return None

@@ -36,12 +36,13 @@ class Params:
     channels: Optional[int] = _option(None, "1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)")
     encoder_layers: Layers = _option([[32, 4, 2]] * 3 + [[256], [256]],
                                      "encoder: [filters, kernel, stride] convs then [units] dense layers")
-    decoder: str = _option("broadcast", "deconv: dense layers, then transposed convs up to the image | broadcast: the "
-                                     "spatial broadcast decoder (Watters et al. 2019), z tiled over the image with "
-                                     "x, y coordinate channels, then stride-1 convs")
-    decoder_layers: Optional[Layers] = _option([[32, 1, 1]] * 3, "deconv: [units] dense then [filters, kernel, stride] transposed "
-                                                     "convs, None = mirror the encoder; broadcast: [filters, kernel, 1] "
-                                                     "convs, None = Watters et al.'s four [64, 3, 1]")
+    decoder: str = _option("broadcast", "deconv: dense layers, then transposed convs up to the image | broadcast: "
+                                        "the spatial broadcast decoder (Watters et al. 2019), z tiled over the image "
+                                        "with x, y coordinate channels, then stride-1 convs")
+    decoder_layers: Optional[Layers] = _option([[32, 1, 1]] * 3,
+                                               "deconv: [units] dense then [filters, kernel, stride] transposed convs, "
+                                               "None = mirror the encoder; broadcast: [filters, kernel, 1] convs, "
+                                               "None = Watters et al.'s four [64, 3, 1]")
     latent_size: int = _option(10, "number of latent dimensions")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
@@ -65,6 +66,8 @@ class Params:
     iwae_samples: int = _option(5, "iwae: importance samples K per image (K = 1 is the VAE's ELBO)")
     batch_size: int = _option(64, "images per training step")
     learning_rate: float = _option(1e-3, "Adam learning rate")
+    learning_rate_schedule: str = _option("constant", "constant: learning_rate throughout | cosine: from learning_rate "
+                                                      "down to 0 at num_steps (Loshchilov & Hutter 2017)")
     adam_beta_1: float = _option(0.9, "Adam beta_1 (the beta-VAE project used 0.5)")
     num_steps: int = _option(15000, "training steps in total; raise it and rerun to extend a finished run")
     plot_step: int = _option(500, "write a snapshot image every plot_step steps (0 = only log_step snapshots)")
@@ -109,6 +112,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
 NAN_POLICIES = ("stop", "skip_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 DECODERS = ("deconv", "broadcast")
 MMD_KERNELS = ("rbf", "imq")
 
@@ -260,7 +264,7 @@ def _check_values(p):
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
                            ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS), ("precision", PRECISIONS),
-                           ("decoder", DECODERS)):
+                           ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
@@ -269,6 +273,10 @@ def _check_values(p):
         _require(p.decoder != "broadcast" or all(len(layer) == 3 and layer[2] == 1 for layer in p.decoder_layers),
                  f"decoder broadcast runs stride-1 convs over the whole image: decoder_layers must be [filters, "
                  f"kernel, 1] entries, got {p.decoder_layers!r}")
+        # The broadcast default's layers under --decoder=deconv would project z straight onto the whole image.
+        _require(p.decoder != "deconv" or any(len(layer) == 1 or layer[2] > 1 for layer in p.decoder_layers),
+                 f"decoder deconv with decoder_layers {p.decoder_layers!r} (no dense layer, no stride above 1) "
+                 f"would project z straight onto the whole image; pass --decoder_layers=None to mirror the encoder")
     for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
     for name in ("plot_step", "validation_step", "validation_tolerance", "mig_step", "kl_start_step", "kl_end_step",

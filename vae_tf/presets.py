@@ -8,16 +8,16 @@ same experiment on other data.
 # The VariationalAutoEncoder project: MNIST 28×28×1, latent 32, batch 64, Adam 4e-4, summed squared error
 # (the loss its write-up reports). It gives no step counts: 60000 lets AE_1 finish its ramp (step 53000).
 _VAE_PROJECT = dict(dataset="mnist", image_size=None, encoder_layers=[[64, 4, 2], [64, 4, 2], [256]],
-                    decoder="deconv", decoder_layers=None, latent_size=32, batch_size=64, learning_rate=4e-4, adam_beta_1=0.9,
-                    reconstruction_loss="squared_error", objective="beta_vae", kl_schedule="constant", num_steps=60000,
-                    validation_step=500, validation_tolerance=0)
+                    decoder="deconv", decoder_layers=None, latent_size=32, batch_size=64, learning_rate=4e-4,
+                    adam_beta_1=0.9, reconstruction_loss="squared_error", objective="beta_vae", kl_schedule="constant",
+                    num_steps=60000, validation_step=500, validation_tolerance=0)
 
 # The Beta-VAE project: CelebA 64×64×3, latent 32, batch 64, Adam 5e-4 (β1 0.5), summed squared error,
 # validation every 500 steps keeping the best checkpoint, stopping after 20 checks without improvement.
 _BETA_VAE_PROJECT = dict(dataset="celeb_a", image_size=None, encoder_layers=[[32, 4, 2]] * 4 + [[256], [256]],
-                         decoder="deconv", decoder_layers=None, latent_size=32, batch_size=64, learning_rate=5e-4, adam_beta_1=0.5,
-                         reconstruction_loss="squared_error", objective="beta_vae", kl_schedule="constant",
-                         num_steps=1_000_000, validation_step=500, validation_tolerance=20)
+                         decoder="deconv", decoder_layers=None, latent_size=32, batch_size=64, learning_rate=5e-4,
+                         adam_beta_1=0.5, reconstruction_loss="squared_error", objective="beta_vae",
+                         kl_schedule="constant", num_steps=1_000_000, validation_step=500, validation_tolerance=20)
 
 # The schedule runs disable validation (a loss whose KL weight moves is not comparable across checks).
 _SCHEDULED = dict(_BETA_VAE_PROJECT, kl_schedule="linear", validation_step=0, validation_tolerance=0)
@@ -65,9 +65,9 @@ PRESETS = {
     "shapes2d_iwae": dict(_STUDY, objective="iwae", iwae_samples=5),
     # params.py's default until the 32×32 one: the β-VAE project's encoder on shapes2d at its own 64×64, β = 4.
     "shapes2d_64": dict(dataset="shapes2d", image_size=None, encoder_layers=[[32, 4, 2]] * 4 + [[256], [256]],
-                        decoder="deconv", decoder_layers=None, latent_size=10, activation="relu", reconstruction_loss="bernoulli",
-                        objective="beta_vae", kl_schedule="constant", beta=4.0, batch_size=64, learning_rate=5e-4,
-                        adam_beta_1=0.9, num_steps=6000),
+                        decoder="deconv", decoder_layers=None, latent_size=10, activation="relu",
+                        reconstruction_loss="bernoulli", objective="beta_vae", kl_schedule="constant", beta=4.0,
+                        batch_size=64, learning_rate=5e-4, adam_beta_1=0.9, num_steps=6000),
     # The best disentanglement of shapes2d found for about half an hour of this 2-core CPU (README, "Disentangling
     # shapes2d"): params.py's default model with batches of 128, which separated the factors sooner in the trials,
     # trained 40,000 steps.
@@ -103,5 +103,6 @@ DESCRIPTIONS = {
     "shapes2d_info_vae": "InfoVAE (Zhao et al. 2017), MMD with alpha 0, lambda 1000, on the study's model",
     "shapes2d_iwae": "IWAE (Burda et al. 2016), K = 5, on the study's model",
     "shapes2d_64": "shapes2d at 64x64 with the beta-VAE project's encoder, beta 4, 6000 steps: the former default",
-    "shapes2d_disentangle": "shapes2d 32x32, DIP-VAE-II, beta 2, spatial broadcast decoder, batch 128, 40000 steps: params.py's model trained ~30 min",
+    "shapes2d_disentangle": "shapes2d 32x32, DIP-VAE-II, beta 2, spatial broadcast decoder, batch 128, 40000 steps: "
+                            "params.py's model trained ~30 min",
 }

@@ -11,8 +11,8 @@ pixel counts to real dSprites frames: at scale 1 a square is 20 px wide, an elli
 heart 20×17 px. It is not the official file and is never called dSprites.
 
 Everything that draws images for training or scoring goes through one renderer compiled with XLA (`compiled`):
-fused into one kernel it draws 4-14× faster than the op-by-op graph (benchmarks/bench_training.py), fast enough
-to draw a whole training split into memory in a second or two (`render_packed`). Graph and XLA pixels can differ
+fused into one kernel it draws 4-14× faster than the op-by-op graph, fast enough to draw a whole training split
+into memory when a run starts (`render_packed`; benchmarks/bench_training.py times both). Graph and XLA pixels can differ
 where a pixel centre lies on a sprite's edge to float32 rounding (33 of the 3·10⁹ pixels of the 64×64 grid);
 using one renderer everywhere keeps training data and metric observations the same images.
 """
@@ -93,12 +93,17 @@ def render_indices(index, size=NATIVE_SIZE):
     return render(factors, size)
 
 
+def packed_row_bytes(size):
+    """Bytes of one size×size binary image as packed bits (an np.packbits row)."""
+    return -(-size * size // 8)
+
+
 @functools.cache
 def compiled(size):
     """The XLA-compiled renderers at one size: `images(index [n] int64) -> [n, size, size, 1]` and
     `packed(index [n] int64) -> uint8 [n, ceil(size²/8)]`, the same images as np.packbits rows (first pixel in the
     high bit). Cached per size, so every run of a process reuses the compilation."""
-    row_bytes = -(-size * size // 8)
+    row_bytes = packed_row_bytes(size)
     bit_weights = tf.constant([128, 64, 32, 16, 8, 4, 2, 1], tf.int32)
     signature = [tf.TensorSpec([None], tf.int64)]
 
@@ -124,8 +129,11 @@ def render_packed(index, size=NATIVE_SIZE):
     index = np.asarray(index, np.int64)
     padded = np.zeros(-(-len(index) // PACK_CHUNK) * PACK_CHUNK, np.int64)  # one chunk shape: one XLA compilation
     padded[:len(index)] = index
-    chunks = [packed(tf.constant(padded[i:i + PACK_CHUNK])).numpy() for i in range(0, len(padded), PACK_CHUNK)]
-    return np.concatenate(chunks)[:len(index)] if chunks else np.zeros((0, -(-size * size // 8)), np.uint8)
+    out = np.empty((len(index), packed_row_bytes(size)), np.uint8)
+    for start in range(0, len(index), PACK_CHUNK):
+        rows = packed(tf.constant(padded[start:start + PACK_CHUNK])).numpy()
+        out[start:start + PACK_CHUNK] = rows[:len(out) - start]
+    return out
 
 
 class Shapes2DGroundTruth:
@@ -138,7 +146,7 @@ class Shapes2DGroundTruth:
     def __init__(self, size=NATIVE_SIZE, channels=1):
         self.size = size
         self.observation_shape = (size, size, channels)
-        self._images = compiled(size)[0]  # the renderer the training data comes from
+        self._images = compiled(size)[0]  # the same XLA program of the images as the training data's packed bits
 
     def sample_factors(self, num, random_state):
         """Uniform factor indices [num, 5]."""
