@@ -14,7 +14,7 @@ after every step (`float(loss)`):
             measures the host loop; also a bare loop that runs all its steps in one call (no host sync), and the
             training stream alone at 16×16 (the data each step gathers)
   tiny_loop the tiny model with no snapshot, validation or checkpoint before the end: the host loop, data and log
-            alone (each validation and checkpoint costs about as much as 100 tiny steps)
+            alone
   bfloat16  conv64 with precision mixed_bfloat16 (and its loss gap to float32 after the same steps)
   xla       conv64 with jit_compile True
   VAE_0     the MLP preset at 28×28, and celeba: the beta-VAE project's CelebA model at 64×64×3 (both fed shapes2d
@@ -41,13 +41,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PARAMS = os.path.join(HERE, "..", "params.py")
 WARMUP = 20
 LOSS_WINDOW = 100  # the bfloat16 loss gap: mean loss over the last LOSS_WINDOW steps of a measurement
+TINY = dict(image_size=16, encoder_layers=[[64]], decoder_layers=None, latent_size=2)
+# About 10 s of tiny steps: a run's one-off costs (drawing its first snapshot figure, about a second on a thread of
+# its own; the first runs of the validation and checkpoint functions) are a small part of it, as in a real run.
+TINY_STEPS = 12000
 # name: (preset, overrides, steps per measurement)
 MODELS = {
     "conv64": ("shapes2d_64", {}, 520),
     "default": (None, {}, 1500),
-    "tiny": ("shapes2d_64", dict(image_size=16, encoder_layers=[[64]], decoder_layers=None, latent_size=2), 4000),
-    "tiny_loop": ("shapes2d_64", dict(image_size=16, encoder_layers=[[64]], decoder_layers=None, latent_size=2,
-                                      plot_step=0, validation_step=0, checkpoint_step=4000), 4000),
+    "tiny": ("shapes2d_64", dict(TINY), TINY_STEPS),
+    "tiny_loop": ("shapes2d_64", dict(TINY, plot_step=0, validation_step=0, checkpoint_step=TINY_STEPS), TINY_STEPS),
     "bfloat16": ("shapes2d_64", dict(precision="mixed_bfloat16"), 520),
     "xla": ("shapes2d_64", dict(jit_compile=True), 520),
     "VAE_0": ("VAE_0", dict(dataset="shapes2d", image_size=28), 1500),

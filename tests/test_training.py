@@ -266,3 +266,34 @@ def test_falling_back_to_an_older_checkpoint_names_both_steps(tiny, tmp_path, ca
     assert [int(r["step"]) for r in read_rows(run / "log.csv")] == list(range(6))
     assert sorted(p.name for p in (run / "images").iterdir()) == ["image_0.png", "image_1.png", "image_3.png",
                                                                   "image_6.png"]
+
+
+def test_checkpoints_keep_the_newest_of_each_kind_and_each_holds_its_own_step(tiny, tmp_path):
+    from vae_tf.runs import RunDir
+    from vae_tf.training import Checkpointer
+    run = RunDir(tmp_path / "ck")
+    model = vae_tf.build_model(tiny())
+    state = Checkpointer(model, run)
+    run.checkpoints.mkdir(parents=True)
+    (run.checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-0"\n')  # CheckpointManager's, stale
+    weight = model.trainable_variables[0]
+    for step in range(1, 7):
+        weight.assign(tf.fill(weight.shape, float(step)))
+        if step in (4, 5):
+            state.save(step, best=True)  # as after a validation that improved: the best, then the latest
+        state.save(step)
+    steps = lambda folder: sorted(int(p.stem.split("-")[1]) for p in folder.glob("ckpt-*.index"))
+    assert steps(run.checkpoints) == [4, 5, 6] and steps(run.best_checkpoints) == [5]
+    assert not (run.checkpoints / "checkpoint").exists()
+    for path in run.checkpoints.glob("ckpt-5.*"):  # the latest of step 5 is the best's files, not a second write
+        assert os.path.samefile(path, run.best_checkpoints / path.name)
+    for path in run.checkpoints.glob("ckpt-6.*"):
+        path.unlink()
+    # ckpt-4's best files were removed when ckpt-5 became the best: its latest links still hold it.
+    for path in run.checkpoints.glob("ckpt-5.*"):
+        path.unlink()
+    for which, expected in (("latest", 4.0), ("best", 5.0)):
+        fresh = vae_tf.build_model(tiny())
+        assert Checkpointer(fresh, run).restore(which)
+        np.testing.assert_array_equal(fresh.trainable_variables[0].numpy(), np.full(weight.shape, expected))
+        assert int(fresh.optimizer.iterations.numpy()) == 0

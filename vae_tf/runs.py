@@ -178,6 +178,10 @@ class CsvLog:
     def append(self, values):
         self.writer.writerow([_format(values[column]) for column in self.columns])
 
+    def append_rows(self, rows):
+        """Rows given as sequences in the order of `columns`."""
+        self.writer.writerows([_format(value) for value in row] for row in rows)
+
     def flush(self):
         self.file.flush()
         os.fsync(self.file.fileno())
