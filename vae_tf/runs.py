@@ -28,6 +28,12 @@ def mig_columns(factor_names):
             + tuple(f"latent_{name}" for name in factor_names) + ("wall_time",))
 
 
+def checkpoint_steps(folder):
+    """The steps of the checkpoints `ckpt-<step>` in `folder` (those whose index file exists)."""
+    return [int(index.stem.split("-")[1]) for index in Path(folder).glob("ckpt-*.index")
+            if index.stem.split("-")[1].isdigit()]
+
+
 class RunDir:
     """Where each file of a run lives."""
 
@@ -58,9 +64,7 @@ class RunDir:
         best checkpoint, or model.keras's modification time; None when there is none."""
         if which == "final":
             return self.model_keras.stat().st_mtime_ns if self.model_keras.exists() else None
-        folder = self.checkpoints if which == "latest" else self.best_checkpoints
-        steps = [int(p.stem.split("-")[1]) for p in folder.glob("ckpt-*.index") if p.stem.split("-")[1].isdigit()]
-        return max(steps, default=None)
+        return max(checkpoint_steps(self.checkpoints if which == "latest" else self.best_checkpoints), default=None)
 
     def read_params(self):
         try:

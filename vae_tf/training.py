@@ -23,7 +23,7 @@ from vae_tf.baselines import model_representation
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
 from vae_tf.model import build_model, usable_step
 from vae_tf.params import STRUCTURAL, check_image_size, names
-from vae_tf.runs import (VALIDATION_COLUMNS, CsvLog, RunDir, log_columns, mig_columns, record_params,
+from vae_tf.runs import (VALIDATION_COLUMNS, CsvLog, RunDir, checkpoint_steps, log_columns, mig_columns, record_params,
                          replace_atomically, write_json)
 from vae_tf.snapshots import SnapshotFigure
 
@@ -74,7 +74,7 @@ class Checkpointer:
         checkpoint's files away resumes from the one before it.
         """
         directory = self.run.checkpoints if which == "latest" else self.run.best_checkpoints
-        numbers = sorted(_checkpoint_steps(directory), reverse=True)
+        numbers = sorted(checkpoint_steps(directory), reverse=True)
         if not numbers:
             return False
         path = str(directory / f"ckpt-{numbers[0]}")
@@ -99,7 +99,7 @@ class Checkpointer:
         self.written = (step, folder)
         # CheckpointManager's state file, in runs it saved: it would name checkpoints removed below.
         (folder / "checkpoint").unlink(missing_ok=True)
-        for old in sorted(_checkpoint_steps(folder), reverse=True)[self.KEEP[which]:]:
+        for old in sorted(checkpoint_steps(folder), reverse=True)[self.KEEP[which]:]:
             for file in folder.glob(f"ckpt-{old}.*"):
                 file.unlink()
 
@@ -117,11 +117,6 @@ class Checkpointer:
                 file.unlink()
             return False
         return True
-
-
-def _checkpoint_steps(folder):
-    """The steps of the checkpoints in `folder` (those whose index file exists)."""
-    return [int(index.stem.split("-")[1]) for index in folder.glob("ckpt-*.index") if index.stem.split("-")[1].isdigit()]
 
 
 def _check_resumable(run, params):
