@@ -306,9 +306,10 @@ def _scalar_writer(writer, names):
     def write(rows, first_step):
         with writer.as_default():
             for i in tf.range(tf.shape(rows)[0]):
+                step, values = first_step + tf.cast(i, tf.int64), tf.unstack(rows[i])  # once a row, not once a scalar
                 with tf.name_scope("train/"):  # absolute: the loop's own scope would prefix the tags with "while/"
-                    for j, name in enumerate(names):
-                        tf.summary.scalar(name, rows[i, j], step=first_step + tf.cast(i, tf.int64))
+                    for name, value in zip(names, values):
+                        tf.summary.scalar(name, value, step=step)
 
     return write
 
