@@ -269,7 +269,7 @@ def test_falling_back_to_an_older_checkpoint_names_both_steps(tiny, tmp_path, ca
 
 
 def test_checkpoints_keep_the_newest_of_each_kind_and_each_holds_its_own_step(tiny, tmp_path):
-    from vae_tf.runs import RunDir
+    from vae_tf.runs import RunDir, checkpoint_steps
     from vae_tf.training import Checkpointer
     run = RunDir(tmp_path / "ck")
     model = vae_tf.build_model(tiny())
@@ -282,8 +282,7 @@ def test_checkpoints_keep_the_newest_of_each_kind_and_each_holds_its_own_step(ti
         if step in (4, 5):
             state.save(step, best=True)  # as after a validation that improved: the best, then the latest
         state.save(step)
-    steps = lambda folder: sorted(int(p.stem.split("-")[1]) for p in folder.glob("ckpt-*.index"))
-    assert steps(run.checkpoints) == [4, 5, 6] and steps(run.best_checkpoints) == [5]
+    assert sorted(checkpoint_steps(run.checkpoints)) == [4, 5, 6] and checkpoint_steps(run.best_checkpoints) == [5]
     assert not (run.checkpoints / "checkpoint").exists()
     for path in run.checkpoints.glob("ckpt-5.*"):  # the latest of step 5 is the best's files, not a second write
         assert os.path.samefile(path, run.best_checkpoints / path.name)
