@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -45,6 +46,11 @@ def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
         scalars = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(f"train/{name}")]
         assert scalars == [(int(r["step"]), pytest.approx(float(r[name]), rel=1e-6)) for r in rows], name
     assert [e.step for e in events.Tensors("snapshot")] == [0, 1, 3, 6]
+    assert events.SummaryMetadata("snapshot").plugin_data.plugin_name == "images"
+    width, height, png = events.Tensors("snapshot")[-1].tensor_proto.string_val
+    snapshot = iio.imread(run / "images" / "image_6.png")
+    assert (int(height), int(width)) == snapshot.shape[:2]
+    assert np.array_equal(tf.io.decode_png(png).numpy(), snapshot)  # TensorBoard shows the image the folder holds
     assert "run saved in" in result.stdout
     umask = os.umask(0)
     os.umask(umask)

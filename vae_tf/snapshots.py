@@ -36,7 +36,7 @@ class SnapshotFigure:
     owns its figure and canvas, outside pyplot's global state; use one instance from one thread at a time."""
 
     def __init__(self):
-        self.canvas, self.images, self.title = None, [], None
+        self.canvas, self.images, self.title, self.background = None, [], None, None
 
     def __call__(self, originals, reconstructions, generations, step):
         panels = [np.asarray(images) for images in (originals, reconstructions, generations)]
@@ -45,10 +45,13 @@ class SnapshotFigure:
         if self.canvas is None or [image.get_array().shape for image in self.images] != [_displayed(grid).shape
                                                                                            for grid in grids]:
             self._build(grids)
+        # Blitting: the panel titles stay in the saved background; only the images and the step are drawn again.
+        self.canvas.restore_region(self.background)
         for image, grid in zip(self.images, grids):
             image.set_data(_displayed(grid))
+            self.canvas.figure.draw_artist(image)
         self.title.set_text(f"step {step}")
-        self.canvas.draw()
+        self.canvas.figure.draw_artist(self.title)
         return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
 
     def _build(self, grids):
@@ -62,3 +65,7 @@ class SnapshotFigure:
             axis.axis("off")
         self.title = figure.suptitle("step 0", fontsize=13)
         figure.tight_layout(rect=(0, 0, 1, 0.94))
+        for artist in (*self.images, self.title):
+            artist.set_animated(True)  # left out of the background drawn next
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(figure.bbox)

@@ -16,6 +16,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.image import metadata as image_metadata
 from tqdm.auto import tqdm
 
 from vae_tf import datasets, distribution, metrics
@@ -432,8 +433,8 @@ class _Trainer:
         self.snapshot_panels = _compiled_snapshot(model, validation_split, params.seed)
         self.draw_snapshot = SnapshotFigure()  # used on the background thread only
         self.skipped_in_a_row = 0
-        # TensorBoard's scalars and the snapshots are written on a thread of their own, overlapping the next
-        # training call.
+        # log.csv's rows, TensorBoard's scalars and the snapshots are written on a thread of their own, overlapping
+        # the next training call.
         self.background, self.pending = ThreadPoolExecutor(1, thread_name_prefix="vae_tf_writer"), []
         self.scores_mig = chief and ground_truth is not None  # the chief scores, the other workers wait
         self.representation = model_representation(model) if self.scores_mig else None
@@ -533,8 +534,9 @@ class _Trainer:
                 values = values[:offset]  # the rows before the one that stops training
                 break
             bar.write(f"step {step}: non-finite loss, update skipped (nan_policy=skip_batch)")
-        if self.chief:
-            self.log.append_rows([self.step + i, *row, wall] for i, (row, wall) in enumerate(zip(values, times.tolist())))
+        if self.chief:  # formatted and written on the background thread, in order, before any later checkpoint
+            rows = [[self.step + i, *row, wall] for i, (row, wall) in enumerate(zip(values, times.tolist()))]
+            self.pending.append((self.step, self.background.submit(self.log.append_rows, rows)))
         self.step += len(values)
         if error:
             raise error
@@ -576,9 +578,14 @@ class _Trainer:
 
     def _write_snapshot(self, at, panels):
         pixels = self.draw_snapshot(*panels, at)
-        replace_atomically(self.run.snapshot(at), lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
+        png = iio.imwrite("<bytes>", pixels, extension=".png")
+        replace_atomically(self.run.snapshot(at), lambda tmp: Path(tmp).write_bytes(png))
+        # TensorBoard's image summary (width, height, PNG), of the PNG just encoded: tf.summary.image would encode
+        # the pixels a second time.
+        height, width = pixels.shape[:2]
         with self.writer.as_default(step=at):
-            tf.summary.image("snapshot", pixels[None])
+            tf.summary.write("snapshot", tf.constant([str(width), str(height), png]),
+                             metadata=image_metadata.create_summary_metadata(display_name=None, description=None))
 
     def _write_validation_scalars(self, at, figures):
         with self.writer.as_default(step=at):
