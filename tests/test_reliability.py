@@ -77,15 +77,16 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path):
         sorted(p.name for p in (tmp_path / "straight" / "images").glob("*.png"))
 
 
-def test_sigterm_saves_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("delay", [0, 2], ids=["while_compiling", "while_training"])
+def test_sigterm_saves_and_exits_cleanly(tmp_path, delay):
     args = [f"--output_dir={tmp_path}", "--run_name=term",
             *tiny_args(num_steps=100000, checkpoint_step=100000, plot_step=0, log_step=[], validation_step=0)]
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "term" / "params.json").exists():
-        time.sleep(0.2)
-    time.sleep(2)
+        time.sleep(0.05)
+    time.sleep(delay)  # params.json is written just before the training functions are compiled
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "SIGTERM received" in stderr and "rerun the same command" in stderr

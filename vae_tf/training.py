@@ -407,11 +407,12 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
         print(_resume_line(run, previous, params, step, logged))
 
     saved_at, trainer = (step if restored else None), None
-    with _writes_to(run, lambda: (trainer.saved_at if trainer else saved_at) or 0):
+    # A stop request while the trainer compiles its functions (seconds) is honoured at the end of the first call.
+    with _writes_to(run, lambda: (trainer.saved_at if trainer else saved_at) or 0), _stop_requests() as stop_requested:
         trainer = _Trainer(params, previous, run, strategy, chief, model, state, train_split, validation_split,
                            ground_truth, step, saved_at)
         try:
-            trainer.fit(progress)
+            trainer.fit(progress, stop_requested)
         finally:
             trainer.close()
     return run.path
@@ -466,7 +467,7 @@ class _Trainer:
         if self.writer is not None:
             self.writer.close()
 
-    def fit(self, progress):
+    def fit(self, progress, stop_requested):
         params, step = self.params, self.step
         if self.wants_snapshot(step) and not self.run.snapshot(step).exists():
             self.snapshot(step)
@@ -474,34 +475,33 @@ class _Trainer:
         bar = tqdm(total=params.num_steps, initial=step, unit="step", disable=not (progress and self.chief),
                    file=sys.stdout, dynamic_ncols=True, desc=params.run_name,
                    mininterval=0.2 if sys.stdout.isatty() else 30)
-        with _stop_requests() as stop_requested:
-            with bar:
-                while self.step < params.num_steps:
-                    n = min(sizes.size(), self.next_host_step() - self.step)
-                    started = time.time()
-                    rows, usable = self.steps(tf.constant(self.step, tf.int64), tf.constant(n, tf.int32))
-                    rows, usable = rows.numpy(), usable.numpy()
-                    ended = time.time()
-                    if self.chief:
-                        self.pending.append((self.step, self.background.submit(self.write_scalars, rows, self.step)))
-                    sizes.timed(len(rows), ended - started)
-                    self.state.train_seconds.assign_add(ended - started)
-                    # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
-                    self.record(rows, usable, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows),
-                                bar)
-                    if self.after_call(stop_requested, bar):
-                        break
-            if self.scores_mig and not _due(params.mig_step, self.step):
-                self.score_mig(self.step)  # the trained model's score, whatever step training ended on
-            if self.saved_at != self.step:
-                self.save(self.step)
-            if self.chief:
-                if not self.wants_snapshot(self.step):  # the GIF and the exported image end on the saved model
-                    self.snapshot(self.step)
-                self.finish_background()
-                replace_atomically(self.run.model_keras, self.model.save)
-                print(f"run saved in {self.run.path}; draw its figures with `python analyze.py {self.run.path}`, "
-                      f"load it with vae_tf.load_run({str(self.run.path)!r})")
+        with bar:
+            while self.step < params.num_steps:
+                n = min(sizes.size(), self.next_host_step() - self.step)
+                started = time.time()
+                rows, usable = self.steps(tf.constant(self.step, tf.int64), tf.constant(n, tf.int32))
+                rows, usable = rows.numpy(), usable.numpy()
+                ended = time.time()
+                if self.chief:
+                    self.pending.append((self.step, self.background.submit(self.write_scalars, rows, self.step)))
+                sizes.timed(len(rows), ended - started)
+                self.state.train_seconds.assign_add(ended - started)
+                # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
+                self.record(rows, usable, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows),
+                            bar)
+                if self.after_call(stop_requested, bar):
+                    break
+        if self.scores_mig and not _due(params.mig_step, self.step):
+            self.score_mig(self.step)  # the trained model's score, whatever step training ended on
+        if self.saved_at != self.step:
+            self.save(self.step)
+        if self.chief:
+            if not self.wants_snapshot(self.step):  # the GIF and the exported image end on the saved model
+                self.snapshot(self.step)
+            self.finish_background()
+            replace_atomically(self.run.model_keras, self.model.save)
+            print(f"run saved in {self.run.path}; draw its figures with `python analyze.py {self.run.path}`, "
+                  f"load it with vae_tf.load_run({str(self.run.path)!r})")
 
     def next_host_step(self):
         """The first step after the current one at which the host has work, or training ends."""
