@@ -239,15 +239,23 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
     one_step = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
     loss_index, norm_index = model.step_figures.index("loss"), model.step_figures.index("grad_norm")
 
-    def replica_step(batch):
+    def replica_step(rows):
         context = tf.distribute.get_replica_context()
-        figures = one_step(_replica_rows(batch, context.replica_id_in_sync_group, strategy.num_replicas_in_sync))
+        figures = one_step(rows)
         vector = tf.stack([figures[name] for name in model.step_figures])
         if strategy.num_replicas_in_sync == 1:
             return vector
         gathered = context.all_gather(vector[None], axis=0)  # [replicas, figures]
         return tf.stack([_REDUCTIONS.get(name, tf.reduce_mean)(gathered[:, i])
                          for i, name in enumerate(model.step_figures)])
+
+    def per_replica(batch):
+        """The global batch cut into each replica's slice where it was gathered, so that a device receives its own
+        rows only, not the whole batch."""
+        if strategy.num_replicas_in_sync == 1:
+            return batch
+        return strategy.experimental_distribute_values_from_function(
+            lambda context: _replica_rows(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync))
 
     @tf.function
     def steps(start, n):
@@ -258,7 +266,7 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
         for i in tf.range(n):
             step = start + tf.cast(i, tf.int64)
             following = tf.cond(i + 1 < n, lambda: stream.batch(step + 1), lambda: batch)
-            vector = strategy.experimental_local_results(strategy.run(replica_step, args=(batch,)))[0]
+            vector = strategy.experimental_local_results(strategy.run(replica_step, args=(per_replica(batch),)))[0]
             fine = usable_step(vector[loss_index], vector[norm_index], model.loss_scaled)
             rows, usable = rows.write(i, vector), usable.write(i, fine)
             count = i + 1
