@@ -239,9 +239,9 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
     one_step = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
     loss_index, norm_index = model.step_figures.index("loss"), model.step_figures.index("grad_norm")
 
-    def replica_step(rows):
+    def replica_step(images):
         context = tf.distribute.get_replica_context()
-        figures = one_step(rows)
+        figures = one_step(images)
         vector = tf.stack([figures[name] for name in model.step_figures])
         if strategy.num_replicas_in_sync == 1:
             return vector
