@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -77,21 +78,50 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path):
         sorted(p.name for p in (tmp_path / "straight" / "images").glob("*.png"))
 
 
-@pytest.mark.parametrize("delay", [0, 2], ids=["while_compiling", "while_training"])
-def test_sigterm_saves_and_exits_cleanly(tmp_path, delay):
+def test_sigterm_saves_and_exits_cleanly(tmp_path):
     args = [f"--output_dir={tmp_path}", "--run_name=term",
             *tiny_args(num_steps=100000, checkpoint_step=100000, plot_step=0, log_step=[], validation_step=0)]
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "term" / "params.json").exists():
-        time.sleep(0.05)
-    time.sleep(delay)  # params.json is written just before the training functions are compiled
+        time.sleep(0.2)
+    time.sleep(2)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "SIGTERM received" in stderr and "rerun the same command" in stderr
     saved = int(stderr.split("checkpoint at step ")[1].split()[0])
     assert saved > 0 and [int(r["step"]) for r in rows(tmp_path / "term" / "log.csv")] == list(range(saved))
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_signal_while_the_trainer_compiles_is_honoured_and_a_second_one_stops_at_once(tmp_path, signals):
+    """The trainer compiles its functions for seconds after the run folder exists: one SIGTERM then saves at the end
+    of the first call; a second one ends the process as SIGTERM does (the run resumes from its last checkpoint)."""
+    script = tmp_path / "signalled_train.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, runpy, signal, sys, time
+        from vae_tf import training
+        build = training._Trainer.__init__
+        def signalled(self, *args, **kwargs):
+            for _ in range({signals}):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)  # Python runs the handler of each signal before the next is sent
+            build(self, *args, **kwargs)
+        training._Trainer.__init__ = signalled
+        sys.argv = [{str(ROOT / "train.py")!r}, *sys.argv[1:]]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    """))
+    result = subprocess.run([sys.executable, str(script), f"--output_dir={tmp_path}", "--run_name=term",
+                             *tiny_args(num_steps=1000, checkpoint_step=1000, plot_step=0, log_step=[],
+                                        validation_step=0)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if signals == 1:
+        assert result.returncode == 130 and "SIGTERM received" in result.stderr, result.stderr
+        saved = int(result.stderr.split("checkpoint at step ")[1].split()[0])
+        assert 0 < saved < 1000 and [int(r["step"]) for r in rows(tmp_path / "term" / "log.csv")] == list(range(saved))
+    else:
+        assert result.returncode == -signal.SIGTERM, result.stderr
+        assert not list((tmp_path / "term").glob("checkpoints/ckpt-*"))
 
 
 def test_skip_batch_leaves_weights_and_optimizer_untouched(tiny):

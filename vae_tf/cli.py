@@ -111,8 +111,9 @@ def train_main(argv=None):
         print(str(error), file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("interrupted before the first training step: nothing was trained; rerun the same command to start "
-              "or resume", file=sys.stderr)
+        # before the stop-request handlers were installed, or a second Ctrl-C that would not wait for a checkpoint
+        print("interrupted; rerun the same command to start, or to resume from the run's last checkpoint",
+              file=sys.stderr)
         return 130
     return 0
 
