@@ -225,6 +225,24 @@ def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_usable(tiny, monkey
     assert [int(r["step"]) for r in rows(resumed / "log.csv")] == list(range(6))
 
 
+def test_a_full_disk_while_the_log_is_written_stops_training_at_once(tiny, monkeypatch):
+    """log.csv's rows are written on the writer thread: a failure there ends the run within a call or two, not at the
+    next checkpoint (here the last step)."""
+    from vae_tf.runs import CsvLog
+    attempts = []
+
+    def no_space(self, rows):
+        attempts.append(len(rows))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(CsvLog, "append_rows", no_space)
+    with pytest.raises(vae_tf.UserError) as error:
+        vae_tf.train(tiny(run_name="full_log", num_steps=10000, steps_per_call=10, checkpoint_step=10000, plot_step=0,
+                          validation_step=0, log_step=[]), progress=False)
+    assert "No space left on device" in str(error.value)
+    assert 1 <= len(attempts) < 100  # of the run's 1,000 calls of 10 steps, all of which would run to the checkpoint
+
+
 def test_a_new_learning_rate_takes_effect_when_resuming(tiny):
     vae_tf.train(tiny(run_name="lr", num_steps=3), progress=False)
     run = vae_tf.train(tiny(run_name="lr", num_steps=6, learning_rate=1e-3), progress=False)

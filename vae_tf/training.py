@@ -477,6 +477,8 @@ class _Trainer:
         # steady from the start and a validation that cannot run fails at once.
         self.validation.get_concrete_function()
         self.snapshot_panels.get_concrete_function()
+        if chief:
+            self.write_scalars.get_concrete_function()
         state.write.get_concrete_function(tf.TensorSpec([], tf.string))
 
     def close(self):
@@ -508,6 +510,7 @@ class _Trainer:
                 # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
                 self.record(rows, usable, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows),
                             bar)
+                self.check_background()
                 if self.after_call(stop_requested, bar):
                     break
         if self.scores_mig and not _due(params.mig_step, self.step):
@@ -611,6 +614,17 @@ class _Trainer:
             for name, value in figures.items():
                 tf.summary.scalar(f"validation/{name}", value)
 
+    def check_background(self):
+        """Raise a failed background write (a full disk) now rather than at the next checkpoint, and forget the
+        finished ones."""
+        running = []
+        for at, future in self.pending:
+            if future.done():
+                future.result()
+            else:
+                running.append((at, future))
+        self.pending = running
+
     def finish_background(self, before=math.inf):
         """Wait for the background writes about steps before `before`; a failed one (a full disk) raises here."""
         done = [future for at, future in self.pending if at < before]
@@ -645,8 +659,8 @@ class _Trainer:
                              **{f"latent_{n}": d for n, d in zip(names, scores["top_dims"])}, "wall_time": time.time()})
 
     def save(self, at):
-        # The scalars and snapshots of earlier steps are on disk before the checkpoint; the snapshot of this step
-        # may still be drawing, and a run resumed from this checkpoint draws it again if it never landed.
+        # The log rows, scalars and snapshots of earlier steps are on disk before the checkpoint; the snapshot of this
+        # step may still be drawing, and a run resumed from this checkpoint draws it again if it never landed.
         self.finish_background(before=at)
         for log in self.logs:
             log.flush()
