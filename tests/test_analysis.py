@@ -390,6 +390,22 @@ def test_snapshot_panels_line_up_with_fewer_validation_images(monkeypatch):
     assert len(shapes) == 3 and len(set(shapes)) == 1  # three panels of one size
 
 
+def test_a_reused_snapshot_figure_draws_what_a_fresh_one_draws():
+    """The figure is blitted (panel titles kept in a saved background): a reused one, even after a grid of another
+    size rebuilt it, must give a fresh figure's pixels, and the step title must change."""
+    from vae_tf import snapshots
+    rng = np.random.default_rng(0)
+    panels = lambda n, size: [rng.random((n, size, size, 1)) for _ in range(3)]  # noqa: E731
+    first, other, last = panels(16, 8), panels(16, 12), panels(16, 8)
+    reused = snapshots.SnapshotFigure()
+    reused(*first, step=1)
+    reused(*other, step=5)
+    again = reused(*last, step=22)
+    assert np.array_equal(again, snapshots.SnapshotFigure()(*last, step=22))
+    assert not np.array_equal(again, snapshots.SnapshotFigure()(*last, step=23))  # the title is drawn each time
+    assert not np.array_equal(again, snapshots.SnapshotFigure()(*first, step=22))  # and so are the images
+
+
 def test_interpolation_shows_its_corner_originals(trained, monkeypatch):
     from vae_tf import analysis
     model = vae_tf.load_run(trained)

@@ -59,6 +59,11 @@ def test_two_workers_train_together_and_the_checkpoint_resumes_in_one_process(tm
     # The chief scored MIG at step 4 (a stop no other event has: every worker ended its call there) and at the end.
     assert [int(s) for s in column(run / "mig.csv", "step")] == [4, 6]
     assert (run / "checkpoints" / "ckpt-6.index").exists()
+    # Each worker's replica trained on its own slice of every global batch: the single-device trajectory.
+    alone = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=alone", *ARGS)
+    assert alone.returncode == 0, alone.stderr
+    np.testing.assert_allclose(column(run / "log.csv", "loss"), column(tmp_path / "alone" / "log.csv", "loss"),
+                               rtol=1e-5)
 
     single = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=cluster",
                         *tiny_args(num_steps=9, plot_step=3, log_step=[], validation_step=3, checkpoint_step=3))
