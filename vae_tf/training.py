@@ -510,7 +510,7 @@ class _Trainer:
                 # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
                 self.record(rows, usable, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows),
                             bar)
-                self.check_background()
+                self.finish_background(before=-math.inf)  # waits for none, raises a write that failed
                 if self.after_call(stop_requested, bar):
                     break
         if self.scores_mig and not _due(params.mig_step, self.step):
@@ -557,8 +557,8 @@ class _Trainer:
                 break
             bar.write(f"step {step}: non-finite loss, update skipped (nan_policy=skip_batch)")
         if self.chief:  # formatted and written on the background thread, in order, before any later checkpoint
-            rows = [[self.step + i, *row, wall] for i, (row, wall) in enumerate(zip(values, times.tolist()))]
-            self.pending.append((self.step, self.background.submit(self.log.append_rows, rows)))
+            lines = [[self.step + i, *row, wall] for i, (row, wall) in enumerate(zip(values, times.tolist()))]
+            self.pending.append((self.step, self.background.submit(self.log.append_rows, lines)))
         self.step += len(values)
         if error:
             raise error
@@ -614,23 +614,16 @@ class _Trainer:
             for name, value in figures.items():
                 tf.summary.scalar(f"validation/{name}", value)
 
-    def check_background(self):
-        """Raise a failed background write (a full disk) now rather than at the next checkpoint, and forget the
-        finished ones."""
+    def finish_background(self, before=math.inf):
+        """Wait for the background writes about steps before `before` and collect those already finished, so that a
+        failed one (a full disk) raises here, at the latest after the training call that follows it."""
         running = []
         for at, future in self.pending:
-            if future.done():
+            if at < before or future.done():
                 future.result()
             else:
                 running.append((at, future))
         self.pending = running
-
-    def finish_background(self, before=math.inf):
-        """Wait for the background writes about steps before `before`; a failed one (a full disk) raises here."""
-        done = [future for at, future in self.pending if at < before]
-        self.pending = [(at, future) for at, future in self.pending if at >= before]
-        for future in done:
-            future.result()
 
     def validate(self, at):
         """Every worker validates the same images, so all take the same early-stopping decision."""
