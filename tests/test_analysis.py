@@ -373,8 +373,8 @@ def test_the_shipped_disentangled_run_scores_what_its_mig_csv_says():
     model = vae_tf.load_run(run)
     last = read_log(run / "mig.csv")
     assert int(model.optimizer.iterations.numpy()) == last["step"][-1] == model.params.num_steps
-    scores = metrics.mig(vae_tf.load_ground_truth("shapes2d", image_size=32), model_representation(model),
-                         metrics.METRICS_SEED, num_train=10000, num_bins=20)
+    scores = metrics.mig(vae_tf.load_ground_truth("shapes2d", image_size=model.params.image_size),
+                         model_representation(model), metrics.METRICS_SEED, num_train=10000, num_bins=20)
     # Within 0.01: another CPU's kernels may round a code across one of the 20 bin edges.
     assert scores["score"] == pytest.approx(last["mig"][-1], abs=0.01)
     assert scores["score"] > 0.35  # x, y and scale each on a latent: far above the untrained model's 0.002

@@ -55,13 +55,16 @@ def test_a_preset_sets_its_whole_model_whatever_params_py_says():
     assert (edited.objective, edited.image_size) == ("beta_vae", None)  # not params.py's dip_vae_ii at 32x32
 
 
-def test_the_disentangle_preset_is_the_default_model_with_larger_batches_trained_longer_with_a_decaying_rate():
+def test_the_disentangle_preset_is_the_default_model_at_64x64_trained_longer_with_a_decaying_rate():
     default = vae_tf.load_params(ROOT / "params.py")
     preset = vae_tf.load_params(ROOT / "params.py", preset="shapes2d_disentangle")
-    same = [name for name in MODEL + ("beta", "dip_lambda_od", "dip_lambda_d", "kl_schedule",
-                                      "learning_rate", "seed")]
+    same = [name for name in MODEL + ("beta", "dip_lambda_od", "dip_lambda_d", "kl_schedule", "learning_rate",
+                                      "batch_size", "seed") if name not in ("image_size", "encoder_layers")]
     assert [getattr(preset, n) for n in same] == [getattr(default, n) for n in same]
-    assert (preset.batch_size, preset.num_steps, preset.validation_tolerance, preset.mig_step) == (128, 40000, 0, 2500)
+    # One more stride-2 conv for twice the image size: the dense layers see the same 4×4 map.
+    assert (preset.image_size, default.image_size) == (64, 32)
+    assert preset.encoder_layers == default.encoder_layers[:1] + default.encoder_layers
+    assert (preset.num_steps, preset.validation_tolerance, preset.mig_step) == (24000, 0, 2500)
     assert (default.batch_size, default.num_steps) == (64, 15000)
     assert (preset.learning_rate_schedule, default.learning_rate_schedule) == ("cosine", "constant")
 
