@@ -1,4 +1,5 @@
 import csv
+import json
 
 import pytest
 
@@ -67,6 +68,13 @@ def test_the_disentangle_preset_is_the_default_model_at_64x64_trained_longer_wit
     assert (preset.num_steps, preset.validation_tolerance, preset.mig_step) == (24000, 0, 2500)
     assert (default.batch_size, default.num_steps) == (64, 15000)
     assert (preset.learning_rate_schedule, default.learning_rate_schedule) == ("cosine", "constant")
+
+
+def test_the_shipped_disentangled_run_was_trained_with_the_preset_as_it_stands():
+    shipped = json.loads((ROOT / "predictions" / "shapes2d_disentangled" / "params.json").read_text())
+    preset = vae_tf.load_params(ROOT / "params.py", preset="shapes2d_disentangle",
+                                overrides={"run_name": "shapes2d_disentangled"})
+    assert shipped == vars(preset)
 
 
 def test_the_projects_settings():

@@ -1,7 +1,7 @@
 """The original experiments (DESIGN §2) and one run per objective, as named sets of parameter overrides.
 
-A preset sets `image_size` None and leaves `channels` alone (but `shapes2d_disentangle`, whose time budget is that
-of 64×64): the model follows the data set, so `--preset=10-Beta-VAE --dataset=shapes2d --num_steps=2000` runs the
+A preset sets `image_size` None and leaves `channels` alone (but `shapes2d_disentangle`, whose encoder is sized
+for 64×64): the model follows the data set, so `--preset=10-Beta-VAE --dataset=shapes2d --num_steps=2000` runs the
 same experiment on other data.
 """
 
