@@ -12,13 +12,22 @@ data_dir = None  # folder: the images; dsprites: the npz (or its folder); tfds s
 download = False  # let tensorflow-datasets download a missing data set (needs internet); otherwise offline only
 image_size = 32  # resize images to image_size x image_size; None = the data set's own size (64 for shapes2d)
 channels = None  # 1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)
+binarize = False  # Bernoulli pixels: training batches binarised afresh each step, validation and test once, fixed
 
 # --- model ---
 encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense
 decoder = "broadcast"  # broadcast: spatial broadcast decoder (Watters et al. 2019) | deconv: dense then transposed convs
 decoder_layers = [[32, 1, 1], [32, 1, 1], [32, 1, 1]]  # broadcast: [filters, kernel, 1] convs, None = Watters et al.'s
 #   four [64, 3, 1]; deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs
-latent_size = 10  # number of latent dimensions
+model = "vae"  # vae: encoder, latent code, decoder
+latent_size = 10  # number of Gaussian (continuous) latent dimensions
+categorical_sizes = []  # JointVAE: a categorical latent per entry, of that many categories (e.g. [3]); [] = none
+temperature = 0.67  # categoricals: temperature of their concrete (Gumbel-softmax) relaxation while training
+categorical_gamma = 30.0  # categoricals: weight of |KL_c - C_c|, their capacity term (Dupont 2018)
+categorical_capacity = None  # categoricals: C_c (nats) reached at categorical_end_step; None = sum of log(sizes)
+categorical_start_step = 0  # categoricals: step where C_c starts to rise from 0
+categorical_end_step = 10000  # categoricals: step where C_c reaches categorical_capacity
+categorical_marginal_weight = 0.0  # categoricals: weight of KL(average q(c|x) || uniform); 0 = JointVAE as published
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import vae_tf
-from vae_tf import latents
+from vae_tf import latent_space
 from vae_tf import figures
 from vae_tf.analysis import analyze, compare, final_figures, snapshots
 from vae_tf.errors import UserError
@@ -69,8 +69,8 @@ def test_traversal_picks_the_largest_absolute_average_mean():
     mean[:, 4] -= 3.0  # largest |average| although negative
     mean[:, 1] += 2.0
     mean[:, 2] = rng.normal(0.0, 5.0, 500)  # largest spread, but average near 0
-    assert latents.traversal_dimension(mean) == 4
-    high, low = latents.traversal_range(mean, np.full_like(mean, -3.0), 4)
+    assert latent_space.traversal_dimension(mean) == 4
+    high, low = latent_space.traversal_range(mean, np.full_like(mean, -3.0), 4)
     assert high > low and high == pytest.approx(-3.0, abs=0.5) and low == pytest.approx(-3.0, abs=0.5)
 
 
@@ -79,7 +79,7 @@ def test_active_units_follow_the_variance_of_the_posterior_mean():
     n = 2000
     mean = np.stack([rng.normal(0, 1.0, n), rng.normal(0, 0.05, n), np.full(n, 2.0), rng.normal(0, 0.2, n)], axis=1)
     # variances 1, 0.0025, 0 and 0.04 against the 0.01 threshold
-    assert latents.active_units(mean).tolist() == [True, False, False, True]
+    assert latent_space.active_units(mean).tolist() == [True, False, False, True]
 
 
 def test_kl_per_dimension_sums_to_the_models_kl():
@@ -87,13 +87,13 @@ def test_kl_per_dimension_sums_to_the_models_kl():
     mean, log_std = rng.normal(size=(50, 5)), rng.normal(scale=0.5, size=(50, 5))
     from vae_tf.losses import gaussian_kl
     expected = float(np.mean(gaussian_kl(mean, log_std).numpy()))
-    assert np.sum(latents.kl_per_dimension(mean, log_std)) == pytest.approx(expected, rel=1e-6)
-    assert latents.kl_per_dimension(np.zeros((3, 2)), np.zeros((3, 2))).tolist() == [0.0, 0.0]
+    assert np.sum(latent_space.kl_per_dimension(mean, log_std)) == pytest.approx(expected, rel=1e-6)
+    assert latent_space.kl_per_dimension(np.zeros((3, 2)), np.zeros((3, 2))).tolist() == [0.0, 0.0]
 
 
 def test_interpolation_grid_has_the_four_codes_at_its_corners():
     corners = np.arange(12, dtype=float).reshape(4, 3)
-    grid = latents.interpolation_grid(corners, 5)
+    grid = latent_space.interpolation_grid(corners, 5)
     assert grid.shape == (5, 5, 3)
     np.testing.assert_allclose([grid[0, 0], grid[0, -1], grid[-1, 0], grid[-1, -1]], corners)
     np.testing.assert_allclose(grid[2, 2], corners.mean(axis=0))
@@ -119,10 +119,10 @@ def test_collapse_sentence_for_a_collapsed_run_only(trained, tmp_path):
     assert "KL anneal" in summary["collapse"] and "smaller beta" in summary["collapse"]
     notes.clear()
     summary = analyze(healthy, num_images=32, progress=False, note=notes.append)
-    assert summary["active_units"] > 0 and summary["test"]["kl_loss"] > latents.COLLAPSED_KL
+    assert summary["active_units"] > 0 and summary["test"]["kl_loss"] > latent_space.COLLAPSED_KL
     assert not summary["collapsed"] and not any("collapsed" in n for n in notes)
-    assert latents.collapse_sentence(0, 5.0) and latents.collapse_sentence(3, 0.05)
-    assert latents.collapse_sentence(3, 5.0) is None
+    assert latent_space.collapse_sentence(0, 5.0) and latent_space.collapse_sentence(3, 0.05)
+    assert latent_space.collapse_sentence(3, 5.0) is None
 
 
 def test_a_run_without_checkpoint_gets_graphs_only_and_a_note(trained, tmp_path, capsys):

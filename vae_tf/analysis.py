@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from vae_tf import figures, latents
+from vae_tf import figures, latent_space
 from vae_tf.errors import UserError
 from vae_tf.runs import RunDir, open_run, read_log, replace_atomically, write_json
 
@@ -95,7 +95,7 @@ def _test_images(params, count):
     for name in ("test", "validation", "train"):
         if taken and sum(taken.values()) >= min(count, MIN_IMAGES):
             break
-        split = source.split(name)
+        split = source.fixed_split(name)
         images = np.concatenate([b.numpy() for b in evaluation_batches(split, BATCH, count - sum(taken.values()))])
         parts.append(images)
         taken[name] = len(images)
@@ -104,14 +104,39 @@ def _test_images(params, count):
     return np.concatenate(parts), {name: np.concatenate(values) for name, values in labels.items()}, taken
 
 
-def _posterior(model, images):
-    codes = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
-    return (np.concatenate([m.numpy() for m, _ in codes]).astype(np.float64),
-            np.concatenate([s.numpy() for _, s in codes]).astype(np.float64))
+class Encoded:
+    """Test images encoded: the Gaussian part's `mean` and `log_std` [n, latent_size] (float64), each categorical's
+    `logits` [n, K], and `categories`, each categorical's most probable category [n]."""
+
+    def __init__(self, model, images):
+        chunks = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
+        heads = [np.concatenate([chunk[h].numpy() for chunk in chunks]).astype(np.float64)
+                 for h in range(len(model.latent.heads))]
+        (self.mean, self.log_std), *categorical = model.latent.split(heads)
+        self.logits = [parameters[0] for parameters in categorical]
+        self.categories = [np.argmax(logits, axis=1) for logits in self.logits]
+        self.sizes = [logits.shape[1] for logits in self.logits]
+
+    def modal_categories(self):
+        """Each categorical's most common category among the images, one-hot side by side [Σ K]."""
+        return np.concatenate([np.eye(size)[np.bincount(categories, minlength=size).argmax()]
+                               for size, categories in zip(self.sizes, self.categories)] or [np.zeros(0)])
+
+    def with_categoricals(self, codes, categoricals=None):
+        """Gaussian codes [..., latent_size] -> whole codes [..., code_size]: the categoricals set to `categoricals`
+        (one-hot side by side [Σ K]; default their modal categories)."""
+        categoricals = self.modal_categories() if categoricals is None else categoricals
+        codes = np.asarray(codes)
+        return np.concatenate([codes, np.broadcast_to(categoricals, codes.shape[:-1] + categoricals.shape)], axis=-1)
+
+    def modes(self):
+        """Each image's deterministic code [n, code_size]: its mean and its most probable categories."""
+        one_hot = [np.eye(size)[categories] for size, categories in zip(self.sizes, self.categories)]
+        return np.concatenate([self.mean, *one_hot], axis=1)
 
 
 def _decode(model, codes):
-    """codes [..., latent] -> images [..., H, W, C]."""
+    """codes [..., code_size] -> images [..., H, W, C]."""
     codes = np.asarray(codes, np.float32)
     images = model.decode(codes.reshape(-1, codes.shape[-1])).numpy()
     return images.reshape(codes.shape[:-1] + images.shape[1:])
@@ -139,37 +164,63 @@ def _projections(mean, seed, tsne=True):
     return views
 
 
-def _traversal(model, mean, log_std):
-    """The β-VAE project's traversal: rows z_i from max to min, then with +σ and +2σ added to every element."""
-    dimension = latents.traversal_dimension(mean)
-    high, low = latents.traversal_range(mean, log_std, dimension)
+def _traversal(model, encoded):
+    """The β-VAE project's traversal: rows z_i from max to min, then with +σ and +2σ added to every element
+    (categoricals at their most common category)."""
+    mean, log_std = encoded.mean, encoded.log_std
+    dimension = latent_space.traversal_dimension(mean)
+    high, low = latent_space.traversal_range(mean, log_std, dimension)
     values = np.linspace(high, low, COLUMNS)
     codes = np.zeros((COLUMNS, mean.shape[1]))
     codes[:, dimension] = values
     sigma = np.mean(np.exp(log_std), axis=0)
-    rows = _decode(model, np.stack([codes, codes + sigma, codes + 2 * sigma]))
+    rows = _decode(model, encoded.with_categoricals(np.stack([codes, codes + sigma, codes + 2 * sigma])))
     return figures.image_rows(rows, f"traversal of z{dimension} (largest |average mean|) from its max to its min",
                               [f"z{dimension}", "+σ", "+2σ"], [f"{v:.2f}" for v in values]), dimension
 
 
-def _traversals_all(model, mean, kl):
-    """Every dimension, by decreasing KL, from the 2nd to the 98th percentile of its posterior means."""
+def _data_range(mean, dimension):
+    """Codes [COLUMNS, latent_size]: Gaussian dimension `dimension` from the 2nd to the 98th percentile of its
+    posterior means, the others at their average."""
+    codes = np.tile(np.mean(mean, axis=0), (COLUMNS, 1))
+    codes[:, dimension] = np.linspace(*np.percentile(mean[:, dimension], [2, 98]), COLUMNS)
+    return codes
+
+
+def _traversals_all(model, encoded, kl):
+    """Every Gaussian dimension, by decreasing KL, from the 2nd to the 98th percentile of its posterior means
+    (categoricals at their most common category)."""
     order = np.argsort(-kl)
-    rows = []
-    for d in order:
-        codes = np.tile(np.mean(mean, axis=0), (COLUMNS, 1))
-        codes[:, d] = np.linspace(*np.percentile(mean[:, d], [2, 98]), COLUMNS)
-        rows.append(codes)
-    return figures.image_rows(_decode(model, np.stack(rows)),
+    rows = np.stack([_data_range(encoded.mean, d) for d in order])
+    return figures.image_rows(_decode(model, encoded.with_categoricals(rows)),
                               "each dimension traversed over its data range (2nd to 98th percentile), "
                               "others at their average", [f"z{d}\nKL {kl[d]:.2f}" for d in order])
 
 
-def _interpolation(model, mean, images):
+def _categorical_traversals(model, encoded, kl, names):
+    """A categorical's traversal: one row per category, along which the Gaussian dimension of largest KL runs over
+    its data range (the other dimensions at their average, the other categoricals at their most common category)."""
+    dimension = int(np.argmax(kl))
+    traversed, modal, rows, labels = _data_range(encoded.mean, dimension), encoded.modal_categories(), [], []
+    offsets = np.cumsum([0] + encoded.sizes)
+    for index, size in enumerate(encoded.sizes):
+        for category in range(size):
+            categoricals = modal.copy()
+            categoricals[offsets[index]:offsets[index + 1]] = np.eye(size)[category]
+            rows.append(encoded.with_categoricals(traversed, categoricals))
+            share = np.mean(encoded.categories[index] == category)
+            labels.append(f"{names[index]} = {category}\n{share:.0%} of images")
+    return figures.image_rows(_decode(model, np.stack(rows)),
+                              f"each category (one row each), with z{dimension} (largest KL) traversed over its data "
+                              f"range", labels)
+
+
+def _interpolation(model, encoded, images):
     """The bilinear grid between the codes of test images 0-3, framed by those four originals above and below its
-    corners, then straight lines between pairs of the next six."""
-    grid = latents.interpolation_grid(mean[:4], COLUMNS)
-    pairs = [latents.interpolate(mean[i], mean[i + 1], COLUMNS) for i in range(4, 10, 2)]
+    corners, then straight lines between pairs of the next six (a categorical's one-hot codes blend linearly)."""
+    mean = encoded.modes()
+    grid = latent_space.interpolation_grid(mean[:4], COLUMNS)
+    pairs = [latent_space.interpolate(mean[i], mean[i + 1], COLUMNS) for i in range(4, 10, 2)]
     decoded = _decode(model, np.concatenate([grid, np.stack(pairs)]))
     top, bottom = (np.full((COLUMNS,) + images.shape[1:], 0.5, np.float32) for _ in range(2))  # grey: no image
     top[0], top[-1], bottom[0], bottom[-1] = images[0], images[1], images[2], images[3]
@@ -189,13 +240,16 @@ def _reconstruction_rows(model, images):
                               ["original", "reconstruction"] * 2)
 
 
-def _test_losses(model, images, mean, log_std):
-    """Reconstruction loss of the posterior mean and KL, averaged over the encoded test images."""
+def _test_losses(model, images, encoded):
+    """Reconstruction loss of the posterior's mode and KL (Gaussian and categorical parts), averaged over the encoded
+    test images."""
     import tensorflow as tf
 
-    logits = tf.concat([model.decoder(mean[i:i + BATCH].astype(np.float32)) for i in range(0, len(mean), BATCH)], 0)
+    modes = encoded.modes()
+    logits = tf.concat([model.decoder(modes[i:i + BATCH].astype(np.float32)) for i in range(0, len(modes), BATCH)], 0)
     reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
-    return float(np.mean(reconstruction)), float(np.sum(latents.kl_per_dimension(mean, log_std)))
+    kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
+    return float(np.mean(reconstruction)), float(kl + sum(map(latent_space.categorical_kl, encoded.logits)))
 
 
 def _training_figures(run, params, log, validation, say):
@@ -224,8 +278,8 @@ def _training_gif(run, say):
 
 
 def _encoded_test_images(model, params, num_images, say):
-    """The test images (topped up from other splits when the test split is small, with a note), their labels and
-    posterior parameters [N, latent_size] each."""
+    """The test images (topped up from other splits when the test split is small, with a note), their labels,
+    the splits they came from and their `Encoded` posteriors."""
     images, labels, taken = _test_images(params, num_images)
     if len(images) < MIN_IMAGES:
         raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
@@ -234,39 +288,59 @@ def _encoded_test_images(model, params, num_images, say):
         say(f"note: the test split of {params.dataset} has only {taken['test']} images, so the latent figures and "
             f"the test figures also use " + " and ".join(f"{n} {name}" for name, n in list(taken.items())[1:])
             + " images (training images flatter the reconstructions)")
-    return images, labels, taken, *_posterior(model, images)
+    return images, labels, taken, Encoded(model, images)
 
 
-def _model_figures(run, params, model, images, mean, log_std, kl, active):
+def _model_figures(run, params, model, images, encoded, kl, active):
     """The figures drawn from the model's codes and decodings; returns the dimension latent_traversal.png shows."""
-    traversal, dimension = _traversal(model, mean, log_std)
+    traversal, dimension = _traversal(model, encoded)
     save_figure(traversal, run.analysis / "latent_traversal.png")
-    save_figure(_traversals_all(model, mean, kl), run.analysis / "latent_traversals_all.png")
-    save_figure(_interpolation(model, mean, images), run.analysis / "interpolation.png")
+    save_figure(_traversals_all(model, encoded, kl), run.analysis / "latent_traversals_all.png")
+    names = [part.name for part in model.latent.categoricals]
+    if names:
+        save_figure(_categorical_traversals(model, encoded, kl, names), run.analysis / "categorical_traversals.png")
+    save_figure(_interpolation(model, encoded, images), run.analysis / "interpolation.png")
     save_figure(_reconstruction_rows(model, images), run.analysis / "reconstructions.png")
+    prior = "N(0, I)" + "".join(f" × uniform {n}" for n in names)
     save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
-                                   "decoded samples from the prior N(0, I)"), run.analysis / "samples.png")
-    save_figure(figures.kl_per_dimension(kl, active, f"{params.run_name}: {int(active.sum())} of {len(kl)} "
-                                                     f"dimensions active"), run.analysis / "kl_per_dimension.png")
+                                   f"decoded samples from the prior {prior}"), run.analysis / "samples.png")
+    kls = np.concatenate([kl, [latent_space.categorical_kl(logits) for logits in encoded.logits]])
+    actives = np.concatenate([active, [latent_space.categorical_active(logits) for logits in encoded.logits]])
+    save_figure(figures.kl_per_dimension(kls, actives, f"{params.run_name}: {int(actives.sum())} of {len(kls)} "
+                                                       f"latents active", [f"z{d}" for d in range(len(kl))] + names),
+                run.analysis / "kl_per_dimension.png")
     return dimension
 
 
-def _latent_space_figure(run, params, mean, labels, tsne):
+def _latent_space_figure(run, params, encoded, labels, tsne, names):
+    """The Gaussian means in 2-D, coloured by each label and by each categorical's category."""
     from vae_tf.shapes2d import factor_labels
     value_labels = factor_labels() if params.dataset in ("shapes2d", "dsprites") else {}  # the same factor grid
-    save_figure(figures.latent_space(_projections(mean, params.seed, tsne), labels,
+    colours = {**labels, **{f"category of {name}": c for name, c in zip(names, encoded.categories)}}
+    save_figure(figures.latent_space(_projections(encoded.mean, params.seed, tsne), colours,
                                      f"{params.run_name}: test posterior means in 2-D", value_labels),
                 run.analysis / "latent_space.png")
 
 
-def _summary(params, checkpoint, model, log, validation, images, mean, log_std, kl, active, taken, num_images,
+def _categorical_summary(model, encoded, labels):
+    """Per categorical: its size, KL, whether it is active, how its images spread over its categories, and how often
+    its category agrees with each labelled factor (each category mapped to its majority value)."""
+    return [{"name": part.name, "size": part.size, "kl": latent_space.categorical_kl(logits),
+             "active": latent_space.categorical_active(logits),
+             "category_shares": (np.bincount(categories, minlength=part.size) / len(categories)).tolist(),
+             "agreement": {name: latent_space.majority_agreement(categories, values) for name, values in labels.items()}}
+            for part, logits, categories in zip(model.latent.categoricals, encoded.logits, encoded.categories)]
+
+
+def _summary(params, checkpoint, model, log, validation, images, encoded, labels, kl, active, taken, num_images,
              dimension):
     """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
     and active units."""
-    reconstruction, total_kl = _test_losses(model, images, mean, log_std)
-    collapse = latents.collapse_sentence(int(active.sum()), total_kl)
+    reconstruction, total_kl = _test_losses(model, images, encoded)
+    categoricals = _categorical_summary(model, encoded, labels)
+    collapse = latent_space.collapse_sentence(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl)
     likelihood = _test_likelihood(model, images)
-    decomposition = _test_decomposition(mean, log_std, params.seed)
+    decomposition = _test_decomposition(encoded.mean, encoded.log_std, params.seed)
     return {
         "run": params.run_name, "checkpoint": checkpoint,
         "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
@@ -278,10 +352,11 @@ def _summary(params, checkpoint, model, log, validation, images, mean, log_std, 
         "kl_per_dimension": kl.tolist(),
         "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
         "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
+        **({"categoricals": categoricals} if categoricals else {}),
     }
 
 
-def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progress=True, note=print, tsne=True):
+def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, progress=True, note=print, tsne=True):
     """Write every figure of a run into `<run>/analysis/`; returns the summary (None when only graphs could be drawn).
 
     User problems (not a run, no log) raise UserError; a missing checkpoint or snapshot folder gets a
@@ -322,15 +397,15 @@ def analyze(run_dir, checkpoint="latest", num_images=latents.TEST_IMAGES, progre
             return None
         stage("encoding")
         model = load_run(run.path, checkpoint)
-        images, labels, taken, mean, log_std = _encoded_test_images(model, params, num_images, say)
-        kl = latents.kl_per_dimension(mean, log_std)
-        active = latents.active_units(mean)
+        images, labels, taken, encoded = _encoded_test_images(model, params, num_images, say)
+        kl = latent_space.kl_per_dimension(encoded.mean, encoded.log_std)
+        active = latent_space.active_units(encoded.mean)
         stage("figures")
-        dimension = _model_figures(run, params, model, images, mean, log_std, kl, active)
+        dimension = _model_figures(run, params, model, images, encoded, kl, active)
         stage("latent space (t-SNE)" if tsne else "latent space")
-        _latent_space_figure(run, params, mean, labels, tsne)
+        _latent_space_figure(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
         bar.update()
-        summary = _summary(params, checkpoint, model, log, validation, images, mean, log_std, kl, active, taken,
+        summary = _summary(params, checkpoint, model, log, validation, images, encoded, labels, kl, active, taken,
                            num_images, dimension)
         write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
         run.analysis_incomplete.unlink()
@@ -374,7 +449,10 @@ def summary_lines(summary):
         f"  log-likelihood {summary['test_log_likelihood']:.2f} nats (K = {summary['likelihood_samples']} on "
         f"{summary['likelihood_images']} images), ELBO {summary['test_elbo']:.2f}",
         f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active; "
-        + (summary["collapse"] or "no posterior collapse")])
+        + (summary["collapse"] or "no posterior collapse")]
+        + [f"  categorical {c['name']} ({c['size']} categories, KL {c['kl']:.2f} nats): its category agrees with "
+           + ", ".join(f"{name} {share:.1%}" for name, share in c["agreement"].items())
+           + " of the images (each category read as its majority value)" for c in summary.get("categoricals", [])])
 
 
 def _test_likelihood(model, images):

@@ -90,13 +90,14 @@ def fast_ica(ground_truth, random_state=0, num_components=NUM_COMPONENTS, num_sa
 
 
 def model_representation(model, batch_size=1024):
-    """The posterior mean of a VAE as a representation_fn: images [n, H, W, C] -> codes [n, latent_size],
-    encoded `batch_size` at a time by one compiled tf.function."""
+    """A VAE's code as a representation_fn: images [n, H, W, C] -> codes [n, latent_size + categoricals], the Gaussian
+    posterior mean then each categorical's most probable category (`VAE.represent`), encoded `batch_size` at a time by
+    one compiled tf.function."""
     image_shape = tuple(model.encoder.inputs[0].shape[1:])
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32)])
     def posterior_mean(images):
-        return model.encode(images)[0]
+        return model.represent(images)
 
     def representation(observations):
         observations = np.asarray(observations, dtype=np.float32)
@@ -105,7 +106,7 @@ def model_representation(model, batch_size=1024):
                             f"{image_shape}; load the ground truth at the run's image_size and channels")
         codes = [posterior_mean(observations[i:i + batch_size]).numpy()
                  for i in range(0, len(observations), batch_size)]
-        return np.concatenate(codes) if codes else np.zeros((0, model.latent_size), np.float32)
+        return np.concatenate(codes) if codes else np.zeros((0, len(model.latent.representation_names)), np.float32)
 
     return representation
 

@@ -119,7 +119,7 @@ def train_main(argv=None):
 
 
 def _analyze_parser():
-    from vae_tf.latents import TEST_IMAGES
+    from vae_tf.latent_space import TEST_IMAGES
     from vae_tf.runs import CHECKPOINTS
     parser = _Parser(prog="analyze.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Draw every figure of saved runs into <run>/analysis/, from the run folder alone.",
@@ -204,7 +204,7 @@ def analyze_main(argv=None):
         _check_combination(args)
         _import_tensorflow()
         from vae_tf import analysis
-        from vae_tf.latents import TEST_IMAGES
+        from vae_tf.latent_space import TEST_IMAGES
         from vae_tf.runs import RunDir
         from vae_tf.datasets import check_ground_truth
         if args.metrics:  # before any slow work: a run whose data has no factors cannot be scored

@@ -8,6 +8,8 @@ memory the same way (packed bits).
 """
 
 import functools
+import gzip
+import os
 import zlib
 from pathlib import Path
 
@@ -86,16 +88,37 @@ def _fit(images, size, channels):
     return images.numpy()
 
 
+BINARIZATION_SEED = 20181001  # the fixed binarisation of held-out images
+
+
+def fixed_binarization(split, seed=BINARIZATION_SEED):
+    """The split with each image's pixels drawn once as Bernoulli(grey level) with `seed` (the likelihood papers'
+    fixed binarisation of held-out images), stored as packed bits."""
+    rng, rows, shape = np.random.default_rng(seed), [], None
+    for start in range(0, split.num_examples, 4096):
+        grey = split.images(tf.range(start, min(start + 4096, split.num_examples), dtype=tf.int64)).numpy()
+        shape = grey.shape[1:]
+        rows.append(np.packbits((rng.uniform(size=grey.shape) < grey).reshape(len(grey), -1), axis=1))
+    return _bit_split(np.concatenate(rows), shape, split.labels)
+
+
 class Source:
-    """A data set: its native image size and channels, and `split(name) -> Split` at the requested size."""
+    """A data set: its native image size and channels, and `split(name) -> Split` at the requested size.
+
+    `fixed_split(name)` is the split as evaluation sees it: with `binarize`, its pixels drawn once and kept
+    (`fixed_binarization`); training binarises each batch afresh instead (`TrainingStream`)."""
 
     native_size = 64
     channels = 1
 
-    def __init__(self, image_size=None, data_dir=None, channels=None, download=False):
+    def __init__(self, image_size=None, data_dir=None, channels=None, download=False, binarize=False):
         self.size = image_size or self.native_size
         self.out_channels = channels or self.channels
-        self.data_dir, self.download = data_dir, download
+        self.data_dir, self.download, self.binarize = data_dir, download, binarize
+
+    def fixed_split(self, name):
+        split = self.split(name)
+        return fixed_binarization(split) if self.binarize else split
 
 
 class Shapes2D(Source):
@@ -154,12 +177,90 @@ class Tfds(Source):
         return _array_split(np.concatenate(batches), {"label": np.concatenate(labels)} if "label" in keep else None)
 
 
-class Mnist(Tfds):
-    tfds_name, native_size = "mnist", 28
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-class FashionMnist(Tfds):
+def read_idx(path):
+    """An IDX file (LeCun's MNIST format; gzipped or not) -> uint8 array. The format is a 4-byte magic number (0, 0,
+    type 0x08 = unsigned byte, the number of dimensions), one big-endian int32 per dimension, then the data. No
+    well-kept reader is on PyPI (Keras' own loaders slice these files at fixed offsets too), so it is read here, with
+    its header checked."""
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rb") as file:
+        data = file.read()
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes; replace it with the data set's original file")
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise UserError(f"{path} holds {body.size} bytes for shape {shape}: the file is truncated; fetch it again")
+    return body.reshape(shape)
+
+
+class IdxSource(Tfds):
+    """MNIST-style data read from its four IDX files when they are on this machine — in data_dir, in `SYSTEM_DIR`
+    (a Debian package's), or in Keras' download cache — else from tensorflow-datasets. Splits as tensorflow-datasets
+    makes them: the first 95% of the training file, its last 5% for validation, the test file."""
+
+    SYSTEM_DIR = None  # where a system package puts the files
+    KERAS_CACHE = None  # where under ~/.keras/datasets keras.datasets keeps them: a folder of IDX files, or an npz
+
+    def _keras_cache(self):
+        return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / self.KERAS_CACHE
+
+    def idx_folder(self):
+        """The first folder holding all four IDX files (each plain or .gz), or None."""
+        candidates = [self.data_dir, self.SYSTEM_DIR, self.KERAS_CACHE and self._keras_cache()]
+        for folder in (Path(c) for c in candidates if c):
+            if all(self._file(folder, name) for names in IDX_FILES.values() for name in names):
+                return folder
+        return None
+
+    @staticmethod
+    def _file(folder, name):
+        return next((folder / (name + suffix) for suffix in (".gz", "") if (folder / (name + suffix)).is_file()), None)
+
+    def _arrays(self, name):
+        """(images uint8 [n, 28, 28], labels [n]) of the file pair of split `name`, or None when not on this machine."""
+        part = "test" if name == "test" else "train"
+        folder = self.idx_folder()
+        if folder is not None:
+            return tuple(read_idx(self._file(folder, file)) for file in IDX_FILES[part])
+        npz = self.KERAS_CACHE and self._keras_cache()
+        if npz and npz.suffix == ".npz" and npz.is_file():  # keras.datasets.mnist's cache
+            with np.load(npz) as archive:
+                return archive[f"x_{part}"], archive[f"y_{part}"]
+        return None
+
+    def split(self, name):
+        arrays = self._arrays(name)
+        if arrays is None:
+            return self._tfds_split(name)
+        images, labels = arrays
+        if name != "test":
+            cut = len(images) * 95 // 100
+            part = slice(None, cut) if name == "train" else slice(cut, None)
+            images, labels = images[part], labels[part]
+        return _array_split(_fit(images[..., None], self.size, self.out_channels), {"label": labels.astype(np.int64)})
+
+    def _tfds_split(self, name):
+        try:
+            return super().split(name)
+        except UserError as error:
+            raise UserError(f"{self.tfds_name}: its files are in neither data_dir, "
+                            + (f"{self.SYSTEM_DIR} ({self.PACKAGE_HINT}), " if self.SYSTEM_DIR else "")
+                            + f"nor ~/.keras/datasets/{self.KERAS_CACHE}, and {error}") from None
+
+
+class Mnist(IdxSource):
+    tfds_name, native_size, KERAS_CACHE = "mnist", 28, "mnist.npz"
+
+
+class FashionMnist(IdxSource):
     tfds_name, native_size = "fashion_mnist", 28
+    SYSTEM_DIR, PACKAGE_HINT = "/usr/share/datasets/fashion-mnist", "apt-get install dataset-fashion-mnist"
+    KERAS_CACHE = "fashion-mnist"
 
 
 class CelebA(Tfds):
@@ -313,14 +414,16 @@ def _tfds_dataset(name, split, data_dir, download):
                         f"tensorflow-datasets data; shapes2d and folder work offline") from None
 
 
-def _source(name, image_size=None, data_dir=None, channels=None, download=False):
+def _source(name, image_size=None, data_dir=None, channels=None, download=False, binarize=False):
     if name not in DATASETS:
         raise UserError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name](image_size=image_size, data_dir=data_dir, channels=channels, download=download)
+    return DATASETS[name](image_size=image_size, data_dir=data_dir, channels=channels, download=download,
+                          binarize=binarize)
 
 
 def source_for(params):
-    return _source(params.dataset, params.image_size, params.data_dir, params.channels, params.download)
+    return _source(params.dataset, params.image_size, params.data_dir, params.channels, params.download,
+                   params.binarize)
 
 
 def image_shape_of(params):
@@ -347,11 +450,14 @@ class TrainingStream:
     of the concatenated epochs, each epoch a fresh seeded order of the split (`_shuffled_positions`' order).
 
     The current epoch's order is kept in a variable and redrawn when the epoch changes; a batch that spans epochs
-    draws the orders it needs.
+    draws the orders it needs. With `binarize`, each batch's pixels are drawn as Bernoulli(grey level) from a seed of
+    (seed, step): dynamic binarisation (Salakhutdinov & Murray 2008), the same on a resumed run.
     """
 
-    def __init__(self, split, batch_size, seed):
-        self.split, self.batch_size, self.seed = split, batch_size, seed
+    BINARIZATION_STREAM = 6  # folded into (seed, step): no other random stream of the run draws it
+
+    def __init__(self, split, batch_size, seed, binarize=False):
+        self.split, self.batch_size, self.seed, self.binarize = split, batch_size, seed, binarize
         with tf.device("/cpu:0"):
             self.order = tf.Variable(tf.zeros([split.num_examples], tf.int64), trainable=False)
             self.order_epoch = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
@@ -382,7 +488,12 @@ class TrainingStream:
 
     def batch(self, step):
         """step (scalar int) -> the batch's images [B, H, W, C]."""
-        return self.split.images(self.positions(step))
+        images = self.split.images(self.positions(step))
+        if not self.binarize:
+            return images
+        seed = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64),
+                                                                  tf.cast(step, tf.int64)]), self.BINARIZATION_STREAM)
+        return tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, tf.float32)
 
 
 def evaluation_batches(split, batch_size, limit=None):

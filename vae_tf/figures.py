@@ -181,12 +181,13 @@ def _coloured_scatter(figure, axis, points, labels, name, names):
     bar.set_label(name, fontsize=8)
 
 
-def kl_per_dimension(kl, active, title):
-    """A bar per latent dimension: its average KL (nats), active units in colour, inactive in grey."""
+def kl_per_dimension(kl, active, title, names=None):
+    """A bar per latent (Gaussian dimension or categorical, named by `names`, default their indices): its average KL
+    (nats), active ones in colour, inactive in grey."""
     figure, axis = plt.subplots(figsize=(max(5.0, 0.45 * len(kl) + 2), 3.6), dpi=100)
     axis.bar(np.arange(len(kl)), kl, color=["tab:blue" if a else "tab:gray" for a in active])
     axis.set(xlabel="latent dimension", ylabel="average KL (nats)", title=title)
-    axis.set_xticks(np.arange(len(kl)))
+    axis.set_xticks(np.arange(len(kl)), names)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:gray")],
                 labels=["active (Var E[z|x] > 0.01)", "inactive"], fontsize=8, loc="best")

@@ -1,61 +1,181 @@
-"""What a trained encoder's latent space looks like, as pure NumPy functions of its encodings.
+"""The latent code as objects: each part is a posterior family with its prior, and a `Latent` joins the parts.
 
-Shapes: `mean` and `log_std` are the posterior parameters [n, latent] of n encoded images.
+A part says what the encoder outputs for it (`heads`: Dense layers, by name and width), how a training step samples
+it from noise, what its KL to the prior is, how it is decoded deterministically (`mode`), what the metrics read of it
+(`representation`), how evaluation draws it exactly (`draw`, with `log_prior_ratio` = log p − log q of that draw),
+and how the prior is sampled. The model, the objectives, the likelihood, the metrics' representation and the
+analysis all go through these methods, so a new posterior family is one class here.
+
+- `Gaussian(size)`: q(z|x) = N(mean, exp(log_std)²), prior N(0, I); z = mean + exp(log_std)·ε (the
+  reparameterisation trick, Kingma & Welling 2014); KL in closed form (their appendix B).
+- `Categorical(size, temperature)`: q(c|x) = Cat(softmax(logits)), prior uniform over `size` categories. Training
+  decodes the concrete (Gumbel-softmax) relaxation softmax((logits + g)/τ), g ~ Gumbel(0, 1) (Maddison et al. 2017;
+  Jang et al. 2017); evaluation decodes the category itself, one-hot: its mode, or a Gumbel-max draw (an exact
+  sample). Its KL is the categorical's closed form KL(q(c|x) ‖ U) = Σ q log q + log K, which JointVAE trains
+  (Dupont 2018, §3): the relaxed variables' own KL has no closed form.
+
+Shapes: the encoder returns the parts' heads in order, `posterior` = [mean, log_std, logits_0, logits_1, ...], each
+[B, width]; the decoder reads the parts' samples side by side, a `code` [B, Σ size].
 """
 
+import math
+
 import numpy as np
+import tensorflow as tf
 
-TEST_IMAGES = 1000  # test images analyze.py encodes for the latent figures, as the β-VAE project's traversal did
-ACTIVE_VARIANCE = 0.01  # Burda et al. 2016, "Importance Weighted Autoencoders", §5.2
-COLLAPSED_KL = 0.1  # nats: below this the codes carry next to no information about the images
+from vae_tf.losses import LOG_2PI, gaussian_kl, gaussian_log_density
 
-
-def kl_per_dimension(mean, log_std):
-    """KL(q(z_d|x) ‖ N(0, 1)) averaged over the n images -> [latent] (nats); it sums to the KL loss.
-
-    The same closed form as `vae_tf.losses.gaussian_kl`, kept per dimension: ½(mean² + exp(2·log_std) − 1) − log_std.
-    """
-    return np.mean(0.5 * (np.square(mean) + np.exp(2.0 * log_std) - 1.0) - log_std, axis=0)
+GUMBEL_EPSILON = 1e-20  # keeps log(−log u) finite at u = 0
 
 
-def active_units(mean, threshold=ACTIVE_VARIANCE):
-    """Which dimensions are active [latent] (bool): the variance over the data of E[z_d | x] exceeds `threshold`.
+class Gaussian:
+    """Diagonal Gaussian posterior, standard normal prior."""
 
-    Burda et al. 2016: an inactive dimension's posterior mean ignores the image, so the decoder cannot use it.
-    """
-    return np.var(mean, axis=0) > threshold
+    kind = "gaussian"
+    kl_form = "closed form"
+
+    def __init__(self, size):
+        self.size, self.name = size, "z"
+        self.heads = (("mean", size), ("log_std", size))
+
+    def describe(self):
+        return f"{self.size} Gaussian dimensions (KL in closed form)"
+
+    def noise(self, rows, seed):
+        return tf.random.stateless_normal(tf.stack([rows, self.size]), seed=seed)
+
+    def sample(self, parameters, noise):
+        mean, log_std = parameters
+        return mean + tf.exp(log_std) * noise
+
+    draw = sample  # the reparameterised sample is an exact one
+
+    def kl(self, parameters):
+        return gaussian_kl(*parameters)
+
+    def mode(self, parameters):
+        return parameters[0]
+
+    def representation(self, parameters):
+        """The posterior mean [B, size]: what the metrics and the latent-space figures read."""
+        return parameters[0]
+
+    def log_prior_ratio(self, parameters, z):
+        """log p(z) − log q(z|x) summed over the part, for samples z [..., B, size] -> [..., B]."""
+        mean, log_std = parameters
+        log_prior = tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=-1)
+        return log_prior - tf.reduce_sum(gaussian_log_density(z, mean, log_std), axis=-1)
+
+    def evaluation_noise(self, rng, samples):
+        return rng.standard_normal((samples, self.size))
+
+    def prior_codes(self, rng, n):
+        return rng.standard_normal((n, self.size))
 
 
-def traversal_dimension(mean):
-    """The β-VAE project's choice of the dimension to traverse: the largest |average posterior mean|."""
-    return int(np.argmax(np.abs(np.mean(mean, axis=0))))
+class Categorical:
+    """A categorical posterior over `size` categories with a uniform prior, relaxed at `temperature` while training."""
+
+    kind = "categorical"
+    kl_form = "closed form of the categorical (Dupont 2018)"
+
+    def __init__(self, size, temperature, index=0):
+        self.size, self.temperature, self.name = size, temperature, f"c{index}"
+        self.heads = ((f"categorical{index}", size),)
+
+    def describe(self):
+        return (f"a {self.size}-way categorical {self.name} (concrete relaxation at temperature {self.temperature:g} "
+                f"while training, one-hot at evaluation; KL in the categorical's closed form)")
+
+    def noise(self, rows, seed):
+        return tf.random.stateless_uniform(tf.stack([rows, self.size]), seed=seed)
+
+    def _gumbel(self, uniform):
+        return -tf.math.log(-tf.math.log(uniform + GUMBEL_EPSILON) + GUMBEL_EPSILON)
+
+    def sample(self, parameters, noise):
+        """The concrete relaxation softmax((logits + g)/τ) [B, size] of a category drawn from q(c|x)."""
+        return tf.nn.softmax((parameters[0] + self._gumbel(noise)) / self.temperature)
+
+    def draw(self, parameters, noise):
+        """An exact draw from q(c|x), one-hot [..., B, size]: the Gumbel-max trick."""
+        return tf.one_hot(tf.argmax(parameters[0] + self._gumbel(noise), axis=-1), self.size)
+
+    def kl(self, parameters):
+        """KL(Cat(softmax(logits)) ‖ U(size)) [B] = Σ q log q + log size."""
+        log_q = tf.nn.log_softmax(parameters[0])
+        return tf.reduce_sum(tf.exp(log_q) * log_q, axis=-1) + math.log(self.size)
+
+    def mode(self, parameters):
+        return tf.one_hot(tf.argmax(parameters[0], axis=-1), self.size)
+
+    def representation(self, parameters):
+        """The most probable category [B, 1] (as a float): a discrete value the metrics take as one, not a
+        probability to bin."""
+        return tf.cast(tf.argmax(parameters[0], axis=-1), tf.float32)[:, None]
+
+    def log_prior_ratio(self, parameters, code):
+        """log p(c) − log q(c|x) of one-hot draws [..., B, size] -> [..., B]."""
+        return tf.reduce_sum(code * (-math.log(self.size) - tf.nn.log_softmax(parameters[0])), axis=-1)
+
+    def evaluation_noise(self, rng, samples):
+        return rng.uniform(size=(samples, self.size))
+
+    def prior_codes(self, rng, n):
+        return np.eye(self.size)[rng.integers(self.size, size=n)]
 
 
-def traversal_range(mean, log_std, dimension, seed=0):
-    """(max, min) of dimension `dimension` over sampled codes z = mean + σ·ε, as the β-VAE project read it."""
-    noise = np.random.default_rng(seed).standard_normal(mean.shape[0])
-    sampled = mean[:, dimension] + np.exp(log_std[:, dimension]) * noise
-    return float(sampled.max()), float(sampled.min())
+class Latent:
+    """The whole code: `latent_size` Gaussian dimensions, then one categorical per entry of `categorical_sizes`."""
 
+    def __init__(self, latent_size, categorical_sizes=(), temperature=0.67):
+        self.gaussian = Gaussian(latent_size)
+        self.categoricals = [Categorical(size, temperature, i) for i, size in enumerate(categorical_sizes)]
+        self.parts = [self.gaussian, *self.categoricals]
+        self.heads = [head for part in self.parts for head in part.heads]
+        self.code_size = sum(part.size for part in self.parts)
+        # The code's columns for the metrics: each Gaussian dimension, then one per categorical.
+        self.representation_names = [f"z{d}" for d in range(latent_size)] + [c.name for c in self.categoricals]
 
-def collapse_sentence(num_active, total_kl):
-    """One plain sentence when the posterior has collapsed (no active unit, or KL below COLLAPSED_KL), else None."""
-    if num_active > 0 and total_kl >= COLLAPSED_KL:
-        return None
-    return (f"The posterior has collapsed ({num_active} active units, KL {total_kl:.3g} nats): the codes ignore the "
-            f"images and the decoder draws an average image; a linear KL anneal (kl_schedule='linear'), a weaker "
-            f"decoder or a smaller beta usually fixes it.")
+    def describe(self):
+        return "latent: " + " and ".join(part.describe() for part in self.parts)
 
+    def split(self, posterior):
+        """The encoder's outputs -> one tuple of parameters per part."""
+        posterior, parts = list(posterior), []
+        for part in self.parts:
+            parts.append(tuple(posterior[:len(part.heads)]))
+            posterior = posterior[len(part.heads):]
+        return parts
 
-def interpolate(start, end, steps):
-    """Codes on the straight line from `start` [latent] to `end` [latent] -> [steps, latent], ends included."""
-    weights = np.linspace(0.0, 1.0, steps)[:, None]
-    return (1.0 - weights) * start + weights * end
+    def join(self, codes):
+        """The parts' codes side by side -> the decoder's input [..., code_size]."""
+        return codes[0] if len(codes) == 1 else tf.concat(codes, axis=-1)
 
+    def mode(self, posterior):
+        """The deterministic code of each image: the Gaussian mean and each categorical's most probable category."""
+        return self.join([part.mode(p) for part, p in zip(self.parts, self.split(posterior))])
 
-def interpolation_grid(corners, size):
-    """Bilinear grid between four codes [4, latent] (top-left, top-right, bottom-left, bottom-right) ->
-    [size, size, latent], the β-VAE project's interpolation figure."""
-    left = interpolate(corners[0], corners[2], size)
-    right = interpolate(corners[1], corners[3], size)
-    return np.stack([interpolate(l, r, size) for l, r in zip(left, right)])
+    def representation(self, posterior):
+        """Codes for the metrics [B, latent_size + number of categoricals]."""
+        return self.join([part.representation(p) for part, p in zip(self.parts, self.split(posterior))])
+
+    def prior_codes(self, rng, n):
+        """n codes [n, code_size] (float32) drawn from the prior with NumPy's `rng`, part by part."""
+        return np.concatenate([part.prior_codes(rng, n) for part in self.parts], axis=1).astype(np.float32)
+
+    def categorical_kl(self, posterior):
+        """Σ over the categoricals of KL(q(c|x) ‖ U) [B]."""
+        parts = self.split(posterior)[1:]
+        return tf.add_n([part.kl(p) for part, p in zip(self.categoricals, parts)])
+
+    def categorical_marginal_kl(self, posterior):
+        """Σ over the categoricals of KL(q̄(c) ‖ U) (a scalar), q̄(c) the batch's average of q(c|x): the part of the
+        average KL(q(c|x) ‖ U) that is no information about x (the KL's decomposition, Hoffman & Johnson 2016:
+        E_x KL(q(c|x) ‖ p) = I(x; c) + KL(q̄(c) ‖ p)). Confident posteriors that all pick one category meet
+        JointVAE's capacity term with no information at all; this term is what tells them apart."""
+        total = 0.0
+        for part, (logits,) in zip(self.categoricals, self.split(posterior)[1:]):
+            average = tf.reduce_mean(tf.nn.softmax(logits), axis=0)
+            total += tf.reduce_sum(average * tf.math.log(average + 1e-12)) + math.log(part.size)
+        return total

@@ -1,18 +1,24 @@
 """The VAE as a Keras 3 subclassed model whose `train_step` / `test_step` compute the objective's loss."""
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from vae_tf import networks
-from vae_tf.losses import RECONSTRUCTION_LOSSES, gaussian_kl, kl_decomposition, log_importance_weights, negative_log_likelihood
+from vae_tf.latents import Latent
+from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights, negative_log_likelihood
 from vae_tf.objectives import OBJECTIVES, Batch, stream_seed
-from vae_tf.schedules import make_schedule
+from vae_tf.schedules import CategoricalCapacity, make_schedule
 
 # Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), the posterior
 # statistics the originals logged. An objective's own figures follow the decomposition.
 LOSS_FIGURES = ("loss", "reconstruction_loss", "kl_loss", "kl_weight", "kl_target",
                 "index_code_mi", "total_correlation", "dimension_wise_kl")
 STATISTICS_FIGURES = ("mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm", "skipped")
+# With categorical latents: the KL of the Gaussian part and of the categoricals, and the categoricals' capacity.
+CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", "categorical_marginal_kl")
 TRACKED = ("loss", "reconstruction_loss", "kl_loss")
 # The objectives' own parameters (vae_tf.params), handed to every objective as its `options`.
 OBJECTIVE_OPTIONS = ("tc_alpha", "tc_gamma", "tc_estimator", "factor_gamma", "dip_lambda_od", "dip_lambda_d",
@@ -25,26 +31,42 @@ def usable_step(loss, grad_norm, loss_scaled):
     return tf.math.is_finite(loss) & (tf.math.is_finite(grad_norm) | loss_scaled)
 
 
-def step_figures(objective):
-    """The per-step figures of a model trained with `objective`, in log.csv's column order."""
-    return LOSS_FIGURES + OBJECTIVES[objective].figures + STATISTICS_FIGURES
+def step_figures(objective, categorical=False):
+    """The per-step figures of a model trained with `objective` (and `categorical` latents), in log.csv's column
+    order."""
+    return LOSS_FIGURES + (CATEGORICAL_FIGURES if categorical else ()) + OBJECTIVES[objective].figures + STATISTICS_FIGURES
+
+
+def categorical_capacity_schedule(sizes, capacity, gamma, start_step, end_step, marginal_weight):
+    """The categoricals' term (`schedules.CategoricalCapacity`): JointVAE's γ·|KL_c − C_c| (Dupont 2018, eq. 7), C_c
+    ramping from 0 at `start_step` to `capacity` nats at `end_step`, capped at Σ log K (the most a uniform prior lets
+    them carry), plus `marginal_weight`·KL(q̄(c) ‖ U); None without categoricals."""
+    if not sizes:
+        return None
+    most = sum(math.log(size) for size in sizes)
+    return CategoricalCapacity(gamma, start_step, end_step, most if capacity is None else min(capacity, most),
+                               marginal_weight)
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
 class VAE(keras.Model):
-    """Gaussian encoder q(z|x) = N(mean, exp(log_std)²), standard normal prior, decoder p(x|z).
+    """Encoder q(code|x), prior p(code), decoder p(x|code), the code a `vae_tf.latents.Latent`: `latent_size`
+    Gaussian dimensions (q(z|x) = N(mean, exp(log_std)²), prior N(0, I)) and a categorical per entry of
+    `categorical_sizes` (JointVAE, Dupont 2018; relaxed at `temperature` while training).
 
     `z = mean + exp(log_std) * eps`; loss = reconstruction (summed over pixels) averaged over the batch, plus the
-    objective's penalty (`vae_tf.objectives`), whose KL weight the schedule reads from the optimizer's step
-    counter inside the compiled step. `dataset_size` (0: unknown, the batch stands for the data set) weights the
-    minibatch estimators of the KL's decomposition.
+    objective's penalty on the Gaussian part (`vae_tf.objectives`), whose KL weight the schedule reads from the
+    optimizer's step counter inside the compiled step, plus the categoricals' capacity term
+    (`categorical_capacity_schedule`). `dataset_size` (0: unknown, the batch stands for the data set) weights the minibatch
+    estimators of the KL's decomposition.
     """
 
     def __init__(self, image_shape, encoder_layers, decoder_layers=None, latent_size=10, activation="relu",
                  reconstruction_loss="bernoulli", kl_schedule="constant", beta=1.0, kl_start_step=0,
                  kl_end_step=0, kl_start_value=0.0, kl_end_value=1.0, seed=0, nan_policy="stop",
                  objective="beta_vae", objective_options=None, dataset_size=0, precision="float32", decoder="deconv",
-                 **kwargs):
+                 categorical_sizes=None, temperature=0.67, categorical_gamma=0.0, categorical_capacity=None,
+                 categorical_start_step=0, categorical_end_step=0, categorical_marginal_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(image_shape=list(image_shape), encoder_layers=encoder_layers,
                            decoder_layers=decoder_layers, latent_size=latent_size, activation=activation,
@@ -52,13 +74,18 @@ class VAE(keras.Model):
                            kl_start_step=kl_start_step, kl_end_step=kl_end_step, kl_start_value=kl_start_value,
                            kl_end_value=kl_end_value, seed=seed, nan_policy=nan_policy, objective=objective,
                            objective_options=dict(objective_options or {}), dataset_size=dataset_size,
-                           precision=precision, decoder=decoder)
+                           precision=precision, decoder=decoder, categorical_sizes=list(categorical_sizes or []),
+                           temperature=temperature, categorical_gamma=categorical_gamma,
+                           categorical_capacity=categorical_capacity, categorical_start_step=categorical_start_step,
+                           categorical_end_step=categorical_end_step,
+                           categorical_marginal_weight=categorical_marginal_weight)
         self.latent_size = latent_size
+        self.latent = Latent(latent_size, categorical_sizes or [], temperature)
         self.seed = seed
         self.nan_policy = nan_policy
-        self.encoder = networks.build_encoder(image_shape, encoder_layers, latent_size, activation, precision)
-        self.decoder = networks.build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation,
-                                              precision, decoder)
+        self.encoder = networks.build_encoder(image_shape, encoder_layers, self.latent.heads, activation, precision)
+        self.decoder = networks.build_decoder(image_shape, self.latent.code_size, encoder_layers, decoder_layers,
+                                              activation, precision, decoder)
         # float16 gradients under- and overflow: the loss is scaled, and a step whose scaled gradients overflow
         # is skipped by the optimizer (which lowers the scale), not taken for a diverged run.
         self.loss_scaled = precision == "mixed_float16"
@@ -68,8 +95,10 @@ class VAE(keras.Model):
         self.dataset_size = dataset_size
         # A plain attribute, not a tracked layer: FactorVAE's discriminator must stay out of the VAE's variables.
         self.objective = OBJECTIVES[objective](
-            self.schedule, {**(objective_options or {}), "latent_size": latent_size, "seed": seed}, dataset_size)
-        self.step_figures = step_figures(objective)
+            self.schedule, {**(objective_options or {}), "latent_size": latent_size, "seed": seed}, dataset_size,
+            categorical_capacity_schedule(categorical_sizes, categorical_capacity, categorical_gamma,
+                                          categorical_start_step, categorical_end_step, categorical_marginal_weight))
+        self.step_figures = step_figures(objective, bool(categorical_sizes))
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
         self.built = True  # both networks are built on keras.Input above; saving needs to know it
 
@@ -85,20 +114,31 @@ class VAE(keras.Model):
         return tf.random.stateless_normal(shape, seed=stream_seed(self.seed, step, stream))
 
     def encode(self, x):
-        """images [B, H, W, C] in [0, 1] -> (mean [B, latent], log_std [B, latent])."""
+        """images [B, H, W, C] in [0, 1] -> the posterior's parameters, [mean, log_std] ([B, latent_size] each) then
+        each categorical's logits [B, size] (`vae_tf.latents`)."""
         return self.encoder(x, training=False)
 
-    def decode(self, z):
-        """z [B, latent] -> images [B, H, W, C] in [0, 1]."""
-        return tf.sigmoid(self.decoder(z, training=False))
+    def represent(self, x):
+        """images -> codes for the metrics [B, latent_size + categoricals]: the Gaussian mean, each categorical's
+        most probable category."""
+        return self.latent.representation(self.encode(x))
+
+    def decode(self, code):
+        """codes [B, code_size] -> images [B, H, W, C] in [0, 1]."""
+        return tf.sigmoid(self.decoder(code, training=False))
 
     def reconstruct(self, x):
-        """Decode the posterior mean: a deterministic reconstruction of x."""
-        return self.decode(self.encode(x)[0])
+        """Decode the posterior's mode (the Gaussian mean, the most probable categories): a deterministic
+        reconstruction of x."""
+        return self.decode(self.latent.mode(self.encode(x)))
 
     def sample(self, n, seed=0):
-        """n images decoded from standard normal latents (a fixed seed gives the same images)."""
-        return self.decode(tf.random.stateless_normal((n, self.latent_size), seed=[seed, 0]))
+        """n images decoded from the prior (a fixed seed gives the same images)."""
+        code = tf.random.stateless_normal((n, self.latent_size), seed=[seed, 0])
+        if self.latent.categoricals:
+            categories = self.latent.prior_codes(np.random.default_rng(seed), n)[:, self.latent_size:]
+            code = tf.concat([code, categories], axis=1)
+        return self.decode(code)
 
     def call(self, x, training=False):
         return self.reconstruct(x)
@@ -112,17 +152,26 @@ class VAE(keras.Model):
 
         A replica holding one of `replicas` equal slices of the global batch draws the global batch's noise
         and takes its own rows, so a mirrored step samples exactly what a single-device step would."""
-        mean, log_std = self.encoder(x, training=True)
-        rows = tf.shape(mean)[0]
-        noise = self.noise(tf.stack([rows * replicas, self.latent_size]), step, stream)
-        z = mean + tf.exp(log_std) * noise[replica * rows:(replica + 1) * rows]
-        logits = self.decoder(z, training=True)
-        batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits), gaussian_kl(mean, log_std),
-                      replica, replicas)
+        posterior = self.encoder(x, training=True)
+        parts = self.latent.split(posterior)
+        (mean, log_std), rows = parts[0], tf.shape(posterior[0])[0]
+        seed = stream_seed(self.seed, step, stream)
+        samples = []
+        for index, (part, parameters) in enumerate(zip(self.latent.parts, parts)):
+            # The Gaussian part draws from the stream's own seed, each categorical from a seed folded from it.
+            part_seed = seed if index == 0 else tf.random.experimental.stateless_fold_in(seed, index)
+            noise = part.noise(rows * replicas, part_seed)[replica * rows:(replica + 1) * rows]
+            samples.append(part.sample(parameters, noise))
+        z, code = samples[0], self.latent.join(samples)
+        logits = self.decoder(code, training=True)
+        batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits), self.latent.gaussian.kl(parts[0]),
+                      replica, replicas, code, self.latent.categorical_kl(posterior) if self.latent.categoricals else None,
+                      self.latent.categorical_marginal_kl(posterior) if self.latent.categoricals else None)
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)
+        kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
         return {"loss": loss, "reconstruction_loss": tf.reduce_mean(batch.reconstruction),
-                "kl_loss": tf.reduce_mean(batch.kl),
+                "kl_loss": tf.reduce_mean(kl),
                 "kl_weight": self.schedule.weight(step), "kl_target": self.schedule.target(step),
                 **self.decomposition(mean, log_std, z, replicas), **own_figures,
                 "mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
@@ -206,11 +255,13 @@ def build_model(params, image_shape=None, dataset_size=0):
         from vae_tf.datasets import image_shape_of
         image_shape = image_shape_of(params)
     keras.utils.set_random_seed(params.seed)
-    model = VAE(image_shape, params.encoder_layers, params.decoder_layers, params.latent_size, params.activation,
-                params.reconstruction_loss, params.kl_schedule, params.beta, params.kl_start_step,
-                params.kl_end_step, params.kl_start_value, params.kl_end_value, params.seed, params.nan_policy,
-                params.objective, {name: getattr(params, name) for name in OBJECTIVE_OPTIONS}, dataset_size,
-                params.precision, params.decoder)
+    model = MODELS[params.model](
+        image_shape, params.encoder_layers, params.decoder_layers, params.latent_size, params.activation,
+        params.reconstruction_loss, params.kl_schedule, params.beta, params.kl_start_step, params.kl_end_step,
+        params.kl_start_value, params.kl_end_value, params.seed, params.nan_policy, params.objective,
+        {name: getattr(params, name) for name in OBJECTIVE_OPTIONS}, dataset_size, params.precision, params.decoder,
+        params.categorical_sizes, params.temperature, params.categorical_gamma, params.categorical_capacity,
+        params.categorical_start_step, params.categorical_end_step, params.categorical_marginal_weight)
     optimizer = keras.optimizers.Adam(params.learning_rate, beta_1=params.adam_beta_1)
     if model.loss_scaled:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -218,6 +269,10 @@ def build_model(params, image_shape=None, dataset_size=0):
     model.optimizer.build(model.trainable_variables)
     model.learning_rate_at = learning_rate_schedule(params)
     return model
+
+
+# name -> model class (`params.model`): how encoder, latent and decoder fit together.
+MODELS = {"vae": VAE}
 
 
 def learning_rate_schedule(params):

@@ -23,8 +23,9 @@ def _dense(layers):
     return [layer[0] for layer in layers if len(layer) == 1]
 
 
-def build_encoder(image_shape, layers, latent_size, activation, precision="float32"):
-    """images [B, H, W, C] -> (mean [B, latent], log_std [B, latent]), both float32."""
+def build_encoder(image_shape, layers, heads, activation, precision="float32"):
+    """images [B, H, W, C] -> one float32 output [B, width] per head of `heads` [(name, width)], the latent's
+    parameters (`vae_tf.latents.Latent.heads`: mean and log_std, then each categorical's logits)."""
     x = inputs = keras.Input(tuple(image_shape), name="images")
     for i, (filters, kernel, stride) in enumerate(_convs(layers)):
         x = keras.layers.Conv2D(filters, kernel, stride, padding="same", activation=activation, name=f"conv{i}",
@@ -32,9 +33,8 @@ def build_encoder(image_shape, layers, latent_size, activation, precision="float
     x = keras.layers.Flatten(name="flatten", dtype=precision)(x)
     for i, units in enumerate(_dense(layers)):
         x = keras.layers.Dense(units, activation=activation, name=f"dense{i}", dtype=precision)(x)
-    mean = keras.layers.Dense(latent_size, name="mean", dtype="float32")(x)
-    log_std = keras.layers.Dense(latent_size, name="log_std", dtype="float32")(x)
-    return keras.Model(inputs, [mean, log_std], name="encoder")
+    outputs = [keras.layers.Dense(width, name=name, dtype="float32")(x) for name, width in heads]
+    return keras.Model(inputs, outputs, name="encoder")
 
 
 def decoder_plan(image_shape, encoder_layers, decoder_layers=None):
@@ -59,7 +59,8 @@ def decoder_plan(image_shape, encoder_layers, decoder_layers=None):
 
 def build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation, precision="float32",
                   decoder="deconv"):
-    """z [B, latent] -> float32 logits [B, H, W, C] (the output activation belongs to the loss)."""
+    """codes [B, latent_size] -> float32 logits [B, H, W, C] (the output activation belongs to the loss); latent_size
+    is the width of the whole code (`Latent.code_size`)."""
     if decoder == "broadcast":
         return build_broadcast_decoder(image_shape, latent_size, decoder_layers or BROADCAST_LAYERS, activation,
                                        precision)

@@ -25,13 +25,18 @@ def stream_seed(seed, step, stream):
 
 
 class Batch:
-    """What one step knows of its batch: images x [B, H, W, C]; posterior mean, log_std and one sample z [B, D];
-    the decoder's logits for z; reconstruction and KL per image [B]; and the replica slice this batch is."""
+    """What one step knows of its batch: images x [B, H, W, C]; the Gaussian part's mean, log_std and one sample
+    z [B, D]; the decoder's logits for the whole code [B, code_size] (z, then the categoricals' relaxed samples);
+    reconstruction and the Gaussian part's KL per image [B]; the categoricals' summed KL [B] (None without them);
+    and the replica slice this batch is."""
 
-    def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas):
+    def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, code=None,
+                 categorical_kl=None, categorical_marginal_kl=None):
         self.x, self.mean, self.log_std, self.z, self.logits = x, mean, log_std, z, logits
         self.reconstruction, self.kl = reconstruction, kl
         self.replica, self.replicas = replica, replicas
+        self.code = z if code is None else code
+        self.categorical_kl, self.categorical_marginal_kl = categorical_kl, categorical_marginal_kl
 
 
 class BetaVAE:
@@ -42,8 +47,10 @@ class BetaVAE:
     figures = ()  # per-step figures this objective logs besides the shared ones
     batch_statistics = False  # True: the penalty is estimated from the whole minibatch, not image by image
 
-    def __init__(self, schedule, options, dataset_size):
+    def __init__(self, schedule, options, dataset_size, categorical_schedule=None):
+        """`categorical_schedule`: the categoricals' capacity term (`vae_tf.model.categorical_capacity_schedule`), or None."""
         self.schedule, self.options, self.dataset_size = schedule, options, dataset_size
+        self.categorical_schedule = categorical_schedule
 
     @classmethod
     def check(cls, params):
@@ -60,9 +67,18 @@ class BetaVAE:
         return self.schedule.penalty(tf.reduce_mean(batch.kl), step), {}
 
     def loss(self, model, batch, step):
-        """The training loss of a batch (a scalar) and this objective's extra figures."""
+        """The training loss of a batch (a scalar) and this objective's extra figures. The penalty acts on the
+        Gaussian part; categorical latents add JointVAE's γ·|KL_c − C_c| (Dupont 2018, eq. 7) and
+        λ·KL(q̄(c) ‖ U) (`schedules.CategoricalCapacity`, `Latent.categorical_marginal_kl`)."""
         penalty, figures = self.penalty(batch, step)
-        return tf.reduce_mean(batch.reconstruction) + penalty, figures
+        loss = tf.reduce_mean(batch.reconstruction) + penalty
+        if batch.categorical_kl is None:
+            return loss, figures
+        kl_categorical = tf.reduce_mean(batch.categorical_kl)
+        loss += self.categorical_schedule.penalty(kl_categorical, step, batch.categorical_marginal_kl)
+        return loss, {"kl_gaussian": tf.reduce_mean(batch.kl), "kl_categorical": kl_categorical,
+                      "categorical_capacity": self.categorical_schedule.target(step),
+                      "categorical_marginal_kl": batch.categorical_marginal_kl, **figures}
 
     def auxiliary_update(self, batch, step):
         """Extra training after the VAE's own gradients (FactorVAE's discriminator): (figures, apply) where
@@ -122,8 +138,8 @@ class FactorVAE(BetaVAE):
     figures = ("discriminator_loss", "discriminator_accuracy")
     batch_statistics = True
 
-    def __init__(self, schedule, options, dataset_size):
-        super().__init__(schedule, options, dataset_size)
+    def __init__(self, schedule, options, dataset_size, categorical_schedule=None):
+        super().__init__(schedule, options, dataset_size, categorical_schedule)
         self.discriminator = build_discriminator(options["latent_size"])
         self.optimizer = keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
         self.optimizer.build(self.discriminator.trainable_variables)
@@ -206,6 +222,9 @@ class IWAE(BetaVAE):
         if params.kl_schedule != "constant" or params.beta != 1:
             raise UserError("objective iwae trains a bound on log p(x), which has no KL weight: use kl_schedule "
                             "constant with beta 1")
+        if params.categorical_sizes:
+            raise UserError("objective iwae's bound needs the density of the categoricals' relaxed samples, which "
+                            "vae_tf does not compute: use categorical_sizes [] with iwae, or another objective")
 
     def loss(self, model, batch, step):
         k, rows = self.options["iwae_samples"], tf.shape(batch.z)[0]

@@ -32,6 +32,8 @@ class Params:
     data_dir: Optional[str] = _option(None, "where a data set's files are (folder: the images; dsprites: the npz; "
                                             "tfds sets: prepared data); None = tensorflow-datasets' default")
     download: bool = _option(False, "let tensorflow-datasets download and prepare a missing data set (needs internet)")
+    binarize: bool = _option(False, "binary pixels for a Bernoulli decoder: each training batch drawn afresh from "
+                                    "the grey levels (dynamic binarisation), validation and test drawn once, fixed")
     image_size: Optional[int] = _option(32, "resize images to image_size x image_size; None = the data set's own size")
     channels: Optional[int] = _option(None, "1 (grayscale) or 3 (RGB); None = the data set's own (folder: 3)")
     encoder_layers: Layers = _option([[32, 4, 2]] * 3 + [[256], [256]],
@@ -43,7 +45,19 @@ class Params:
                                                "deconv: [units] dense then [filters, kernel, stride] transposed convs, "
                                                "None = mirror the encoder; broadcast: [filters, kernel, 1] convs, "
                                                "None = Watters et al.'s four [64, 3, 1]")
-    latent_size: int = _option(10, "number of latent dimensions")
+    model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md)")
+    latent_size: int = _option(10, "number of Gaussian (continuous) latent dimensions")
+    categorical_sizes: list = _option([], "JointVAE (Dupont 2018): a categorical latent per entry, of that many "
+                                          "categories (>= 2), beside the Gaussian ones; [] = none")
+    temperature: float = _option(0.67, "categoricals: temperature of their concrete (Gumbel-softmax) relaxation while "
+                                       "training (> 0; Dupont 2018: 0.67)")
+    categorical_gamma: float = _option(30.0, "categoricals: weight gamma of |KL_c - C_c|, the categoricals' capacity term")
+    categorical_capacity: Optional[float] = _option(None, "categoricals: C_c at categorical_end_step in nats, at most "
+                                                          "the sum of log(size); None = that sum")
+    categorical_start_step: int = _option(0, "categoricals: step where C_c starts to rise from 0")
+    categorical_end_step: int = _option(10000, "categoricals: step where C_c reaches categorical_capacity")
+    categorical_marginal_weight: float = _option(0.0, "categoricals: weight of KL(average q(c|x) || uniform), which "
+                                                      "keeps every category in use (0 = JointVAE as published)")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
@@ -102,7 +116,8 @@ class Params:
 # Parameters that change the model's variables, its arithmetic or the data order: a resumed run may not change them
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
-              "latent_size", "activation", "reconstruction_loss", "objective", "batch_size", "seed", "precision")
+              "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
+              "seed", "precision", "binarize")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -255,6 +270,7 @@ def conv_stride_product(layers):
 def _check_values(p):
     from vae_tf.datasets import DATASETS
     from vae_tf.losses import RECONSTRUCTION_LOSSES
+    from vae_tf.model import MODELS
     from vae_tf.objectives import OBJECTIVES, TC_ESTIMATORS
     from vae_tf.schedules import KL_SCHEDULES
 
@@ -264,7 +280,8 @@ def _check_values(p):
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
                            ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS), ("precision", PRECISIONS),
-                           ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES)):
+                           ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
+                           ("model", MODELS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
@@ -280,10 +297,10 @@ def _check_values(p):
     for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
     for name in ("plot_step", "validation_step", "validation_tolerance", "mig_step", "kl_start_step", "kl_end_step",
-                 "seed", "cpu_devices", "steps_per_call"):
+                 "seed", "cpu_devices", "steps_per_call", "categorical_start_step", "categorical_end_step"):
         _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
     for name in ("beta", "kl_start_value", "kl_end_value", "tc_alpha", "tc_gamma", "factor_gamma", "dip_lambda_od",
-                 "dip_lambda_d", "info_alpha", "info_lambda"):
+                 "dip_lambda_d", "info_alpha", "info_lambda", "categorical_gamma", "categorical_marginal_weight"):
         value = getattr(p, name)
         _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
     _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")
@@ -293,6 +310,10 @@ def _check_values(p):
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
              f"log_step must be a list of steps >= 0, got {p.log_step!r}")
     _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
+    _check_categoricals(p)
+    _require(not p.binarize or p.reconstruction_loss == "bernoulli",
+             f"binarize draws binary pixels for a Bernoulli decoder; use reconstruction_loss bernoulli with it "
+             f"(got {p.reconstruction_loss})")
     _require(p.nan_policy == "stop" or p.strategy == "default",
              "nan_policy skip_batch works with strategy default only (replicas would have to agree to skip "
              "inside the compiled step); use nan_policy stop with several devices")
@@ -302,6 +323,20 @@ def _check_values(p):
     if p.image_size is not None:
         check_image_size(p, p.image_size)
     OBJECTIVES[p.objective].check(p)
+
+
+def _check_categoricals(p):
+    sizes = p.categorical_sizes
+    _require(all(isinstance(k, int) and not isinstance(k, bool) and k >= 2 for k in sizes),
+             f"categorical_sizes must list numbers of categories, each an integer >= 2 (a categorical of one "
+             f"category carries nothing), got {sizes!r}")
+    _require(math.isfinite(p.temperature) and p.temperature > 0,
+             f"temperature must be a finite number > 0 (the relaxation divides by it), got {p.temperature}")
+    _require(p.categorical_capacity is None or (math.isfinite(p.categorical_capacity) and p.categorical_capacity >= 0),
+             f"categorical_capacity must be a number of nats >= 0 or None, got {p.categorical_capacity}")
+    _require(p.categorical_end_step >= p.categorical_start_step,
+             f"categorical_end_step ({p.categorical_end_step}) precedes categorical_start_step "
+             f"({p.categorical_start_step}); the ramp must end after it starts")
 
 
 def check_image_size(p, size):

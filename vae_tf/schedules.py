@@ -54,6 +54,18 @@ class Capacity(Constant):
         return self.weight(step) * tf.abs(kl - self.target(step))
 
 
+class CategoricalCapacity(Capacity):
+    """The categoricals' term (Dupont 2018, eq. 7, plus a marginal term): γ·|KL_c − C_c| + λ·KL(q̄(c) ‖ U), C_c
+    ramping linearly from 0 to its capacity, λ = `marginal_weight`."""
+
+    def __init__(self, gamma, start_step, end_step, capacity, marginal_weight):
+        super().__init__(gamma, start_step, end_step, 0.0, capacity)
+        self.marginal_weight = marginal_weight
+
+    def penalty(self, kl, step, marginal_kl=0.0):
+        return super().penalty(kl, step) + self.marginal_weight * marginal_kl
+
+
 KL_SCHEDULES = {"constant": Constant, "linear": Linear, "capacity": Capacity}
 
 

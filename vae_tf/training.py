@@ -312,10 +312,10 @@ def _compiled_validation(model, split, batch_size, count):
 
 def _compiled_snapshot(model, split, seed):
     """A compiled function `() -> (originals, reconstructions, generations)`, each [SNAPSHOT_IMAGES, H, W, C]: the
-    first validation images, their reconstructions and the decoded fixed noise of the run's seed."""
+    first validation images, their reconstructions and decoded codes drawn once from the prior with the run's seed."""
     originals = split.images(tf.range(min(SNAPSHOT_IMAGES, split.num_examples), dtype=tf.int64))
-    noise = tf.constant(np.random.default_rng(seed).standard_normal((SNAPSHOT_IMAGES, model.latent_size)), tf.float32)
-    return tf.function(lambda: (originals, model.reconstruct(originals), model.decode(noise)))
+    codes = tf.constant(model.latent.prior_codes(np.random.default_rng(seed), SNAPSHOT_IMAGES))
+    return tf.function(lambda: (originals, model.reconstruct(originals), model.decode(codes)))
 
 
 def _scalar_writer(writer, names):
@@ -382,7 +382,7 @@ def train(params, progress=True):
     previous = _check_resumable(run, params) if run.params_json.exists() else None
     check_image_size(params, datasets.image_shape_of(params)[0])
     source = datasets.source_for(params)
-    train_split, validation_split = source.split("train"), source.split("validation")
+    train_split, validation_split = source.split("train"), source.fixed_split("validation")
     # Data sets with known factors; every worker ends its calls at the MIG steps, so all make the same calls.
     ground_truth = source.ground_truth() if params.mig_step and hasattr(source, "ground_truth") else None
     if chief:
@@ -422,6 +422,8 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
             with _writes_to(run, lambda: step):
                 replace_atomically(run.model_keras, model.save)
         return run.path
+    if chief:
+        print(model.latent.describe())
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
 
@@ -446,7 +448,7 @@ class _Trainer:
         self.params, self.run, self.strategy, self.chief = params, run, strategy, chief
         self.model, self.state, self.ground_truth = model, state, ground_truth
         self.step, self.saved_at = step, saved_at
-        self.stream = datasets.TrainingStream(train_split, params.batch_size, params.seed)
+        self.stream = datasets.TrainingStream(train_split, params.batch_size, params.seed, params.binarize)
         # Validation images are drawn once and kept; a validation is one compiled call.
         self.validation = _compiled_validation(model, validation_split, params.batch_size,
                                                params.validation_size if params.validation_step else 0)

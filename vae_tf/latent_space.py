@@ -1,0 +1,85 @@
+"""What a trained encoder's latent space looks like, as pure NumPy functions of its encodings.
+
+Shapes: `mean` and `log_std` are the posterior parameters [n, latent] of n encoded images.
+"""
+
+import numpy as np
+
+TEST_IMAGES = 1000  # test images analyze.py encodes for the latent figures, as the β-VAE project's traversal did
+ACTIVE_VARIANCE = 0.01  # Burda et al. 2016, "Importance Weighted Autoencoders", §5.2
+COLLAPSED_KL = 0.1  # nats: below this the codes carry next to no information about the images
+
+
+def kl_per_dimension(mean, log_std):
+    """KL(q(z_d|x) ‖ N(0, 1)) averaged over the n images -> [latent] (nats); it sums to the KL loss.
+
+    The same closed form as `vae_tf.losses.gaussian_kl`, kept per dimension: ½(mean² + exp(2·log_std) − 1) − log_std.
+    """
+    return np.mean(0.5 * (np.square(mean) + np.exp(2.0 * log_std) - 1.0) - log_std, axis=0)
+
+
+def active_units(mean, threshold=ACTIVE_VARIANCE):
+    """Which dimensions are active [latent] (bool): the variance over the data of E[z_d | x] exceeds `threshold`.
+
+    Burda et al. 2016: an inactive dimension's posterior mean ignores the image, so the decoder cannot use it.
+    """
+    return np.var(mean, axis=0) > threshold
+
+
+def traversal_dimension(mean):
+    """The β-VAE project's choice of the dimension to traverse: the largest |average posterior mean|."""
+    return int(np.argmax(np.abs(np.mean(mean, axis=0))))
+
+
+def traversal_range(mean, log_std, dimension, seed=0):
+    """(max, min) of dimension `dimension` over sampled codes z = mean + σ·ε, as the β-VAE project read it."""
+    noise = np.random.default_rng(seed).standard_normal(mean.shape[0])
+    sampled = mean[:, dimension] + np.exp(log_std[:, dimension]) * noise
+    return float(sampled.max()), float(sampled.min())
+
+
+def collapse_sentence(num_active, total_kl):
+    """One plain sentence when the posterior has collapsed (no active unit, or KL below COLLAPSED_KL), else None."""
+    if num_active > 0 and total_kl >= COLLAPSED_KL:
+        return None
+    return (f"The posterior has collapsed ({num_active} active units, KL {total_kl:.3g} nats): the codes ignore the "
+            f"images and the decoder draws an average image; a linear KL anneal (kl_schedule='linear'), a weaker "
+            f"decoder or a smaller beta usually fixes it.")
+
+
+def interpolate(start, end, steps):
+    """Codes on the straight line from `start` [latent] to `end` [latent] -> [steps, latent], ends included."""
+    weights = np.linspace(0.0, 1.0, steps)[:, None]
+    return (1.0 - weights) * start + weights * end
+
+
+def interpolation_grid(corners, size):
+    """Bilinear grid between four codes [4, latent] (top-left, top-right, bottom-left, bottom-right) ->
+    [size, size, latent], the β-VAE project's interpolation figure."""
+    left = interpolate(corners[0], corners[2], size)
+    right = interpolate(corners[1], corners[3], size)
+    return np.stack([interpolate(l, r, size) for l, r in zip(left, right)])
+
+
+def categorical_kl(logits):
+    """KL(Cat(softmax(logits)) ‖ uniform) averaged over the n images (nats), of logits [n, K]: mean Σ q log q + log K."""
+    log_q = logits - np.max(logits, axis=1, keepdims=True)
+    log_q = log_q - np.log(np.sum(np.exp(log_q), axis=1, keepdims=True))
+    return float(np.mean(np.sum(np.exp(log_q) * log_q, axis=1)) + np.log(logits.shape[1]))
+
+
+def categorical_active(logits, threshold=ACTIVE_VARIANCE):
+    """Whether a categorical is active: the variance over the data of E[one-hot c | x] = softmax(logits), summed over
+    its categories, exceeds `threshold` (Burda et al.'s activity, for the one-hot code)."""
+    probabilities = np.exp(logits - np.max(logits, axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return bool(np.sum(np.var(probabilities, axis=0)) > threshold)
+
+
+def majority_agreement(categories, labels):
+    """How often a categorical's category [n] agrees with a factor's value [n] (both ints), each category mapped to the
+    value most of its images have (cluster purity): 1 when every category holds one value, the largest value's share
+    when the categories ignore the factor."""
+    categories, labels = np.asarray(categories), np.asarray(labels)
+    agree = sum(np.bincount(labels[categories == c]).max() for c in np.unique(categories))
+    return float(agree / len(labels))
