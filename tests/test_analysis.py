@@ -410,10 +410,9 @@ def test_interpolation_shows_its_corner_originals(trained, monkeypatch):
     from vae_tf import analysis
     model = vae_tf.load_run(trained)
     images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=16, shuffle=False).batch(10))).numpy()
-    mean = model.encode(images)[0].numpy()
     captured = {}
     monkeypatch.setattr(analysis.figures, "image_rows", lambda rows, title, labels: captured.update(rows=rows))
-    analysis._interpolation(model, mean, images)
+    analysis._interpolation(model, analysis.Encoded(model, images), images)
     rows, width = captured["rows"], analysis.COLUMNS
     assert rows.shape[:2] == (1 + width + 1 + 3, width)
     for row, column, original in ((0, 0, 0), (0, -1, 1), (width + 1, 0, 2), (width + 1, -1, 3)):

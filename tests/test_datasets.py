@@ -1,5 +1,9 @@
-"""The data sets beyond shapes2d: tensorflow-datasets ones under tfds.testing.mock_data (no network),
-dsprites from a small npz with the official field names, and a folder of images the test writes."""
+"""The data sets beyond shapes2d: tensorflow-datasets ones under tfds.testing.mock_data (no network; where Debian's
+Fashion-MNIST is installed, its files are read instead), MNIST-style IDX files, dsprites from a small npz with the
+official field names, a folder of images the test writes, and binarisation."""
+
+import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +12,7 @@ import tensorflow_datasets as tfds
 
 import vae_tf
 from vae_tf.cli import train_main
-from vae_tf.datasets import DSPRITES_FILE
+from vae_tf.datasets import DSPRITES_FILE, FashionMnist, Split, TrainingStream, _source, fixed_binarization
 
 from conftest import ROOT, tiny_args
 
@@ -54,12 +58,90 @@ def test_an_unprepared_tfds_set_fails_with_one_clear_line(tmp_path):
     assert "shapes2d and folder work offline" in message and "\n" not in message
 
 
-def test_train_py_on_an_unprepared_tfds_set_exits_2(tmp_path):
+def test_train_py_on_an_unprepared_tfds_set_exits_2(tmp_path, monkeypatch):
     from conftest import run_script
-    result = run_script("train.py", f"--output_dir={tmp_path / 'out'}", "--dataset=fashion_mnist",
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no Keras cache of MNIST either
+    result = run_script("train.py", f"--output_dir={tmp_path / 'out'}", "--dataset=mnist",
                         f"--data_dir={tmp_path}", *tiny_args())
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "not prepared" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def write_idx(path, array):
+    """An IDX file as LeCun's format defines it, written independently of the reader: magic (0, 0, 0x08, dims),
+    big-endian int32 sizes, the bytes; gzipped when the name ends in .gz."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    data = header + np.ascontiguousarray(array, np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def test_idx_files_in_data_dir_give_every_split_with_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    train, test = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    train_labels, test_labels = rng.integers(0, 10, 40, dtype=np.uint8), rng.integers(0, 10, 10, dtype=np.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", train)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", train_labels)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", test)  # unzipped files are read too
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", test_labels)
+    source = _source("fashion_mnist", data_dir=str(tmp_path))
+    splits = {name: source.split(name) for name in ("train", "validation", "test")}
+    assert [splits[n].num_examples for n in ("train", "validation", "test")] == [38, 2, 10]  # 95% / 5% of train
+    np.testing.assert_array_equal(splits["validation"].labels["label"], train_labels[38:])
+    np.testing.assert_array_equal(splits["test"].labels["label"], test_labels)
+    np.testing.assert_allclose(splits["test"].images(tf.range(10, dtype=tf.int64)).numpy()[..., 0], test / 255,
+                               atol=1e-6)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", test[:, :27])  # one image's worth short: truncated
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes((tmp_path / "t10k-images-idx3-ubyte").read_bytes()[:-5])
+    with pytest.raises(vae_tf.UserError, match="truncated"):
+        source.split("test")
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x89PNG not an idx file")
+    with pytest.raises(vae_tf.UserError, match="is not an IDX file"):
+        source.split("test")
+
+
+FASHION_MNIST = Path(FashionMnist.SYSTEM_DIR)
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed "
+                                                       "(apt-get install dataset-fashion-mnist; .ci/run installs it)")
+def test_fashion_mnist_reads_the_debian_package_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    source = _source("fashion_mnist")
+    assert source.idx_folder() == FASHION_MNIST
+    test = source.split("test")
+    assert test.num_examples == 10000 and np.bincount(test.labels["label"]).tolist() == [1000] * 10
+    assert [source.split(n).num_examples for n in ("train", "validation")] == [57000, 3000]
+    images = test.images(tf.range(100, dtype=tf.int64)).numpy()
+    assert images.shape == (100, 28, 28, 1) and images.max() == 1.0 and images.min() == 0.0
+
+
+def test_fashion_mnist_without_its_files_names_the_debian_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(FashionMnist, "SYSTEM_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(vae_tf.UserError) as error:
+        vae_tf.load_dataset("fashion_mnist", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "apt-get install dataset-fashion-mnist" in message and "--download=True" in message
+    assert "\n" not in message
+
+
+def test_dynamic_binarisation_draws_each_batch_afresh_and_held_out_images_once():
+    grey = np.linspace(0.0, 1.0, 16 * 16, dtype=np.float32).reshape(1, 16, 16, 1)
+    split = Split(4, lambda positions: tf.tile(tf.constant(grey), [tf.size(positions), 1, 1, 1]))
+    stream = TrainingStream(split, batch_size=4, seed=3, binarize=True)
+    batches = np.stack([stream.batch(tf.constant(step, tf.int64)).numpy() for step in range(200)])  # [200, 4, ...]
+    assert set(np.unique(batches)) == {0.0, 1.0}
+    np.testing.assert_array_equal(stream.batch(tf.constant(7, tf.int64)).numpy(), batches[7])  # a resumed run's draw
+    assert not np.array_equal(batches[0], batches[1])
+    # Each pixel is on with its grey level as probability: over 800 draws within 4 standard errors (+ the 0/1 ends).
+    frequency = batches.mean(axis=(0, 1))
+    np.testing.assert_array_less(np.abs(frequency - grey[0]), 4 * np.sqrt(grey[0] * (1 - grey[0]) / 800) + 1e-6)
+    fixed = fixed_binarization(split)
+    first = fixed.images(tf.range(4, dtype=tf.int64)).numpy()
+    assert set(np.unique(first)) == {0.0, 1.0}
+    np.testing.assert_array_equal(fixed_binarization(split).images(tf.range(4, dtype=tf.int64)).numpy(), first)
+    assert 0.4 < first.mean() < 0.6
 
 
 def write_dsprites(path):

@@ -4,6 +4,7 @@ import json
 import pytest
 
 import vae_tf
+from vae_tf.params import saved_params
 from vae_tf import objectives, schedules
 from vae_tf.presets import DESCRIPTIONS, PRESETS
 
@@ -74,7 +75,9 @@ def test_the_shipped_disentangled_run_was_trained_with_the_preset_as_it_stands()
     shipped = json.loads((ROOT / "predictions" / "shapes2d_disentangled" / "params.json").read_text())
     preset = vae_tf.load_params(ROOT / "params.py", preset="shapes2d_disentangle",
                                 overrides={"run_name": "shapes2d_disentangled"})
-    assert shipped == preset.to_dict()  # as train.py writes params.json
+    # As a run reads its params.json: parameters added since then take their defaults, which train as runs did before.
+    assert saved_params(shipped).to_dict() == preset.to_dict()
+    assert set(shipped) <= set(preset.to_dict())
 
 
 def test_the_projects_settings():
