@@ -7,15 +7,17 @@ import platform
 
 import numpy as np
 import pytest
-from imageio.v3 import imread
 import tensorflow as tf
+from imageio.v3 import imread
 
 import vae_tf
 from vae_tf import latent_space, metrics
-from vae_tf.analysis import analyze
+from vae_tf.analysis import read_summary
 from vae_tf.baselines import FactorObservations, model_representation
+from vae_tf.cli import analyze_main
 from vae_tf.latents import Categorical, Gaussian, Latent
 from vae_tf.likelihood import elbo, log_likelihood
+from vae_tf.params import saved_params
 from vae_tf.runs import read_log
 
 from conftest import ROOT, run_script, tiny_args
@@ -207,9 +209,25 @@ def test_joint_run_resumes_exactly_reloads_and_analyses(tiny, tmp_path):
     final = vae_tf.load_run(whole, "final")
     images = np.random.default_rng(0).random((6, 16, 16, 1)).astype(np.float32)
     np.testing.assert_allclose(final.represent(images).numpy(), model.represent(images).numpy(), rtol=1e-6)
-    summary = analyze(whole, num_images=20, progress=False, note=lambda text: None, tsne=False)
+    assert analyze_main([str(whole), "--num_images=20", "--no_tsne", "--likelihood_images=0"]) == 2
+    assert analyze_main([str(whole), "--num_images=20", "--no_tsne", "--likelihood_images=5",
+                         "--likelihood_samples=7"]) == 0
+    summary = read_summary(whole)
+    assert (summary["likelihood_images"], summary["likelihood_samples"]) == (5, 7)
     categorical = summary["categoricals"][0]
     assert categorical["name"] == "c0" and categorical["size"] == 3 and sum(categorical["category_shares"]) == 1.0
     assert set(categorical["agreement"]) == {"shape", "scale", "orientation", "position_x", "position_y"}
     traversal = imread(whole / "analysis" / "categorical_traversals.png")
     assert traversal.shape[0] > 3 * 16  # three rows, one per category
+
+
+def test_the_shipped_joint_run_is_the_preset_and_loads_from_both_its_files():
+    shipped = ROOT / "predictions" / "shapes2d_joint"
+    preset = vae_tf.load_params(ROOT / "params.py", preset="shapes2d_joint")
+    assert saved_params(json.loads((shipped / "params.json").read_text())).to_dict() == preset.to_dict()
+    latest, final = vae_tf.load_run(shipped), vae_tf.load_run(shipped, "final")
+    assert int(latest.optimizer.iterations.numpy()) == preset.num_steps
+    images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=32, shuffle=False).batch(200)))
+    codes = latest.represent(images).numpy()
+    assert codes.shape == (200, 11) and set(np.unique(codes[:, 10])) == {0.0, 1.0, 2.0}
+    np.testing.assert_allclose(final.represent(images).numpy(), codes, rtol=1e-5, atol=1e-5)

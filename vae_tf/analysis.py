@@ -29,6 +29,9 @@ MIN_IMAGES = 10  # the interpolation figure alone uses ten test images
 LIKELIHOOD_IMAGES = 100  # test images whose log p(x) summary.json estimates
 LIKELIHOOD_SAMPLES = 500  # importance samples per image for it (vae_tf.log_likelihood)
 DECOMPOSITION = ("index_code_mi", "total_correlation", "dimension_wise_kl")  # the KL's parts (Chen et al. 2018)
+# Encoded test images the decomposition takes as its data set: its estimate holds n × n × latent_size densities
+# (2000² × 10 float64: 320 MB; all 10,000 of a --num_images=10000 analysis would need 8 GB).
+DECOMPOSITION_IMAGES = 2000
 
 
 def run_name(run):
@@ -333,13 +336,13 @@ def _categorical_summary(model, encoded, labels):
 
 
 def _summary(params, checkpoint, model, log, validation, images, encoded, labels, kl, active, taken, num_images,
-             dimension):
+             dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES)):
     """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
     and active units."""
     reconstruction, total_kl = _test_losses(model, images, encoded)
     categoricals = _categorical_summary(model, encoded, labels)
     collapse = latent_space.collapse_sentence(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl)
-    likelihood = _test_likelihood(model, images)
+    likelihood = _test_likelihood(model, images, *likelihood)
     decomposition = _test_decomposition(encoded.mean, encoded.log_std, params.seed)
     return {
         "run": params.run_name, "checkpoint": checkpoint,
@@ -356,7 +359,8 @@ def _summary(params, checkpoint, model, log, validation, images, encoded, labels
     }
 
 
-def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, progress=True, note=print, tsne=True):
+def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, progress=True, note=print, tsne=True,
+            likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES)):
     """Write every figure of a run into `<run>/analysis/`; returns the summary (None when only graphs could be drawn).
 
     User problems (not a run, no log) raise UserError; a missing checkpoint or snapshot folder gets a
@@ -406,7 +410,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         _latent_space_figure(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
         bar.update()
         summary = _summary(params, checkpoint, model, log, validation, images, encoded, labels, kl, active, taken,
-                           num_images, dimension)
+                           num_images, dimension, likelihood)
         write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
         run.analysis_incomplete.unlink()
         say(summary_lines(summary))
@@ -441,9 +445,12 @@ def is_current(run_dir, checkpoint, num_images):
 def summary_lines(summary):
     """What analyze.py prints at the end: the test figures of `summary.json` in a few lines (nats)."""
     test = summary["test"]
+    categorical_kl = sum(c["kl"] for c in summary.get("categoricals", []))
+    kl = (f"KL {test['kl_loss']:.2f} = categorical {categorical_kl:.2f} + Gaussian {test['kl_loss'] - categorical_kl:.2f}"
+          if "categoricals" in summary else f"KL {test['kl_loss']:.2f}")
     return "\n".join([
         f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
-        f"  reconstruction loss {test['reconstruction_loss']:.2f}, KL {test['kl_loss']:.2f} = index-code MI "
+        f"  reconstruction loss {test['reconstruction_loss']:.2f}, {kl} = index-code MI "
         f"{test['index_code_mi']:.2f} + total correlation {test['total_correlation']:.2f} + dimension-wise KL "
         f"{test['dimension_wise_kl']:.2f} (nats)",
         f"  log-likelihood {summary['test_log_likelihood']:.2f} nats (K = {summary['likelihood_samples']} on "
@@ -455,22 +462,24 @@ def summary_lines(summary):
            + " of the images (each category read as its majority value)" for c in summary.get("categoricals", [])])
 
 
-def _test_likelihood(model, images):
-    """Mean importance-sampled log p(x) and ELBO (nats) of the first LIKELIHOOD_IMAGES test images."""
+def _test_likelihood(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES):
+    """Mean importance-sampled log p(x) (K = `samples`) and ELBO (nats) of the first `count` test images."""
     from vae_tf.likelihood import elbo, log_likelihood
 
-    subset = images[:LIKELIHOOD_IMAGES]
-    return {"test_log_likelihood": float(np.mean(log_likelihood(model, subset, LIKELIHOOD_SAMPLES))),
-            "test_elbo": float(np.mean(elbo(model, subset))), "likelihood_samples": LIKELIHOOD_SAMPLES,
+    subset = images[:count]
+    return {"test_log_likelihood": float(np.mean(log_likelihood(model, subset, samples))),
+            "test_elbo": float(np.mean(elbo(model, subset))), "likelihood_samples": samples,
             "likelihood_images": len(subset)}
 
 
 def _test_decomposition(mean, log_std, seed):
-    """The KL's decomposition on the encoded test images, all of them as the data set (one sample each)."""
+    """The KL's decomposition on the first DECOMPOSITION_IMAGES encoded test images, taken as the data set (one sample
+    each)."""
     import tensorflow as tf
 
     from vae_tf.losses import kl_decomposition, log_importance_weights
 
+    mean, log_std = mean[:DECOMPOSITION_IMAGES], log_std[:DECOMPOSITION_IMAGES]
     z = mean + np.exp(log_std) * np.random.default_rng(seed).standard_normal(mean.shape)
     terms = kl_decomposition(tf.constant(z), tf.constant(mean, tf.float64), tf.constant(log_std, tf.float64),
                              log_importance_weights(len(z), len(z), "batch"))

@@ -138,6 +138,11 @@ def _analyze_parser():
                         help="also copy the figures under the originals' names into images/Training Results/ and "
                              "images/latent_traversal/, replacing earlier exports of the run")
     parser.add_argument("--export_dir", metavar="DIR", help="the folder --export writes into (default: images)")
+    parser.add_argument("--likelihood_images", type=int, metavar="N",
+                        help="test images whose importance-sampled log p(x) summary.json reports (default: 100; at "
+                             "most --num_images)")
+    parser.add_argument("--likelihood_samples", type=int, metavar="K",
+                        help="importance samples per image for it (default: 500; the likelihood papers use 5000)")
     parser.add_argument("--no_tsne", action="store_true",
                         help="leave t-SNE out of latent_space.png (PCA stays): most of the analysis time on a CPU")
     parser.add_argument("--compare", action="store_true",
@@ -164,13 +169,18 @@ def _check_combination(args):
     """Options that would be silently ignored in this combination are an error instead."""
     if args.num_images is not None and args.num_images < 10:
         raise UserError(f"--num_images must be at least 10, got {args.num_images}")
+    for flag, value in (("--likelihood_images", args.likelihood_images), ("--likelihood_samples", args.likelihood_samples)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
     if args.compare:
         if len(args.runs) < 2:
             raise UserError("--compare needs at least two run folders")
         given = [flag for flag, value in (("--metrics", args.metrics), ("--metric_names", args.metric_names),
                                           ("--export", args.export),
                                           ("--checkpoint", args.checkpoint), ("--num_images", args.num_images),
-                                          ("--no_tsne", args.no_tsne))
+                                          ("--no_tsne", args.no_tsne),
+                                          ("--likelihood_images", args.likelihood_images),
+                                          ("--likelihood_samples", args.likelihood_samples))
                  if value]
         if given:
             raise UserError(f"--compare only tabulates what the runs already hold; analyse them with "
@@ -222,7 +232,9 @@ def analyze_main(argv=None):
                     print(f"the figures in {RunDir(run).analysis} are those of this checkpoint; scoring only")
                     print(analysis.summary_lines(analysis.read_summary(run)))
                 else:
-                    analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne)
+                    likelihood = (args.likelihood_images or analysis.LIKELIHOOD_IMAGES,
+                                  args.likelihood_samples or analysis.LIKELIHOOD_SAMPLES)
+                    analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne, likelihood=likelihood)
                 if args.metrics:
                     print(analysis.score_run(run, checkpoint, args.quick, names=args.metric_names), end="")
                 if not current:
