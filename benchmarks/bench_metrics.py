@@ -39,7 +39,7 @@ class Timed:
 def bare_forward(model, images, seconds=5.0):
     """Images/s of the compiled encoder on one fixed batch already in a tensor, run for about `seconds`."""
     batch = tf.constant(images)
-    forward = tf.function(lambda x: model.encode(x)[0])
+    forward = tf.function(lambda x: model.represent(x))
     forward(batch).numpy()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

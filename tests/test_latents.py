@@ -95,7 +95,7 @@ def test_categorical_kl_draws_relaxation_and_prior_ratio_against_their_definitio
 def test_latent_joins_parts_in_the_encoder_heads_order():
     latent = Latent(2, [3, 4], temperature=1.0)
     assert latent.heads == [("mean", 2), ("log_std", 2), ("categorical0", 3), ("categorical1", 4)]
-    assert latent.code_size == 9 and latent.representation_names == ["z0", "z1", "c0", "c1"]
+    assert latent.code_size == 9 and latent.representation_size == 4
     posterior = [tf.constant([[1.0, 2.0]]), tf.constant([[0.0, 0.0]]), tf.constant([[0.0, 3.0, 1.0]]),
                  tf.constant([[5.0, 0.0, 0.0, 0.0]])]
     assert latent.mode(posterior).numpy().tolist() == [[1, 2, 0, 1, 0, 1, 0, 0, 0]]
@@ -186,6 +186,7 @@ def test_majority_agreement_is_cluster_purity():
     ("--temperature=0", "temperature must be a finite number > 0"),
     ("--objective=iwae --beta=1 --categorical_sizes=[3]", "objective iwae's bound needs the density"),
     ("--binarize=True --reconstruction_loss=squared_error", "binarize draws binary pixels for a Bernoulli decoder"),
+    ("--categorical_sizes=[3] --strategy=mirrored --cpu_devices=2", "categorical latents estimate their marginal term"),
 ])
 def test_bad_latent_parameters_are_one_line_and_touch_nothing(tmp_path, flag, message):
     result = run_script("train.py", f"--output_dir={tmp_path}", *tiny_args(), *flag.split())

@@ -350,6 +350,7 @@ def _summary(params, checkpoint, model, log, validation, images, encoded, labels
         "final_training": final_figures(log, validation) if log is not None else None,
         "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken,
                  "reconstruction_loss": reconstruction, "kl_loss": total_kl,
+                 "decomposition_images": min(len(images), DECOMPOSITION_IMAGES),
                  **decomposition},
         **likelihood,
         "kl_per_dimension": kl.tolist(),
@@ -432,14 +433,16 @@ def _beside_bars(note):
     return say
 
 
-def is_current(run_dir, checkpoint, num_images):
-    """Whether the run's analysis finished for these weights of `checkpoint` and this many images: then --metrics
-    need not redraw it."""
+def is_current(run_dir, checkpoint, num_images, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES)):
+    """Whether the run's analysis finished for these weights of `checkpoint`, this many images and this likelihood
+    estimate (images, samples): then --metrics need not redraw it."""
     run = RunDir(run_dir)
     summary = read_summary(run_dir)
+    images = min(likelihood[0], summary.get("test", {}).get("images", 0))
     return (not run.analysis_incomplete.exists() and summary.get("checkpoint") == checkpoint
             and summary.get("stamp") == run.checkpoint_stamp(checkpoint)
-            and summary.get("test", {}).get("requested_images") == num_images)
+            and summary.get("test", {}).get("requested_images") == num_images
+            and (summary.get("likelihood_images"), summary.get("likelihood_samples")) == (images, likelihood[1]))
 
 
 def summary_lines(summary):
@@ -447,12 +450,14 @@ def summary_lines(summary):
     test = summary["test"]
     categorical_kl = sum(c["kl"] for c in summary.get("categoricals", []))
     kl = (f"KL {test['kl_loss']:.2f} = categorical {categorical_kl:.2f} + Gaussian {test['kl_loss'] - categorical_kl:.2f}"
-          if "categoricals" in summary else f"KL {test['kl_loss']:.2f}")
+          f"; the Gaussian KL's parts:" if "categoricals" in summary else f"KL {test['kl_loss']:.2f} =")
     return "\n".join([
         f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
-        f"  reconstruction loss {test['reconstruction_loss']:.2f}, {kl} = index-code MI "
+        f"  reconstruction loss {test['reconstruction_loss']:.2f}, {kl} index-code MI "
         f"{test['index_code_mi']:.2f} + total correlation {test['total_correlation']:.2f} + dimension-wise KL "
-        f"{test['dimension_wise_kl']:.2f} (nats)",
+        f"{test['dimension_wise_kl']:.2f} (nats"
+        + (f"; the parts on the first {test['decomposition_images']} images)"
+           if test.get("decomposition_images", test["images"]) < test["images"] else ")"),
         f"  log-likelihood {summary['test_log_likelihood']:.2f} nats (K = {summary['likelihood_samples']} on "
         f"{summary['likelihood_images']} images), ELBO {summary['test_elbo']:.2f}",
         f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active; "

@@ -106,7 +106,7 @@ def model_representation(model, batch_size=1024):
                             f"{image_shape}; load the ground truth at the run's image_size and channels")
         codes = [posterior_mean(observations[i:i + batch_size]).numpy()
                  for i in range(0, len(observations), batch_size)]
-        return np.concatenate(codes) if codes else np.zeros((0, len(model.latent.representation_names)), np.float32)
+        return np.concatenate(codes) if codes else np.zeros((0, model.latent.representation_size), np.float32)
 
     return representation
 

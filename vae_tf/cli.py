@@ -227,13 +227,13 @@ def analyze_main(argv=None):
         else:
             for run in args.runs:
                 checkpoint, num_images = args.checkpoint or "latest", args.num_images or TEST_IMAGES
-                current = args.metrics and analysis.is_current(run, checkpoint, num_images)
+                likelihood = (args.likelihood_images or analysis.LIKELIHOOD_IMAGES,
+                              args.likelihood_samples or analysis.LIKELIHOOD_SAMPLES)
+                current = args.metrics and analysis.is_current(run, checkpoint, num_images, likelihood)
                 if current:
                     print(f"the figures in {RunDir(run).analysis} are those of this checkpoint; scoring only")
                     print(analysis.summary_lines(analysis.read_summary(run)))
                 else:
-                    likelihood = (args.likelihood_images or analysis.LIKELIHOOD_IMAGES,
-                                  args.likelihood_samples or analysis.LIKELIHOOD_SAMPLES)
                     analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne, likelihood=likelihood)
                 if args.metrics:
                     print(analysis.score_run(run, checkpoint, args.quick, names=args.metric_names), end="")

@@ -200,8 +200,9 @@ def read_idx(path):
 
 class IdxSource(Tfds):
     """MNIST-style data read from its four IDX files when they are on this machine — in data_dir, in `SYSTEM_DIR`
-    (a Debian package's), or in Keras' download cache — else from tensorflow-datasets. Splits as tensorflow-datasets
-    makes them: the first 95% of the training file, its last 5% for validation, the test file."""
+    (a Debian package's), or in Keras' download cache — else from tensorflow-datasets. Splits in the proportions
+    tensorflow-datasets uses: the first 95% of the training file, its last 5% for validation, the test file. (Its own
+    train[:95%] holds other images, as it shuffles the file when it prepares it: train a run from one source.)"""
 
     SYSTEM_DIR = None  # where a system package puts the files
     KERAS_CACHE = None  # where under ~/.keras/datasets keras.datasets keeps them: a folder of IDX files, or an npz
@@ -454,7 +455,7 @@ class TrainingStream:
     (seed, step): dynamic binarisation (Salakhutdinov & Murray 2008), the same on a resumed run.
     """
 
-    BINARIZATION_STREAM = 6  # folded into (seed, step): no other random stream of the run draws it
+    BINARIZATION_STREAM = 6  # the run's random stream 6 (vae_tf.objectives lists them), seeded as they are
 
     def __init__(self, split, batch_size, seed, binarize=False):
         self.split, self.batch_size, self.seed, self.binarize = split, batch_size, seed, binarize
@@ -491,8 +492,7 @@ class TrainingStream:
         images = self.split.images(self.positions(step))
         if not self.binarize:
             return images
-        seed = tf.random.experimental.stateless_fold_in(tf.stack([tf.constant(self.seed, tf.int64),
-                                                                  tf.cast(step, tf.int64)]), self.BINARIZATION_STREAM)
+        seed = tf.stack([tf.constant(self.seed * 7919 + self.BINARIZATION_STREAM, tf.int64), tf.cast(step, tf.int64)])
         return tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, tf.float32)
 
 

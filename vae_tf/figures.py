@@ -186,11 +186,11 @@ def kl_per_dimension(kl, active, title, names=None):
     (nats), active ones in colour, inactive in grey."""
     figure, axis = plt.subplots(figsize=(max(5.0, 0.45 * len(kl) + 2), 3.6), dpi=100)
     axis.bar(np.arange(len(kl)), kl, color=["tab:blue" if a else "tab:gray" for a in active])
-    axis.set(xlabel="latent dimension", ylabel="average KL (nats)", title=title)
+    axis.set(xlabel="latent", ylabel="average KL (nats)", title=title)
     axis.set_xticks(np.arange(len(kl)), names)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:gray")],
-                labels=["active (Var E[z|x] > 0.01)", "inactive"], fontsize=8, loc="best")
+                labels=["active (Var E[code|x] > 0.01)", "inactive"], fontsize=8, loc="best")
     figure.tight_layout()
     return figure
 

@@ -31,11 +31,8 @@ GUMBEL_EPSILON = 1e-20  # keeps log(−log u) finite at u = 0
 class Gaussian:
     """Diagonal Gaussian posterior, standard normal prior."""
 
-    kind = "gaussian"
-    kl_form = "closed form"
-
     def __init__(self, size):
-        self.size, self.name = size, "z"
+        self.size = size
         self.heads = (("mean", size), ("log_std", size))
 
     def describe(self):
@@ -76,9 +73,6 @@ class Gaussian:
 class Categorical:
     """A categorical posterior over `size` categories with a uniform prior, relaxed at `temperature` while training."""
 
-    kind = "categorical"
-    kl_form = "closed form of the categorical (Dupont 2018)"
-
     def __init__(self, size, temperature, index=0):
         self.size, self.temperature, self.name = size, temperature, f"c{index}"
         self.heads = ((f"categorical{index}", size),)
@@ -110,8 +104,8 @@ class Categorical:
         return tf.one_hot(tf.argmax(parameters[0], axis=-1), self.size)
 
     def representation(self, parameters):
-        """The most probable category [B, 1] (as a float): a discrete value the metrics take as one, not a
-        probability to bin."""
+        """The most probable category [B, 1] (as a float), not a probability: binned metrics such as MIG put its K
+        values in K bins of their own (while K <= their number of bins, 20)."""
         return tf.cast(tf.argmax(parameters[0], axis=-1), tf.float32)[:, None]
 
     def log_prior_ratio(self, parameters, code):
@@ -134,8 +128,7 @@ class Latent:
         self.parts = [self.gaussian, *self.categoricals]
         self.heads = [head for part in self.parts for head in part.heads]
         self.code_size = sum(part.size for part in self.parts)
-        # The code's columns for the metrics: each Gaussian dimension, then one per categorical.
-        self.representation_names = [f"z{d}" for d in range(latent_size)] + [c.name for c in self.categoricals]
+        self.representation_size = latent_size + len(self.categoricals)  # the metrics' columns: one per categorical
 
     def describe(self):
         return "latent: " + " and ".join(part.describe() for part in self.parts)
@@ -174,8 +167,7 @@ class Latent:
         average KL(q(c|x) ‖ U) that is no information about x (the KL's decomposition, Hoffman & Johnson 2016:
         E_x KL(q(c|x) ‖ p) = I(x; c) + KL(q̄(c) ‖ p)). Confident posteriors that all pick one category meet
         JointVAE's capacity term with no information at all; this term is what tells them apart."""
-        total = 0.0
-        for part, (logits,) in zip(self.categoricals, self.split(posterior)[1:]):
-            average = tf.reduce_mean(tf.nn.softmax(logits), axis=0)
-            total += tf.reduce_sum(average * tf.math.log(average + 1e-12)) + math.log(part.size)
-        return total
+        # log q̄ serves as logits: softmax(log q̄) = q̄
+        averages = [tf.math.log(tf.reduce_mean(tf.nn.softmax(logits), axis=0, keepdims=True) + 1e-12)
+                    for (logits,) in self.split(posterior)[1:]]
+        return tf.add_n([part.kl((average,))[0] for part, average in zip(self.categoricals, averages)])

@@ -165,7 +165,7 @@ class VAE(keras.Model):
         z, code = samples[0], self.latent.join(samples)
         logits = self.decoder(code, training=True)
         batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits), self.latent.gaussian.kl(parts[0]),
-                      replica, replicas, code, self.latent.categorical_kl(posterior) if self.latent.categoricals else None,
+                      replica, replicas, self.latent.categorical_kl(posterior) if self.latent.categoricals else None,
                       self.latent.categorical_marginal_kl(posterior) if self.latent.categoricals else None)
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)

@@ -57,16 +57,16 @@ def decoder_plan(image_shape, encoder_layers, decoder_layers=None):
     return _dense(decoder_layers), (deconvs[0][0] if deconvs else None), deconvs
 
 
-def build_decoder(image_shape, latent_size, encoder_layers, decoder_layers, activation, precision="float32",
+def build_decoder(image_shape, code_size, encoder_layers, decoder_layers, activation, precision="float32",
                   decoder="deconv"):
-    """codes [B, latent_size] -> float32 logits [B, H, W, C] (the output activation belongs to the loss); latent_size
-    is the width of the whole code (`Latent.code_size`)."""
+    """codes [B, code_size] -> float32 logits [B, H, W, C] (the output activation belongs to the loss); code_size is
+    the width of the whole code (`Latent.code_size`)."""
     if decoder == "broadcast":
-        return build_broadcast_decoder(image_shape, latent_size, decoder_layers or BROADCAST_LAYERS, activation,
+        return build_broadcast_decoder(image_shape, code_size, decoder_layers or BROADCAST_LAYERS, activation,
                                        precision)
     height, width, channels = image_shape
     dense_units, start_channels, deconvs = decoder_plan(image_shape, encoder_layers, decoder_layers)
-    x = inputs = keras.Input((latent_size,), name="z")
+    x = inputs = keras.Input((code_size,), name="z")
     for i, units in enumerate(dense_units):
         x = keras.layers.Dense(units, activation=activation, name=f"dense{i}", dtype=precision)(x)
     if not deconvs:

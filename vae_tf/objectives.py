@@ -15,7 +15,8 @@ from vae_tf.errors import UserError
 
 # The random streams of a run: each draws from its own stateless seed `stream_seed(seed, step, stream)`, so a resumed
 # run draws exactly what an uninterrupted one would. 0: the training step's reparameterisation noise; 1: validation;
-# 2: IWAE's extra samples; 3: FactorVAE's dimension permutation; 4: InfoVAE's prior samples.
+# 2: IWAE's extra samples; 3: FactorVAE's dimension permutation; 4: InfoVAE's prior samples; 6: dynamic binarisation
+# (`datasets.TrainingStream`). A categorical latent part i draws from stream s's seed folded with i (`VAE.forward`).
 FACTOR_VAE_STREAM, INFO_VAE_STREAM = 3, 4
 
 
@@ -26,16 +27,15 @@ def stream_seed(seed, step, stream):
 
 class Batch:
     """What one step knows of its batch: images x [B, H, W, C]; the Gaussian part's mean, log_std and one sample
-    z [B, D]; the decoder's logits for the whole code [B, code_size] (z, then the categoricals' relaxed samples);
+    z [B, D]; the decoder's logits for the whole code (z, then the categoricals' relaxed samples);
     reconstruction and the Gaussian part's KL per image [B]; the categoricals' summed KL [B] (None without them);
     and the replica slice this batch is."""
 
-    def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, code=None,
-                 categorical_kl=None, categorical_marginal_kl=None):
+    def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, categorical_kl=None,
+                 categorical_marginal_kl=None):
         self.x, self.mean, self.log_std, self.z, self.logits = x, mean, log_std, z, logits
         self.reconstruction, self.kl = reconstruction, kl
         self.replica, self.replicas = replica, replicas
-        self.code = z if code is None else code
         self.categorical_kl, self.categorical_marginal_kl = categorical_kl, categorical_marginal_kl
 
 

@@ -334,6 +334,9 @@ def _check_categoricals(p):
              f"temperature must be a finite number > 0 (the relaxation divides by it), got {p.temperature}")
     _require(p.categorical_capacity is None or (math.isfinite(p.categorical_capacity) and p.categorical_capacity >= 0),
              f"categorical_capacity must be a number of nats >= 0 or None, got {p.categorical_capacity}")
+    _require(not sizes or p.strategy == "default",
+             "categorical latents estimate their marginal term from the whole minibatch, which replicas would split; "
+             "train them with strategy default (one device)")
     _require(p.categorical_end_step >= p.categorical_start_step,
              f"categorical_end_step ({p.categorical_end_step}) precedes categorical_start_step "
              f"({p.categorical_start_step}); the ramp must end after it starts")
