@@ -9,7 +9,8 @@ Training throughput of `vae_tf.train` (what train.py runs, as params.py has it, 
   beta_vae        params.py's model trained as a beta-VAE (beta 2)
   joint_vae       the same with a 3-way categorical beside the 10 Gaussian latents (categorical_sizes [3]): JointVAE
                   against the beta-VAE of the same size
-Every measurement runs in a process of its own, alternating over the rounds; medians are reported.
+Every measurement runs in a process of its own, the cases alternating over the rounds in ABBA order; medians are
+reported.
 """
 
 import argparse
@@ -33,7 +34,8 @@ def measure(case, steps):
     from vae_tf.runs import read_log
 
     with tempfile.TemporaryDirectory() as folder:
-        params = vae_tf.load_params(os.path.join(ROOT, "params.py"), overrides={
+        tree = os.path.dirname(os.path.dirname(os.path.abspath(vae_tf.__file__)))  # the tree's own params.py
+        params = vae_tf.load_params(os.path.join(tree, "params.py"), overrides={
             "output_dir": folder, "run_name": "bench", "num_steps": steps, "mig_step": 0, "log_step": [],
             "validation_tolerance": 0, **CASES[case]})
         run = vae_tf.train(params, progress=False)
@@ -42,7 +44,7 @@ def measure(case, steps):
 
 
 def run_case(case, steps, tree):
-    """Measure `case` in a fresh process whose vae_tf comes from `tree` (this tree's own params.py either way)."""
+    """Measure `case` in a fresh process whose vae_tf (and params.py) come from `tree`."""
     env = {**os.environ, "PYTHONPATH": tree}
     code = (f"import sys; sys.path.insert(0, {tree!r}); sys.path.insert(1, {HERE!r}); import bench_latents, json; "
             f"print(json.dumps(bench_latents.measure({case!r}, {steps})))")
@@ -57,14 +59,16 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--against", default="70c85fa", help="the git revision gaussian_before trains with")
+    parser.add_argument("--only", help="comma-separated cases to measure (default: all)")
     args = parser.parse_args()
     before = tempfile.mkdtemp(prefix="vae_tf_before_")
     subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", before, args.against], check=True,
                    capture_output=True)
     try:
-        rates = {case: [] for case in CASES}
+        cases = args.only.split(",") if args.only else list(CASES)
+        rates = {case: [] for case in cases}
         for round_number in range(args.rounds):
-            for case in CASES:
+            for case in cases if round_number % 2 == 0 else cases[::-1]:  # ABBA: a drift hits each case alike
                 rates[case].append(run_case(case, args.steps, before if case == "gaussian_before" else ROOT))
                 print(f"round {round_number + 1}: {case:<16} {rates[case][-1]:8.0f} images/s", flush=True)
     finally:
@@ -73,8 +77,9 @@ def main():
     print(f"\nmedians over {args.rounds} rounds of {args.steps} steps (images/s):")
     for case, value in median.items():
         print(f"  {case:<16} {value:8.0f}")
-    print(f"gaussian / gaussian_before = {median['gaussian'] / median['gaussian_before']:.3f}  (target >= 0.97)")
-    print(f"joint_vae / beta_vae       = {median['joint_vae'] / median['beta_vae']:.3f}")
+    for case, reference, note in (("gaussian", "gaussian_before", "  (target >= 0.97)"), ("joint_vae", "beta_vae", "")):
+        if case in median and reference in median:
+            print(f"{case} / {reference} = {median[case] / median[reference]:.3f}{note}")
 
 
 if __name__ == "__main__":
