@@ -109,16 +109,17 @@ def _test_images(params, count):
 
 class Encoded:
     """Test images encoded: the Gaussian part's `mean` and `log_std` [n, latent_size] (float64), each categorical's
-    `logits` [n, K], and `categories`, each categorical's most probable category [n]."""
+    `probabilities` q(c|x) [n, K], and `categories`, each categorical's most probable category [n]."""
 
     def __init__(self, model, images):
         chunks = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
         heads = [np.concatenate([chunk[h].numpy() for chunk in chunks]).astype(np.float64)
                  for h in range(len(model.latent.heads))]
         (self.mean, self.log_std), *categorical = model.latent.split(heads)
-        self.logits = [parameters[0] for parameters in categorical]
-        self.categories = [np.argmax(logits, axis=1) for logits in self.logits]
-        self.sizes = [logits.shape[1] for logits in self.logits]
+        exp = [np.exp(logits - logits.max(axis=1, keepdims=True)) for (logits,) in categorical]
+        self.probabilities = [e / e.sum(axis=1, keepdims=True) for e in exp]  # softmax
+        self.categories = [np.argmax(q, axis=1) for q in self.probabilities]
+        self.sizes = [q.shape[1] for q in self.probabilities]
 
     def modal_categories(self):
         """Each categorical's most common category among the images, one-hot side by side [Σ K]."""
@@ -252,7 +253,7 @@ def _test_losses(model, images, encoded):
     logits = tf.concat([model.decoder(modes[i:i + BATCH].astype(np.float32)) for i in range(0, len(modes), BATCH)], 0)
     reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
     kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
-    return float(np.mean(reconstruction)), float(kl + sum(map(latent_space.categorical_kl, encoded.logits)))
+    return float(np.mean(reconstruction)), float(kl + sum(map(latent_space.categorical_kl, encoded.probabilities)))
 
 
 def _training_figures(run, params, log, validation, say):
@@ -294,7 +295,7 @@ def _encoded_test_images(model, params, num_images, say):
     return images, labels, taken, Encoded(model, images)
 
 
-def _model_figures(run, params, model, images, encoded, kl, active):
+def _model_figures(run, params, model, images, encoded, kl, active, categoricals):
     """The figures drawn from the model's codes and decodings; returns the dimension latent_traversal.png shows."""
     traversal, dimension = _traversal(model, encoded)
     save_figure(traversal, run.analysis / "latent_traversal.png")
@@ -307,8 +308,8 @@ def _model_figures(run, params, model, images, encoded, kl, active):
     prior = "N(0, I)" + "".join(f" × uniform {n}" for n in names)
     save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
                                    f"decoded samples from the prior {prior}"), run.analysis / "samples.png")
-    kls = np.concatenate([kl, [latent_space.categorical_kl(logits) for logits in encoded.logits]])
-    actives = np.concatenate([active, [latent_space.categorical_active(logits) for logits in encoded.logits]])
+    kls = np.concatenate([kl, [c["kl"] for c in categoricals]])
+    actives = np.concatenate([active, [c["active"] for c in categoricals]])
     save_figure(figures.kl_per_dimension(kls, actives, f"{params.run_name}: {int(actives.sum())} of {len(kls)} "
                                                        f"latents active", [f"z{d}" for d in range(len(kl))] + names),
                 run.analysis / "kl_per_dimension.png")
@@ -328,19 +329,19 @@ def _latent_space_figure(run, params, encoded, labels, tsne, names):
 def _categorical_summary(model, encoded, labels):
     """Per categorical: its size, KL, whether it is active, how its images spread over its categories, and how often
     its category agrees with each labelled factor (each category mapped to its majority value)."""
-    return [{"name": part.name, "size": part.size, "kl": latent_space.categorical_kl(logits),
-             "active": latent_space.categorical_active(logits),
+    return [{"name": part.name, "size": part.size, "kl": latent_space.categorical_kl(probabilities),
+             "active": latent_space.categorical_active(probabilities),
              "category_shares": (np.bincount(categories, minlength=part.size) / len(categories)).tolist(),
              "agreement": {name: latent_space.majority_agreement(categories, values) for name, values in labels.items()}}
-            for part, logits, categories in zip(model.latent.categoricals, encoded.logits, encoded.categories)]
+            for part, probabilities, categories in zip(model.latent.categoricals, encoded.probabilities,
+                                                       encoded.categories)]
 
 
-def _summary(params, checkpoint, model, log, validation, images, encoded, labels, kl, active, taken, num_images,
+def _summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active, taken, num_images,
              dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES)):
     """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
     and active units."""
     reconstruction, total_kl = _test_losses(model, images, encoded)
-    categoricals = _categorical_summary(model, encoded, labels)
     collapse = latent_space.collapse_sentence(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl)
     likelihood = _test_likelihood(model, images, *likelihood)
     decomposition = _test_decomposition(encoded.mean, encoded.log_std, params.seed)
@@ -406,12 +407,13 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         kl = latent_space.kl_per_dimension(encoded.mean, encoded.log_std)
         active = latent_space.active_units(encoded.mean)
         stage("figures")
-        dimension = _model_figures(run, params, model, images, encoded, kl, active)
+        categoricals = _categorical_summary(model, encoded, labels)
+        dimension = _model_figures(run, params, model, images, encoded, kl, active, categoricals)
         stage("latent space (t-SNE)" if tsne else "latent space")
         _latent_space_figure(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
         bar.update()
-        summary = _summary(params, checkpoint, model, log, validation, images, encoded, labels, kl, active, taken,
-                           num_images, dimension, likelihood)
+        summary = _summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
+                           taken, num_images, dimension, likelihood)
         write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
         run.analysis_incomplete.unlink()
         say(summary_lines(summary))

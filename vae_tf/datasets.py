@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from vae_tf import shapes2d
 from vae_tf.errors import UserError
+from vae_tf.objectives import stream_seed
 
 SPLITS = ("train", "validation", "test")
 
@@ -204,7 +205,7 @@ class IdxSource(Tfds):
     tensorflow-datasets uses: the first 95% of the training file, its last 5% for validation, the test file. (Its own
     train[:95%] holds other images, as it shuffles the file when it prepares it: train a run from one source.)"""
 
-    SYSTEM_DIR = None  # where a system package puts the files
+    SYSTEM_DIR, PACKAGE_HINT = None, None  # where a system package puts the files, and how to install it
     KERAS_CACHE = None  # where under ~/.keras/datasets keras.datasets keeps them: a folder of IDX files, or an npz
 
     def _keras_cache(self):
@@ -455,7 +456,7 @@ class TrainingStream:
     (seed, step): dynamic binarisation (Salakhutdinov & Murray 2008), the same on a resumed run.
     """
 
-    BINARIZATION_STREAM = 6  # the run's random stream 6 (vae_tf.objectives lists them), seeded as they are
+    BINARIZATION_STREAM = 6  # one of the run's random streams (vae_tf.objectives lists them)
 
     def __init__(self, split, batch_size, seed, binarize=False):
         self.split, self.batch_size, self.seed, self.binarize = split, batch_size, seed, binarize
@@ -492,7 +493,7 @@ class TrainingStream:
         images = self.split.images(self.positions(step))
         if not self.binarize:
             return images
-        seed = tf.stack([tf.constant(self.seed * 7919 + self.BINARIZATION_STREAM, tf.int64), tf.cast(step, tf.int64)])
+        seed = stream_seed(self.seed, step, self.BINARIZATION_STREAM)
         return tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, tf.float32)
 
 

@@ -61,18 +61,16 @@ def interpolation_grid(corners, size):
     return np.stack([interpolate(l, r, size) for l, r in zip(left, right)])
 
 
-def categorical_kl(logits):
-    """KL(Cat(softmax(logits)) ‖ uniform) averaged over the n images (nats), of logits [n, K]: mean Σ q log q + log K."""
-    log_q = logits - np.max(logits, axis=1, keepdims=True)
-    log_q = log_q - np.log(np.sum(np.exp(log_q), axis=1, keepdims=True))
-    return float(np.mean(np.sum(np.exp(log_q) * log_q, axis=1)) + np.log(logits.shape[1]))
+def categorical_kl(probabilities):
+    """KL(q(c|x) ‖ uniform) averaged over the n images (nats), of probabilities q(c|x) [n, K]: mean Σ q log q + log K
+    (the closed form of `vae_tf.latents.Categorical.kl`)."""
+    terms = probabilities * np.log(np.where(probabilities > 0, probabilities, 1.0))  # 0 log 0 = 0
+    return float(np.mean(np.sum(terms, axis=1)) + np.log(probabilities.shape[1]))
 
 
-def categorical_active(logits, threshold=ACTIVE_VARIANCE):
-    """Whether a categorical is active: the variance over the data of E[one-hot c | x] = softmax(logits), summed over
+def categorical_active(probabilities, threshold=ACTIVE_VARIANCE):
+    """Whether a categorical is active: the variance over the data of E[one-hot c | x] = q(c|x) [n, K], summed over
     its categories, exceeds `threshold` (Burda et al.'s activity, for the one-hot code)."""
-    probabilities = np.exp(logits - np.max(logits, axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
     return bool(np.sum(np.var(probabilities, axis=0)) > threshold)
 
 
