@@ -31,7 +31,7 @@ categorical_marginal_weight = 0.0  # categoricals: weight of KL(average q(c|x) |
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
 
-# --- objective (README, "Objectives": each one's paper and equation) ---
+# --- objective (docs/objectives.md: each one's paper and equation) ---
 objective = "dip_vae_ii"  # beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | info_vae | iwae
 tc_alpha = 1.0  # beta_tcvae: weight of the index-code mutual information (beta weights the total correlation)
 tc_gamma = 1.0  # beta_tcvae: weight of the dimension-wise KL
@@ -62,7 +62,7 @@ seed = 0  # seed of the data order, the sampling noise and the initial weights
 deterministic = True  # TensorFlow op determinism: the same params and seed give the same log.csv
 nan_policy = "stop"  # non-finite loss: stop (keep the last checkpoint) | skip_batch (skip that update)
 
-# --- devices and speed (README, "Speed") ---
+# --- devices and speed (docs/speed.md) ---
 strategy = "default"  # default (one device) | mirrored (all local GPUs, or cpu_devices) | multi_worker (TF_CONFIG)
 cpu_devices = 0  # split the CPU into this many logical devices, so mirrored can run without GPUs (0 = no split)
 precision = "float32"  # float32 | mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs, TPUs) | mixed_float16 (GPUs)

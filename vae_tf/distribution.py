@@ -30,13 +30,13 @@ def make_strategy(params):
         return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
     if "TF_CONFIG" not in os.environ:
         raise UserError("strategy multi_worker needs the TF_CONFIG environment variable listing the workers "
-                        "(see README, 'Several devices and machines')")
+                        "(see docs/devices.md)")
     try:
         json.loads(os.environ["TF_CONFIG"])
         return tf.distribute.MultiWorkerMirroredStrategy()
     except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
         raise UserError(f"TF_CONFIG cannot be used ({error}); it needs cluster.worker (a list of host:port) "
-                        f"and task.type / task.index (see README, 'Several devices and machines')") from None
+                        f"and task.type / task.index (see docs/devices.md)") from None
 
 
 def is_chief(strategy):

@@ -347,7 +347,7 @@ def sap(ground_truth, representation_fn, random_state, *, num_train=10000, num_t
     class_weight="balanced") (sap_score.py). A one-dimensional linear classifier separates few classes, so
     even a perfect code scores well below 1 on factors with many values.
 
-    Returns score, per_factor (the gaps), score_matrix ([d][F] predictabilities).
+    Returns score, per_factor (the gaps), score_matrix (`[d][F]` predictabilities).
     """
     _check("sap", unknown, num_train=(num_train, 1), num_test=(num_test, 1))
     if not isinstance(continuous_factors, (bool, np.bool_)):

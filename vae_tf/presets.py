@@ -68,8 +68,8 @@ PRESETS = {
                         decoder="deconv", decoder_layers=None, latent_size=10, activation="relu",
                         reconstruction_loss="bernoulli", objective="beta_vae", kl_schedule="constant", beta=4.0,
                         batch_size=64, learning_rate=5e-4, adam_beta_1=0.9, num_steps=6000),
-    # The best disentanglement of shapes2d found for about half an hour of this 2-core CPU (README, "Disentangling
-    # shapes2d"): params.py's default model on shapes2d's own 64×64 (a fourth stride-2 conv), whose sprites' areas tell
+    # The best disentanglement of shapes2d found for about half an hour of this 2-core CPU (docs/experiments/
+    # disentangling.md): params.py's default model on shapes2d's own 64×64 (a fourth stride-2 conv), whose sprites' areas tell
     # the shapes apart better, trained 24,000 steps with a cosine learning-rate decay, so that it ends settled rather
     # than wherever the last step of a constant rate left it (MIG moved by ±0.03 between scores at a constant 1e-3).
     "shapes2d_disentangle": dict(dataset="shapes2d", image_size=64, encoder_layers=[[32, 4, 2]] * 4 + [[256], [256]],
