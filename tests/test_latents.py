@@ -187,7 +187,6 @@ def test_majority_agreement_is_cluster_purity():
     ("--temperature=0", "temperature must be a finite number > 0"),
     ("--objective=iwae --beta=1 --categorical_sizes=[3]", "objective iwae's bound needs the density"),
     ("--binarize=True --reconstruction_loss=squared_error", "binarize draws binary pixels for a Bernoulli decoder"),
-    ("--categorical_sizes=[3] --strategy=mirrored --cpu_devices=2", "categorical latents estimate their marginal term"),
 ])
 def test_bad_latent_parameters_are_one_line_and_touch_nothing(tmp_path, flag, message):
     result = run_script("train.py", f"--output_dir={tmp_path}", *tiny_args(), *flag.split())

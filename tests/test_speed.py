@@ -191,6 +191,11 @@ def test_jit_compile_with_several_devices_is_one_line(tmp_path):
         "inside the step); use jit_compile False with several devices"]
 
 
+def test_mixed_float16_with_several_devices_is_one_line(tiny):
+    with pytest.raises(vae_tf.UserError, match="precision mixed_float16 works with strategy default only"):
+        tiny(precision="mixed_float16", strategy="mirrored")
+
+
 @pytest.mark.parametrize("precision, flags, gpu, expected", [
     ("float32", set(), None, None),
     ("mixed_bfloat16", {"avx2", "avx512_bf16"}, None, None),

@@ -163,7 +163,8 @@ class Latent:
         return tf.add_n([part.kl(p) for part, p in zip(self.categoricals, parts)])
 
     def categorical_marginal_kl(self, posterior):
-        """Σ over the categoricals of KL(q̄(c) ‖ U) (a scalar), q̄(c) the batch's average of q(c|x): the part of the
+        """Σ over the categoricals of KL(q̄(c) ‖ U) (a scalar), q̄(c) the average of q(c|x) over the posteriors'
+        rows (in training, the global batch's, gathered across replicas by `VAE.forward`): the part of the
         average KL(q(c|x) ‖ U) that is no information about x (the KL's decomposition, Hoffman & Johnson 2016:
         E_x KL(q(c|x) ‖ p) = I(x; c) + KL(q̄(c) ‖ p)). Confident posteriors that all pick one category meet
         JointVAE's capacity term with no information at all; this term is what tells them apart."""

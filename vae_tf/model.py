@@ -9,7 +9,7 @@ import tensorflow as tf
 from vae_tf import networks
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights, negative_log_likelihood
-from vae_tf.objectives import OBJECTIVES, Batch, stream_seed
+from vae_tf.objectives import OBJECTIVES, Batch, global_batch, replica_rows, stream_seed
 from vae_tf.schedules import CategoricalCapacity, make_schedule
 
 # Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), the posterior
@@ -151,7 +151,9 @@ class VAE(keras.Model):
         """(figures, Batch) of one batch: the objective's loss, the shared terms and posterior statistics as scalars.
 
         A replica holding one of `replicas` equal slices of the global batch draws the global batch's noise
-        and takes its own rows, so a mirrored step samples exactly what a single-device step would."""
+        and takes its own rows, so a mirrored step samples exactly what a single-device step would. The KL terms and
+        the batch statistics (the objectives' penalties, the categoricals' marginal KL, the logged decomposition) are
+        computed on the global batch's posteriors and samples, gathered once here (`objectives.global_batch`)."""
         posterior = self.encoder(x, training=True)
         parts = self.latent.split(posterior)
         (mean, log_std), rows = parts[0], tf.shape(posterior[0])[0]
@@ -160,32 +162,32 @@ class VAE(keras.Model):
         for index, (part, parameters) in enumerate(zip(self.latent.parts, parts)):
             # The Gaussian part draws from the stream's own seed, each categorical from a seed folded from it.
             part_seed = seed if index == 0 else tf.random.experimental.stateless_fold_in(seed, index)
-            noise = part.noise(rows * replicas, part_seed)[replica * rows:(replica + 1) * rows]
+            noise = replica_rows(part.noise(rows * replicas, part_seed), replica, replicas)
             samples.append(part.sample(parameters, noise))
         z, code = samples[0], self.latent.join(samples)
         logits = self.decoder(code, training=True)
-        batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits), self.latent.gaussian.kl(parts[0]),
-                      replica, replicas, self.latent.categorical_kl(posterior) if self.latent.categoricals else None,
-                      self.latent.categorical_marginal_kl(posterior) if self.latent.categoricals else None)
+        *whole_posterior, whole_z = global_batch([*posterior, z], replicas)
+        whole_gaussian, categorical = self.latent.split(whole_posterior)[0], bool(self.latent.categoricals)
+        batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits),
+                      self.latent.gaussian.kl(whole_gaussian), replica, replicas,
+                      self.latent.categorical_kl(whole_posterior) if categorical else None,
+                      self.latent.categorical_marginal_kl(whole_posterior) if categorical else None,
+                      whole=(*whole_gaussian, whole_z))
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)
         kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
         return {"loss": loss, "reconstruction_loss": tf.reduce_mean(batch.reconstruction),
                 "kl_loss": tf.reduce_mean(kl),
                 "kl_weight": self.schedule.weight(step), "kl_target": self.schedule.target(step),
-                **self.decomposition(mean, log_std, z, replicas), **own_figures,
+                **self.decomposition(batch), **own_figures,
                 "mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
                 "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}, batch
 
-    def decomposition(self, mean, log_std, z, replicas=1):
-        """The KL's decomposition on the global batch (gathered from the replicas), by minibatch-stratified sampling;
-        logged for every objective, outside the gradient."""
-        parts = [tf.stop_gradient(t) for t in (mean, log_std, z)]
-        if replicas > 1:
-            context = tf.distribute.get_replica_context()
-            parts = [context.all_gather(t, axis=0) for t in parts]
-        weights = log_importance_weights(tf.shape(parts[2])[0], self.dataset_size, "mss")
-        return kl_decomposition(parts[2], parts[0], parts[1], weights)
+    def decomposition(self, batch):
+        """The KL's decomposition on the global batch (`Batch.global_z`), by minibatch-stratified sampling; logged
+        for every objective, outside the gradient."""
+        mean, log_std, z = (tf.stop_gradient(t) for t in (batch.global_mean, batch.global_log_std, batch.global_z))
+        return kl_decomposition(z, mean, log_std, log_importance_weights(tf.shape(z)[0], self.dataset_size, "mss"))
 
     def loss_terms(self, x, step, stream):
         """The figures of `forward` on one device (validation, evaluation)."""

@@ -25,18 +25,45 @@ def stream_seed(seed, step, stream):
     return tf.stack([tf.cast(seed, tf.int64) * 7919 + stream, tf.cast(step, tf.int64)])
 
 
+def global_batch(tensors, replicas):
+    """The global batch of a nest of per-replica tensors [B, ...] -> [B·replicas, ...], replica 0's rows first: the
+    rows in the order one device holds them (`replica_rows` cuts them so). On one device, the tensors themselves.
+
+    Its gradient is `all_gather`'s: the replicas' gradients with respect to the global batch are summed, and each
+    replica takes its own rows back. A statistic P of the global batch that every replica adds to its loss, which
+    `VAE.train_step` divides by `replicas`, thus gives replica r the gradient Σ_r' (1/replicas)·∂P/∂(rows of r) =
+    ∂P/∂(rows of r), and the optimizer's sum over the replicas is the single-device gradient of P."""
+    if replicas == 1:
+        return tensors
+    return tf.distribute.get_replica_context().all_gather(tensors, axis=0)
+
+
+def replica_rows(tensor, replica, replicas, axis=0):
+    """Replica `replica`'s equal slice, along `axis`, of a tensor of the global batch."""
+    rows = tf.shape(tensor)[axis] // replicas
+    return tf.gather(tensor, tf.range(replica * rows, (replica + 1) * rows), axis=axis)
+
+
 class Batch:
-    """What one step knows of its batch: images x [B, H, W, C]; the Gaussian part's mean, log_std and one sample
-    z [B, D]; the decoder's logits for the whole code (z, then the categoricals' relaxed samples);
-    reconstruction and the Gaussian part's KL per image [B]; the categoricals' summed KL [B] (None without them);
-    and the replica slice this batch is."""
+    """What one step knows of its batch, the replica slice `replica` of `replicas`.
+
+    The replica's own rows, B of them: images x [B, H, W, C]; the Gaussian part's mean, log_std and one sample
+    z [B, D]; the decoder's logits for the whole code (z, then the categoricals' relaxed samples); reconstruction per
+    image [B].
+
+    The global batch, B·replicas rows gathered across the replicas (`global_batch`; on one device the same rows):
+    `whole` = (mean, log_std, z) [B·replicas, D], read as global_mean, global_log_std, global_z; the Gaussian part's KL
+    per image kl [B·replicas]; the categoricals' summed KL per image [B·replicas] and the KL of their average (a
+    scalar), None without categoricals. The penalties read these: besides the batch statistics, the capacity terms
+    |KL − C| are not linear in the KL's batch mean, so a mean over the replicas' own |KL − C| would differ."""
 
     def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, categorical_kl=None,
-                 categorical_marginal_kl=None):
+                 categorical_marginal_kl=None, whole=None):
         self.x, self.mean, self.log_std, self.z, self.logits = x, mean, log_std, z, logits
         self.reconstruction, self.kl = reconstruction, kl
         self.replica, self.replicas = replica, replicas
         self.categorical_kl, self.categorical_marginal_kl = categorical_kl, categorical_marginal_kl
+        self.global_mean, self.global_log_std, self.global_z = whole or (mean, log_std, z)
 
 
 class BetaVAE:
@@ -45,7 +72,8 @@ class BetaVAE:
     (β·|KL − C|, the AnnealedVAE of Burgess et al. 2018, eq. 8)."""
 
     figures = ()  # per-step figures this objective logs besides the shared ones
-    batch_statistics = False  # True: the penalty is estimated from the whole minibatch, not image by image
+    # True: the penalty is estimated from the whole (global) minibatch, not image by image, and needs two images
+    batch_statistics = False
 
     def __init__(self, schedule, options, dataset_size, categorical_schedule=None):
         """`categorical_schedule`: the categoricals' capacity term (`vae_tf.model.categorical_capacity_schedule`), or None."""
@@ -55,9 +83,6 @@ class BetaVAE:
     @classmethod
     def check(cls, params):
         """Raise UserError for parameter combinations that make no sense with this objective."""
-        if cls.batch_statistics and params.strategy != "default":
-            raise UserError(f"objective {params.objective} estimates its penalty from the whole minibatch, which "
-                            f"replicas would split; train it with strategy default (one device)")
         if cls.batch_statistics and params.batch_size < 2:
             raise UserError(f"objective {params.objective} estimates its penalty from the minibatch; "
                             f"use batch_size 2 or more")
@@ -94,7 +119,7 @@ class BetaTCVAE(BetaVAE):
     """β-TCVAE (Chen et al. 2018, eq. 4): reconstruction + α·MI + β·TC + γ·dimension-wise KL, the three terms of
     the KL's decomposition estimated on the minibatch (`losses.kl_decomposition`) with the paper's minibatch-weighted
     ("mws") or minibatch-stratified ("mss") sampling; the data-set size enters their weights. β comes from the KL
-    schedule (constant or linear)."""
+    schedule (constant or linear). The minibatch is the global one, gathered across replicas."""
 
     batch_statistics = True
 
@@ -106,8 +131,9 @@ class BetaTCVAE(BetaVAE):
                             "to the whole KL: use kl_schedule constant or linear")
 
     def penalty(self, batch, step):
-        weights = losses.log_importance_weights(tf.shape(batch.z)[0], self.dataset_size, self.options["tc_estimator"])
-        terms = losses.kl_decomposition(batch.z, batch.mean, batch.log_std, weights)
+        z = batch.global_z
+        weights = losses.log_importance_weights(tf.shape(z)[0], self.dataset_size, self.options["tc_estimator"])
+        terms = losses.kl_decomposition(z, batch.global_mean, batch.global_log_std, weights)
         return (self.options["tc_alpha"] * terms["index_code_mi"]
                 + self.schedule.weight(step) * terms["total_correlation"]
                 + self.options["tc_gamma"] * terms["dimension_wise_kl"]), {}
@@ -133,7 +159,10 @@ def build_discriminator(latent_size):
 class FactorVAE(BetaVAE):
     """FactorVAE (Kim & Mnih 2018, eq. 2): reconstruction + KL + γ·TC, TC ≈ E_q(z)[log D(z)/(1 − D(z))] from a
     discriminator trained to tell codes z from codes permuted dimension by dimension (the same batch, permuted).
-    The discriminator has its own Adam (1e-4, β₁ 0.5, β₂ 0.9, the paper's) and lives in the checkpoint."""
+    The discriminator has its own Adam (1e-4, β₁ 0.5, β₂ 0.9, the paper's) and lives in the checkpoint.
+
+    The TC term is a mean over images, so each replica estimates it on its own rows; the permutation mixes the rows of
+    the global batch, as on one device."""
 
     figures = ("discriminator_loss", "discriminator_accuracy")
     batch_statistics = True
@@ -150,13 +179,19 @@ class FactorVAE(BetaVAE):
         return kl + self.options["factor_gamma"] * total_correlation, {}
 
     def auxiliary_update(self, batch, step):
+        """The discriminator's step on the global batch's codes and their permutation. Each replica takes its own
+        rows of both, and its loss over them divided by `replicas`: the optimizer sums the replicas' gradients into
+        the gradient of the global batch's loss."""
         z = tf.stop_gradient(batch.z)
-        permuted = _permute_dimensions(z, stream_seed(self.options["seed"], step, FACTOR_VAE_STREAM))
+        permuted = _permute_dimensions(tf.stop_gradient(batch.global_z),
+                                       stream_seed(self.options["seed"], step, FACTOR_VAE_STREAM))
+        permuted = replica_rows(permuted, batch.replica, batch.replicas)
         with tf.GradientTape() as tape:
             joint, product = self.discriminator(z, training=True), self.discriminator(permuted, training=True)
             loss = 0.5 * tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(joint), joint)
                                         + tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(product), product))
-        gradients = tape.gradient(loss, self.discriminator.trainable_variables)
+            share = loss / batch.replicas
+        gradients = tape.gradient(share, self.discriminator.trainable_variables)
         accuracy = 0.5 * (tf.reduce_mean(tf.cast(joint > 0, tf.float32)) + tf.reduce_mean(tf.cast(product <= 0, tf.float32)))
         figures = {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
         return figures, lambda: self.optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
@@ -167,12 +202,12 @@ class FactorVAE(BetaVAE):
 
 class DIPVAEI(BetaVAE):
     """DIP-VAE-I (Kumar et al. 2018, eq. 6): reconstruction + KL + λ_od·Σ_{i≠j} C_ij² + λ_d·Σ_i (C_ii − 1)², C the
-    covariance of the posterior means over the batch."""
+    covariance of the posterior means over the (global) batch."""
 
     batch_statistics = True
 
     def covariance(self, batch):
-        return losses.covariance(batch.mean)
+        return losses.covariance(batch.global_mean)
 
     def penalty(self, batch, step):
         dip = losses.dip_penalty(self.covariance(batch), self.options["dip_lambda_od"], self.options["dip_lambda_d"])
@@ -184,12 +219,13 @@ class DIPVAEII(DIPVAEI):
     Cov[mean] + E[diag(exp(2·log_std))]."""
 
     def covariance(self, batch):
-        return losses.covariance(batch.mean) + tf.linalg.diag(tf.reduce_mean(tf.exp(2.0 * batch.log_std), axis=0))
+        variances = tf.reduce_mean(tf.exp(2.0 * batch.global_log_std), axis=0)
+        return losses.covariance(batch.global_mean) + tf.linalg.diag(variances)
 
 
 class InfoVAE(BetaVAE):
     """InfoVAE (Zhao et al. 2017, eq. 6, with MMD as the divergence): reconstruction + (1 − α)·KL
-    + (α + λ − 1)·MMD(q(z), p(z)), the MMD between the batch's codes and as many prior samples."""
+    + (α + λ − 1)·MMD(q(z), p(z)), the MMD between the (global) batch's codes and as many prior samples."""
 
     figures = ("mmd",)
     batch_statistics = True
@@ -203,9 +239,9 @@ class InfoVAE(BetaVAE):
 
     def penalty(self, batch, step):
         alpha, lam = self.options["info_alpha"], self.options["info_lambda"]
-        prior = tf.random.stateless_normal(tf.shape(batch.z),
+        prior = tf.random.stateless_normal(tf.shape(batch.global_z),
                                            seed=stream_seed(self.options["seed"], step, INFO_VAE_STREAM))
-        divergence = losses.mmd(batch.z, prior, self.options["mmd_kernel"])
+        divergence = losses.mmd(batch.global_z, prior, self.options["mmd_kernel"])
         kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
         return (1.0 - alpha) * kl + (alpha + lam - 1.0) * divergence, {"mmd": divergence}
 
@@ -231,7 +267,7 @@ class IWAE(BetaVAE):
         z, logits = batch.z[None], batch.logits  # the first sample is the step's own z
         if k > 1:  # the others come from their own noise stream, sliced like the step's own noise
             noise = model.noise(tf.stack([k - 1, rows * batch.replicas, model.latent_size]), step, stream=2)
-            others = batch.mean + tf.exp(batch.log_std) * noise[:, batch.replica * rows:(batch.replica + 1) * rows]
+            others = batch.mean + tf.exp(batch.log_std) * replica_rows(noise, batch.replica, batch.replicas, axis=1)
             z = tf.concat([z, others], axis=0)  # [K, B, D]
             decoded = model.decoder(tf.reshape(others, [-1, model.latent_size]), training=True)
             logits = tf.concat([logits, decoded], axis=0)  # [K·B, H, W, C], sample-major

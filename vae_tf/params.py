@@ -61,7 +61,7 @@ class Params:
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
-                                         "info_vae | iwae (README, 'Objectives'); beta / kl_schedule weight its KL-type term")
+                                         "info_vae | iwae (docs/objectives.md); beta / kl_schedule weight its KL-type term")
     kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|)")
     beta: float = _option(2.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
     kl_start_step: int = _option(0, "linear/capacity: step where the ramp starts (value kl_start_value before it)")
@@ -320,6 +320,9 @@ def _check_values(p):
     _require(not p.jit_compile or p.strategy == "default",
              "jit_compile works with strategy default only (XLA cannot compile the replicas' gradient all-reduce "
              "inside the step); use jit_compile False with several devices")
+    _require(p.precision != "mixed_float16" or p.strategy == "default",
+             "precision mixed_float16 works with strategy default only (its loss scale is updated inside a "
+             "conditional that replicas cannot synchronise); use mixed_bfloat16 with several devices")
     if p.image_size is not None:
         check_image_size(p, p.image_size)
     OBJECTIVES[p.objective].check(p)
@@ -334,9 +337,6 @@ def _check_categoricals(p):
              f"temperature must be a finite number > 0 (the relaxation divides by it), got {p.temperature}")
     _require(p.categorical_capacity is None or (math.isfinite(p.categorical_capacity) and p.categorical_capacity >= 0),
              f"categorical_capacity must be a number of nats >= 0 or None, got {p.categorical_capacity}")
-    _require(not sizes or p.strategy == "default",
-             "categorical latents estimate their marginal term from the whole minibatch, which replicas would split; "
-             "train them with strategy default (one device)")
     _require(p.categorical_end_step >= p.categorical_start_step,
              f"categorical_end_step ({p.categorical_end_step}) precedes categorical_start_step "
              f"({p.categorical_start_step}); the ramp must end after it starts")
