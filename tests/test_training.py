@@ -276,7 +276,7 @@ def test_falling_back_to_an_older_checkpoint_names_both_steps(tiny, tmp_path, ca
 
 def test_checkpoints_keep_the_newest_of_each_kind_and_each_holds_its_own_step(tiny, tmp_path):
     from vae_tf.runs import RunDir, checkpoint_steps
-    from vae_tf.training import Checkpointer
+    from vae_tf.checkpoints import Checkpointer
     run = RunDir(tmp_path / "ck")
     model = vae_tf.build_model(tiny())
     state = Checkpointer(model, run)
