@@ -16,7 +16,7 @@ import tensorflow as tf
 import vae_tf
 from vae_tf.cli import train_main
 
-from conftest import ROOT, run_script, tiny_args
+from conftest import ROOT, run_script, tiny_args, train_cli
 
 
 def rows(path, drop=("wall_time",)):
@@ -65,9 +65,9 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert logged_steps(log) < 100  # killed before the end
-    finished = run_script("train.py", "--run_name=killed", *args)
+    finished = train_cli("--run_name=killed", *args)
     assert finished.returncode == 0, finished.stderr
-    straight = run_script("train.py", "--run_name=straight", *args)
+    straight = train_cli("--run_name=straight", *args)
     assert straight.returncode == 0
     killed_log = rows(log)
     assert [int(r["step"]) for r in killed_log] == list(range(100))
@@ -143,20 +143,20 @@ def test_skip_batch_leaves_weights_and_optimizer_untouched(tiny):
 
 
 def test_skip_batch_gives_up_after_a_hundred_bad_batches_in_a_row(tmp_path):
-    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=skip",
-                        *tiny_args(learning_rate=1e30, nan_policy="skip_batch", num_steps=300, plot_step=0,
-                                   log_step=[], validation_step=0, checkpoint_step=1000))
+    result = train_cli(f"--output_dir={tmp_path}", "--run_name=skip",
+                       *tiny_args(learning_rate=1e30, nan_policy="skip_batch", num_steps=300, plot_step=0,
+                                  log_step=[], validation_step=0, checkpoint_step=1000))
     assert result.returncode == 1
     assert "100 batches in a row had a non-finite loss" in result.stderr
     assert "update skipped (nan_policy=skip_batch)" in result.stdout
 
 
 def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(tmp_path):
-    assert run_script("train.py", f"--output_dir={tmp_path}", "--run_name=c", *tiny_args()).returncode == 0
+    assert train_cli(f"--output_dir={tmp_path}", "--run_name=c", *tiny_args()).returncode == 0
     index = tmp_path / "c" / "checkpoints" / "ckpt-6.index"
     index.write_bytes(b"\x00garbage" * 10)
     before = snapshot_of(tmp_path / "c")
-    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=c", *tiny_args(num_steps=9))
+    result = train_cli(f"--output_dir={tmp_path}", "--run_name=c", *tiny_args(num_steps=9))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "ckpt-6" in result.stderr and "cannot be read" in result.stderr and "move its files" in result.stderr
@@ -166,18 +166,18 @@ def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(tmp_path):
     # Following the advice resumes from the checkpoint before it, and the log stays whole.
     for path in (tmp_path / "c" / "checkpoints").glob("ckpt-6.*"):
         path.rename(tmp_path / path.name)
-    resumed = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=c", *tiny_args(num_steps=9))
+    resumed = train_cli(f"--output_dir={tmp_path}", "--run_name=c", *tiny_args(num_steps=9))
     assert resumed.returncode == 0, resumed.stderr
     assert [int(r["step"]) for r in rows(tmp_path / "c" / "log.csv")] == list(range(9))
 
 
 def test_a_run_whose_checkpoints_are_gone_is_not_restarted_over_its_log(tmp_path):
-    assert run_script("train.py", f"--output_dir={tmp_path}", "--run_name=g", *tiny_args()).returncode == 0
+    assert train_cli(f"--output_dir={tmp_path}", "--run_name=g", *tiny_args()).returncode == 0
     for path in (tmp_path / "g" / "checkpoints").rglob("*"):
         if path.is_file():
             path.unlink()
     before = snapshot_of(tmp_path / "g")
-    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=g", *tiny_args(num_steps=9))
+    result = train_cli(f"--output_dir={tmp_path}", "--run_name=g", *tiny_args(num_steps=9))
     assert result.returncode == 2 and "6 logged steps but no checkpoint" in result.stderr
     assert snapshot_of(tmp_path / "g") == before
     # A checkpoint_step above the logged steps does not make the lost checkpoints look never written.
