@@ -1,5 +1,7 @@
 """Shared helpers: tiny real configurations and a way to run the real entry points."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -36,3 +38,14 @@ def run_script(script, *args, cwd=ROOT, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def train_cli(*args):
+    """train.py's entry point in this process, with its exit code and output as `run_script` gives them: the same
+    code path without a new process's seconds of importing TensorFlow. Tests of what only a process shows (signals,
+    devices, the environment) use run_script."""
+    from vae_tf.cli import train_main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = train_main([str(arg) for arg in args])
+    return subprocess.CompletedProcess(["train.py", *args], code, out.getvalue(), err.getvalue())

@@ -16,7 +16,7 @@ from vae_tf.errors import UserError
 from vae_tf.runs import read_log, write_json
 from vae_tf.cli import analyze_main
 from vae_tf.runs import RunDir
-from vae_tf.training import Checkpointer
+from vae_tf.checkpoints import Checkpointer
 
 from conftest import ROOT, TINY, run_script
 

@@ -20,7 +20,7 @@ from vae_tf.likelihood import elbo, log_likelihood
 from vae_tf.params import saved_params
 from vae_tf.runs import read_log
 
-from conftest import ROOT, run_script, tiny_args
+from conftest import ROOT, tiny_args, train_cli
 
 DATA = ROOT / "tests" / "data"
 JOINT = dict(categorical_sizes=[3], categorical_gamma=5.0, categorical_end_step=4)
@@ -189,7 +189,7 @@ def test_majority_agreement_is_cluster_purity():
     ("--binarize=True --reconstruction_loss=squared_error", "binarize draws binary pixels for a Bernoulli decoder"),
 ])
 def test_bad_latent_parameters_are_one_line_and_touch_nothing(tmp_path, flag, message):
-    result = run_script("train.py", f"--output_dir={tmp_path}", *tiny_args(), *flag.split())
+    result = train_cli(f"--output_dir={tmp_path}", *tiny_args(), *flag.split())
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
     assert message in result.stderr and not any(tmp_path.iterdir())

@@ -8,7 +8,7 @@ from vae_tf.params import saved_params
 from vae_tf import objectives, schedules
 from vae_tf.presets import DESCRIPTIONS, PRESETS
 
-from conftest import ROOT, run_script
+from conftest import ROOT, train_cli
 
 STEPS = [0, 1, 2999, 3000, 3001, 4000, 20000, 39600, 40000, 53000, 99990, 125000]
 
@@ -126,14 +126,14 @@ def test_each_preset_trains_two_steps_on_shapes2d(tiny, name):
 
 
 def test_list_presets_and_a_sweep_of_two(tmp_path):
-    listing = run_script("train.py", "--list-presets")
+    listing = train_cli("--list-presets")
     assert listing.returncode == 0
     for name in PRESETS:
         assert name in listing.stdout
     args = [f"--output_dir={tmp_path}", "--dataset=shapes2d", "--image_size=16", "--num_steps=2", "--batch_size=8",
             "--plot_step=0", "--log_step=[]", "--validation_size=8"]
-    sweep = run_script("train.py", "--preset=AE_0", "--preset=MSE_0", *args)
+    sweep = train_cli("--preset=AE_0", "--preset=MSE_0", *args)
     assert sweep.returncode == 0, sweep.stderr
     assert (tmp_path / "AE_0" / "model.keras").exists() and (tmp_path / "MSE_0" / "model.keras").exists()
-    unknown = run_script("train.py", "--preset=VAE_1", *args)
+    unknown = train_cli("--preset=VAE_1", *args)
     assert unknown.returncode == 2 and "unknown preset 'VAE_1' (did you mean" in unknown.stderr

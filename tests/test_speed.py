@@ -11,7 +11,7 @@ import vae_tf
 from vae_tf import datasets, distribution
 from vae_tf.training import _CallSizes, _replica_rows
 
-from conftest import run_script, tiny_args
+from conftest import run_script, tiny_args, train_cli
 
 EVENTS = dict(num_steps=13, checkpoint_step=5, validation_step=4, plot_step=6, log_step=[1, 3])
 
@@ -43,9 +43,9 @@ def test_steps_per_call_changes_neither_the_log_nor_the_checkpoints_nor_the_weig
 
 
 def test_a_non_finite_loss_inside_a_call_stops_at_that_step(tmp_path):
-    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=nan", "--steps_per_call=40",
-                        *tiny_args(learning_rate=1e30, num_steps=40, checkpoint_step=100, validation_step=0,
-                                   plot_step=0, log_step=[]))
+    result = train_cli(f"--output_dir={tmp_path}", "--run_name=nan", "--steps_per_call=40",
+                       *tiny_args(learning_rate=1e30, num_steps=40, checkpoint_step=100, validation_step=0,
+                                  plot_step=0, log_step=[]))
     assert result.returncode == 1
     step = int(result.stderr.split("at step ")[1].split()[0])
     assert 0 < step < 39  # inside the one call of 40 steps

@@ -16,7 +16,7 @@ import vae_tf
 from vae_tf.model import step_figures
 from vae_tf.runs import log_columns, params_history, read_log
 
-from conftest import ROOT, run_script, tiny_args
+from conftest import ROOT, run_script, tiny_args, train_cli
 
 
 def read_rows(path):
@@ -136,9 +136,9 @@ def test_a_finished_run_is_left_as_it_is(tiny, capsys):
 
 
 def test_resuming_with_a_different_model_is_refused_and_changes_nothing(tmp_path):
-    assert run_script("train.py", f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(num_steps=3)).returncode == 0
+    assert train_cli(f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(num_steps=3)).returncode == 0
     before = (tmp_path / "m" / "params.json").read_text()
-    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(latent_size=6))
+    result = train_cli(f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(latent_size=6))
     assert result.returncode == 2
     assert "latent_size (4 -> 6)" in result.stderr and "new --run_name" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -177,8 +177,8 @@ def test_load_run_errors(tiny, tmp_path):
 
 
 def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=nan",
-                        *tiny_args(learning_rate=1e30, num_steps=20, checkpoint_step=1, plot_step=0, log_step=[]))
+    result = train_cli(f"--output_dir={tmp_path}", "--run_name=nan",
+                       *tiny_args(learning_rate=1e30, num_steps=20, checkpoint_step=1, plot_step=0, log_step=[]))
     assert result.returncode == 1
     message = result.stderr.strip().splitlines()[-1]
     assert "at step" in message and "keeping the checkpoint saved at step" in message and "learning_rate" in message
@@ -216,8 +216,8 @@ def test_sigint_saves_a_checkpoint_and_the_rerun_completes(tmp_path):
     assert [int(r["step"]) for r in read_rows(log)] == list(range(saved))
     # plot_step=0 and no log_step: the only snapshot is the one of the model the interruption saved.
     assert [p.name for p in (tmp_path / "int" / "images").iterdir()] == [f"image_{saved}.png"]
-    result = run_script("train.py", *args[:2], *tiny_args(num_steps=saved + 5, checkpoint_step=100000,
-                                                         plot_step=0, log_step=[], validation_step=0))
+    result = train_cli(*args[:2], *tiny_args(num_steps=saved + 5, checkpoint_step=100000,
+                                                        plot_step=0, log_step=[], validation_step=0))
     assert result.returncode == 0, result.stderr
     assert [int(r["step"]) for r in read_rows(log)] == list(range(saved + 5))
 
@@ -276,7 +276,7 @@ def test_falling_back_to_an_older_checkpoint_names_both_steps(tiny, tmp_path, ca
 
 def test_checkpoints_keep_the_newest_of_each_kind_and_each_holds_its_own_step(tiny, tmp_path):
     from vae_tf.runs import RunDir, checkpoint_steps
-    from vae_tf.training import Checkpointer
+    from vae_tf.checkpoints import Checkpointer
     run = RunDir(tmp_path / "ck")
     model = vae_tf.build_model(tiny())
     state = Checkpointer(model, run)

@@ -45,7 +45,7 @@ def import_tensorflow():
 # answer without importing TensorFlow, while `vae_tf.train` and the others work as if imported here.
 _PUBLIC = {"Params": "params", "load_params": "params", "PRESETS": "presets", "kl_weight_schedule": "schedules",
            "build_model": "model", "VAE": "model", "load_dataset": "datasets", "load_ground_truth": "datasets",
-           "train": "training", "load_run": "runs", "log_likelihood": "likelihood", "UserError": "errors",
+           "train": "training", "load_run": "checkpoints", "log_likelihood": "likelihood", "UserError": "errors",
            "TrainingDiverged": "errors", "TrainingInterrupted": "errors"}
 _WITHOUT_TENSORFLOW = ("UserError", "TrainingDiverged", "TrainingInterrupted")
 __all__ = list(_PUBLIC)

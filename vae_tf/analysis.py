@@ -368,7 +368,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     User problems (not a run, no log) raise UserError; a missing checkpoint or snapshot folder gets a
     one-line `note` and the figures that need it are skipped.
     """
-    from vae_tf.runs import load_run
+    from vae_tf.checkpoints import load_run
 
     run, params = open_run(run_dir, checkpoint)
     if num_images < MIN_IMAGES:
@@ -619,7 +619,7 @@ def score_run(run_dir, checkpoint="latest", quick=False, progress=True, names=No
     """
     from vae_tf import metrics
     from vae_tf.baselines import model_representation
-    from vae_tf.runs import load_run
+    from vae_tf.checkpoints import load_run
 
     run, params = open_run(run_dir, checkpoint)
     ground_truth = _ground_truth(params)  # first: a data set without factors is a one-line error, not a model load

@@ -4,13 +4,7 @@ import argparse
 import sys
 
 from vae_tf import params as params_module
-from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError
-
-
-def _permission_line(error):
-    """A folder the user may not write (read-only, or another user's), as one line."""
-    return (f"error: cannot write {error.filename or 'the run folder'}: permission denied (a read-only folder or "
-            f"another user's); work on a copy of the run, or pick another --output_dir")
+from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError, cannot_write
 
 
 def _import_tensorflow():
@@ -101,8 +95,8 @@ def train_main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except PermissionError as error:
-        print(_permission_line(error), file=sys.stderr)
+    except OSError as error:  # one met outside training's own handling of failed writes
+        print(f"error: {cannot_write(error, 'resume', 'pick another --output_dir')}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
@@ -247,8 +241,9 @@ def analyze_main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except PermissionError as error:
-        print(_permission_line(error), file=sys.stderr)
+    except OSError as error:  # figures already written are whole: each replaces its file in one step
+        print(f"error: {cannot_write(error, 'finish the analysis', 'analyse a copy of the run in a writable folder')}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; the analysis folder holds a file INCOMPLETE until a rerun finishes it (figures already "

@@ -1,4 +1,4 @@
-"""A run folder `predictions/<run_name>/` (DESIGN §5): its paths, its files, and `load_run`."""
+"""A run folder `predictions/<run_name>/` (DESIGN §5): its paths and its files. Its weights: `vae_tf.checkpoints`."""
 
 import csv
 import dataclasses
@@ -236,27 +236,3 @@ def open_run(run_dir, checkpoint="latest"):
     if checkpoint not in CHECKPOINTS:
         raise UserError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
     return run, run.read_params()
-
-
-def load_run(run_dir, checkpoint="latest"):
-    """The trained model of a run folder, rebuilt from its files alone, with `.params` set.
-
-    checkpoint: "latest" (the last training checkpoint), "best" (lowest validation loss) or "final"
-    (`model.keras`, written when training finished).
-    """
-    import keras
-
-    from vae_tf.model import build_model
-    from vae_tf.training import Checkpointer
-
-    run, params = open_run(run_dir, checkpoint)
-    if checkpoint == "final":
-        if not run.model_keras.exists():
-            raise UserError(f"{run.model_keras} not found: the run has not finished; use checkpoint='latest'")
-        model = keras.saving.load_model(run.model_keras)
-    else:
-        model = build_model(params)
-        if not Checkpointer(model, run).restore(checkpoint):
-            raise UserError(f"{run.path} has no {checkpoint} checkpoint yet")
-    model.params = params
-    return model

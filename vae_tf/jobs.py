@@ -1,0 +1,286 @@
+"""The host's work between compiled training calls, as periodic jobs (in the spirit of Keras callbacks).
+
+The training loop (`vae_tf.training`) ends each compiled call at the earliest `next_step` of its jobs, then runs
+every job `due` at that step, in the order of the list: validate, snapshot, score MIG, checkpoint. `after_call`
+receives every call's per-step figures (the log). When training stops — finished, stopped early or interrupted —
+each job's `finish` completes its work for the last step. A new job is a subclass of `Job` added to
+`training.make_jobs`; `docs/guide/training-jobs.md` shows one.
+
+Every worker of a cluster builds the same jobs, so that all end their calls at the same steps (their collectives
+would hang otherwise); jobs that write files act on the chief only.
+"""
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.image import metadata as image_metadata
+
+from vae_tf import metrics
+from vae_tf.baselines import model_representation
+from vae_tf.runs import VALIDATION_COLUMNS, CsvLog, log_columns, mig_columns, replace_atomically
+from vae_tf.snapshots import SnapshotFigure
+
+SNAPSHOT_IMAGES = 16
+VALIDATED = VALIDATION_COLUMNS[1:-1]  # the figures a validation averages
+
+
+class Background:
+    """One writer thread: log rows, TensorBoard scalars and snapshots are written there, overlapping the next training
+    call. A failed write raises in `finish`, at the latest after the training call that follows it."""
+
+    def __init__(self):
+        self.pool, self.pending = ThreadPoolExecutor(1, thread_name_prefix="vae_tf_writer"), []
+
+    def submit(self, at, write, *args):
+        """Write (on the thread) what concerns step `at`."""
+        self.pending.append((at, self.pool.submit(write, *args)))
+
+    def finish(self, before=math.inf):
+        """Wait for the writes about steps before `before` and collect those already done, raising a failed one."""
+        running = []
+        for at, future in self.pending:
+            if at < before or future.done():
+                future.result()
+            else:
+                running.append((at, future))
+        self.pending = running
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+
+
+class Job:
+    """Work the loop does on the host every `every` steps (0: never); override the hooks it needs."""
+
+    every = 0
+
+    def next_step(self, step):
+        """The first step after `step` at which this job runs, or None."""
+        return (step // self.every + 1) * self.every if self.every > 0 else None
+
+    def due(self, step):
+        return self.every > 0 and step % self.every == 0
+
+    def start(self, step):
+        """Training (re)starts at `step`."""
+
+    def after_call(self, first_step, rows, times):
+        """A call trained steps first_step, first_step + 1, ...: their figures `rows` [m, F] and wall times [m]."""
+
+    def run(self, step):
+        """The job's work at a step where it is due."""
+
+    def finish(self, step, interrupted):
+        """Training stops at `step` (`interrupted`: by a signal, and the process should exit soon)."""
+
+    def close(self):
+        """Release files and threads; called whatever happened, once the job was built."""
+
+
+class LogRows(Job):
+    """log.csv, one row per step, and TensorBoard's `train/<figure>` scalars, written on the background thread."""
+
+    def __init__(self, run, step_figures, resume_step, writer, background):
+        self.log = CsvLog(run.log_csv, log_columns(step_figures), resume_step)
+        self.write_scalars = _scalar_writer(writer, step_figures)
+        self.write_scalars.get_concrete_function()
+        self.background = background
+
+    def after_call(self, first_step, rows, times):
+        lines = [[first_step + i, *row, wall] for i, (row, wall) in enumerate(zip(rows.tolist(), times.tolist()))]
+        self.background.submit(first_step, self.log.append_rows, lines)
+        self.background.submit(first_step, self.write_scalars, rows, first_step)
+
+    def close(self):
+        self.log.close()
+
+
+class Validate(Job):
+    """The validation loss on fixed images every `validation_step` steps (validation.csv, TensorBoard), and the best
+    checkpoint whenever it improves. Every worker validates the same images, so all take the same early-stopping
+    decision."""
+
+    def __init__(self, params, model, split, state, run, writer, background, resume_step, chief):
+        self.every = params.validation_step
+        self.state, self.writer, self.background = state, writer, background
+        self.validation = _compiled_validation(model, split, params.batch_size,
+                                               params.validation_size if self.every else 0)
+        self.validation.get_concrete_function()  # compiled now: a validation that cannot run fails at once
+        # A validation at the resumed step came before its checkpoint was saved and is not redone.
+        self.log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, resume_step + 1) if chief else None
+
+    def run(self, step):
+        state = self.state
+        figures = self.figures()
+        if self.log is not None:
+            self.log.append({"step": step, **figures, "wall_time": time.time()})
+            self.background.submit(step, self._write_scalars, step, figures)
+        if figures["loss"] < float(state.best_validation.numpy()):
+            state.best_validation.assign(figures["loss"])
+            state.checks_since_best.assign(0)
+            state.save(step, best=True)
+        else:
+            state.checks_since_best.assign_add(1)
+
+    def figures(self):
+        """{figure: its mean over the validation images} of the model now."""
+        means, sizes = (tensor.numpy().astype(np.float64) for tensor in self.validation())
+        totals = (means * sizes[:, None]).sum(axis=0)  # float64 sums of the batch means
+        return {name: float(total / sizes.sum()) for name, total in zip(VALIDATED, totals)}
+
+    def _write_scalars(self, step, figures):
+        with self.writer.as_default(step=step):
+            for name, value in figures.items():
+                tf.summary.scalar(f"validation/{name}", value)
+
+    def close(self):
+        if self.log is not None:
+            self.log.close()
+
+
+class Snapshot(Job):
+    """images/image_<step>.png (originals | reconstructions | generations) and its TensorBoard image, every
+    `plot_step` steps and at each of `log_step`; also at the step training stops, so the GIF ends on the saved model."""
+
+    def __init__(self, params, model, split, run, writer, background, chief):
+        self.every, self.extra_steps, self.chief = params.plot_step, params.log_step, chief
+        self.run_dir, self.writer, self.background = run, writer, background
+        self.panels = _compiled_snapshot(model, split, params.seed)
+        self.panels.get_concrete_function()
+        self.draw = SnapshotFigure()  # used on the background thread only
+        self.last = None  # the last step drawn
+
+    def next_step(self, step):
+        later = [s for s in self.extra_steps if s > step] + [super().next_step(step) or math.inf]
+        return min(later) if min(later) < math.inf else None
+
+    def due(self, step):
+        return super().due(step) or step in self.extra_steps
+
+    def start(self, step):
+        if self.due(step) and not self.run_dir.snapshot(step).exists():
+            self.run(step)
+
+    def run(self, step):
+        """The model's images at `step`, computed now; drawing and writing them goes on in the background."""
+        if not self.chief:
+            return
+        panels = [images.numpy() for images in self.panels()]
+        self.background.submit(step, self._write, step, panels)
+        self.last = step
+
+    def finish(self, step, interrupted):
+        if self.last != step:
+            self.run(step)
+
+    def _write(self, step, panels):
+        pixels = self.draw(*panels, step)
+        png = iio.imwrite("<bytes>", pixels, extension=".png")
+        replace_atomically(self.run_dir.snapshot(step), lambda tmp: Path(tmp).write_bytes(png))
+        # TensorBoard's image summary (width, height, PNG), of the PNG just encoded: tf.summary.image would encode
+        # the pixels a second time.
+        height, width = pixels.shape[:2]
+        with self.writer.as_default(step=step):
+            tf.summary.write("snapshot", tf.constant([str(width), str(height), png]),
+                             metadata=image_metadata.create_summary_metadata(display_name=None, description=None))
+
+
+class ScoreMig(Job):
+    """MIG at the published protocol (vae_tf.metrics) every `mig_step` steps and at the last step, one row of mig.csv
+    each: the score, each factor's gap and best latent, and the seconds spent training so far. The chief scores; the
+    other workers end their calls at the same steps and wait."""
+
+    def __init__(self, params, model, ground_truth, state, run, resume_step, chief):
+        self.every, self.ground_truth, self.state, self.chief = params.mig_step, ground_truth, state, chief
+        self.representation = model_representation(model) if chief else None
+        # A score at the resumed step came before its checkpoint was saved and is not redone.
+        self.log = CsvLog(run.mig_csv, mig_columns(ground_truth.factor_names), resume_step + 1) if chief else None
+        self.last = None
+
+    def run(self, step):
+        if not self.chief:
+            return
+        scores = metrics.evaluate(self.ground_truth, self.representation, metrics.METRICS_SEED, names=["mig"])["mig"]
+        names = self.ground_truth.factor_names
+        self.log.append({"step": step, "train_seconds": float(self.state.train_seconds.numpy()),
+                         "mig": scores["score"], **{f"mig_{n}": v for n, v in zip(names, scores["per_factor"])},
+                         **{f"latent_{n}": d for n, d in zip(names, scores["top_dims"])}, "wall_time": time.time()})
+        self.last = step
+
+    def finish(self, step, interrupted):
+        if not interrupted and self.last != step:
+            self.run(step)  # the trained model's score, whatever step training ended on
+
+    def close(self):
+        if self.log is not None:
+            self.log.close()
+
+
+class Checkpoint(Job):
+    """The latest checkpoint every `checkpoint_step` steps and when training stops. The log rows, scalars and
+    snapshots of earlier steps reach the disk before it, so a run resumed from it finds them; the snapshot of its own
+    step may still be drawing, and a resumed run draws it again if it never landed."""
+
+    def __init__(self, params, state, background, logs, saved_at):
+        self.every, self.state, self.background, self.logs = params.checkpoint_step, state, background, logs
+        self.saved_at = saved_at  # the step of the last checkpoint, None before the first
+
+    def run(self, step):
+        self.background.finish(before=step)
+        for log in self.logs:
+            log.flush()
+        self.state.save(step)
+        self.saved_at = step
+
+    def finish(self, step, interrupted):
+        if self.saved_at != step:
+            self.run(step)
+
+
+def _compiled_validation(model, split, batch_size, count):
+    """A compiled function `() -> (figures [batches, F], batch sizes [batches])`: the VALIDATED figures of the first
+    `count` images of the split (drawn now and kept), batch by batch, in one call (one host round trip)."""
+    images = split.images(tf.range(min(count, split.num_examples), dtype=tf.int64))
+    batches = -(-int(images.shape[0]) // batch_size)
+
+    @tf.function
+    def validate():
+        rows = tf.TensorArray(tf.float32, size=batches, element_shape=[len(VALIDATED)])
+        sizes = tf.TensorArray(tf.int32, size=batches, element_shape=[])
+        for i in tf.range(batches):
+            x = images[i * batch_size:(i + 1) * batch_size]
+            terms = model.loss_terms(x, model.optimizer.iterations, stream=1)
+            rows = rows.write(i, tf.stack([tf.cast(terms[name], tf.float32) for name in VALIDATED]))
+            sizes = sizes.write(i, tf.shape(x)[0])
+        return rows.stack(), sizes.stack()
+
+    return validate
+
+
+def _compiled_snapshot(model, split, seed):
+    """A compiled function `() -> (originals, reconstructions, generations)`, each [SNAPSHOT_IMAGES, H, W, C]: the
+    first validation images, their reconstructions and decoded codes drawn once from the prior with the run's seed."""
+    originals = split.images(tf.range(min(SNAPSHOT_IMAGES, split.num_examples), dtype=tf.int64))
+    codes = tf.constant(model.latent.prior_codes(np.random.default_rng(seed), SNAPSHOT_IMAGES))
+    return tf.function(lambda: (originals, model.reconstruct(originals), model.decode(codes)))
+
+
+def _scalar_writer(writer, names):
+    """A compiled function `(figures [m, F], first_step)` writing each row as TensorBoard scalars `train/<name>` at
+    steps first_step, first_step + 1, ...: the training call's figures, written off the training thread."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, len(names)], tf.float32), tf.TensorSpec([], tf.int64)])
+    def write(rows, first_step):
+        with writer.as_default():
+            for i in tf.range(tf.shape(rows)[0]):
+                step, values = first_step + tf.cast(i, tf.int64), tf.unstack(rows[i])  # once a row, not once a scalar
+                with tf.name_scope("train/"):  # absolute: the loop's own scope would prefix the tags with "while/"
+                    for name, value in zip(names, values):
+                        tf.summary.scalar(name, value, step=step)
+
+    return write
