@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import vae_tf
 from vae_tf import datasets, distribution
-from vae_tf.training import _CallSizes, _replica_rows
+from vae_tf.objectives import replica_rows
+from vae_tf.training import _CallSizes
 
 from conftest import run_script, tiny_args, train_cli
 
@@ -89,7 +90,7 @@ def test_the_training_stream_is_the_seeded_epoch_order_at_any_step():
 def test_replicas_take_equal_slices_of_the_batch():
     stream = datasets.TrainingStream(datasets.Split(100, lambda p: p), 8, seed=0)
     batch = stream.batch(3)
-    slices = [_replica_rows(batch, r, 4).numpy() for r in range(4)]
+    slices = [replica_rows(batch, r, 4).numpy() for r in range(4)]
     assert [len(rows) for rows in slices] == [2] * 4
     np.testing.assert_array_equal(np.concatenate(slices), stream.positions(3).numpy())
 

@@ -17,6 +17,7 @@ from vae_tf import datasets, distribution, jobs
 from vae_tf.checkpoints import Checkpointer
 from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError, cannot_write
 from vae_tf.model import build_model, usable_step
+from vae_tf.objectives import replica_rows
 from vae_tf.params import STRUCTURAL, check_image_size, names
 from vae_tf.runs import RunDir, checkpoint_steps, record_params, replace_atomically, write_json
 
@@ -144,12 +145,6 @@ def _writes_to(run):
                                      elsewhere="pick another --output_dir")) from None
 
 
-def _replica_rows(batch, replica, replicas):
-    """Replica `replica`'s equal slice of a global batch [B, ...] -> [B / replicas, ...]."""
-    rows = tf.shape(batch)[0] // replicas
-    return batch[replica * rows:(replica + 1) * rows]
-
-
 def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
     """A compiled function `(step, n) -> (figures [m, F], usable [m])` that runs up to n training steps from `step`
     without returning to the host: each step trains every replica on its slice of the step's batch from `stream` and
@@ -177,7 +172,7 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
         if strategy.num_replicas_in_sync == 1:
             return batch
         return strategy.experimental_distribute_values_from_function(
-            lambda context: _replica_rows(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync))
+            lambda context: replica_rows(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync))
 
     @tf.function
     def steps(start, n):
