@@ -222,6 +222,7 @@ def test_metrics_command_writes_metrics_json_and_prints_its_table(trained, tmp_p
     assert list(json.loads((run / "analysis" / "metrics.json").read_text())["metrics"]) == ["mig"]
 
 
+@pytest.mark.slow
 def test_metrics_reuse_current_figures_and_an_interrupted_analysis_is_marked(trained, tmp_path, capsys, monkeypatch,
                                                                             small_quick_protocol):
     from vae_tf import analysis
@@ -264,6 +265,7 @@ def test_metrics_need_a_data_set_with_ground_truth(trained, tmp_path, capsys):
     assert not (run / "analysis").exists()
 
 
+@pytest.mark.slow
 def test_baselines_command_writes_the_table(trained, tmp_path, small_quick_protocol, capsys):
     from vae_tf.analysis import score_baselines
     table = score_baselines(run_dir=trained, quick=True, output_dir=tmp_path, progress=True)

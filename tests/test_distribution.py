@@ -82,6 +82,7 @@ def assert_same_weights(trained, reference):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(MIRRORED))
 def test_mirrored_over_two_cpu_devices_follows_the_single_device_trajectory(mirrored_runs, name):
     """Replicas split each global batch, draw the global batch's noise, and compute the batch statistics on the
@@ -101,6 +102,7 @@ def test_mirrored_over_two_cpu_devices_follows_the_single_device_trajectory(mirr
         assert_same_weights(trained.objective.discriminator, reference.objective.discriminator)
 
 
+@pytest.mark.slow
 def test_two_workers_train_together_and_the_checkpoint_resumes_in_one_process(tmp_path):
     """DIP-VAE-II, the shipped objective: its covariance penalty is a statistic of the batch, which the workers'
     replicas gather across the cluster."""

@@ -46,7 +46,7 @@ def test_strict_build_renders_every_page_and_the_api(site):
             built = site / source.relative_to(DOCS).parent / "index.html"
         assert built.is_file(), f"{source.relative_to(ROOT)} was not built"
     api = page(site, "api")
-    for name in ("vae_tf.runs.load_run", "vae_tf.params.load_params", "vae_tf.datasets.load_dataset",
+    for name in ("vae_tf.checkpoints.load_run", "vae_tf.params.load_params", "vae_tf.datasets.load_dataset",
                  "vae_tf.training.train", "vae_tf.likelihood.log_likelihood", "vae_tf.metrics.mig"):
         assert f'id="{name}"' in api, f"the API page has no entry for {name}"
 

@@ -195,6 +195,7 @@ def test_bad_latent_parameters_are_one_line_and_touch_nothing(tmp_path, flag, me
     assert message in result.stderr and not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_joint_run_resumes_exactly_reloads_and_analyses(tiny, tmp_path):
     whole = vae_tf.train(tiny(run_name="whole", **JOINT), progress=False)
     vae_tf.train(tiny(run_name="parts", num_steps=3, **JOINT), progress=False)

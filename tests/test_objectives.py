@@ -212,7 +212,9 @@ RUN = dict(num_steps=30, plot_step=0, log_step=[], validation_step=15, checkpoin
            factor_gamma=2.0, info_lambda=10.0)
 
 
-@pytest.mark.parametrize("name", list(OBJECTIVES))
+# beta_vae in the fast set (pytest -m "not slow"), the others in the full one
+@pytest.mark.parametrize("name", [name if name == "beta_vae" else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in OBJECTIVES])
 def test_each_objective_trains_resumes_exactly_and_round_trips(name, tmp_path, capsys):
     """Through train.py's entry point: the loss falls, a run resumed halfway logs what an uninterrupted one does
     (FactorVAE's discriminator and its optimizer included), and the saved model reloads with equal outputs."""

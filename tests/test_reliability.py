@@ -49,6 +49,7 @@ def logged_steps(path):
     return path.read_text().count("\n") - 1 if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path):
     """Kill -9 a real train.py at several points of a run that checkpoints every step (so kills land inside
     saves too); each rerun resumes from the last good checkpoint, and the finished log, snapshots and
@@ -77,6 +78,7 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path):
         sorted(p.name for p in (tmp_path / "straight" / "images").glob("*.png"))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
     args = [f"--output_dir={tmp_path}", "--run_name=term",
             *tiny_args(num_steps=100000, checkpoint_step=100000, plot_step=0, log_step=[], validation_step=0)]
@@ -93,6 +95,7 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
     assert saved > 0 and [int(r["step"]) for r in rows(tmp_path / "term" / "log.csv")] == list(range(saved))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signals", [1, 2])
 def test_a_signal_while_the_trainer_compiles_is_honoured_and_a_second_one_stops_at_once(tmp_path, signals):
     """The trainer compiles its functions for seconds after the run folder exists: one SIGTERM then saves at the end
@@ -227,6 +230,7 @@ def test_a_params_json_from_another_version_is_one_line(tiny):
         vae_tf.load_run(run)
 
 
+@pytest.mark.slow
 def test_bad_strategy_settings(tmp_path):
     result = run_script("train.py", f"--output_dir={tmp_path}", "--strategy=multi_worker", *tiny_args())
     assert result.returncode == 2 and "needs the TF_CONFIG environment variable" in result.stderr

@@ -57,6 +57,7 @@ def test_schedule_runs_in_graph_from_a_step_tensor_without_retracing():
     assert weight.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.slow
 def test_the_cosine_learning_rate_follows_sgdr_s_annealing_and_a_run_can_switch_to_it(tiny):
     params = tiny(learning_rate=2e-3, learning_rate_schedule="cosine", num_steps=100)
     schedule = vae_tf.build_model(params).learning_rate_at

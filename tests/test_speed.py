@@ -163,6 +163,7 @@ def test_float16_skips_overflowing_steps_halving_the_loss_scale_and_keeps_counti
     assert float(model.optimizer.dynamic_scale.numpy()) == 2.0 ** (15 - sum(skipped))
 
 
+@pytest.mark.slow
 def test_jit_compiled_steps_compute_the_graph_step_and_follow_its_loss_curve(tiny):
     """XLA computes the same networks and loss to float32 rounding. Its sampling noise is another stream: XLA draws
     stateless normals from a seed known only at run time (the step counter) with a Philox of its own, so a jit run

@@ -58,6 +58,7 @@ def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
         assert written.stat().st_mode & 0o777 == 0o666 & ~umask, written  # the mode open() would give, not 0600
 
 
+@pytest.mark.slow
 def test_mig_csv_scores_the_model_every_mig_step_and_at_the_end_and_changes_no_training_figure(tiny):
     from vae_tf import metrics
     from vae_tf.baselines import model_representation
@@ -145,6 +146,7 @@ def test_resuming_with_a_different_model_is_refused_and_changes_nothing(tmp_path
     assert (tmp_path / "m" / "params.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_load_run_in_a_fresh_process_gives_identical_outputs(tiny, tmp_path):
     run = vae_tf.train(tiny(run_name="lr"), progress=False)
     x = vae_tf.load_dataset("shapes2d", split="test", image_size=16, shuffle=False).batch(4).take(1).get_single_element()
@@ -198,6 +200,7 @@ def test_early_stopping_after_validations_without_improvement(tiny, capsys):
     assert "stopped early at step 3" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_sigint_saves_a_checkpoint_and_the_rerun_completes(tmp_path):
     args = [f"--output_dir={tmp_path}", "--run_name=int",
             *tiny_args(num_steps=100000, checkpoint_step=100000, plot_step=0, log_step=[], validation_step=0)]

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import warnings
 
+import pytest
+
 import vae_tf
 from vae_tf.checkpoints import Checkpointer
 from vae_tf.cli import analyze_main, train_main
@@ -82,6 +84,7 @@ def test_a_run_on_a_read_only_file_system_is_one_line_in_both_scripts(tmp_path, 
     assert snapshot_of(writable) == before
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_mid_run_keeps_its_last_checkpoint_and_resumes_when_space_is_back(tmp_path, monkeypatch,
                                                                                                  capsys):
     disk = tmp_path / "disk"

@@ -4,7 +4,7 @@ The training loop (`vae_tf.training`) ends each compiled call at the earliest `n
 every job `due` at that step, in the order of the list: validate, snapshot, score MIG, checkpoint. `after_call`
 receives every call's per-step figures (the log). When training stops — finished, stopped early or interrupted —
 each job's `finish` completes its work for the last step. A new job is a subclass of `Job` added to
-`training.make_jobs`; `docs/guide/training-jobs.md` shows one.
+`training.make_jobs`; `docs/training-loop.md` shows one.
 
 Every worker of a cluster builds the same jobs, so that all end their calls at the same steps (their collectives
 would hang otherwise); jobs that write files act on the chief only.
