@@ -45,7 +45,11 @@ def train_cli(*args):
     code path without a new process's seconds of importing TensorFlow. Tests of what only a process shows (signals,
     devices, the environment) use run_script."""
     from vae_tf.cli import train_main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = train_main([str(arg) for arg in args])
+    out, err, started_in = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(ROOT)  # as run_script: --params defaults to params.py in the working folder
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = train_main([str(arg) for arg in args])
+    finally:
+        os.chdir(started_in)
     return subprocess.CompletedProcess(["train.py", *args], code, out.getvalue(), err.getvalue())

@@ -87,7 +87,7 @@ def test_the_checkpoint_lands_after_the_log_rows_before_it_and_is_not_saved_twic
 def test_snapshot_draws_the_validation_images_their_reconstructions_and_samples(parts):
     params, model, state, run, split, writer, background = parts
     snapshot = jobs.Snapshot(dataclasses.replace(params, plot_step=4, log_step=[]), model, split, run, writer, background, True)
-    snapshot.start(4)  # not due at a resumed step 4 ... it is: a run resumed there lacks its image
+    snapshot.start(4)  # a run resumed at step 4, where a snapshot is due, lacks its image: drawn now
     background.finish()
     assert run.snapshot(4).exists()
     drawn = run.snapshot(4).stat().st_mtime_ns

@@ -213,7 +213,7 @@ def test_a_full_disk_while_the_log_is_written_stops_training_at_once(tiny, monke
     with pytest.raises(vae_tf.UserError) as error:
         vae_tf.train(tiny(run_name="full_log", num_steps=10000, steps_per_call=10, checkpoint_step=10000, plot_step=0,
                           validation_step=0, log_step=[]), progress=False)
-    assert "No space left on device" in str(error.value)
+    assert "full_log (No space left on device)" in str(error.value)  # the run folder: the write named no file
     assert 1 <= len(attempts) < 100  # of the run's 1,000 calls of 10 steps, all of which would run to the checkpoint
 
 

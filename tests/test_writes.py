@@ -19,7 +19,13 @@ import vae_tf
 from vae_tf.checkpoints import Checkpointer
 from vae_tf.cli import analyze_main, train_main
 
-from conftest import tiny_args
+from conftest import ROOT, tiny_args
+
+
+@pytest.fixture(autouse=True)
+def in_the_project(monkeypatch):
+    """train_main reads params.py from the working folder, as train.py does."""
+    monkeypatch.chdir(ROOT)
 
 
 def snapshot_of(folder):
@@ -154,9 +160,10 @@ def test_a_run_folder_this_user_may_not_write_is_one_line(tmp_path, monkeypatch,
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
         monkeypatch.setattr(training, "open", denied, raising=False)  # the run folder's lock file
-        monkeypatch.setattr(analysis.Path, "mkdir", denied)  # its analysis folder
     try:
         assert train_main([f"--output_dir={tmp_path}", "--run_name=theirs", *tiny_args(num_steps=6)]) == 2
+        if os.geteuid() == 0:
+            monkeypatch.setattr(analysis.Path, "mkdir", denied)  # its analysis folder
         assert analyze_main([str(tmp_path / "theirs")]) == 2
     finally:
         for folder in (tmp_path / "theirs", *(tmp_path / "theirs").rglob("*")):
@@ -164,4 +171,27 @@ def test_a_run_folder_this_user_may_not_write_is_one_line(tmp_path, monkeypatch,
                 folder.chmod(0o755)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all("(Permission denied)" in line and "copy of the run" in line for line in lines), lines
+    assert lines[0].startswith(f"error: cannot write {tmp_path / 'theirs'}/.lock ")
+    assert lines[1].startswith(f"error: cannot write {tmp_path / 'theirs' / 'analysis'} ")
     assert snapshot_of(tmp_path / "theirs") == before
+
+
+def test_only_write_failures_become_the_one_line(tmp_path):
+    """A write the user can fix is one line naming the path (the run folder when the failed write, to a file already
+    open, names none); any other OSError is a bug or another problem and keeps its traceback."""
+    from vae_tf.errors import cannot_write
+    from vae_tf.runs import RunDir
+    from vae_tf.training import _writes_to
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(FileNotFoundError), _writes_to(run):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "data.npz")
+    with pytest.raises(BrokenPipeError), _writes_to(run):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+    with pytest.raises(vae_tf.UserError) as error, _writes_to(run):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert str(error.value) == (f"cannot write {run.path} (No space left on device); free some space, then rerun the "
+                                f"same command to start again")
+    in_the_way = {number: cannot_write(OSError(number, os.strerror(number), "x"), "resume", "pick another folder")
+                  for number in (errno.ENOTDIR, errno.EISDIR)}
+    assert "a file stands where a folder should be" in in_the_way[errno.ENOTDIR]
+    assert "a folder stands where a file should be" in in_the_way[errno.EISDIR]

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from vae_tf import params as params_module
-from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError, cannot_write
+from vae_tf.errors import WRITE_FAILURES, TrainingDiverged, TrainingInterrupted, UserError, cannot_write
 
 
 def _import_tensorflow():
@@ -96,6 +96,8 @@ def train_main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # one met outside training's own handling of failed writes
+        if error.errno not in WRITE_FAILURES:
+            raise
         print(f"error: {cannot_write(error, 'resume', 'pick another --output_dir')}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
@@ -242,6 +244,8 @@ def analyze_main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # figures already written are whole: each replaces its file in one step
+        if error.errno not in WRITE_FAILURES:
+            raise
         print(f"error: {cannot_write(error, 'finish the analysis', 'analyse a copy of the run in a writable folder')}",
               file=sys.stderr)
         return 2

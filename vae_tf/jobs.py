@@ -86,10 +86,10 @@ class LogRows(Job):
     """log.csv, one row per step, and TensorBoard's `train/<figure>` scalars, written on the background thread."""
 
     def __init__(self, run, step_figures, resume_step, writer, background):
-        self.log = CsvLog(run.log_csv, log_columns(step_figures), resume_step)
         self.write_scalars = _scalar_writer(writer, step_figures)
         self.write_scalars.get_concrete_function()
         self.background = background
+        self.log = CsvLog(run.log_csv, log_columns(step_figures), resume_step)  # last: close() needs a whole job
 
     def after_call(self, first_step, rows, times):
         lines = [[first_step + i, *row, wall] for i, (row, wall) in enumerate(zip(rows.tolist(), times.tolist()))]

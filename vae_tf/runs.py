@@ -1,5 +1,6 @@
 """A run folder `predictions/<run_name>/` (DESIGN §5): its paths and its files. Its weights: `vae_tf.checkpoints`."""
 
+import contextlib
 import csv
 import dataclasses
 import difflib
@@ -114,7 +115,10 @@ _FILE_MODE = 0o666 & ~_read_umask()  # read once, at import: os.umask can only b
 def replace_atomically(path, write):
     """Call `write(temporary_path)`, then move the result over `path` in one step: readers never see half a file."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as error:  # named after the file wanted, not the temporary name it never got
+        raise OSError(error.errno, error.strerror, str(path)) from error
     os.close(handle)
     try:
         write(temporary)
@@ -127,6 +131,8 @@ def replace_atomically(path, write):
             os.fsync(folder)  # and the rename itself survives a power loss
         finally:
             os.close(folder)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from error
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -184,15 +190,29 @@ class CsvLog:
 
     def append_rows(self, rows):
         """Rows given as sequences in the order of `columns`."""
-        self.writer.writerows([_format(value) for value in row] for row in rows)
+        with self._named_errors():
+            self.writer.writerows([_format(value) for value in row] for row in rows)
 
     def flush(self):
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        with self._named_errors():
+            self.file.flush()
+            os.fsync(self.file.fileno())
 
     def close(self):
-        self.flush()
-        self.file.close()
+        try:
+            self.flush()
+        finally:
+            self.file.close()
+
+    @contextlib.contextmanager
+    def _named_errors(self):
+        """A failed write to the open file names the file (the OSError of a write names none)."""
+        try:
+            yield
+        except OSError as error:
+            if error.filename is not None:
+                raise
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
 
 
 def _step(row):

@@ -3,6 +3,7 @@
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from tqdm.auto import tqdm
 
 from vae_tf import datasets, distribution, jobs
 from vae_tf.checkpoints import Checkpointer
-from vae_tf.errors import TrainingDiverged, TrainingInterrupted, UserError, cannot_write
+from vae_tf.errors import WRITE_FAILURES, TrainingDiverged, TrainingInterrupted, UserError, cannot_write
 from vae_tf.model import build_model, usable_step
 from vae_tf.objectives import replica_rows
 from vae_tf.params import STRUCTURAL, check_image_size, names
@@ -140,9 +141,13 @@ def _writes_to(run):
             if number is None:
                 raise
             error = OSError(number, os.strerror(number), str(run.path))
+        elif error.errno not in WRITE_FAILURES:
+            raise
+        if error.filename is None:  # a write to a file already open names no path
+            error = OSError(error.errno, error.strerror, str(run.path))
         resume = max(checkpoint_steps(run.checkpoints), default=0)
         raise UserError(cannot_write(error, retry=f"resume from step {resume}" if resume else "start again",
-                                     elsewhere="pick another --output_dir")) from None
+                                     elsewhere="pick another --output_dir")) from error
 
 
 def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
@@ -294,8 +299,6 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
     return run.path
 
 
-
-
 def make_jobs(params, run, model, state, validation_split, ground_truth, step, saved_at, writer, background, chief,
               files):
     """The periodic jobs of a run, in the order they run at a step where several are due; `files` (an ExitStack)
@@ -365,7 +368,7 @@ class TrainingLoop:
                 self.state.train_seconds.assign_add(ended - started)
                 # tf.timestamp is barred under op determinism: the call's time is spread evenly over its steps
                 self.record(rows, usable, started + (ended - started) * np.arange(1, len(rows) + 1) / len(rows), bar)
-                self.background.finish(before=-np.inf)  # waits for none, raises a write that failed
+                self.background.finish(before=-math.inf)  # waits for none, raises a write that failed
                 if self.after_call(stop_requested, bar):
                     break
         self.finish(interrupted=False)
