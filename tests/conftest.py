@@ -28,6 +28,11 @@ def tiny(tmp_path):
     return make
 
 
+def snapshot_of(folder):
+    """Every file under a folder (by its path inside it) with its bytes, to prove nothing changed."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
 def tiny_args(**overrides):
     """TINY as train.py command-line arguments."""
     return [f"--{name}={value}" for name, value in {**TINY, **overrides}.items()]

@@ -16,17 +16,12 @@ import tensorflow as tf
 import vae_tf
 from vae_tf.cli import train_main
 
-from conftest import ROOT, run_script, tiny_args, train_cli
+from conftest import ROOT, run_script, snapshot_of, tiny_args, train_cli
 
 
 def rows(path, drop=("wall_time",)):
     with open(path, newline="") as file:
         return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(file)]
-
-
-def snapshot_of(folder):
-    """Every file under a folder with its bytes, to prove nothing changed."""
-    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_same_params_and_seed_give_an_identical_log(tiny):

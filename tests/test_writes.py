@@ -19,18 +19,13 @@ import vae_tf
 from vae_tf.checkpoints import Checkpointer
 from vae_tf.cli import analyze_main, train_main
 
-from conftest import ROOT, tiny_args
+from conftest import ROOT, snapshot_of, tiny_args
 
 
 @pytest.fixture(autouse=True)
 def in_the_project(monkeypatch):
     """train_main reads params.py from the working folder, as train.py does."""
     monkeypatch.chdir(ROOT)
-
-
-def snapshot_of(folder):
-    """Every file under a folder with its bytes, to prove nothing changed."""
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def mount(*args):

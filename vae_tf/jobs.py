@@ -58,6 +58,7 @@ class Job:
     """Work the loop does on the host every `every` steps (0: never); override the hooks it needs."""
 
     every = 0
+    log = None  # the CsvLog a job writes, if any: flushed before each checkpoint, closed with the job
 
     def next_step(self, step):
         """The first step after `step` at which this job runs, or None."""
@@ -79,7 +80,9 @@ class Job:
         """Training stops at `step` (`interrupted`: by a signal, and the process should exit soon)."""
 
     def close(self):
-        """Release files and threads; called whatever happened, once the job was built."""
+        """Release files; called whatever happened, once the job was built."""
+        if self.log is not None:
+            self.log.close()
 
 
 class LogRows(Job):
@@ -95,9 +98,6 @@ class LogRows(Job):
         lines = [[first_step + i, *row, wall] for i, (row, wall) in enumerate(zip(rows.tolist(), times.tolist()))]
         self.background.submit(first_step, self.log.append_rows, lines)
         self.background.submit(first_step, self.write_scalars, rows, first_step)
-
-    def close(self):
-        self.log.close()
 
 
 class Validate(Job):
@@ -137,10 +137,6 @@ class Validate(Job):
         with self.writer.as_default(step=step):
             for name, value in figures.items():
                 tf.summary.scalar(f"validation/{name}", value)
-
-    def close(self):
-        if self.log is not None:
-            self.log.close()
 
 
 class Snapshot(Job):
@@ -215,10 +211,6 @@ class ScoreMig(Job):
     def finish(self, step, interrupted):
         if not interrupted and self.last != step:
             self.run(step)  # the trained model's score, whatever step training ended on
-
-    def close(self):
-        if self.log is not None:
-            self.log.close()
 
 
 class Checkpoint(Job):

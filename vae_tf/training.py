@@ -315,7 +315,7 @@ def make_jobs(params, run, model, state, validation_split, ground_truth, step, s
     add(jobs.Snapshot(params, model, validation_split, run, writer, background, chief))
     if ground_truth is not None:
         add(jobs.ScoreMig(params, model, ground_truth, state, run, step, chief))
-    logs = [job.log for job in made if getattr(job, "log", None) is not None]
+    logs = [job.log for job in made if job.log is not None]
     add(jobs.Checkpoint(params, state, background, logs, saved_at))
     return made
 
