@@ -556,6 +556,18 @@ def _test_columns(summary):
     return ["–" if value is None else f"{value:.2f}" for value in values]
 
 
+def runs_of(paths):
+    """The run folders that `paths` name: a study folder (one holding study.json) stands for each of its runs."""
+    from vae_tf.study.runner import STUDY_JSON
+    found = []
+    for path in map(Path, paths):
+        if (path / STUDY_JSON).is_file():
+            found += sorted(str(p) for p in path.iterdir() if RunDir(p).params_json.is_file())
+        else:
+            found.append(str(path))
+    return found
+
+
 def compare(run_dirs, output_dir=None, note=print):
     """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
 

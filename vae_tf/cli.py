@@ -123,6 +123,7 @@ def _analyze_parser():
                             "  python analyze.py predictions/shapes2d_beta4\n"
                             "  python analyze.py predictions/shapes2d_beta4 --metrics --quick --export\n"
                             "  python analyze.py predictions/shapes2d_ae predictions/shapes2d_beta4 --compare\n"
+                            "  python analyze.py predictions/smoke --compare   (every run of a study)\n"
                             "  python analyze.py --baselines --dataset=shapes2d --quick")
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run folders, e.g. predictions/shapes2d_beta4")
     parser.add_argument("--checkpoint", choices=CHECKPOINTS,
@@ -143,7 +144,8 @@ def _analyze_parser():
                         help="leave t-SNE out of latent_space.png (PCA stays): most of the analysis time on a CPU")
     parser.add_argument("--compare", action="store_true",
                         help="instead of the per-run figures: overlay the runs' curves and tabulate their final "
-                             "figures (comparison.png and comparison.md beside the runs, or in --output)")
+                             "figures (comparison.png and comparison.md beside the runs, or in --output); a study "
+                             "folder stands for all of its runs")
     parser.add_argument("--metrics", action="store_true",
                         help="also score disentanglement (beta_vae, factor_vae, mig, dci, sap) into "
                              "analysis/metrics.json; needs a data set with ground-truth factors")
@@ -169,8 +171,10 @@ def _check_combination(args):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
     if args.compare:
+        from vae_tf.analysis import runs_of
+        args.runs = runs_of(args.runs)
         if len(args.runs) < 2:
-            raise UserError("--compare needs at least two run folders")
+            raise UserError("--compare needs at least two run folders (or a study folder holding them)")
         given = [flag for flag, value in (("--metrics", args.metrics), ("--metric_names", args.metric_names),
                                           ("--export", args.export),
                                           ("--checkpoint", args.checkpoint), ("--num_images", args.num_images),
@@ -252,5 +256,60 @@ def analyze_main(argv=None):
     except KeyboardInterrupt:
         print("interrupted; the analysis folder holds a file INCOMPLETE until a rerun finishes it (figures already "
               "written are whole), the run folder is otherwise unchanged", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _study_parser():
+    parser = _Parser(prog="study.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Train every run of a study file on Ray (each an ordinary run folder), score them, and "
+                                 "write results.csv, study_summary.json, study.md and the figures into the study "
+                                 "folder. A restarted study skips finished runs and resumes unfinished ones.",
+                     epilog="Examples:\n"
+                            "  python study.py studies/smoke.py\n"
+                            "  python study.py studies/shapes2d_objectives.py --address=auto   (an existing cluster)\n"
+                            "  python study.py --aggregate predictions/smoke   (rebuild the results from the runs)")
+    parser.add_argument("study", nargs="?", metavar="STUDY_FILE", help="a study file, e.g. studies/smoke.py")
+    parser.add_argument("--output_dir", metavar="DIR", help="the study folder (default: predictions/<study name>)")
+    parser.add_argument("--address", metavar="ADDRESS",
+                        help="a Ray cluster to run on: host:port of its head, or auto (default: RAY_ADDRESS if set, "
+                             "else a Ray instance on this machine for the study's duration)")
+    parser.add_argument("--retry_failed", action="store_true", help="train the runs recorded as failed again")
+    parser.add_argument("--aggregate", metavar="FOLDER", help="only rebuild the results of this study folder")
+    return parser
+
+
+def study_main(argv=None):
+    """Entry point of study.py; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = _study_parser().parse_args(argv)
+        if bool(args.study) == bool(args.aggregate):
+            raise UserError("name a study file (python study.py studies/smoke.py), or a study folder with --aggregate")
+        if args.aggregate:
+            from vae_tf.study import results
+            from vae_tf.study.runner import STUDY_JSON
+            from pathlib import Path
+            if not (Path(args.aggregate) / STUDY_JSON).is_file():
+                raise UserError(f"{args.aggregate} is not a study folder (no {STUDY_JSON})")
+            summary = results.aggregate(args.aggregate)
+            print(f"{args.aggregate}: {summary['finished']} finished, {summary['failed']} failed, "
+                  f"{summary['unfinished']} unfinished; results.csv, study_summary.json and study.md rewritten")
+            return 0
+        _import_tensorflow()  # validating each run's parameters reads the registries, which need it
+        from vae_tf.study.runner import run_study
+        folder = run_study(args.study, args.output_dir, args.address, args.retry_failed)
+        print(f"results in {folder}/results.csv, {folder}/study.md")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in WRITE_FAILURES:
+            raise
+        print(f"error: {cannot_write(error, 'run the study', 'pass another --output_dir')}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume: finished runs are kept, unfinished ones resume from "
+              "their checkpoints", file=sys.stderr)
         return 130
     return 0

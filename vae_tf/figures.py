@@ -3,6 +3,7 @@
 import matplotlib
 
 matplotlib.use("Agg")  # files only: analysis runs on machines with no screen
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -250,4 +251,71 @@ def mig_curves(curves, title):
     figure.suptitle(f"{title}\n(rings: a factor with a larger gap has the same best latent; dots: none has)",
                     fontsize=11)
     figure.tight_layout(rect=(0, 0, 1, 0.93))
+    return figure
+
+
+def _objective_colours(objectives):
+    """One colour per objective, in order of first appearance."""
+    names = list(dict.fromkeys(objectives))
+    return dict(zip(names, _run_colours(len(names))))
+
+
+def study_scores(groups, objective_of, title):
+    """Each score's spread over seeds, per configuration (Locatello et al. 2019, Figs. 7 and 14 in spirit): box plots
+    with every run as a dot. groups {score: {configuration: values [seeds]}}; objective_of {configuration: objective}
+    colours the boxes."""
+    colours = _objective_colours(objective_of.values())
+    configurations = list(objective_of)
+    figure, axes = plt.subplots(len(groups), 1, figsize=(max(6.0, 0.55 * len(configurations) + 2), 2.6 * len(groups)),
+                                dpi=100, sharex=True, squeeze=False)
+    for axis, (score, by_configuration) in zip(axes[:, 0], groups.items()):
+        data = [np.asarray(by_configuration[c])[np.isfinite(by_configuration[c])] for c in configurations]
+        boxes = axis.boxplot(data, positions=range(len(configurations)), widths=0.6, patch_artist=True,
+                             showfliers=False)
+        for box, configuration in zip(boxes["boxes"], configurations):
+            box.set_facecolor(colours[objective_of[configuration]])
+            box.set_alpha(0.45)
+        for position, values in enumerate(data):
+            axis.scatter(np.full(len(values), position), values, s=10, color="black", zorder=3)
+        axis.set_ylabel(score)
+        axis.grid(alpha=0.3, axis="y")
+    axes[-1, 0].set_xticks(range(len(configurations)), configurations, rotation=60, ha="right", fontsize=7)
+    handles = [matplotlib.patches.Patch(color=colour, alpha=0.45, label=name) for name, colour in colours.items()]
+    axes[0, 0].legend(handles=handles, fontsize=7, loc="best")
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+def study_reconstruction(scores, reconstruction, objectives, title):
+    """Each score against the reconstruction loss, one dot per run coloured by objective (Locatello et al. 2019,
+    Fig. 8 in spirit). scores {score: [runs]}, reconstruction [runs], objectives [runs]."""
+    colours = _objective_colours(objectives)
+    figure, axes = plt.subplots(1, len(scores), figsize=(3.6 * len(scores), 3.4), dpi=100, squeeze=False)
+    for axis, (score, values) in zip(axes[0], scores.items()):
+        for objective, colour in colours.items():
+            chosen = np.array([o == objective for o in objectives])
+            axis.scatter(np.asarray(reconstruction)[chosen], np.asarray(values)[chosen], s=14, color=colour,
+                         label=objective)
+        axis.set_xlabel("reconstruction loss")
+        axis.set_ylabel(score)
+        axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="best")
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+def rank_correlation(matrix, labels, title):
+    """A heat map of rank correlations [k, k] between the scores `labels` (Locatello et al. 2019, Fig. 3 in spirit)."""
+    figure, axis = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.6 + 0.8 * len(labels)), dpi=100)
+    image = axis.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    for (i, j), value in np.ndenumerate(matrix):
+        axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                  color="white" if abs(value) > 0.6 else "black")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    axis.set_title(title, fontsize=10)
+    figure.tight_layout()
     return figure

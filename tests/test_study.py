@@ -1,0 +1,303 @@
+"""Studies: the grid, the runner on Ray (restarts, SIGKILL, failures, two Ray nodes), the results and bad input."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_script, snapshot_of
+from vae_tf.errors import UserError
+from vae_tf.study import Choice, LogUniform, Study, Uniform
+from vae_tf.study.results import rank_correlation, variance_shares
+from vae_tf.study.spec import load_study
+
+# A tiny model on 16x16 shapes2d: a run is a second or two of training after its worker imports TensorFlow.
+TINY_BASE = dict(dataset="shapes2d", image_size=16, encoder_layers=[[8, 4, 2], [8, 4, 2], [32]],
+                 decoder_layers=[[8, 1, 1]], latent_size=4, batch_size=16, plot_step=0, log_step=[],
+                 validation_step=0, mig_step=0)
+
+
+def read_rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def study_file(folder, name, **fields):
+    """A study file `name`.py in `folder` assigning Study(**fields)."""
+    path = Path(folder) / f"{name}.py"
+    path.write_text("from vae_tf.study import Study\n\nstudy = Study(**" + repr(fields) + ")\n")
+    return path
+
+
+# --- what a study is -----------------------------------------------------------------------------------------
+
+def test_a_grid_is_the_union_of_each_dicts_product_times_the_seeds():
+    study = Study(grid=[{"objective": ["beta_vae"], "beta": [1.0, 4.0]}, {"objective": ["factor_vae"]}],
+                  seeds=[0, 7])
+    names = [trial.name for trial in study.trials()]
+    assert names == ["objective=beta_vae-beta=1-seed=0", "objective=beta_vae-beta=1-seed=7",
+                     "objective=beta_vae-beta=4-seed=0", "objective=beta_vae-beta=4-seed=7",
+                     "objective=factor_vae-seed=0", "objective=factor_vae-seed=7"]
+    assert study.trials()[2].overrides == {"objective": "beta_vae", "beta": 4.0, "seed": 0}
+
+
+def test_random_axes_are_drawn_alike_at_every_start_and_shared_by_the_seeds():
+    def make():
+        return Study(grid={"objective": ["beta_vae"]}, random={"learning_rate": LogUniform(1e-4, 1e-2),
+                                                              "beta": Uniform(1, 2), "latent_size": Choice((4, 8))},
+                     samples=50, seeds=[0, 1])
+    first, again = make().trials(), make().trials()
+    assert [t.values for t in first] == [t.values for t in again]
+    rates = np.array([t.values["learning_rate"] for t in first[::2]])
+    assert all(first[2 * i].values["learning_rate"] == first[2 * i + 1].values["learning_rate"] for i in range(50))
+    assert np.all((rates >= 1e-4) & (rates < 1e-2))
+    # log-uniform: as many draws below 1e-3 as above it (binomial, 50 draws: 10 to 40 holds with p > 0.999)
+    assert 10 <= np.sum(rates < 1e-3) <= 40
+    assert {t.values["latent_size"] for t in first} == {4, 8}
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(grid={}), "the study's grid is empty"),
+    (dict(grid={"beta": []}), "the study's grid is empty"),
+    (dict(grid=[]), "the study's grid is empty"),
+    (dict(grid={"betta": [1.0]}), "unknown parameter 'betta'"),
+    (dict(grid={"beta": [1.0]}, base={"lerning_rate": 1e-3}), "unknown parameter 'lerning_rate'"),
+    (dict(grid={"seed": [1, 2]}), "the study sets seed itself"),
+    (dict(grid={"beta": 4.0}), "grid axis beta must be a list of values"),
+    (dict(grid={"beta": [1.0, 1.0]}), "the study names run beta=1-seed=0 twice"),
+    (dict(grid={"beta": [1.0]}, seeds=[0, 0]), "seeds must be distinct integers"),
+    (dict(grid={"beta": [1.0]}, resources={"cpus": 1}), "unknown resources ['cpus']"),
+])
+def test_a_wrong_study_is_one_clear_error(fields, message):
+    with pytest.raises(UserError, match=None) as caught:
+        Study(**fields).trials()
+    assert message in str(caught.value)
+
+
+def test_a_study_file_must_assign_a_study(tmp_path):
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    with pytest.raises(UserError, match="must assign study = Study"):
+        load_study(tmp_path / "empty.py")
+    (tmp_path / "broken.py").write_text("study = Study(\n")
+    with pytest.raises(UserError, match="broken.py failed to run \\(SyntaxError"):
+        load_study(tmp_path / "broken.py")
+
+
+# --- the results' maths --------------------------------------------------------------------------------------
+
+def test_variance_shares_of_a_balanced_design_are_the_squared_effects():
+    # Two objectives (effect ±a), two configurations in each (±b), two seeds in each (±c): in a balanced design the
+    # sums of squares are n·a², n·b², n·c², so the shares are a², b², c² over their sum.
+    a, b, c = 3.0, 2.0, 1.0
+    scores, objectives, configurations = [], [], []
+    for objective, sign_a in (("A", 1), ("B", -1)):
+        for configuration, sign_b in (("1", 1), ("2", -1)):
+            for sign_c in (1, -1):
+                scores.append(10 + sign_a * a + sign_b * b + sign_c * c)
+                objectives.append(objective)
+                configurations.append(objective + configuration)
+    shares = variance_shares(scores, objectives, configurations)
+    total = a ** 2 + b ** 2 + c ** 2
+    assert shares == pytest.approx({"objective": a ** 2 / total, "hyper_parameters": b ** 2 / total,
+                                    "seed": c ** 2 / total})
+    assert variance_shares([1.0, 1.0], ["A", "B"], ["A1", "B1"]) == {"objective": 0.0, "hyper_parameters": 0.0,
+                                                                     "seed": 0.0}
+
+
+def test_rank_correlation_sees_order_not_scale():
+    x = np.arange(1.0, 9.0)
+    rows = [{"a": v, "b": np.exp(v), "c": -v ** 3, "d": float(v % 2)} for v in x]
+    matrix = rank_correlation(rows, ["a", "b", "c"])
+    assert matrix == pytest.approx(np.array([[1, 1, -1], [1, 1, -1], [-1, -1, 1]]))
+    # d against a: ranks of 1,0,1,0,... (ties averaged) against 1..8, by the definition (Pearson of ranks)
+    ranks_a, ranks_d = x, np.array([6.5, 2.5, 6.5, 2.5, 6.5, 2.5, 6.5, 2.5])
+    expected = np.corrcoef(ranks_a, ranks_d)[0, 1]
+    assert rank_correlation(rows, ["a", "d"])[0, 1] == pytest.approx(expected)
+    assert rank_correlation(rows[:2], ["a", "b"]) is None  # two runs rank nothing
+
+
+# --- the runner, for real -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """studies/smoke.py run as a newcomer would, into a temporary study folder."""
+    folder = tmp_path_factory.mktemp("study") / "smoke"
+    result = run_script("study.py", "studies/smoke.py", f"--output_dir={folder}", timeout=600)
+    return folder, result
+
+
+@pytest.mark.slow
+def test_the_smoke_study_trains_scores_and_aggregates_its_runs(smoke):
+    folder, result = smoke
+    assert result.returncode == 0, result.stderr
+    rows = read_rows(folder / "results.csv")
+    assert sorted(row["run"] for row in rows) == sorted(t.name for t in load_study(ROOT / "studies/smoke.py")[1].trials())
+    for row in rows:
+        assert row["status"] == "finished" and row["steps"] == "40"
+        assert 0 <= float(row["mig"]) <= 1 and 0 <= float(row["sap"]) <= 1
+        assert float(row["train_seconds"]) > 0
+        run = folder / row["run"]
+        params = json.loads((run / "params.json").read_text())
+        assert (params["objective"], params["beta"], params["seed"]) == (row["objective"], float(row["beta"]), 0)
+        # the row's losses are the last logged step's
+        assert float(row["loss"]) == pytest.approx(float(read_rows(run / "log.csv")[-1]["loss"]))
+        assert json.loads((run / "analysis" / "metrics.json").read_text())["metrics"]["mig"]["score"] == \
+            pytest.approx(float(row["mig"]))
+    summary = json.loads((folder / "study_summary.json").read_text())
+    assert (summary["finished"], summary["failed"], summary["unfinished"]) == (4, 0, 0)
+    assert set(summary["best"]) == {"beta_vae", "beta_tcvae"}
+    for name in ("study_metrics.png", "study_rank_correlation.png", "study_reconstruction.png", "study.md"):
+        assert (folder / name).stat().st_size > 0
+    assert "runs ended" not in result.stdout  # one live line of counts, ending in the totals
+    assert "smoke: 4 done, 0 running, 0 failed, 0 left" in result.stderr.replace("\r", "\n")
+
+
+@pytest.mark.slow
+def test_a_finished_study_started_again_trains_nothing_and_rebuilds_its_results(smoke):
+    folder, first = smoke
+    assert first.returncode == 0, first.stderr
+    runs = {p.name: snapshot_of(p) for p in folder.iterdir() if p.is_dir()}
+    (folder / "results.csv").unlink()
+    again = run_script("study.py", "studies/smoke.py", f"--output_dir={folder}")
+    assert again.returncode == 0, again.stderr
+    assert {p.name: snapshot_of(p) for p in folder.iterdir() if p.is_dir()} == runs
+    assert len(read_rows(folder / "results.csv")) == 4
+    # re-aggregating from the folders alone, without the study file, gives the same table
+    before = (folder / "results.csv").read_text()
+    aggregated = run_script("study.py", f"--aggregate={folder}")
+    assert aggregated.returncode == 0, aggregated.stderr
+    assert (folder / "results.csv").read_text() == before
+
+
+@pytest.mark.slow
+def test_analyze_compare_takes_a_study_folder(smoke):
+    folder, _ = smoke
+    result = run_script("analyze.py", folder, "--compare")
+    assert result.returncode == 0, result.stderr
+    table = (folder / "comparison.md").read_text()
+    assert all(row["run"] in table for row in read_rows(folder / "results.csv"))
+
+
+@pytest.mark.slow
+def test_a_study_killed_at_any_moment_resumes_without_training_anything_twice(tmp_path):
+    """SIGKILL to the whole study (driver, Ray and its workers) while runs train; the restart skips the finished
+    run, resumes the killed one from its checkpoint, records the failures and finishes."""
+    path = study_file(tmp_path, "killed", base={**TINY_BASE, "num_steps": 3000, "checkpoint_step": 100},
+                      grid=[{"learning_rate": [1e-3]}, {"learning_rate": [1e30], "num_steps": [60]},
+                            {"beta": [-1.0]}], resources={"num_cpus": 1})
+    folder = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen([sys.executable, str(ROOT / "study.py"), str(path), f"--output_dir={folder}"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    long_run = folder / "learning_rate=0.001-seed=0"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((long_run / "checkpoints").glob("ckpt-*.index")):
+        time.sleep(0.5)
+    assert list((long_run / "checkpoints").glob("ckpt-*.index")), driver.communicate(timeout=60)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert not (long_run / "trial.json").exists()
+    failed_nan = folder / "learning_rate=1e+30-num_steps=60-seed=0"
+    kept = {p.name: snapshot_of(p) for p in folder.iterdir() if p.is_dir() and (p / "trial.json").exists()}
+
+    result = run_script("study.py", path, f"--output_dir={folder}", timeout=600)
+    assert result.returncode == 0, result.stderr
+    for name, files in kept.items():  # runs that had ended before the kill are untouched
+        assert snapshot_of(folder / name) == files
+    log = (long_run / "trial.log").read_text()
+    assert "resuming" in log and "from step" in log
+    steps = [int(row["step"]) for row in read_rows(long_run / "log.csv")]
+    assert steps == list(range(3000))  # every step once: redone ones replace the lost ones
+    rows = {row["run"]: row for row in read_rows(folder / "results.csv")}
+    assert rows[long_run.name]["status"] == "finished"
+    assert rows[failed_nan.name]["status"] == "failed" and "the loss became" in rows[failed_nan.name]["reason"]
+    bad = rows["beta=-1-seed=0"]
+    assert bad["status"] == "failed" and "beta" in bad["reason"]
+    assert not (folder / "beta=-1-seed=0" / "params.json").exists()  # refused before any training
+
+
+def _wait_for_cpus(ray, address, env, cpus, seconds=120):
+    """Until `ray status` shows the cluster at `address` with `cpus` CPUs in all."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        status = subprocess.run([ray, "status", f"--address={address}"], env=env, capture_output=True, text=True)
+        if f"/{cpus:.1f} CPU" in status.stdout:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray cluster at {address} never had {cpus} CPUs: {status.stdout}{status.stderr}")
+
+
+@pytest.mark.slow
+def test_a_study_runs_on_a_cluster_of_two_ray_nodes(tmp_path):
+    """`ray start --head` and `ray start --address` (two nodes of one CPU on this machine), then --address."""
+    ray = str(Path(sys.executable).parent / "ray")
+    address = f"127.0.0.1:{46379 + os.getpid() % 1000}"
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": ""}
+    common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
+    nodes = []
+    try:
+        nodes.append(subprocess.Popen([ray, "start", "--head", f"--port={address.split(':')[1]}", f"--temp-dir={temp}",
+                                       *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+        _wait_for_cpus(ray, address, env, 1)
+        nodes.append(subprocess.Popen([ray, "start", f"--address={address}", *common], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        _wait_for_cpus(ray, address, env, 2)
+        folder = tmp_path / "smoke"
+        result = run_script("study.py", "studies/smoke.py", f"--output_dir={folder}", f"--address={address}",
+                            timeout=600)
+        assert result.returncode == 0, result.stderr
+        records = [json.loads((p / "trial.json").read_text()) for p in folder.iterdir() if p.is_dir()]
+        assert [r["status"] for r in records] == ["finished"] * 4
+        assert len({r["node"] for r in records}) == 2  # one CPU each: both nodes trained runs
+    finally:
+        for node in nodes:
+            os.killpg(node.pid, signal.SIGTERM)
+        for node in nodes:
+            node.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+# --- bad input ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(grid={"betta": [1.0]}), "unknown parameter 'betta'"),
+    (dict(grid={}), "the study's grid is empty"),
+])
+def test_bad_study_files_are_one_line_and_touch_nothing(tmp_path, fields, message):
+    path = study_file(tmp_path, "bad", **fields)
+    result = run_script("study.py", path, f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_another_study_is_refused_untouched(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"study": "other"}))
+    (folder / "run").mkdir()
+    before = snapshot_of(folder)
+    result = run_script("study.py", study_file(tmp_path, "mine", grid={"beta": [1.0]}), f"--output_dir={folder}")
+    assert result.returncode == 2
+    assert "holds study 'other', not 'mine'" in result.stderr and result.stderr.count("\n") == 1
+    assert snapshot_of(folder) == before
+
+
+def test_an_unreachable_ray_address_is_one_line(tmp_path):
+    path = study_file(tmp_path, "far", base=TINY_BASE, grid={"beta": [1.0]})
+    result = run_script("study.py", path, f"--output_dir={tmp_path / 'out'}", "--address=127.0.0.1:9")
+    assert result.returncode == 2, result.stderr
+    assert "cannot reach the Ray cluster at '127.0.0.1:9'" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

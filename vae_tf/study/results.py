@@ -1,0 +1,214 @@
+"""A study's results, rebuilt from its run folders alone: results.csv, study_summary.json, study.md and figures.
+
+Each run folder with a trial.json is one row (runs still training have none and are counted as unfinished), so a
+study can be re-aggregated at any time, after adding runs too: `python study.py --aggregate predictions/<study>`.
+"""
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from vae_tf.runs import RunDir, read_log, replace_atomically, write_json
+from vae_tf.study.spec import run_name
+from vae_tf.study.trial import read_trial
+
+LOSSES = ("loss", "reconstruction_loss", "kl_loss")
+FIGURES = {"metrics": "study_metrics.png", "correlation": "study_rank_correlation.png",
+           "reconstruction": "study_reconstruction.png"}
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+
+
+def _row(run_dir, record):
+    """One run's row: its values, status, objective, final losses, training time, likelihood, metric scores."""
+    run = RunDir(run_dir)
+    row = {"run": run.path.name, "status": record["status"], "reason": record.get("reason", ""),
+           **record.get("values", {})}
+    row.setdefault("objective", _read_json(run.params_json).get("objective", ""))
+    if record["status"] == "finished":
+        log = read_log(run.log_csv) if run.log_csv.exists() else {}
+        if log.get("step"):
+            row["steps"] = int(log["step"][-1]) + 1
+            row.update({name: log[name][-1] for name in LOSSES if name in log})
+        row["train_seconds"] = record.get("train_seconds")
+        row["test_log_likelihood"] = record.get("test_log_likelihood")
+        scores = _read_json(run.analysis / "metrics.json")
+        row.update({name: result["score"] for name, result in scores.get("metrics", {}).items()})
+        row["metric_protocol"] = scores.get("protocol", "")
+    return row
+
+
+def collect(folder):
+    """(rows, value columns, metric columns, unfinished count) of the study folder's runs."""
+    rows, unfinished, values, metrics = [], 0, [], []
+    for run_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        record = read_trial(run_dir)
+        if record is None:
+            unfinished += RunDir(run_dir).params_json.exists()
+            continue
+        rows.append(_row(run_dir, record))
+        values += [name for name in record.get("values", {}) if name not in values]
+        metrics += [name for name in _read_json(RunDir(run_dir).analysis / "metrics.json").get("metrics", {})
+                    if name not in metrics]
+    return rows, values, metrics, unfinished
+
+
+def configuration(row, value_columns):
+    """The configuration a run belongs to: its values but the seed."""
+    return run_name({name: row[name] for name in value_columns if name != "seed" and name in row}) or "all"
+
+
+def _finite(rows, column):
+    return np.array([row[column] if isinstance(row.get(column), (int, float)) and row[column] is not None
+                     and math.isfinite(row[column]) else np.nan for row in rows], np.float64)
+
+
+def variance_shares(scores, objectives, configurations):
+    """How much of a score's spread over runs each level explains: sums of squares (one-way nested ANOVA).
+
+    scores [n] (finite), objectives [n] and configurations [n] labels (each configuration within one objective).
+    objective: between objectives' means; hyper_parameters: between configurations of one objective; seed:
+    between runs of one configuration. The three add up to 1 (0 each when every score is equal)."""
+    scores, objectives, configurations = np.asarray(scores, np.float64), np.asarray(objectives), np.asarray(configurations)
+    total = np.sum((scores - scores.mean()) ** 2)
+    if total == 0:
+        return {"objective": 0.0, "hyper_parameters": 0.0, "seed": 0.0}
+
+    def between(labels):
+        return sum(np.sum(labels == label) * (scores[labels == label].mean() - scores.mean()) ** 2
+                   for label in np.unique(labels))
+    objective, configuration_level = between(objectives), between(configurations)
+    return {"objective": float(objective / total), "hyper_parameters": float((configuration_level - objective) / total),
+            "seed": float((total - configuration_level) / total)}
+
+
+def rank_correlation(rows, columns):
+    """Spearman's rank correlation [len(columns), len(columns)] between columns over the runs where all are finite."""
+    from scipy.stats import rankdata
+    table = np.stack([_finite(rows, column) for column in columns], axis=1)
+    table = table[np.isfinite(table).all(axis=1)]
+    if len(table) < 3:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):  # Pearson's correlation of the ranks, ties averaged
+        matrix = np.corrcoef(rankdata(table, axis=0), rowvar=False)
+    return np.nan_to_num(np.atleast_2d(matrix), nan=0.0)  # a constant column ranks nothing: no correlation
+
+
+def summarise(rows, value_columns, metric_columns, unfinished, select_by):
+    """study_summary.json: counts, each configuration's mean and spread per score, the best run per objective, how
+    much of each score the objective, its hyper-parameters and the seed explain, and the metrics' rank correlation."""
+    finished = [row for row in rows if row["status"] == "finished"]
+    scores = [column for column in metric_columns + ["test_log_likelihood", *LOSSES]
+              if np.isfinite(_finite(finished, column)).any()]
+    groups = {}
+    for row in finished:
+        groups.setdefault(configuration(row, value_columns), []).append(row)
+    summary = {"runs": len(rows) + unfinished, "finished": len(finished), "failed": len(rows) - len(finished),
+               "unfinished": unfinished, "metrics": metric_columns, "select_by": select_by,
+               "failures": {row["run"]: row["reason"] for row in rows if row["status"] == "failed"},
+               "configurations": {}, "best": {}, "variance_shares": {}, "rank_correlation": None}
+    for name, members in groups.items():
+        summary["configurations"][name] = {"objective": members[0]["objective"], "runs": len(members), **{
+            column: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v)), "min": float(np.nanmin(v)),
+                     "max": float(np.nanmax(v))}
+            for column in scores if np.isfinite(v := _finite(members, column)).any()}}
+    if select_by in metric_columns:
+        for objective in dict.fromkeys(row["objective"] for row in finished):
+            members = [row for row in finished if row["objective"] == objective]
+            values = _finite(members, select_by)
+            if np.isfinite(values).any():
+                best = members[int(np.nanargmax(values))]
+                summary["best"][objective] = {"run": best["run"], select_by: best[select_by]}
+    for column in scores:
+        values = _finite(finished, column)
+        kept = [row for row, value in zip(finished, values) if np.isfinite(value)]
+        if len(kept) > 1:
+            summary["variance_shares"][column] = variance_shares(
+                values[np.isfinite(values)], [row["objective"] for row in kept],
+                [configuration(row, value_columns) for row in kept])
+    correlated = metric_columns + ["reconstruction_loss"]
+    matrix = rank_correlation(finished, correlated) if len(metric_columns) > 0 else None
+    if matrix is not None:
+        summary["rank_correlation"] = {"columns": correlated, "spearman": matrix.tolist()}
+    return summary
+
+
+def _markdown(name, summary, metric_columns):
+    from vae_tf.metrics import markdown_table
+    scores = metric_columns + ["test_log_likelihood", "reconstruction_loss"]
+    shown = [s for s in scores if any(s in c for c in summary["configurations"].values())]
+    lines = [f"# Study {name}\n", f"{summary['finished']} runs finished, {summary['failed']} failed, "
+             f"{summary['unfinished']} unfinished.\n", "## Each configuration over its seeds (mean ± std)\n"]
+    rows = [[config, str(values["runs"])] + [f"{values[s]['mean']:.3f} ± {values[s]['std']:.3f}" if s in values
+                                             else "–" for s in shown]
+            for config, values in summary["configurations"].items()]
+    lines.append(markdown_table(["configuration", "runs"] + shown, rows))
+    if summary["variance_shares"]:
+        lines.append("\n## Share of each score's variance explained by\n")
+        lines.append(markdown_table(["score", "objective", "hyper-parameters", "seed"], [
+            [score, *(f"{shares[level]:.2f}" for level in ("objective", "hyper_parameters", "seed"))]
+            for score, shares in summary["variance_shares"].items()]))
+    if summary["best"]:
+        lines.append(f"\n## Best run per objective by {summary['select_by']}\n")
+        lines.append(markdown_table(["objective", "run", summary["select_by"]], [
+            [objective, best["run"], f"{best[summary['select_by']]:.3f}"] for objective, best in summary["best"].items()]))
+    if summary["failures"]:
+        lines.append("\n## Failed runs\n")
+        lines.append(markdown_table(["run", "reason"], [[run, reason] for run, reason in summary["failures"].items()]))
+    return "\n".join(lines)
+
+
+def _write_csv(path, rows, columns):
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({column: "" if row.get(column) is None else row.get(column, "") for column in columns}
+                     for row in rows)
+    replace_atomically(path, lambda temporary: Path(temporary).write_text(text.getvalue()))
+
+
+def aggregate(folder, select_by=None):
+    """Rebuild results.csv, study_summary.json, study.md and the figures of a study folder; returns the summary."""
+    from vae_tf import figures
+    from vae_tf.analysis import save_figure
+
+    folder = Path(folder)
+    rows, value_columns, metric_columns, unfinished = collect(folder)
+    select_by = select_by or (metric_columns[0] if metric_columns else None)
+    columns = (["run", "status"] + value_columns + (["objective"] if "objective" not in value_columns else [])
+               + ["steps", *LOSSES, "train_seconds", "test_log_likelihood", "metric_protocol"] + metric_columns
+               + ["reason"])
+    _write_csv(folder / "results.csv", rows, columns)
+    summary = summarise(rows, value_columns, metric_columns, unfinished, select_by)
+    write_json(folder / "study_summary.json", summary)
+    text = _markdown(folder.name, summary, metric_columns)
+    replace_atomically(folder / "study.md", lambda temporary: Path(temporary).write_text(text))
+    finished = [row for row in rows if row["status"] == "finished"]
+    if finished and metric_columns:
+        by_configuration = {}
+        for row in finished:
+            by_configuration.setdefault(configuration(row, value_columns), row["objective"])
+        groups = {metric: {config: _finite([r for r in finished if configuration(r, value_columns) == config], metric)
+                           for config in by_configuration} for metric in metric_columns}
+        save_figure(figures.study_scores(groups, by_configuration, f"{folder.name}: scores over seeds"),
+                    folder / FIGURES["metrics"])
+        save_figure(figures.study_reconstruction({m: _finite(finished, m) for m in metric_columns},
+                                                 _finite(finished, "reconstruction_loss"),
+                                                 [row["objective"] for row in finished],
+                                                 f"{folder.name}: scores against reconstruction"),
+                    folder / FIGURES["reconstruction"])
+        if summary["rank_correlation"]:
+            correlation = summary["rank_correlation"]
+            save_figure(figures.rank_correlation(np.array(correlation["spearman"]), correlation["columns"],
+                                                 f"{folder.name}: Spearman rank correlation over runs"),
+                        folder / FIGURES["correlation"])
+    return summary

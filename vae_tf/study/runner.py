@@ -1,0 +1,225 @@
+"""Running a study on Ray: each run one Ray task in a fresh worker process, as many at once as resources allow.
+
+Ray core tasks rather than Ray Tune: every run is already a resumable run folder, so a study needs Ray only to
+place runs on CPUs, GPUs and machines; its restart logic is the run folders' own (`trial.json`, checkpoints).
+"""
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from vae_tf.errors import UserError
+from vae_tf.runs import write_json
+from vae_tf.study import results
+from vae_tf.study.spec import load_study
+from vae_tf.study.trial import read_trial, record_failure, run_trial
+
+STUDY_JSON = "study.json"  # which study file owns the folder
+RAY_RESOURCES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}  # a study's names -> the cluster's
+
+
+def study_folder(name, output_dir=None):
+    return Path(output_dir) if output_dir else Path("predictions") / name
+
+
+def _check_owner(folder, name):
+    """Refuse a folder that another study file wrote, or that holds files no study wrote (reading only)."""
+    record_path = folder / STUDY_JSON
+    if record_path.exists():
+        try:
+            owner = json.loads(record_path.read_text()).get("study")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            owner = None
+        if owner != name:
+            raise UserError(f"{folder} holds study {owner!r}, not {name!r}: pass another --output_dir (runs of "
+                            f"different studies are never mixed)")
+    elif folder.exists() and any(folder.iterdir()):
+        raise UserError(f"{folder} already holds files that no study wrote: pass another --output_dir")
+
+
+def _claim(folder, name, path):
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / STUDY_JSON).exists():
+        write_json(folder / STUDY_JSON, {"study": name, "file": str(path), "created": time.time()})
+
+
+def _checked_params(study, trial):
+    """The trial's Params, or the one-line reason they are invalid."""
+    from vae_tf.params import load_params
+    try:
+        return load_params(None, study.preset, trial.overrides), None
+    except UserError as error:
+        return None, str(error)
+
+
+def _connect(address, study):
+    """Start Ray locally (address None) or join the cluster at `address` (or RAY_ADDRESS)."""
+    import ray
+    address = address or os.environ.get("RAY_ADDRESS") or "local"  # "local": never join a cluster by accident
+    try:
+        _reachable(address)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=True)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise UserError(f"cannot reach the Ray cluster at {address!r} ({reason}); start one with `ray start --head` "
+                        f"or leave out --address (and RAY_ADDRESS) to run on this machine") from None
+    available = ray.cluster_resources()
+    for key, amount in study.resources.items():
+        if amount > available.get(RAY_RESOURCES[key], 0):
+            ray.shutdown()
+            raise UserError(f"each run asks for {key}={amount:g} but the Ray cluster has "
+                            f"{available.get(RAY_RESOURCES[key], 0):g} in all: lower the study's resources")
+    return ray
+
+
+def _reachable(address, seconds=10):
+    """A ConnectionError at once when nothing listens at a host:port address (ray.init would retry for minutes)."""
+    import socket
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # "local", "auto": Ray itself answers at once
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise ConnectionError(f"nothing answers at {host}:{port}: {error.strerror or error}") from None
+
+
+class _Progress:
+    """One live line: runs done, running, failed and left, and the time left at the pace of the runs so far."""
+
+    def __init__(self, name, total, done, failed, enabled):
+        self.name, self.done, self.failed, self.running, self.left = name, done, failed, 0, total - done - failed
+        self.bar = tqdm(total=total, initial=done + failed, disable=not enabled,
+                        bar_format="{desc} [{elapsed} elapsed, {remaining} left]")
+        self.show()
+
+    def show(self):
+        self.bar.set_description_str(f"{self.name}: {self.done} done, {self.running} running, {self.failed} failed, "
+                                     f"{self.left} left")
+
+    def waiting(self, unfinished, slots):
+        """`unfinished` runs are submitted and not ended; at most `slots` of them run at once."""
+        self.running, self.left = min(unfinished, slots), max(unfinished - slots, 0)
+        self.show()
+
+    def ended(self, name, record):
+        if record["status"] == "failed":
+            self.failed += 1
+            self.bar.write(f"{name} failed: {record['reason']}")
+        else:
+            self.done += 1
+        self.bar.update(1)
+        self.show()
+
+    def close(self):
+        self.bar.close()
+
+
+def _submit(ray, study, folder, trials):
+    """Start each trial as a Ray task in a worker process of its own (max_calls=1: no TensorFlow state carries
+    from one run to the next); returns {task reference: trial}."""
+    threads = max(1, int(study.resources.get("num_cpus", 1)))
+    remote = ray.remote(max_calls=1, **study.resources)(_on_ray_node)
+    return {remote.remote(study.preset, {**trial.overrides, "run_name": trial.name, "output_dir": str(folder.resolve())},
+                          trial.values, list(study.metrics), study.quick_metrics, study.likelihood_images,
+                          study.likelihood_samples, threads): trial
+            for trial in trials}
+
+
+def _on_ray_node(*args):
+    """run_trial in a Ray worker, its record naming the Ray node that trained it."""
+    import ray
+    return run_trial(*args, node=ray.get_runtime_context().get_node_id())
+
+
+def _outcome(ray, reference, folder, trial):
+    """The trial's record; a task that died (its worker killed, a bug) is failed with the error's last line."""
+    try:
+        return ray.get(reference)
+    except ray.exceptions.RayError as error:
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(error).__name__
+        record_failure(folder / trial.name, trial.values, reason)
+        return read_trial(folder / trial.name)
+
+
+def _pending(study, folder, trials, invalid, retry_failed):
+    """The trials to train now, and the records of those that have ended."""
+    records = {trial.name: read_trial(folder / trial.name) for trial in trials}
+    pending = [trial for trial in trials if trial.name not in invalid and (
+        records[trial.name] is None or (retry_failed and records[trial.name]["status"] == "failed"))]
+    ended = [record for name, record in records.items() if record and name not in {t.name for t in pending}]
+    return pending, ended
+
+
+def run_study(path, output_dir=None, address=None, retry_failed=False, progress=True):
+    """Train every run of the study file `path` not yet finished (resuming unfinished ones), score them, then write
+    results.csv, study_summary.json, study.md and the figures; returns the study folder.
+
+    Everything is checked before anything is written: the study, each run's parameters (a run with invalid ones is
+    recorded as failed, untrained), the folder's owner and the Ray cluster."""
+    name, study = load_study(path)
+    trials = study.trials()
+    if study.metrics:
+        from vae_tf.metrics import METRICS
+        unknown = [metric for metric in study.metrics if metric not in METRICS]
+        if unknown:
+            raise UserError(f"unknown metric(s) {', '.join(unknown)} in the study; choose from {', '.join(METRICS)}")
+    invalid = {}
+    for trial in trials:
+        params, reason = _checked_params(study, trial)
+        if reason:
+            invalid[trial.name] = reason
+        elif study.metrics:
+            from vae_tf.datasets import check_ground_truth
+            check_ground_truth(params.dataset)
+    folder = study_folder(name, output_dir)
+    _check_owner(folder, name)
+    ray = _connect(address, study) if _pending(study, folder, trials, invalid, retry_failed)[0] else None
+    try:
+        _claim(folder, name, path)
+        with open(folder / ".lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"study {folder} is being run by another process; wait for it") from None
+            for trial_name, reason in invalid.items():
+                if read_trial(folder / trial_name) is None:
+                    record_failure(folder / trial_name, dict(next(t for t in trials if t.name == trial_name).values),
+                                   reason)
+            pending, ended = _pending(study, folder, trials, invalid, retry_failed)
+            line = _Progress(name, len(trials), sum(r["status"] == "finished" for r in ended),
+                             sum(r["status"] == "failed" for r in ended), progress)
+            try:
+                if pending:
+                    _run_pending(ray, study, folder, pending, line)
+            finally:
+                line.close()
+            results.aggregate(folder, study.select_by or (study.metrics[0] if study.metrics else None))
+    finally:
+        if ray is not None:
+            ray.shutdown()  # on Ctrl-C too: the workers stop, and their runs resume from checkpoints next time
+    return folder
+
+
+def _run_pending(ray, study, folder, pending, line):
+    running, slots = _submit(ray, study, folder, pending), _slots(ray, study)
+    while running:
+        line.waiting(len(running), slots)
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+        for reference in ready:
+            trial = running.pop(reference)
+            line.ended(trial.name, _outcome(ray, reference, folder, trial))
+    line.waiting(0, slots)
+
+
+def _slots(ray, study):
+    """How many runs the cluster runs at once: each resource's total over each run's share, the least of them."""
+    total = ray.cluster_resources()
+    counts = [total.get(RAY_RESOURCES[key], 0) / amount for key, amount in study.resources.items() if amount > 0]
+    return int(min(counts)) if counts else 1

@@ -1,0 +1,110 @@
+"""One run of a study, as its worker process carries it out: train (resuming), score, record `trial.json`.
+
+`trial.json` in the run folder is the study's record of the run: its status (`finished` or `failed`, with the
+reason), the values that set it apart, its training time and test log-likelihood. A run folder without one has
+not finished (or was killed): the next start of the study resumes it from its checkpoints.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from vae_tf.errors import TrainingDiverged, UserError
+from vae_tf.runs import RunDir, write_json
+
+TRIAL_JSON = "trial.json"
+TRIAL_LOG = "trial.log"  # what training printed: the study shows one line, not every run's progress
+
+
+def read_trial(run_dir):
+    """A run's trial.json as a dict, or None when the run has not finished (or its record is unreadable)."""
+    try:
+        record = json.loads((Path(run_dir) / TRIAL_JSON).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("status") in ("finished", "failed") else None
+
+
+def record_failure(run_dir, values, reason):
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(run_dir) / TRIAL_JSON, {"status": "failed", "reason": reason, "values": values,
+                                            "host": platform.node(), "ended": time.time()})
+
+
+@contextlib.contextmanager
+def _output_to(path):
+    """Everything this process prints, TensorFlow's C++ logs included, appended to `path` (file descriptors 1, 2)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _train_seconds(run):
+    """Seconds spent in training calls over all of the run's attempts, from its newest checkpoint."""
+    import tensorflow as tf
+    from vae_tf.runs import checkpoint_steps
+    reader = tf.train.load_checkpoint(str(run.checkpoints / f"ckpt-{max(checkpoint_steps(run.checkpoints))}"))
+    return float(reader.get_tensor("train_seconds/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def _test_log_likelihood(run, params, images, samples):
+    from vae_tf.analysis import _test_images
+    from vae_tf.checkpoints import load_run
+    from vae_tf.likelihood import log_likelihood
+    import numpy as np
+
+    test_images = _test_images(params, images)[0][:images]
+    return float(np.mean(log_likelihood(load_run(run.path), test_images, samples)))
+
+
+def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_images, likelihood_samples, threads,
+              node=None):
+    """Train one run (resuming it if it exists), score it, and write its trial.json; returns that record.
+
+    A failure the run itself causes (bad parameters, a diverged loss) is recorded here as `failed` with its one-line
+    reason; anything else (a full disk, a bug) propagates to the runner, which records it alike.
+    """
+    import vae_tf
+    vae_tf.import_tensorflow()
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)  # the run's share of the machine, not all of it
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from vae_tf.analysis import score_run
+    from vae_tf.params import load_params
+    from vae_tf.training import train
+
+    run = RunDir(Path(overrides["output_dir"]) / overrides["run_name"])
+    run.path.mkdir(parents=True, exist_ok=True)
+    record = {"status": "finished", "values": values, "host": platform.node(), "node": node}
+    with _output_to(run.path / TRIAL_LOG):
+        try:
+            params = load_params(None, preset, overrides)
+            train(params, progress=False)
+        except (UserError, TrainingDiverged) as error:
+            record_failure(run.path, values, str(error))
+            return read_trial(run.path)
+        record["train_seconds"] = _train_seconds(run)
+        if metrics:
+            score_run(run.path, quick=quick_metrics, progress=False, names=metrics)
+        if likelihood_images:
+            record["test_log_likelihood"] = _test_log_likelihood(run, params, likelihood_images, likelihood_samples)
+            record["likelihood_images"], record["likelihood_samples"] = likelihood_images, likelihood_samples
+    record["ended"] = time.time()
+    write_json(run.path / TRIAL_JSON, record)
+    return record
