@@ -558,7 +558,7 @@ def _test_columns(summary):
 
 def runs_of(paths):
     """The run folders that `paths` name: a study folder (one holding study.json) stands for each of its runs."""
-    from vae_tf.study.runner import STUDY_JSON
+    from vae_tf.study.results import STUDY_JSON
     found = []
     for path in map(Path, paths):
         if (path / STUDY_JSON).is_file():

@@ -288,7 +288,7 @@ def study_main(argv=None):
             raise UserError("name a study file (python study.py studies/smoke.py), or a study folder with --aggregate")
         if args.aggregate:
             from vae_tf.study import results
-            from vae_tf.study.runner import STUDY_JSON
+            from vae_tf.study.results import STUDY_JSON
             from pathlib import Path
             if not (Path(args.aggregate) / STUDY_JSON).is_file():
                 raise UserError(f"{args.aggregate} is not a study folder (no {STUDY_JSON})")

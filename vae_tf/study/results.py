@@ -16,16 +16,19 @@ from vae_tf.runs import RunDir, read_log, replace_atomically, write_json
 from vae_tf.study.spec import run_name
 from vae_tf.study.trial import read_trial
 
+STUDY_JSON = "study.json"  # which study file owns the folder, and its select_by
 LOSSES = ("loss", "reconstruction_loss", "kl_loss")
 FIGURES = {"metrics": "study_metrics.png", "correlation": "study_rank_correlation.png",
            "reconstruction": "study_reconstruction.png"}
 
 
-def _read_json(path):
+def read_json(path):
+    """A JSON object file as a dict; {} when it is missing or unreadable."""
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _row(run_dir, record):
@@ -33,7 +36,7 @@ def _row(run_dir, record):
     run = RunDir(run_dir)
     row = {"run": run.path.name, "status": record["status"], "reason": record.get("reason", ""),
            **record.get("values", {})}
-    row.setdefault("objective", _read_json(run.params_json).get("objective", ""))
+    row.setdefault("objective", read_json(run.params_json).get("objective", ""))
     if record["status"] == "finished":
         log = read_log(run.log_csv) if run.log_csv.exists() else {}
         if log.get("step"):
@@ -41,7 +44,7 @@ def _row(run_dir, record):
             row.update({name: log[name][-1] for name in LOSSES if name in log})
         row["train_seconds"] = record.get("train_seconds")
         row["test_log_likelihood"] = record.get("test_log_likelihood")
-        scores = _read_json(run.analysis / "metrics.json")
+        scores = read_json(run.analysis / "metrics.json")
         row.update({name: result["score"] for name, result in scores.get("metrics", {}).items()})
         row["metric_protocol"] = scores.get("protocol", "")
     return row
@@ -57,7 +60,7 @@ def collect(folder):
             continue
         rows.append(_row(run_dir, record))
         values += [name for name in record.get("values", {}) if name not in values]
-        metrics += [name for name in _read_json(RunDir(run_dir).analysis / "metrics.json").get("metrics", {})
+        metrics += [name for name in read_json(RunDir(run_dir).analysis / "metrics.json").get("metrics", {})
                     if name not in metrics]
     return rows, values, metrics, unfinished
 
@@ -176,14 +179,16 @@ def _write_csv(path, rows, columns):
     replace_atomically(path, lambda temporary: Path(temporary).write_text(text.getvalue()))
 
 
-def aggregate(folder, select_by=None):
-    """Rebuild results.csv, study_summary.json, study.md and the figures of a study folder; returns the summary."""
+def aggregate(folder):
+    """Rebuild results.csv, study_summary.json, study.md and the figures of a study folder; returns the summary.
+
+    The best run per objective is picked by study.json's select_by (the study's), else by the first metric."""
     from vae_tf import figures
     from vae_tf.analysis import save_figure
 
     folder = Path(folder)
     rows, value_columns, metric_columns, unfinished = collect(folder)
-    select_by = select_by or (metric_columns[0] if metric_columns else None)
+    select_by = read_json(folder / STUDY_JSON).get("select_by") or (metric_columns[0] if metric_columns else None)
     columns = (["run", "status"] + value_columns + (["objective"] if "objective" not in value_columns else [])
                + ["steps", *LOSSES, "train_seconds", "test_log_likelihood", "metric_protocol"] + metric_columns
                + ["reason"])

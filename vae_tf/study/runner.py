@@ -5,7 +5,6 @@ place runs on CPUs, GPUs and machines; its restart logic is the run folders' own
 """
 
 import fcntl
-import json
 import os
 import time
 from pathlib import Path
@@ -15,10 +14,10 @@ from tqdm.auto import tqdm
 from vae_tf.errors import UserError
 from vae_tf.runs import write_json
 from vae_tf.study import results
+from vae_tf.study.results import STUDY_JSON
 from vae_tf.study.spec import load_study
 from vae_tf.study.trial import read_trial, record_failure, run_trial
 
-STUDY_JSON = "study.json"  # which study file owns the folder
 RAY_RESOURCES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}  # a study's names -> the cluster's
 
 
@@ -28,12 +27,8 @@ def study_folder(name, output_dir=None):
 
 def _check_owner(folder, name):
     """Refuse a folder that another study file wrote, or that holds files no study wrote (reading only)."""
-    record_path = folder / STUDY_JSON
-    if record_path.exists():
-        try:
-            owner = json.loads(record_path.read_text()).get("study")
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            owner = None
+    if (folder / STUDY_JSON).exists():
+        owner = results.read_json(folder / STUDY_JSON).get("study")
         if owner != name:
             raise UserError(f"{folder} holds study {owner!r}, not {name!r}: pass another --output_dir (runs of "
                             f"different studies are never mixed)")
@@ -41,10 +36,13 @@ def _check_owner(folder, name):
         raise UserError(f"{folder} already holds files that no study wrote: pass another --output_dir")
 
 
-def _claim(folder, name, path):
+def _claim(folder, name, path, select_by):
+    """The folder's study.json: its owner, its file, and the metric that picks the best runs (for --aggregate)."""
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / STUDY_JSON).exists():
-        write_json(folder / STUDY_JSON, {"study": name, "file": str(path), "created": time.time()})
+    record = {"study": name, "file": str(path), "select_by": select_by}
+    earlier = results.read_json(folder / STUDY_JSON)
+    if {key: earlier.get(key) for key in record} != record:
+        write_json(folder / STUDY_JSON, {"created": time.time(), **earlier, **record})
 
 
 def _checked_params(study, trial):
@@ -181,8 +179,9 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
     folder = study_folder(name, output_dir)
     _check_owner(folder, name)
     ray = _connect(address, study) if _pending(study, folder, trials, invalid, retry_failed)[0] else None
+    select_by = study.select_by or (study.metrics[0] if study.metrics else None)
     try:
-        _claim(folder, name, path)
+        _claim(folder, name, path, select_by)
         with open(folder / ".lock", "a") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -200,7 +199,7 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
                     _run_pending(ray, study, folder, pending, line)
             finally:
                 line.close()
-            results.aggregate(folder, study.select_by or (study.metrics[0] if study.metrics else None))
+            results.aggregate(folder)
     finally:
         if ray is not None:
             ray.shutdown()  # on Ctrl-C too: the workers stop, and their runs resume from checkpoints next time
