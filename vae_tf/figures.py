@@ -271,7 +271,7 @@ def study_scores(groups, objective_of, title):
     for axis, (score, by_configuration) in zip(axes[:, 0], groups.items()):
         data = [np.asarray(by_configuration[c])[np.isfinite(by_configuration[c])] for c in configurations]
         boxes = axis.boxplot(data, positions=range(len(configurations)), widths=0.6, patch_artist=True,
-                             showfliers=False)
+                             showfliers=False, medianprops={"color": "black"})
         for box, configuration in zip(boxes["boxes"], configurations):
             box.set_facecolor(colours[objective_of[configuration]])
             box.set_alpha(0.45)
@@ -281,7 +281,8 @@ def study_scores(groups, objective_of, title):
         axis.grid(alpha=0.3, axis="y")
     axes[-1, 0].set_xticks(range(len(configurations)), configurations, rotation=60, ha="right", fontsize=7)
     handles = [matplotlib.patches.Patch(color=colour, alpha=0.45, label=name) for name, colour in colours.items()]
-    axes[0, 0].legend(handles=handles, fontsize=7, loc="best")
+    axes[0, 0].legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=len(colours),
+                      frameon=False)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     return figure
