@@ -51,13 +51,13 @@ def bare_forward(model, images, seconds=5.0):
 def rendering(ground_truth, chunks=5):
     """Images/s of the ground truth's renderer, CHUNK_IMAGES images per call (as the metrics call it)."""
     random_state = np.random.RandomState(0)
-    factors = ground_truth.sample_factors(metrics.CHUNK_IMAGES * (chunks + 1), random_state)
+    factors = ground_truth.sample_factors(metrics.sampled.CHUNK_IMAGES * (chunks + 1), random_state)
     split = np.split(factors, chunks + 1)
     ground_truth.sample_observations_from_factors(split[0], random_state)  # warm-up
     start = time.perf_counter()
     for chunk in split[1:]:
         ground_truth.sample_observations_from_factors(chunk, random_state)
-    return metrics.CHUNK_IMAGES * chunks / (time.perf_counter() - start)
+    return metrics.sampled.CHUNK_IMAGES * chunks / (time.perf_counter() - start)
 
 
 def suite(ground_truth, representation_fn, bare, quick):
@@ -108,7 +108,7 @@ def main():
 
     print(f"model: {args.run or 'untrained shapes2d_64 preset model'}, latent {params.latent_size}, "
           f"images {ground_truth.observation_shape}, encoder batch {args.batch_size}, "
-          f"{metrics.CHUNK_IMAGES} images per representation call")
+          f"{metrics.sampled.CHUNK_IMAGES} images per representation call")
     print(f"shapes2d rendering: {rendering(ground_truth):.0f} images/s")
     for quick in ([True] if args.quick_only else [True, False]):
         before = bare()

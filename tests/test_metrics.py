@@ -114,14 +114,14 @@ def test_fixed_seed_gives_identical_results_independent_of_other_metrics():
 
 def test_results_do_not_depend_on_chunking(monkeypatch):
     before = scores(noisy)
-    monkeypatch.setattr(metrics, "CHUNK_IMAGES", 40)  # under one β-VAE group (2 × 16 images), a multiple of nothing
+    monkeypatch.setattr(metrics.sampled, "CHUNK_IMAGES", 40)  # under one β-VAE group (2 × 16), a multiple of nothing
     assert scores(noisy) == before
 
 
 def test_dci_fits_its_factors_in_threads_with_the_sequential_result(monkeypatch):
-    monkeypatch.setattr(metrics, "FIT_THREADS", 3)
+    monkeypatch.setattr(metrics.probes, "FIT_THREADS", 3)
     threaded = metrics.dci(GROUND_TRUTH, noisy, np.random.RandomState(5), **SMALL["dci"])
-    monkeypatch.setattr(metrics, "FIT_THREADS", 1)
+    monkeypatch.setattr(metrics.probes, "FIT_THREADS", 1)
     assert metrics.dci(GROUND_TRUTH, noisy, np.random.RandomState(5), **SMALL["dci"]) == threaded
 
 
@@ -133,7 +133,7 @@ def test_observations_are_encoded_in_large_chunks():
         return identity(x)
 
     metrics.beta_vae(GROUND_TRUTH, counting, np.random.RandomState(0), **SMALL["beta_vae"])
-    assert sum(calls) == 300 * 16 * 2 and len(calls) <= 4 and max(calls) <= metrics.CHUNK_IMAGES
+    assert sum(calls) == 300 * 16 * 2 and len(calls) <= 4 and max(calls) <= metrics.sampled.CHUNK_IMAGES
 
 
 def test_results_are_json_ready(perfect):
