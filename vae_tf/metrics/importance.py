@@ -4,11 +4,11 @@
 import math
 
 import numpy as np
-from sklearn import ensemble
+from sklearn.dummy import DummyClassifier
 
-from vae_tf.metrics.checks import check_protocol, random_state_of, seed_from
-from vae_tf.metrics.probes import fit_in_threads
-from vae_tf.metrics.sampled import _encode, checked
+from vae_tf.metrics.checks import check_protocol, random_state_of, seed_from, train_and_test
+from vae_tf.metrics.probes import boosted_trees, fit_in_threads, fit_probe, probe_score
+from vae_tf.metrics.sampled import observe
 
 
 def _one_minus_entropy(weights, base):
@@ -29,51 +29,57 @@ def _weighted(per_row, weights):
     return float(np.sum(per_row * totals / totals.sum()))
 
 
-def dci(ground_truth, representation_fn, random_state, *, num_train=10000, num_test=5000, n_estimators=100,
-        **unknown):
+def dci_from_arrays(codes, factors, *, kinds=None, test_codes=None, test_factors=None, test_size=1 / 3,
+                    random_state=0, n_estimators=100):
     """Disentanglement, completeness, informativeness (Eastwood & Williams 2018, "A Framework for the Quantitative
-    Evaluation of Disentangled Representations", §2-3), with gradient-boosted trees as in disentanglement_lib.
+    Evaluation of Disentangled Representations", §2-3) of codes [n, d] for factors [n, k], with gradient-boosted
+    trees as in disentanglement_lib.
 
-    One GradientBoostingClassifier per factor (FIT_THREADS fitted at a time) predicts the factor from the codes of
-    `num_train` observations; its feature_importances_ fill column k of the importance matrix R [d, F].
-    Disentanglement: per dimension, 1 − entropy (base F) of its normalised row, weighted by the row's share of all
+    One boosted-trees probe per factor (`probes.boosted_trees`: a classifier for a discrete factor, a regressor for a
+    continuous one; FIT_THREADS fitted at a time, each seeded from `random_state` in factor order) predicts the
+    factor from the codes; its feature_importances_ fill column k of the importance matrix R [d, k].
+    Disentanglement: per dimension, 1 − entropy (base k) of its normalised row, weighted by the row's share of all
     importance. Completeness: per factor, 1 − entropy (base d) of its normalised column, weighted alike.
-    Informativeness: mean classification accuracy over factors on the training and on `num_test` fresh
-    observations.
-
-    Protocol (dci.gin): num_train=10000, num_test=5000; GradientBoostingClassifier with scikit-learn's defaults
-    (dci.py), whose n_estimators=100 is exposed so QUICK can lower it (multi-class boosting fits n_estimators
-    trees per factor value: 11,300 trees for shapes2d's 113 values).
+    Informativeness: the probes' mean score over factors (accuracy, or R² for a continuous factor) on the training
+    and on the test set: (test_codes, test_factors) when given, else `test_size` of the rows held out at random.
+    `n_estimators` boosting rounds (scikit-learn's default 100; multi-class boosting fits one tree per class and
+    round).
 
     Returns score (= disentanglement), disentanglement, completeness, informativeness_train,
     informativeness_test.
     """
-    check_protocol(dci, unknown, num_train=(num_train, 1), num_test=(num_test, 1), n_estimators=(n_estimators, 1))
-    random_state, representation_fn = random_state_of(random_state), checked(representation_fn)
-    train_factors = np.asarray(ground_truth.sample_factors(num_train, random_state))
-    train_codes = _encode(ground_truth, representation_fn, train_factors, random_state)
-    test_factors = np.asarray(ground_truth.sample_factors(num_test, random_state))
-    test_codes = _encode(ground_truth, representation_fn, test_factors, random_state)
-    fitted = [k for k in range(train_factors.shape[1]) if len(np.unique(train_factors[:, k])) > 1]
-    seeds = [seed_from(random_state) for _ in fitted]  # drawn in factor order: the result ignores FIT_THREADS
+    check_protocol(dci_from_arrays, (), n_estimators=(n_estimators, 1))
+    random_state = random_state_of(random_state)
+    codes, factors, test_codes, test_factors, kinds = train_and_test(
+        "dci", codes, factors, kinds, test_codes, test_factors, test_size, random_state)
+    seeds = [seed_from(random_state) for _ in kinds]  # drawn in factor order: the result ignores FIT_THREADS
 
     def fit(k, seed):
-        return ensemble.GradientBoostingClassifier(n_estimators=n_estimators, random_state=seed).fit(
-            train_codes, train_factors[:, k])
+        return fit_probe(boosted_trees(kinds[k], seed, n_estimators), codes, factors[:, k], kinds[k])
 
-    models = dict(zip(fitted, fit_in_threads(fit, fitted, seeds)))
-    importance = np.zeros((train_codes.shape[1], train_factors.shape[1]))
-    train_accuracy, test_accuracy = [], []
-    for k in range(train_factors.shape[1]):
-        if k not in models:  # a constant factor: nothing to learn, trivially predicted
-            train_accuracy.append(1.0)
-            test_accuracy.append(float(np.mean(test_factors[:, k] == train_factors[0, k])))
-            continue
-        importance[:, k] = np.abs(models[k].feature_importances_)
-        train_accuracy.append(float(np.mean(models[k].predict(train_codes) == train_factors[:, k])))
-        test_accuracy.append(float(np.mean(models[k].predict(test_codes) == test_factors[:, k])))
+    models = fit_in_threads(fit, range(len(kinds)), seeds)
+    importance = np.stack([np.zeros(codes.shape[1]) if isinstance(model, DummyClassifier)
+                           else np.abs(model.feature_importances_) for model in models], axis=1)
+    train = [probe_score(model, codes, factors[:, k], kind) for k, (model, kind) in enumerate(zip(models, kinds))]
+    test = [probe_score(model, test_codes, test_factors[:, k], kind)
+            for k, (model, kind) in enumerate(zip(models, kinds))]
     disentanglement = _weighted(_one_minus_entropy(importance, importance.shape[1]), importance)
     completeness = _weighted(_one_minus_entropy(importance.T, importance.shape[0]), importance.T)
     return {"score": disentanglement, "disentanglement": disentanglement, "completeness": completeness,
-            "informativeness_train": float(np.mean(train_accuracy)),
-            "informativeness_test": float(np.mean(test_accuracy))}
+            "informativeness_train": float(np.mean(train)), "informativeness_test": float(np.mean(test))}
+
+
+def dci(ground_truth, representation_fn, random_state, *, num_train=10000, num_test=5000, n_estimators=100,
+        **unknown):
+    """DCI (`dci_from_arrays`) with `num_train` random observations to fit on and `num_test` fresh ones to test.
+
+    Protocol (dci.gin): num_train=10000, num_test=5000; GradientBoostingClassifier with scikit-learn's defaults
+    (dci.py), whose n_estimators=100 is exposed so QUICK can lower it (multi-class boosting fits n_estimators
+    trees per factor value: 11,300 trees for shapes2d's 113 values).
+    """
+    check_protocol(dci, unknown, num_train=(num_train, 1), num_test=(num_test, 1), n_estimators=(n_estimators, 1))
+    random_state = random_state_of(random_state)
+    (codes, factors), (test_codes, test_factors) = observe(ground_truth, representation_fn, random_state, num_train,
+                                                           num_test)
+    return dci_from_arrays(codes, factors, test_codes=test_codes, test_factors=test_factors,
+                           random_state=random_state, n_estimators=n_estimators)

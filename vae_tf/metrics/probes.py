@@ -1,10 +1,17 @@
-"""The scikit-learn predictors the metrics fit, and how they are fitted."""
+"""The scikit-learn predictors the metrics fit (a classifier for a discrete factor, a regressor for a continuous one),
+how they are fitted and how they are scored."""
 
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+from sklearn import ensemble
+from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+
+from vae_tf.metrics.checks import DISCRETE
 
 FIT_THREADS = os.cpu_count() or 1  # predictors fitted at once (scikit-learn builds trees without the GIL)
 
@@ -14,6 +21,29 @@ def fit_quietly(model, x, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(x, y)
+
+
+def fit_probe(model, x, y, kind):
+    """`model` fitted to predict y [n] from x [n, d]; a discrete y of a single class (a factor that does not vary in
+    a small training set) gets a DummyClassifier predicting that class, as scikit-learn's classifiers refuse it."""
+    if kind == DISCRETE and len(np.unique(y)) < 2:
+        model = DummyClassifier(strategy="most_frequent")
+    return fit_quietly(model, x, y)
+
+
+def probe_score(model, x, y, kind):
+    """How well a fitted probe predicts y [n] from x [n, d]: its accuracy for a discrete factor, its coefficient of
+    determination R² (1 is perfect, 0 is predicting the mean, below 0 is worse) for a continuous one."""
+    predicted = model.predict(x)
+    return float(np.mean(predicted == y)) if kind == DISCRETE else float(r2_score(y, predicted))
+
+
+def boosted_trees(kind, seed, n_estimators=100):
+    """scikit-learn's gradient-boosted trees with its defaults (disentanglement_lib's
+    gradient_boosting_classifier): the classifier for a discrete factor, the regressor (squared error) for a
+    continuous one."""
+    make = ensemble.GradientBoostingClassifier if kind == DISCRETE else ensemble.GradientBoostingRegressor
+    return make(n_estimators=n_estimators, random_state=seed)
 
 
 def fit_in_threads(fit, *arguments):

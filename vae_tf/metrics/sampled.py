@@ -14,6 +14,9 @@ from vae_tf.metrics.checks import check_protocol, random_state_of, seed_from
 from vae_tf.metrics.probes import fit_quietly
 
 CHUNK_IMAGES = 4096  # observations rendered and encoded per representation_fn call
+# Why β-VAE and FactorVAE have no array form:
+NEEDS_SAMPLER = ("it draws batches of observations that share one factor's value and renders them on demand, which "
+                 "a fixed set of observed (codes, factors) pairs cannot supply")
 
 
 # --- shared plumbing ---------------------------------------------------------------------------------------
@@ -99,6 +102,7 @@ def beta_vae(ground_truth, representation_fn, random_state, *, batch_size=64, nu
     default solver was liblinear one-vs-rest; today's default (lbfgs, multinomial) is used here.
 
     Returns score (= eval_accuracy), train_accuracy, eval_accuracy. Chance is about 1 / num_factors.
+    Needs a sampler (NEEDS_SAMPLER): it has no array form.
     """
     check_protocol(beta_vae, unknown, batch_size=(batch_size, 1), num_train=(num_train, 2), num_eval=(num_eval, 1))
     if ground_truth.num_factors < 2:
@@ -145,6 +149,7 @@ def factor_vae(ground_truth, representation_fn, random_state, *, batch_size=64, 
     dimensions kept (factor_vae.py reports the length of its mask, i.e. every dimension).
 
     Returns score (= eval_accuracy), train_accuracy, eval_accuracy, num_active_dims.
+    Needs a sampler (NEEDS_SAMPLER): it has no array form.
     """
     check_protocol(factor_vae, unknown, batch_size=(batch_size, 2), num_train=(num_train, 1), num_eval=(num_eval, 1),
                    num_variance_estimate=(num_variance_estimate, 2))

@@ -1,40 +1,53 @@
-"""The metric suite: the registry of metrics by name, their published and quick protocols, and `evaluate`."""
+"""The metric suite: every metric by name (one `Metric` record each), their published and quick protocols, and the
+runners `evaluate` (a ground-truth sampler and a representation) and `evaluate_arrays` (codes and factors arrays)."""
+
+import inspect
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from vae_tf.errors import UserError
-from vae_tf.metrics.checks import check_protocol, published
-from vae_tf.metrics.gaps import mig, sap
-from vae_tf.metrics.importance import dci
-from vae_tf.metrics.sampled import beta_vae, factor_vae
+from vae_tf.metrics.checks import check_protocol, observed, published
+from vae_tf.metrics.gaps import mig, mig_from_arrays, sap, sap_from_arrays
+from vae_tf.metrics.importance import dci, dci_from_arrays
+from vae_tf.metrics.sampled import NEEDS_SAMPLER, beta_vae, factor_vae
 
 METRICS_SEED = 0  # the random_state of every score vae_tf writes, so runs compare like for like
 
-METRICS = {"beta_vae": beta_vae, "factor_vae": factor_vae, "mig": mig, "dci": dci, "sap": sap}
+
+class Metric(NamedTuple):
+    sampled: Callable  # fn(ground_truth, representation_fn, random_state, **protocol) -> dict
+    from_arrays: Optional[Callable]  # fn(codes, factors, ...) -> dict, None for a metric that needs a sampler
+    quick: dict  # the QUICK protocol
+    images: Callable  # protocol -> observations the sampled form encodes (for progress bars)
+    default: bool  # run when no names are given (evaluate, analyze.py --metrics)
 
 
-PROTOCOLS = {name: published(fn) for name, fn in METRICS.items()}  # disentanglement_lib's study settings
-
-# Smaller protocols for everyday use: ~37k encoded images in all instead of ~2.9M, the same classifiers, DCI
-# boosting 10 rounds instead of 100 (its cost is per tree, not per sample). The suite takes ~20 s for the
-# default model on 2 CPU cores (benchmarks/bench_metrics.py). Scores are noisier, and MIG's plug-in mutual
+# Smaller protocols for everyday use: ~37k encoded images in all instead of ~2.9M for the first five, the same
+# classifiers, DCI boosting 10 rounds instead of 100 (its cost is per tree, not per sample). The suite takes ~20 s
+# for the default model on 2 CPU cores (benchmarks/bench_metrics.py). Scores are noisier, and the plug-in mutual
 # information is more biased on fewer samples per bin: compare runs at the same protocol only.
-QUICK = {
-    "beta_vae": dict(batch_size=32, num_train=200, num_eval=100),
-    "factor_vae": dict(batch_size=32, num_train=200, num_eval=100, num_variance_estimate=2000, prune_threshold=0.05),
-    "mig": dict(num_train=2000, num_bins=20),
-    "dci": dict(num_train=1000, num_test=500, n_estimators=10),
-    "sap": dict(num_train=2000, num_test=1000, continuous_factors=False),
+SUITE = {
+    "beta_vae": Metric(beta_vae, None, dict(batch_size=32, num_train=200, num_eval=100),
+                       lambda p: (p["num_train"] + p["num_eval"]) * p["batch_size"] * 2, True),
+    "factor_vae": Metric(factor_vae, None, dict(batch_size=32, num_train=200, num_eval=100,
+                                                num_variance_estimate=2000, prune_threshold=0.05),
+                         lambda p: p["num_variance_estimate"] + (p["num_train"] + p["num_eval"]) * p["batch_size"],
+                         True),
+    "mig": Metric(mig, mig_from_arrays, dict(num_train=2000, num_bins=20), lambda p: p["num_train"], True),
+    "dci": Metric(dci, dci_from_arrays, dict(num_train=1000, num_test=500, n_estimators=10),
+                  lambda p: p["num_train"] + p["num_test"], True),
+    "sap": Metric(sap, sap_from_arrays, dict(num_train=2000, num_test=1000, continuous_factors=False),
+                  lambda p: p["num_train"] + p["num_test"], True),
 }
 
-_IMAGES = {  # observations each metric encodes under a protocol (for progress bars)
-    "beta_vae": lambda p: (p["num_train"] + p["num_eval"]) * p["batch_size"] * 2,
-    "factor_vae": lambda p: p["num_variance_estimate"] + (p["num_train"] + p["num_eval"]) * p["batch_size"],
-    "mig": lambda p: p["num_train"],
-    "dci": lambda p: p["num_train"] + p["num_test"],
-    "sap": lambda p: p["num_train"] + p["num_test"],
-}
+METRICS = {name: metric.sampled for name, metric in SUITE.items()}
+ARRAY_METRICS = {name: metric.from_arrays for name, metric in SUITE.items() if metric.from_arrays}
+DEFAULT_METRICS = [name for name, metric in SUITE.items() if metric.default]
+PROTOCOLS = {name: published(fn) for name, fn in METRICS.items()}  # disentanglement_lib's study settings
+QUICK = {name: metric.quick for name, metric in SUITE.items()}
+_DATA = ("kinds", "random_state", "test_codes", "test_factors")  # what an array metric gets besides its protocol
 
 
 def protocol_of(name, quick=False, **overrides):
@@ -47,12 +60,12 @@ def protocol_of(name, quick=False, **overrides):
 
 def images_needed(name, quick=False, **overrides):
     """How many observations the metric renders and encodes under that protocol."""
-    return _IMAGES[name](protocol_of(name, quick, **overrides))
+    return SUITE[name].images(protocol_of(name, quick, **overrides))
 
 
 def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=False, progress=False,
              protocols=None, label=None):
-    """Run the metrics `names` (default: all of METRICS) -> {name: result dict}.
+    """Run the metrics `names` (default: DEFAULT_METRICS) on a ground truth and a representation -> {name: result}.
 
     Each metric gets its own np.random.RandomState(random_state), so a result depends only on the seed, the
     protocol and the representation, never on which other metrics ran. `quick` uses QUICK's protocols;
@@ -60,7 +73,7 @@ def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=
     counting encoded observations, titled `label: metric` when a `label` names the representation. `random_state`
     is an int seed.
     """
-    names = list(METRICS) if names is None else list(names)
+    names = list(DEFAULT_METRICS) if names is None else list(names)
     unknown = [name for name in names if name not in METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
@@ -71,7 +84,7 @@ def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=
     for name in names:
         overrides = (protocols or {}).get(name, {})
         protocol = protocol_of(name, quick, **overrides)
-        with tqdm(total=_IMAGES[name](protocol), desc=f"{label}: {name}" if label else name, unit="img",
+        with tqdm(total=SUITE[name].images(protocol), desc=f"{label}: {name}" if label else name, unit="img",
                   disable=not progress) as bar:
             def counted(observations):
                 codes = representation_fn(observations)
@@ -79,6 +92,45 @@ def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=
                 return codes
 
             results[name] = METRICS[name](ground_truth, counted, np.random.RandomState(random_state), **protocol)
+    return results
+
+
+def array_protocol_of(name, quick=False, **overrides):
+    """The protocol an array metric runs with: its defaults (or QUICK's where they apply) with overrides on top."""
+    if name not in SUITE:
+        raise UserError(f"unknown metric {name!r}; choose from {', '.join(ARRAY_METRICS)}")
+    if name not in ARRAY_METRICS:
+        raise UserError(f"{name} needs a sampler: {NEEDS_SAMPLER}; score it with "
+                        f"metrics.evaluate(ground_truth, representation_fn)")
+    defaults = {key: value for key, value in published(ARRAY_METRICS[name]).items() if key not in _DATA}
+    check_protocol(ARRAY_METRICS[name], set(overrides) - set(defaults))
+    return {**defaults, **{key: value for key, value in QUICK[name].items() if quick and key in defaults},
+            **overrides}
+
+
+def evaluate_arrays(codes, factors, names=None, kinds=None, random_state=0, quick=False, protocols=None):
+    """Run the metrics `names` (default: those of DEFAULT_METRICS that need no sampler) on codes [n, d] and
+    factors [n, k], row i of both describing one observation -> {name: result}.
+
+    `kinds` says which factors are discrete or continuous (`checks.factor_kinds`; default: inferred). Each metric
+    gets its own np.random.RandomState(random_state) (for held-out rows and predictor seeds), so a result depends
+    only on the seed, the protocol and the arrays. `quick` uses QUICK's values where they apply to arrays (fewer
+    boosting rounds, fewer downstream sizes); `protocols` ({name: {parameter: value}}) overrides single parameters.
+    """
+    names = [name for name in DEFAULT_METRICS if name in ARRAY_METRICS] if names is None else list(names)
+    protocols = protocols or {}
+    stray = set(protocols) - set(ARRAY_METRICS)
+    if stray:
+        raise UserError(f"protocols for unknown array metric(s) {', '.join(sorted(stray))}; choose from "
+                        f"{', '.join(ARRAY_METRICS)}")
+    chosen = {name: array_protocol_of(name, quick, **protocols.get(name, {})) for name in names}
+    observed(codes, factors, kinds)  # bad arrays fail before any metric runs
+    results = {}
+    for name, protocol in chosen.items():
+        fn = ARRAY_METRICS[name]
+        data = {"factors": factors, "kinds": kinds, "random_state": np.random.RandomState(random_state)}
+        accepted = inspect.signature(fn).parameters
+        results[name] = fn(codes, **{key: value for key, value in data.items() if key in accepted}, **protocol)
     return results
 
 
