@@ -29,7 +29,15 @@ SMALL = {"beta_vae": dict(batch_size=16, num_train=200, num_eval=100),
          "factor_vae": dict(batch_size=16, num_train=200, num_eval=100, num_variance_estimate=1000),
          "mig": dict(num_train=2000),
          "dci": dict(num_train=500, num_test=200, n_estimators=10),
-         "sap": dict(num_train=1000, num_test=500)}
+         "sap": dict(num_train=1000, num_test=500),
+         "modularity": dict(num_train=1000),
+         "explicitness": dict(num_train=500, num_test=300),
+         "irs": dict(num_train=1000),
+         "gaussian_total_correlation": dict(num_train=500),
+         "gaussian_wasserstein_correlation": dict(num_train=500),
+         "code_mutual_information": dict(num_train=500),
+         "downstream_logistic_regression": dict(train_sizes=(10, 50), num_test=100),
+         "downstream_boosted_trees": dict(train_sizes=(10, 100), num_test=200, n_estimators=5)}
 
 
 def identity(x):
@@ -71,14 +79,25 @@ def test_identity_scores_near_one(perfect):
     continuous = metrics.sap(GROUND_TRUTH, identity, np.random.RandomState(0), num_train=1000, num_test=10,
                              continuous_factors=True)
     assert continuous["score"] >= 0.95
+    # Independent factors, each copied once: modular, explicit, robust, and the dimensions independent.
+    assert perfect["modularity"]["score"] >= 0.95 and perfect["explicitness"]["score"] >= 0.99
+    assert perfect["irs"]["score"] == 1.0 and perfect["irs"]["parents"] == [0, 1, 2]
+    assert perfect["gaussian_total_correlation"]["score"] <= 0.02
+    assert perfect["gaussian_wasserstein_correlation"]["normalized"] <= 0.02
+    assert perfect["code_mutual_information"]["score"] <= 0.05  # the plug-in bias of 4-6 values on 500 codes
+    assert "downstream_boosted_trees" not in perfect  # the downstream tasks run when named
+    downstream = metrics.evaluate(GROUND_TRUTH, identity, names=["downstream_boosted_trees"], protocols=SMALL)
+    assert downstream["downstream_boosted_trees"]["score"] == 1.0
 
 
 def test_constant_scores_zero_or_chance():
     result = scores(constant)
     assert result["beta_vae"]["score"] <= 1 / 3 + 0.15  # chance: a classifier that sees no feature
     assert result["factor_vae"] == {"score": 0.0, "train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_dims": 0}
-    for name in ("mig", "dci", "sap"):
+    for name in ("mig", "dci", "sap", "modularity", "irs", "gaussian_total_correlation",
+                 "gaussian_wasserstein_correlation", "code_mutual_information"):
         assert result[name]["score"] <= 0.05, name
+    assert result["explicitness"]["score"] == 0.5  # every class equally likely whatever the code
 
 
 def test_duplicated_factor_lowers_mig_and_completeness(perfect):
@@ -179,14 +198,23 @@ def test_bad_protocols_raise_user_error():
 
 
 def test_protocols_are_the_published_ones():
-    """disentanglement_lib's unsupervised_study_v1 metric_configs/*.gin."""
+    """disentanglement_lib's unsupervised_study_v1 metric_configs/*.gin (IRS: config/sample/irs/irs.gin)."""
+    sizes = (10, 100, 1000, 10000)
     assert metrics.PROTOCOLS == {
         "beta_vae": dict(batch_size=64, num_train=10000, num_eval=5000),
         "factor_vae": dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000,
                            prune_threshold=0.05),
         "mig": dict(num_train=10000, num_bins=20),
         "dci": dict(num_train=10000, num_test=5000, n_estimators=100),
-        "sap": dict(num_train=10000, num_test=5000, continuous_factors=False)}
+        "sap": dict(num_train=10000, num_test=5000, continuous_factors=False),
+        "modularity": dict(num_train=10000, num_bins=20, estimator="histogram"),
+        "explicitness": dict(num_train=10000, num_test=5000),
+        "irs": dict(num_train=10000, num_bins=20, diff_quantile=0.99),
+        "gaussian_total_correlation": dict(num_train=10000),
+        "gaussian_wasserstein_correlation": dict(num_train=10000),
+        "code_mutual_information": dict(num_train=10000, num_bins=20, estimator="histogram"),
+        "downstream_logistic_regression": dict(train_sizes=sizes, num_test=5000),
+        "downstream_boosted_trees": dict(train_sizes=sizes, num_test=5000, n_estimators=100)}
     for name, quick in metrics.QUICK.items():
         assert set(quick) <= set(metrics.PROTOCOLS[name])
         assert metrics.images_needed(name, quick=True) < metrics.images_needed(name) / 3

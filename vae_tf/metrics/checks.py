@@ -29,6 +29,18 @@ def published(fn):
             if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+def call_array_metric(fn, codes, protocol, **data):
+    """fn(codes, **protocol) with those of `data` (factors, kinds, random_state, test sets) that `fn` takes: an array
+    metric that reads only the codes takes no factors."""
+    accepted = inspect.signature(fn).parameters
+    return fn(codes, **{name: value for name, value in data.items() if name in accepted}, **protocol)
+
+
+def takes_factors(fn):
+    """Whether an array metric compares the codes with factors (the unsupervised scores read the codes alone)."""
+    return "factors" in inspect.signature(fn).parameters
+
+
 def check_protocol(fn, unknown, **values):
     """UserError for keywords `fn` does not know or counts below their least sensible value: name=(value, least)."""
     if unknown:

@@ -7,7 +7,7 @@ from vae_tf.errors import UserError
 from vae_tf.metrics.checks import CONTINUOUS, check_protocol, observed, random_state_of, seed_from, train_and_test
 from vae_tf.metrics.information import discrete_mutual_information, entropy, factor_labels, histogram_bins
 from vae_tf.metrics.probes import fit_quietly
-from vae_tf.metrics.sampled import observe
+from vae_tf.metrics.sampled import score_observed
 
 
 def top_two_gap(matrix):
@@ -47,8 +47,7 @@ def mig(ground_truth, representation_fn, random_state, *, num_train=10000, num_b
     Protocol (mig.gin): num_train=10000, histogram_discretizer with num_bins=20 (mig.py, utils.py).
     """
     check_protocol(mig, unknown, num_train=(num_train, 1), num_bins=(num_bins, 1))
-    (codes, factors), = observe(ground_truth, representation_fn, random_state_of(random_state), num_train)
-    return mig_from_arrays(codes, factors, num_bins=num_bins)
+    return score_observed(mig_from_arrays, ground_truth, representation_fn, random_state, num_train, num_bins=num_bins)
 
 
 def sap_from_arrays(codes, factors, *, kinds=None, test_codes=None, test_factors=None, test_size=1 / 3,
@@ -99,8 +98,5 @@ def sap(ground_truth, representation_fn, random_state, *, num_train=10000, num_t
     check_protocol(sap, unknown, num_train=(num_train, 1), num_test=(num_test, 1))
     if not isinstance(continuous_factors, (bool, np.bool_)):
         raise UserError(f"sap protocol parameter continuous_factors must be True or False, got {continuous_factors!r}")
-    random_state = random_state_of(random_state)
-    (codes, factors), (test_codes, test_factors) = observe(ground_truth, representation_fn, random_state, num_train,
-                                                           num_test)
-    return sap_from_arrays(codes, factors, kinds=CONTINUOUS if continuous_factors else None, test_codes=test_codes,
-                           test_factors=test_factors, random_state=random_state)
+    return score_observed(sap_from_arrays, ground_truth, representation_fn, random_state, num_train, num_test,
+                          kinds=CONTINUOUS if continuous_factors else None)

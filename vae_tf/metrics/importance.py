@@ -8,7 +8,7 @@ from sklearn.dummy import DummyClassifier
 
 from vae_tf.metrics.checks import check_protocol, random_state_of, seed_from, train_and_test
 from vae_tf.metrics.probes import boosted_trees, fit_in_threads, fit_probe, probe_score
-from vae_tf.metrics.sampled import observe
+from vae_tf.metrics.sampled import score_observed
 
 
 def _one_minus_entropy(weights, base):
@@ -78,8 +78,5 @@ def dci(ground_truth, representation_fn, random_state, *, num_train=10000, num_t
     trees per factor value: 11,300 trees for shapes2d's 113 values).
     """
     check_protocol(dci, unknown, num_train=(num_train, 1), num_test=(num_test, 1), n_estimators=(n_estimators, 1))
-    random_state = random_state_of(random_state)
-    (codes, factors), (test_codes, test_factors) = observe(ground_truth, representation_fn, random_state, num_train,
-                                                           num_test)
-    return dci_from_arrays(codes, factors, test_codes=test_codes, test_factors=test_factors,
-                           random_state=random_state, n_estimators=n_estimators)
+    return score_observed(dci_from_arrays, ground_truth, representation_fn, random_state, num_train, num_test,
+                          n_estimators=n_estimators)

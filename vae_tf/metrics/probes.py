@@ -6,10 +6,11 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn import ensemble
+from sklearn import ensemble, linear_model
 from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold
 
 from vae_tf.metrics.checks import DISCRETE
 
@@ -17,9 +18,11 @@ FIT_THREADS = os.cpu_count() or 1  # predictors fitted at once (scikit-learn bui
 
 
 def fit_quietly(model, x, y):
-    """Fit a scikit-learn model without its convergence warnings (the study used default iteration limits)."""
+    """Fit a scikit-learn model without its convergence warnings (the study used default iteration limits) and its
+    notices of defaults changing in later releases (the regression pins in the tests catch a score that moves)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         return model.fit(x, y)
 
 
@@ -44,6 +47,17 @@ def boosted_trees(kind, seed, n_estimators=100):
     continuous one."""
     make = ensemble.GradientBoostingClassifier if kind == DISCRETE else ensemble.GradientBoostingRegressor
     return make(n_estimators=n_estimators, random_state=seed)
+
+
+def logistic_regression_cv(kind, seed):
+    """disentanglement_lib's logistic_regression_cv for a discrete factor: LogisticRegressionCV(Cs=10,
+    cv=KFold(5)) choosing C by accuracy (its default scoring then; later scikit-learn releases change the default, so
+    it is set); for a continuous factor, RidgeCV over the same ten strengths (α = 1 / C, C in 1e-4 .. 1e4) and
+    folds. Both are deterministic: `seed` is unused."""
+    folds = KFold(n_splits=5)
+    if kind == DISCRETE:
+        return linear_model.LogisticRegressionCV(Cs=10, cv=folds, scoring="accuracy")
+    return linear_model.RidgeCV(alphas=1 / np.logspace(-4, 4, 10), cv=folds)
 
 
 def fit_in_threads(fit, *arguments):

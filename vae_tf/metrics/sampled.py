@@ -10,7 +10,7 @@ import numpy as np
 from sklearn import linear_model
 
 from vae_tf.errors import UserError
-from vae_tf.metrics.checks import check_protocol, random_state_of, seed_from
+from vae_tf.metrics.checks import call_array_metric, check_protocol, random_state_of, seed_from
 from vae_tf.metrics.probes import fit_quietly
 
 CHUNK_IMAGES = 4096  # observations rendered and encoded per representation_fn call
@@ -84,6 +84,16 @@ def observe(ground_truth, representation_fn, random_state, *sizes):
         factors = np.asarray(ground_truth.sample_factors(size, random_state))
         samples.append((_encode(ground_truth, representation_fn, factors, random_state), factors))
     return samples
+
+
+def score_observed(array_fn, ground_truth, representation_fn, random_state, num_train, num_test=0, **protocol):
+    """The array metric `array_fn` of the codes of `num_train` random observations (with `num_test` fresh ones as
+    its test set when num_test > 0): the sampled form of every metric that needs only observed pairs."""
+    random_state = random_state_of(random_state)
+    (codes, factors), *test = observe(ground_truth, representation_fn, random_state,
+                                      *([num_train, num_test] if num_test else [num_train]))
+    held_out = dict(zip(("test_codes", "test_factors"), test[0])) if test else {}
+    return call_array_metric(array_fn, codes, protocol, factors=factors, random_state=random_state, **held_out)
 
 
 # --- β-VAE metric ------------------------------------------------------------------------------------------

@@ -1,16 +1,19 @@
 """The metric suite: every metric by name (one `Metric` record each), their published and quick protocols, and the
 runners `evaluate` (a ground-truth sampler and a representation) and `evaluate_arrays` (codes and factors arrays)."""
 
-import inspect
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from vae_tf.errors import UserError
-from vae_tf.metrics.checks import check_protocol, observed, published
+from vae_tf.metrics import downstream, unsupervised
+from vae_tf.metrics.checks import call_array_metric, check_protocol, matrix, observed, published, takes_factors
 from vae_tf.metrics.gaps import mig, mig_from_arrays, sap, sap_from_arrays
 from vae_tf.metrics.importance import dci, dci_from_arrays
+from vae_tf.metrics.modularity_explicitness import (explicitness, explicitness_from_arrays, modularity,
+                                                    modularity_from_arrays)
+from vae_tf.metrics.robustness import irs, irs_from_arrays
 from vae_tf.metrics.sampled import NEEDS_SAMPLER, beta_vae, factor_vae
 
 METRICS_SEED = 0  # the random_state of every score vae_tf writes, so runs compare like for like
@@ -24,10 +27,24 @@ class Metric(NamedTuple):
     default: bool  # run when no names are given (evaluate, analyze.py --metrics)
 
 
+def _train_test(p):
+    return p["num_train"] + p["num_test"]
+
+
+def _train(p):
+    return p["num_train"]
+
+
+def _largest_and_test(p):
+    return max(p["train_sizes"]) + p["num_test"]
+
+
 # Smaller protocols for everyday use: ~37k encoded images in all instead of ~2.9M for the first five, the same
 # classifiers, DCI boosting 10 rounds instead of 100 (its cost is per tree, not per sample). The suite takes ~20 s
 # for the default model on 2 CPU cores (benchmarks/bench_metrics.py). Scores are noisier, and the plug-in mutual
-# information is more biased on fewer samples per bin: compare runs at the same protocol only.
+# information is more biased on fewer samples per bin: compare runs at the same protocol only. The downstream tasks
+# fit a predictor per factor and training size (boosted trees at 10,000 examples cost about what DCI does), so they
+# run only when named.
 SUITE = {
     "beta_vae": Metric(beta_vae, None, dict(batch_size=32, num_train=200, num_eval=100),
                        lambda p: (p["num_train"] + p["num_eval"]) * p["batch_size"] * 2, True),
@@ -35,11 +52,31 @@ SUITE = {
                                                 num_variance_estimate=2000, prune_threshold=0.05),
                          lambda p: p["num_variance_estimate"] + (p["num_train"] + p["num_eval"]) * p["batch_size"],
                          True),
-    "mig": Metric(mig, mig_from_arrays, dict(num_train=2000, num_bins=20), lambda p: p["num_train"], True),
-    "dci": Metric(dci, dci_from_arrays, dict(num_train=1000, num_test=500, n_estimators=10),
-                  lambda p: p["num_train"] + p["num_test"], True),
-    "sap": Metric(sap, sap_from_arrays, dict(num_train=2000, num_test=1000, continuous_factors=False),
-                  lambda p: p["num_train"] + p["num_test"], True),
+    "mig": Metric(mig, mig_from_arrays, dict(num_train=2000, num_bins=20), _train, True),
+    "dci": Metric(dci, dci_from_arrays, dict(num_train=1000, num_test=500, n_estimators=10), _train_test, True),
+    "sap": Metric(sap, sap_from_arrays, dict(num_train=2000, num_test=1000, continuous_factors=False), _train_test,
+                  True),
+    "modularity": Metric(modularity, modularity_from_arrays, dict(num_train=2000), _train, True),
+    "explicitness": Metric(explicitness, explicitness_from_arrays, dict(num_train=2000, num_test=1000), _train_test,
+                           True),
+    "irs": Metric(irs, irs_from_arrays, dict(num_train=2000), _train, True),
+    "gaussian_total_correlation": Metric(unsupervised.gaussian_total_correlation,
+                                         unsupervised.gaussian_total_correlation_from_arrays, dict(num_train=2000),
+                                         _train, True),
+    "gaussian_wasserstein_correlation": Metric(unsupervised.gaussian_wasserstein_correlation,
+                                               unsupervised.gaussian_wasserstein_correlation_from_arrays,
+                                               dict(num_train=2000), _train, True),
+    "code_mutual_information": Metric(unsupervised.code_mutual_information,
+                                      unsupervised.code_mutual_information_from_arrays, dict(num_train=2000), _train,
+                                      True),
+    "downstream_logistic_regression": Metric(downstream.downstream_logistic_regression,
+                                             downstream.downstream_logistic_regression_from_arrays,
+                                             dict(train_sizes=(10, 100, 1000), num_test=1000), _largest_and_test,
+                                             False),
+    "downstream_boosted_trees": Metric(downstream.downstream_boosted_trees,
+                                       downstream.downstream_boosted_trees_from_arrays,
+                                       dict(train_sizes=(10, 100, 1000), num_test=1000, n_estimators=10),
+                                       _largest_and_test, False),
 }
 
 METRICS = {name: metric.sampled for name, metric in SUITE.items()}
@@ -110,7 +147,8 @@ def array_protocol_of(name, quick=False, **overrides):
 
 def evaluate_arrays(codes, factors, names=None, kinds=None, random_state=0, quick=False, protocols=None):
     """Run the metrics `names` (default: those of DEFAULT_METRICS that need no sampler) on codes [n, d] and
-    factors [n, k], row i of both describing one observation -> {name: result}.
+    factors [n, k], row i of both describing one observation -> {name: result}. `factors` may be None when every
+    metric named reads the codes alone (the unsupervised scores).
 
     `kinds` says which factors are discrete or continuous (`checks.factor_kinds`; default: inferred). Each metric
     gets its own np.random.RandomState(random_state) (for held-out rows and predictor seeds), so a result depends
@@ -124,13 +162,19 @@ def evaluate_arrays(codes, factors, names=None, kinds=None, random_state=0, quic
         raise UserError(f"protocols for unknown array metric(s) {', '.join(sorted(stray))}; choose from "
                         f"{', '.join(ARRAY_METRICS)}")
     chosen = {name: array_protocol_of(name, quick, **protocols.get(name, {})) for name in names}
-    observed(codes, factors, kinds)  # bad arrays fail before any metric runs
+    needing = [name for name in chosen if takes_factors(ARRAY_METRICS[name])]
+    if factors is None and needing:
+        alone = [name for name, fn in ARRAY_METRICS.items() if not takes_factors(fn)]
+        raise UserError(f"{', '.join(needing)} compare the codes with factors: pass factors [n, k], or score only "
+                        f"metrics of the codes alone ({', '.join(alone)})")
+    if needing:  # bad arrays fail before any metric runs
+        observed(codes, factors, kinds)
+    else:
+        matrix(codes, "codes")
     results = {}
     for name, protocol in chosen.items():
-        fn = ARRAY_METRICS[name]
-        data = {"factors": factors, "kinds": kinds, "random_state": np.random.RandomState(random_state)}
-        accepted = inspect.signature(fn).parameters
-        results[name] = fn(codes, **{key: value for key, value in data.items() if key in accepted}, **protocol)
+        results[name] = call_array_metric(ARRAY_METRICS[name], codes, protocol, factors=factors, kinds=kinds,
+                                          random_state=np.random.RandomState(random_state))
     return results
 
 
