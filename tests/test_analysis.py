@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import vae_tf
-from vae_tf import latent_space
+from vae_tf import analysis, latent_space
 from vae_tf import figures
 from vae_tf.analysis import analyze, compare, final_figures, snapshots
 from vae_tf.errors import UserError
@@ -150,7 +150,10 @@ def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
              (str(trained), "--dataset=shapes2d"): "--dataset is for --baselines",
              (str(trained), "--output=x"): "--output is where", (str(trained), "--export_dir=x"): "add --export",
              (str(trained), "--num_images=5"): "at least 10",
-             (str(trained), "--metric_names=mig,bogus"): "from beta_vae, factor_vae, mig, dci, sap; got 'mig,bogus'",
+             (str(trained), "--metric_names=mig,bogus"): "from beta_vae, factor_vae, mig, dci, sap, modularity, "
+                                                         "explicitness, irs,",
+             (str(trained), "--metric_names=mig,bogus", "--quick"): "downstream_boosted_trees; got 'mig,bogus'",
+             (str(trained), "--udr"): "--udr ranks several runs against each other: use it with --compare",
              (str(trained), str(trained), "--compare", "--metric_names=mig"): "analyse them with --metric_names"}
     for argv, message in cases.items():
         assert analyze_main(list(argv)) == 2, argv
@@ -194,7 +197,10 @@ def small_quick_protocol(monkeypatch):
     small = {"beta_vae": dict(batch_size=8, num_train=40, num_eval=20),
              "factor_vae": dict(batch_size=8, num_train=40, num_eval=20, num_variance_estimate=200),
              "mig": dict(num_train=200), "dci": dict(num_train=100, num_test=50, n_estimators=2),
-             "sap": dict(num_train=100, num_test=50)}
+             "sap": dict(num_train=100, num_test=50), "modularity": dict(num_train=200),
+             "explicitness": dict(num_train=100, num_test=50), "irs": dict(num_train=200),
+             "gaussian_total_correlation": dict(num_train=200), "gaussian_wasserstein_correlation": dict(num_train=200),
+             "code_mutual_information": dict(num_train=200)}
     for name, protocol in small.items():
         monkeypatch.setitem(metrics.QUICK, name, {**metrics.QUICK[name], **protocol})
     monkeypatch.setattr(baselines, "NUM_FIT_SAMPLES", 200)
@@ -202,12 +208,19 @@ def small_quick_protocol(monkeypatch):
 
 def test_metrics_command_writes_metrics_json_and_prints_its_table(trained, tmp_path, capsys, small_quick_protocol):
     run = _copy(trained, tmp_path, "scored")
+    from vae_tf import metrics
     from vae_tf.analysis import score_run
     table = score_run(run, quick=True, progress=False)
     saved = json.loads((run / "analysis" / "metrics.json").read_text())
     assert saved["protocol"] == "quick" and saved["checkpoint_step"] == TINY["num_steps"]
-    assert sorted(saved["metrics"]) == ["beta_vae", "dci", "factor_vae", "mig", "sap"]
+    assert list(saved["metrics"]) == metrics.DEFAULT_METRICS and "downstream_boosted_trees" not in saved["metrics"]
     assert table.splitlines()[2].startswith("| tiny | ") and f"{saved['metrics']['mig']['score']:.3f}" in table
+    header, row, *more = (run / "analysis" / "metrics.csv").read_text().splitlines()
+    csv = dict(zip(header.split(","), row.split(",")))
+    assert not more and csv["run"] == "tiny" and csv["protocol"] == "quick" and csv["checkpoint_step"] == "6"
+    assert float(csv["mig"]) == saved["metrics"]["mig"]["score"]
+    assert float(csv["dci.completeness"]) == saved["metrics"]["dci"]["completeness"]
+    assert "mig.per_factor" not in csv  # lists stay in metrics.json
     assert score_run(run, quick=True, progress=False) == table  # one random_state for every run: repeatable
     # Scored in parts (--metric_names), each metric gets the score of the whole suite, and the file gathers them.
     (run / "analysis" / "metrics.json").unlink()
@@ -286,6 +299,22 @@ def test_baselines_command_writes_the_table(trained, tmp_path, small_quick_proto
         "ground_truth_factors": ["mig", "sap"], "raw_pixels": ["mig"], "pca": ["mig", "sap"], "ica": ["mig", "sap"],
         "untrained_model": ["mig", "sap"]}
     assert some["pca"]["mig"] == saved["baselines"]["pca"]["mig"]
+
+
+def test_compare_ranks_runs_by_udr_on_their_test_images(trained, tmp_path, capsys):
+    first, second = _copy(trained, tmp_path, "first"), _copy(trained, tmp_path, "second")
+    assert analyze_main([str(first), str(second), "--compare", "--udr", f"--output={tmp_path / 'out'}"]) == 0
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert capsys.readouterr().out.endswith(table) and table.splitlines()[0].endswith("| UDR |")
+    saved = json.loads((tmp_path / "out" / "udr.json").read_text())
+    assert saved["runs"] == ["first", "second"] and saved["images"] == analysis.UDR_IMAGES
+    # Two copies of one run encode alike: the pair scores the same both ways, and each run's UDR is that score.
+    assert saved["pairwise"][0][1] == saved["pairwise"][1][0] == saved["model_scores"][0] == saved["model_scores"][1]
+    assert [row.split(" | ")[-1] for row in table.splitlines()[2:]] == [f"{saved['model_scores'][0]:.3f} |"] * 2
+    params = json.loads((second / "params.json").read_text())
+    (second / "params.json").write_text(json.dumps({**params, "image_size": 32}))
+    assert analyze_main([str(first), str(second), "--compare", "--udr", f"--output={tmp_path / 'out'}"]) == 2
+    assert "the runs differ in image_size" in capsys.readouterr().err
 
 
 def test_compare_refuses_two_runs_of_one_name(trained, tmp_path):

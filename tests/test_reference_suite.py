@@ -1,5 +1,5 @@
-"""The rest of disentanglement_lib's suite (modularity, explicitness, IRS, the unsupervised scores, the downstream tasks),
-each checked on codes whose answer is known: perfect, permuted, mixing two factors, pure noise."""
+"""The rest of disentanglement_lib's suite (modularity, explicitness, IRS, the unsupervised scores, the downstream
+tasks, UDR), each checked on codes whose answer is known: perfect, permuted, mixing two factors, pure noise."""
 
 import numpy as np
 import pytest
@@ -216,3 +216,55 @@ def test_downstream_tasks_need_enough_rows():
         metrics.downstream_boosted_trees_from_arrays(codes, factors)
     with pytest.raises(UserError, match="train_sizes must list training-set sizes, integers >= 5"):
         metrics.downstream_logistic_regression_from_arrays(codes, factors, train_sizes=(3, 100))
+
+
+# --- UDR ---------------------------------------------------------------------------------------------------
+
+def two_level_design(dimensions, repeat=10):
+    """Codes of ±1 in every combination: each dimension has mean 0 and variance 1, and the dimensions are exactly
+    uncorrelated, so a Lasso on them has the closed form: each coefficient soft-thresholded by alpha."""
+    return grid(*[2] * dimensions, repeat=repeat) * 2.0 - 1
+
+
+def test_udr_of_matching_runs_is_one_minus_alpha_in_any_order_sign_and_scale():
+    codes = two_level_design(3)
+    permuted = codes[:, [2, 0, 1]] * [1.0, -3.0, 0.5]
+    result = metrics.udr_from_arrays([codes, permuted, codes])
+    np.testing.assert_allclose(result["model_scores"], [0.9] * 3, rtol=0, atol=1e-9)
+    assert result["pairwise"][0][0] is None and result["informative_dims"] == [3, 3, 3]
+    spearman = metrics.udr_from_arrays([codes, permuted], correlation="spearman")
+    np.testing.assert_allclose(spearman["model_scores"], [1.0, 1.0], rtol=0, atol=1e-12)
+
+
+def test_udr_of_a_run_mixing_two_dimensions_in_closed_form():
+    # Run b rotates a's first two dimensions by 45°: each is predicted by two of a's with weight 1/√2 − α, each
+    # scoring (1/√2 − α)² / (2 (1/√2 − α)) = (1/√2 − α) / 2; the third matches (1 − α). Averaged over 3 dimensions.
+    a = two_level_design(3)
+    b = np.column_stack([(a[:, 0] + a[:, 1]) / np.sqrt(2), (a[:, 0] - a[:, 1]) / np.sqrt(2), a[:, 2]])
+    expected = (2 * (1 / np.sqrt(2) - 0.1) / 2 + 0.9) / 3
+    np.testing.assert_allclose(metrics.udr_from_arrays([a, b])["model_scores"], [expected] * 2, rtol=0, atol=1e-9)
+
+
+def test_udr_of_unrelated_runs_is_zero_and_uninformative_dimensions_are_left_out():
+    state = np.random.RandomState(0)
+    noise = metrics.udr_from_arrays([state.randn(1000, 4), state.randn(1000, 4)])  # |correlations| ≪ alpha
+    assert noise["model_scores"] == [0.0, 0.0]
+    codes = two_level_design(3)
+    # A dimension whose KL is below the threshold is ignored: on both sides only dimension 0 is informative.
+    result = metrics.udr_from_arrays([codes, codes], kl=[[1.0, 0.001, 0.002], [1.0, 0.005, 0.0]])
+    assert result["informative_dims"] == [1, 1]
+    np.testing.assert_allclose(result["model_scores"], [0.9, 0.9], rtol=0, atol=1e-9)
+    assert metrics.udr_from_arrays([codes, codes], kl=[[0.0] * 3, [1.0] * 3])["model_scores"] == [0.0, 0.0]
+
+
+def test_udr_takes_a_list_of_runs_of_the_same_observations():
+    codes = two_level_design(2)
+    for runs, message in (([codes], "at least 2 codes arrays"), (codes, "at least 2 codes arrays"),
+                          ([codes, codes[:-1]], "the runs have \\[40, 39\\] rows"),
+                          ([codes, np.where(codes > 0, np.nan, codes)], "codes of run 1 hold NaN")):
+        with pytest.raises(UserError, match=message):
+            metrics.udr_from_arrays(runs)
+    with pytest.raises(UserError, match="kl must hold one value per dimension of each run"):
+        metrics.udr_from_arrays([codes, codes], kl=[[1.0], [1.0, 1.0]])
+    with pytest.raises(UserError, match="correlation must be one of lasso, spearman"):
+        metrics.udr_from_arrays([codes, codes], correlation="pearson")

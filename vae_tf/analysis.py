@@ -5,6 +5,7 @@ samples, latent-space projections, KL per dimension, summary.json); `export` cop
 files into `images/`; `compare` overlays several runs.
 """
 
+import csv
 import dataclasses
 import json
 import re
@@ -32,6 +33,7 @@ DECOMPOSITION = ("index_code_mi", "total_correlation", "dimension_wise_kl")  # t
 # Encoded test images the decomposition takes as its data set: its estimate holds n × n × latent_size densities
 # (2000² × 10 float64: 320 MB; all 10,000 of a --num_images=10000 analysis would need 8 GB).
 DECOMPOSITION_IMAGES = 2000
+UDR_IMAGES = 1000  # test images every run encodes for UDR (disentanglement_lib's udr num_data_points)
 
 
 def run_name(run):
@@ -568,12 +570,13 @@ def runs_of(paths):
     return found
 
 
-def compare(run_dirs, output_dir=None, note=print):
+def compare(run_dirs, output_dir=None, note=print, udr=False):
     """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
 
     Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
     returns the table. Runs of different losses or image sizes get a `note` each, and so does a run shipped without
-    its log.csv (its training figures are left out; its MIG curve and test figures stay).
+    its log.csv (its training figures are left out; its MIG curve and test figures stay). `udr` also ranks the runs
+    by UDR (`udr_scores`, written to `udr.json`) in a last column.
     """
     from vae_tf.metrics import METRICS, markdown_table
 
@@ -598,17 +601,19 @@ def compare(run_dirs, output_dir=None, note=print):
         metrics[name], protocols[name] = scored.get("metrics", {}), scored.get("protocol", "–")
     found = {metric for scores in metrics.values() for metric in scores}
     metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
+    output = Path(output_dir) if output_dir else runs[0].path.parent
+    output.mkdir(parents=True, exist_ok=True)
+    ranked = udr_scores(runs, names, [params for _, params in opened], output) if udr else {}
     header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
                "test index-code MI", "test TC", "test dim-wise KL"]
-              + (["metric protocol"] + metric_names if metric_names else []))
+              + (["metric protocol"] + metric_names if metric_names else []) + (["UDR"] if ranked else []))
     rows = [[name] + (_training_columns(final) if final else ["–"] * 5)
             + [str(summaries[name].get("active_units", "–"))]
             + _test_columns(summaries[name]) + ([protocols[name]] if metric_names else [])
             + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
+            + ([f"{ranked[name]:.3f}"] if ranked else [])
             for name, final in finals.items()]
     table = markdown_table(header, rows)
-    output = Path(output_dir) if output_dir else runs[0].path.parent
-    output.mkdir(parents=True, exist_ok=True)
     if logs:
         save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
     migs = {name: mig for run, name in zip(runs, names) if (mig := _read_mig(run))}
@@ -618,13 +623,44 @@ def compare(run_dirs, output_dir=None, note=print):
     return table
 
 
+def udr_scores(runs, names, params, output):
+    """Each run's UDR (`metrics.udr_from_arrays`, Lasso) among `runs`, from the codes their latest checkpoints give the
+    first UDR_IMAGES test images of their common data set, each dimension's KL deciding whether it is informative;
+    the scores, pairwise figures and protocol go to `output/udr.json`. Returns {run name: score}."""
+    from vae_tf.checkpoints import load_run
+    from vae_tf.metrics import udr_from_arrays
+
+    differing = [field for field in ("dataset", "image_size", "channels")
+                 if len({getattr(each, field) for each in params}) > 1]
+    if differing:
+        raise UserError(f"--udr compares the runs' codes of the same images, but the runs differ in "
+                        f"{', '.join(differing)}: compare runs of one data set and image size")
+    untrained = [name for run, name in zip(runs, names) if not run.has_checkpoint("latest")]
+    if untrained:
+        raise UserError(f"--udr encodes images with each run, but {', '.join(untrained)} has no checkpoint yet: "
+                        f"train it first")
+    images = _test_images(params[0], UDR_IMAGES)[0]
+    codes, kls = [], []
+    for run in runs:
+        encoded = Encoded(load_run(run.path), images)
+        codes.append(np.column_stack([encoded.mean, *encoded.categories]))
+        kls.append(np.concatenate([latent_space.kl_per_dimension(encoded.mean, encoded.log_std),
+                                   [latent_space.categorical_kl(q) for q in encoded.probabilities]]))
+    result = udr_from_arrays(codes, kl=kls)
+    write_json(output / "udr.json", {"runs": names, "dataset": params[0].dataset, "images": len(images),
+                                     "correlation": "lasso", "checkpoint": "latest", **result})
+    return dict(zip(names, result["model_scores"]))
+
+
 def _ground_truth(params):
     from vae_tf.datasets import load_ground_truth
     return load_ground_truth(params.dataset, params.image_size, params.data_dir, channels=params.channels)
 
 
 def score_run(run_dir, checkpoint="latest", quick=False, progress=True, names=None):
-    """Disentanglement metrics of a run into `<run>/analysis/metrics.json`; returns their Markdown table.
+    """Disentanglement metrics of a run (`names`, default metrics.DEFAULT_METRICS) into
+    `<run>/analysis/metrics.json`, and their numbers as one row of `metrics.csv` (`metrics.scalar_figures`);
+    returns their Markdown table.
 
     `names` scores only those metrics and keeps the file's other scores when they are of the same weights, protocol
     and random_state (each metric draws from its own generator, so scoring in parts gives the scores of one call).
@@ -647,7 +683,17 @@ def score_run(run_dir, checkpoint="latest", quick=False, progress=True, names=No
         scores = {name: merged[name] for name in metrics.METRICS if name in merged}
     run.analysis.mkdir(exist_ok=True)
     write_json(run.analysis / "metrics.json", {**record, "metrics": scores})
+    row = {"run": params.run_name, **record, **metrics.scalar_figures(scores)}
+    replace_atomically(run.analysis / "metrics.csv", lambda temporary: _write_row(temporary, row))
     return metrics.format_table({params.run_name: scores})
+
+
+def _write_row(path, row):
+    """A CSV file of a header and one row, from {column: value}."""
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(row)
+        writer.writerow(row.values())
 
 
 def baseline_params(dataset=None, run_dir=None):

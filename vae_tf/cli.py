@@ -124,6 +124,7 @@ def _analyze_parser():
                             "  python analyze.py predictions/shapes2d_beta4 --metrics --quick --export\n"
                             "  python analyze.py predictions/shapes2d_ae predictions/shapes2d_beta4 --compare\n"
                             "  python analyze.py predictions/smoke --compare   (every run of a study)\n"
+                            "  python analyze.py predictions/beta4_seed0 predictions/beta4_seed1 --compare --udr\n"
                             "  python analyze.py --baselines --dataset=shapes2d --quick")
     parser.add_argument("runs", nargs="*", metavar="RUN", help="run folders, e.g. predictions/shapes2d_beta4")
     parser.add_argument("--checkpoint", choices=CHECKPOINTS,
@@ -146,9 +147,12 @@ def _analyze_parser():
                         help="instead of the per-run figures: overlay the runs' curves and tabulate their final "
                              "figures (comparison.png and comparison.md beside the runs, or in --output); a study "
                              "folder stands for all of its runs")
+    parser.add_argument("--udr", action="store_true",
+                        help="with --compare: also rank the runs by UDR (Duan et al. 2020), how alike their codes of "
+                             "the same 1,000 test images are (udr.json beside comparison.md); any data set")
     parser.add_argument("--metrics", action="store_true",
-                        help="also score disentanglement (beta_vae, factor_vae, mig, dci, sap) into "
-                             "analysis/metrics.json; needs a data set with ground-truth factors")
+                        help="also score disentanglement into analysis/metrics.json and metrics.csv (the default "
+                             "metrics: all but the downstream tasks); needs a data set with ground-truth factors")
     parser.add_argument("--metric_names", metavar="NAMES",
                         help="score only these comma-separated metrics (implies --metrics; with --baselines, the "
                              "baselines' metrics); a run's other scores of the same weights and protocol are kept, "
@@ -185,6 +189,8 @@ def _check_combination(args):
         if given:
             raise UserError(f"--compare only tabulates what the runs already hold; analyse them with "
                             f"{' '.join(given)} first, then compare")
+    if args.udr and not args.compare:
+        raise UserError("--udr ranks several runs against each other: use it with --compare and at least two runs")
     if args.metric_names is not None:
         from vae_tf.metrics import METRICS
         names = [name.strip() for name in args.metric_names.split(",") if name.strip()]
@@ -223,7 +229,7 @@ def analyze_main(argv=None):
         if args.baselines:
             check_ground_truth(analysis.baseline_params(args.dataset, args.runs[0] if args.runs else None).dataset)
         if args.compare:
-            print(analysis.compare(args.runs, args.output), end="")
+            print(analysis.compare(args.runs, args.output, udr=args.udr), end="")
         else:
             for run in args.runs:
                 checkpoint, num_images = args.checkpoint or "latest", args.num_images or TEST_IMAGES

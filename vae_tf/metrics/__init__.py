@@ -14,8 +14,9 @@ is our own. Importing this package does not import TensorFlow.
 
 Where each part lives: `sampled` (β-VAE, FactorVAE and the sampling the others share), `gaps` (MIG, SAP),
 `importance` (DCI), `modularity_explicitness`, `robustness` (IRS), `unsupervised` (the scores of the codes alone),
-`downstream` (the downstream tasks), `information` (binning, mutual information), `probes` (the predictors and how
-they are fitted), `checks` (inputs), `suite` (the registry, the protocols, the runners, the tables).
+`downstream` (the downstream tasks), `ranking` (UDR, which scores a set of runs), `information` (binning, mutual
+information), `probes` (the predictors and how they are fitted), `checks` (inputs), `suite` (the registry, the
+protocols, the runners, the tables).
 """
 
 from vae_tf.metrics.checks import CONTINUOUS, DISCRETE, random_state_of, seed_from
@@ -25,6 +26,7 @@ from vae_tf.metrics.gaps import mig, mig_from_arrays, sap, sap_from_arrays
 from vae_tf.metrics.importance import dci, dci_from_arrays
 from vae_tf.metrics.modularity_explicitness import (explicitness, explicitness_from_arrays, modularity,
                                                     modularity_from_arrays)
+from vae_tf.metrics.ranking import udr_from_arrays
 from vae_tf.metrics.robustness import irs, irs_from_arrays
 from vae_tf.metrics.sampled import beta_vae, factor_vae
 from vae_tf.metrics.unsupervised import (code_mutual_information, code_mutual_information_from_arrays,
@@ -32,4 +34,4 @@ from vae_tf.metrics.unsupervised import (code_mutual_information, code_mutual_in
                                          gaussian_wasserstein_correlation, gaussian_wasserstein_correlation_from_arrays)
 from vae_tf.metrics.suite import (ARRAY_METRICS, DEFAULT_METRICS, METRICS, METRICS_SEED, PROTOCOLS, QUICK, SUITE,
                                   array_protocol_of, evaluate, evaluate_arrays, format_table, images_needed,
-                                  markdown_table, protocol_of)
+                                  markdown_table, protocol_of, scalar_figures)

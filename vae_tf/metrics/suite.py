@@ -191,3 +191,17 @@ def format_table(rows):
     return markdown_table(["representation"] + columns,
                           [[row] + [f"{results[name]['score']:.3f}" if name in results else "–" for name in columns]
                            for row, results in rows.items()])
+
+
+def scalar_figures(results, prefix=""):
+    """{metric: result dict} -> {column: number}: every number in the results, nested keys joined by dots, a metric's
+    score under the metric's own name (`mig`, `mig.top_dims` is a list and left out, `downstream_boosted_trees.by_size.
+    100.mean_test`). Lists stay in the JSON the results come from."""
+    flat = {}
+    for key, value in results.items():
+        name = prefix if key == "score" and prefix else f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            flat.update(scalar_figures(value, name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = value
+    return flat
