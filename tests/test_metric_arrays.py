@@ -1,6 +1,10 @@
 """Metrics from plain (codes, factors) arrays: the same functions the samplers call, factor kinds, continuous factors,
 data sets without a full factor grid, the mutual information estimators against closed forms, and bad input."""
 
+import contextlib
+import io
+import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +13,7 @@ import pytest
 
 from vae_tf import metrics
 from vae_tf.errors import UserError
+from vae_tf.metrics import command
 from vae_tf.metrics.information import mutual_information
 
 from conftest import ROOT
@@ -248,6 +253,63 @@ def test_quick_and_protocols_apply_to_the_array_metrics():
 
 
 def test_importing_the_metrics_does_not_import_tensorflow():
-    code = "import vae_tf.metrics, sys; assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    code = ("import vae_tf.metrics, vae_tf.metrics.command, sys; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# --- python -m vae_tf.metrics ------------------------------------------------------------------------------
+
+def run_command(*argv):
+    """The command in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = command.main([str(arg) for arg in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_command_reads_npy_npz_and_csv_files(tmp_path):
+    factors = np.random.RandomState(0).randint(4, size=(300, 2))
+    codes = factors + 0.2 * np.random.RandomState(1).randn(300, 2)
+    expected = f"{metrics.mig_from_arrays(codes, factors)['score']:.3f}"
+    np.save(tmp_path / "codes.npy", codes)
+    np.save(tmp_path / "factors.npy", factors)
+    np.savez(tmp_path / "run.npz", codes=codes, factors=factors)
+    np.savetxt(tmp_path / "codes.csv", codes, delimiter=",", header="z0,z1", comments="")
+    np.savetxt(tmp_path / "factors.csv", factors, delimiter=",")  # no header
+    for files in (("codes.npy", "factors.npy"), ("run.npz", "run.npz"), ("codes.csv", "factors.csv")):
+        code, out, err = run_command(*(tmp_path / name for name in files), "--names=mig,irs")
+        assert code == 0 and not err
+        assert out.splitlines()[0] == "| representation | mig | irs |" and out.splitlines()[2].split(" | ")[1] == expected
+    code, out, _ = run_command(tmp_path / "codes.npy", "--json", tmp_path / "scores.json")
+    saved = json.loads((tmp_path / "scores.json").read_text())
+    assert code == 0 and list(saved["metrics"]) == ["gaussian_total_correlation", "gaussian_wasserstein_correlation",
+                                                    "code_mutual_information"]  # no factors: the codes alone
+    code, out, _ = run_command("--udr", tmp_path / "codes.npy", tmp_path / "codes.csv", "--correlation=spearman")
+    udr = f"| {metrics.udr_from_arrays([codes, codes], correlation='spearman')['model_scores'][0]:.3f} |"
+    assert code == 0 and out.splitlines()[0] == "| run | UDR (spearman) |" and out.count(udr) == 2
+
+
+def test_the_command_reports_bad_input_in_one_line(tmp_path):
+    np.save(tmp_path / "codes.npy", CODES)
+    np.save(tmp_path / "short.npy", FACTORS[:10])
+    np.savez(tmp_path / "two.npz", a=CODES, b=FACTORS)
+    (tmp_path / "text.csv").write_text("z0,z1\n1,2\n3,oops\n")
+    cases = {("codes.npy", "short.npy"): "codes have 60 rows but factors have 10",
+             ("codes.npy", "missing.npy"): "missing.npy: no such file",
+             ("codes.npy", "two.npz"): "holds the arrays a, b; name the factors array 'factors'",
+             ("text.csv",): "text.csv (could not convert",
+             ("codes.npy", "codes.txt.gz"): "save the factors as .npy, .npz or .csv",
+             ("codes.npy", "--udr"): "at least 2 codes arrays",
+             ("codes.npy", "--names=factor_vae"): "factor_vae needs a sampler",
+             ("codes.npy", "--correlation=lasso"): "add --udr"}
+    for argv, message in cases.items():
+        code, out, err = run_command(*(tmp_path / a if not a.startswith("-") else a for a in argv))
+        assert code == 2 and not out and err.startswith("error: ") and message in err and err.count("\n") == 1, \
+            (argv, err)
+    # As a user runs it: the same line, no traceback.
+    result = subprocess.run([sys.executable, "-m", "vae_tf.metrics", "codes.npy", "short.npy"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr == "error: codes have 60 rows but factors have 10: row i of " \
+                                                       "both must describe the same observation\n"
