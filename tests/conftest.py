@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import vae_tf
@@ -58,3 +59,35 @@ def train_cli(*args):
     finally:
         os.chdir(started_in)
     return subprocess.CompletedProcess(["train.py", *args], code, out.getvalue(), err.getvalue())
+
+
+# --- metrics -----------------------------------------------------------------------------------------------
+
+class FactorIndices:
+    """A ground truth (DESIGN §3) of independent uniform factors of the given sizes whose observations are the factor
+    indices themselves (float [n, k]): the identity on it is a perfect code."""
+
+    def __init__(self, *sizes):
+        self.factors_num_values = list(sizes)
+        self.num_factors = len(sizes)
+        self.observation_shape = (len(sizes),)
+
+    def sample_factors(self, num, random_state):
+        return np.stack([random_state.randint(n, size=num) for n in self.factors_num_values], axis=1)
+
+    def sample_observations_from_factors(self, factors, random_state):
+        return np.asarray(factors, dtype=np.float64)
+
+
+def factor_grid(*sizes, repeat=1):
+    """Every combination of factor values 0 .. size−1, `repeat` times in order: factors exactly uniform and
+    independent."""
+    combinations = np.stack(np.meshgrid(*map(np.arange, sizes), indexing="ij"), axis=-1).reshape(-1, len(sizes))
+    return np.tile(combinations, (repeat, 1))
+
+
+def plug_in_entropy(*columns):
+    """Entropy (nats) of the joint empirical distribution of integer columns, from their counts alone."""
+    _, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
+    p = counts / counts.sum()
+    return float(-np.sum(p * np.log(p)))

@@ -16,20 +16,7 @@ from vae_tf.errors import UserError
 from vae_tf.metrics import command
 from vae_tf.metrics.information import mutual_information
 
-from conftest import ROOT
-
-
-class Grid:
-    """A ground truth of factor indices (sizes 3, 4) observed as themselves."""
-
-    factors_num_values = [3, 4]
-    num_factors = 2
-
-    def sample_factors(self, num, random_state):
-        return np.stack([random_state.randint(n, size=num) for n in self.factors_num_values], axis=1)
-
-    def sample_observations_from_factors(self, factors, random_state):
-        return np.asarray(factors, dtype=np.float64)
+from conftest import ROOT, FactorIndices, factor_grid, plug_in_entropy
 
 
 def noisy(x):
@@ -37,17 +24,10 @@ def noisy(x):
     return np.column_stack([x[:, 0] + 0.3 * np.sin(5 * x[:, 1]), x[:, 1] - 0.2 * x[:, 0], np.cos(x.sum(axis=1))])
 
 
-def plug_in_entropy(*columns):
-    """Entropy (nats) of the joint empirical distribution of integer columns, from their counts alone."""
-    _, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
-    p = counts / counts.sum()
-    return float(-np.sum(p * np.log(p)))
-
-
 # --- the samplers call the array functions -----------------------------------------------------------------
 
 def test_sampled_metrics_are_the_array_metrics_of_their_draws():
-    ground_truth = Grid()
+    ground_truth = FactorIndices(3, 4)
     state = np.random.RandomState(5)
     factors = ground_truth.sample_factors(600, state)
     test_factors = ground_truth.sample_factors(300, state)
@@ -62,8 +42,7 @@ def test_sampled_metrics_are_the_array_metrics_of_their_draws():
 
 def test_mig_ignores_row_order_and_held_out_metrics_split_rows_at_random():
     # A factor grid in sorted order: holding out the last rows would test on factor values never trained on.
-    factors = np.stack(np.meshgrid(np.arange(3), np.arange(4), indexing="ij"), axis=-1).reshape(-1, 2)
-    factors = np.repeat(factors, 50, axis=0)
+    factors = np.repeat(factor_grid(3, 4), 50, axis=0)
     codes = factors + 0.05 * np.random.RandomState(0).randn(*factors.shape)
     order = np.random.RandomState(1).permutation(len(factors))
     assert metrics.mig_from_arrays(codes, factors) == metrics.mig_from_arrays(codes[order], factors[order])

@@ -7,22 +7,10 @@ from vae_tf import baselines, metrics
 from vae_tf.errors import UserError
 from vae_tf.shapes2d import Shapes2DGroundTruth
 
-
-class FactorsAsObservations:
-    """A ground truth whose observations are its factor indices (sizes 4, 5, 6), as float [n, 3]."""
-
-    factors_num_values = [4, 5, 6]
-    num_factors = 3
-    observation_shape = (3,)
-
-    def sample_factors(self, num, random_state):
-        return np.stack([random_state.randint(n, size=num) for n in self.factors_num_values], axis=1)
-
-    def sample_observations_from_factors(self, factors, random_state):
-        return np.asarray(factors, dtype=np.float64)
+from conftest import FactorIndices, factor_grid
 
 
-GROUND_TRUTH = FactorsAsObservations()
+GROUND_TRUTH = FactorIndices(4, 5, 6)  # observed as float [n, 3]
 
 # Small protocols: a few thousand cheap observations per metric.
 SMALL = {"beta_vae": dict(batch_size=16, num_train=200, num_eval=100),
@@ -235,19 +223,16 @@ def test_format_table():
 
 # --- exact values ------------------------------------------------------------------------------------------
 
-class GridFactors(FactorsAsObservations):
+class GridFactors(FactorIndices):
     """Factors of sizes 2 and 4 whose samples hold every combination equally often, shuffled: the empirical
     distribution is exactly uniform and independent, so plug-in entropies are exactly log 2 and log 4."""
 
-    factors_num_values = [2, 4]
-    num_factors = 2
-    observation_shape = (2,)
+    def __init__(self):
+        super().__init__(2, 4)
 
     def sample_factors(self, num, random_state):
-        grid = np.stack(np.meshgrid(*map(np.arange, self.factors_num_values), indexing="ij"), axis=-1)
-        grid = grid.reshape(-1, self.num_factors)
-        assert num % len(grid) == 0, "ask for a multiple of the 8 combinations"
-        return random_state.permutation(np.tile(grid, (num // len(grid), 1)))
+        assert num % 8 == 0, "ask for a multiple of the 8 combinations"
+        return random_state.permutation(factor_grid(2, 4, repeat=num // 8))
 
 
 def copies_and_coarse(x):

@@ -8,18 +8,7 @@ from scipy.stats import norm
 from vae_tf import metrics
 from vae_tf.errors import UserError
 
-
-def grid(*sizes, repeat=1):
-    """Every combination of factor values 0 .. size−1 equally often: factors exactly uniform and independent."""
-    combinations = np.stack(np.meshgrid(*map(np.arange, sizes), indexing="ij"), axis=-1).reshape(-1, len(sizes))
-    return np.tile(combinations, (repeat, 1))
-
-
-def plug_in_entropy(*columns):
-    """Entropy (nats) of the joint empirical distribution of integer columns, from their counts alone."""
-    _, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
-    p = counts / counts.sum()
-    return float(-np.sum(p * np.log(p)))
+from conftest import factor_grid, plug_in_entropy
 
 
 def plug_in_information(a, b):
@@ -29,7 +18,7 @@ def plug_in_information(a, b):
 # --- modularity --------------------------------------------------------------------------------------------
 
 def test_modularity_of_perfect_and_permuted_codes_is_one():
-    factors = grid(4, 3, repeat=5)  # on the grid each copy carries nothing about the other factor: θ = 0 off it
+    factors = factor_grid(4, 3, repeat=5)  # on the grid each copy carries nothing about the other factor: θ = 0 off it
     assert metrics.modularity_from_arrays(factors, factors) == {"score": 1.0, "per_dimension": [1.0, 1.0]}
     permuted = np.column_stack([-2.0 * factors[:, 1], 0.5 * factors[:, 0]])
     assert metrics.modularity_from_arrays(permuted, factors)["score"] == 1.0
@@ -38,7 +27,7 @@ def test_modularity_of_perfect_and_permuted_codes_is_one():
 def test_modularity_of_a_code_mixing_two_factors():
     # z = v0 + v1 tells about both factors: θ_0 = I(z; v0), θ_1 = I(z; v1) from counts, and by eq. 2 with two
     # factors its modularity is 1 − θ_min² / θ_max². A dimension that carries nothing scores 0 (disentanglement_lib).
-    factors = grid(4, 2, repeat=3)
+    factors = factor_grid(4, 2, repeat=3)
     mixed = factors[:, 0] + factors[:, 1]
     thetas = sorted([plug_in_information(mixed, factors[:, 0]), plug_in_information(mixed, factors[:, 1])])
     codes = np.column_stack([mixed, np.zeros(len(factors))])
@@ -46,7 +35,7 @@ def test_modularity_of_a_code_mixing_two_factors():
     np.testing.assert_allclose(result["per_dimension"], [1 - thetas[0] ** 2 / thetas[1] ** 2, 0.0], rtol=0,
                                atol=1e-12)
     # z = 2 v0 + v1 on two binary factors tells both entirely (θ = log 2 each): the least modular, 0.
-    binary = grid(2, 2, repeat=3)
+    binary = factor_grid(2, 2, repeat=3)
     assert metrics.modularity_from_arrays(2 * binary[:, :1] + binary[:, 1:], binary)["per_dimension"] == [0.0]
 
 
@@ -99,7 +88,7 @@ def test_explicitness_of_a_continuous_factor_is_its_r_squared():
 # --- IRS ---------------------------------------------------------------------------------------------------
 
 def test_irs_of_perfect_and_permuted_codes_is_one():
-    factors = grid(3, 4, repeat=2)
+    factors = factor_grid(3, 4, repeat=2)
     assert metrics.irs_from_arrays(factors, factors)["score"] == 1.0
     result = metrics.irs_from_arrays(np.column_stack([factors[:, 1] * -2.0, factors[:, 0] + 1]), factors)
     assert result["score"] == 1.0 and result["parents"] == [1, 0]
@@ -110,7 +99,7 @@ def test_irs_of_a_code_mixing_two_factors_by_hand():
     # from its group mean; holding v1, {0, 1} or {½, 1½}: ½. Its largest deviation from its mean ¾ is ¾, so
     # IRS(z0, v0) = 1 − ¼ / ¾ = ⅔ and IRS(z0, v1) = ⅓; z1 never moves with v1 fixed: 1. Weighted by the largest
     # deviations (¾ and ½): (⅔ · ¾ + 1 · ½) / (¾ + ½) = 0.8.
-    factors = grid(2, 2, repeat=3)
+    factors = factor_grid(2, 2, repeat=3)
     codes = np.column_stack([factors[:, 0] + factors[:, 1] / 2, factors[:, 1]])
     for quantile in (1.0, 0.99):
         result = metrics.irs_from_arrays(codes, factors, diff_quantile=quantile)
@@ -155,7 +144,7 @@ def test_gaussian_wasserstein_correlation_of_two_dimensions_in_closed_form():
 
 
 def test_unsupervised_scores_of_independent_duplicated_and_collapsed_codes():
-    signs = grid(2, 2, 2) * 2.0 - 1  # a two-level design: mean 0, covariance exactly diagonal
+    signs = factor_grid(2, 2, 2) * 2.0 - 1  # a two-level design: mean 0, covariance exactly diagonal
     for name in ("gaussian_total_correlation", "gaussian_wasserstein_correlation"):
         assert metrics.ARRAY_METRICS[name](signs)["score"] == pytest.approx(0.0, abs=1e-12), name
     duplicated = np.column_stack([signs, signs[:, :1]])
@@ -170,7 +159,7 @@ def test_code_mutual_information_of_copies_is_the_binned_entropy():
     z = state.randint(6, size=300).astype(float)  # six values: the 20 bins only relabel them
     assert metrics.code_mutual_information_from_arrays(np.column_stack([z, 2 * z]))["score"] == pytest.approx(
         plug_in_entropy(z), abs=1e-12)
-    independent = grid(3, 4, repeat=2).astype(float)
+    independent = factor_grid(3, 4, repeat=2).astype(float)
     assert metrics.code_mutual_information_from_arrays(independent)["score"] == pytest.approx(0.0, abs=1e-12)
     knn = metrics.code_mutual_information_from_arrays(state.randn(2000, 3), estimator="knn")
     assert knn["score"] < 0.02  # noise: no shared information
@@ -223,7 +212,7 @@ def test_downstream_tasks_need_enough_rows():
 def two_level_design(dimensions, repeat=10):
     """Codes of ±1 in every combination: each dimension has mean 0 and variance 1, and the dimensions are exactly
     uncorrelated, so a Lasso on them has the closed form: each coefficient soft-thresholded by alpha."""
-    return grid(*[2] * dimensions, repeat=repeat) * 2.0 - 1
+    return factor_grid(*[2] * dimensions, repeat=repeat) * 2.0 - 1
 
 
 def test_udr_of_matching_runs_is_one_minus_alpha_in_any_order_sign_and_scale():

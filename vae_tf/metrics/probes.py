@@ -1,6 +1,7 @@
 """The scikit-learn predictors the metrics fit (a classifier for a discrete factor, a regressor for a continuous one),
 how they are fitted and how they are scored."""
 
+import contextlib
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +18,19 @@ from vae_tf.metrics.checks import DISCRETE
 FIT_THREADS = os.cpu_count() or 1  # predictors fitted at once (scikit-learn builds trees without the GIL)
 
 
-def fit_quietly(model, x, y):
-    """Fit a scikit-learn model without its convergence warnings (the study used default iteration limits) and its
-    notices of defaults changing in later releases (the regression pins in the tests catch a score that moves)."""
+@contextlib.contextmanager
+def _quiet():
+    """No convergence warnings (the study used default iteration limits) and no notices of defaults changing in
+    later scikit-learn releases (the regression pins in the tests catch a score that moves)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def fit_quietly(model, x, y):
+    """Fit a scikit-learn model quietly (`_quiet`)."""
+    with _quiet():
         return model.fit(x, y)
 
 
@@ -63,5 +71,7 @@ def logistic_regression_cv(kind, seed):
 def fit_in_threads(fit, *arguments):
     """[fit(*a) for a in zip(*arguments)], FIT_THREADS at a time, in order."""
     count = len(arguments[0])
-    with ThreadPoolExecutor(max(1, min(FIT_THREADS, count))) as pool:
+    # Warning filters are global to the process: quieted here, around all threads, the filters one thread restores on
+    # leaving fit_quietly still quiet the others.
+    with _quiet(), ThreadPoolExecutor(max(1, min(FIT_THREADS, count))) as pool:
         return list(pool.map(fit, *arguments))
