@@ -187,7 +187,9 @@ FACTORS = np.random.RandomState(1).randint(3, size=(60, 2))
     (CODES[:, 0], FACTORS, r"reshape\(-1, 1\)"),
     (CODES.astype(str), FACTORS, "dtype <U"),
     (CODES, FACTORS[:, :0], "at least one row and one column"),
-    (CODES, np.where(np.arange(60)[:, None] == 3, np.nan, FACTORS), "factors hold NaN"),
+    (CODES, np.where(np.arange(60)[:, None] == 3, np.nan, FACTORS), "factors hold NaN or inf in 1 of 60 rows .the "
+                                                                    "first is row 3.; drop those rows$"),
+    (CODES[:1], FACTORS[:1], "got 1 observation: a metric compares observations, it needs at least 2 rows"),
 ])
 @pytest.mark.parametrize("name", ["mig", "dci", "sap"])
 def test_bad_arrays_raise_one_line(name, codes, factors, message):

@@ -171,8 +171,10 @@ def test_unsupervised_scores_need_no_factors():
     codes = np.random.RandomState(0).randn(200, 3)
     names = ["gaussian_total_correlation", "gaussian_wasserstein_correlation", "code_mutual_information"]
     assert list(metrics.evaluate_arrays(codes, None, names)) == names
-    with pytest.raises(UserError, match="mig compare the codes with factors: pass factors"):
+    with pytest.raises(UserError, match="factors are needed by mig: pass factors"):
         metrics.evaluate_arrays(codes, None, ["mig", "gaussian_total_correlation"])
+    with pytest.raises(UserError, match="at least 2 rows"):
+        metrics.evaluate_arrays(codes[:1], None, names)
 
 
 # --- the downstream tasks ----------------------------------------------------------------------------------

@@ -71,9 +71,22 @@ def matrix(values, name):
         raise UserError(f"{name} has shape {array.shape}; it needs at least one row and one column")
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if len(bad):
+        advice = " (codes of a diverged model: evaluate an earlier checkpoint)" if "codes" in name else ""
         raise UserError(f"{name} hold NaN or inf in {len(bad)} of {len(array)} rows (the first is row {bad[0]}); drop "
-                        f"those rows (codes of a diverged model: evaluate an earlier checkpoint)")
+                        f"those rows{advice}")
     return array
+
+
+def codes_of(codes, name="codes"):
+    """Checked codes [n, d] as float64, n >= 2 (what the metrics of the codes alone read)."""
+    codes = matrix(codes, name)
+    _enough(len(codes))
+    return codes.astype(np.float64)
+
+
+def _enough(rows):
+    if rows < 2:
+        raise UserError(f"got {rows} observation: a metric compares observations, it needs at least 2 rows")
 
 
 def factor_kinds(factors, kinds=None):
@@ -94,6 +107,7 @@ def observed(codes, factors, kinds=None):
     """Checked codes [n, d], factors [n, k] and each factor's kind. Discrete factors become their class indices
     0 .. K−1 (in the order of their values), so any numbers can label classes; continuous ones stay as they are."""
     codes, factors = _rows_alike(codes, factors)
+    _enough(len(codes))
     codes = codes if codes.dtype.kind == "f" else codes.astype(np.float64)
     kinds = factor_kinds(factors, kinds)
     for k, column in enumerate(factors.T):

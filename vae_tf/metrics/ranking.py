@@ -10,7 +10,7 @@ from sklearn import linear_model
 from sklearn.preprocessing import StandardScaler
 
 from vae_tf.errors import UserError
-from vae_tf.metrics.checks import matrix
+from vae_tf.metrics.checks import codes_of
 
 CORRELATIONS = ("lasso", "spearman")
 
@@ -46,7 +46,7 @@ def _runs(codes_list, kl):
     if isinstance(codes_list, np.ndarray) and codes_list.ndim == 2 or len(codes_list) < 2:
         raise UserError("udr compares runs with each other: pass a list of at least 2 codes arrays [n, d], one per "
                         "run, all of the same n observations")
-    runs = [matrix(codes, f"codes of run {i}").astype(np.float64) for i, codes in enumerate(codes_list)]
+    runs = [codes_of(codes, f"codes of run {i}") for i, codes in enumerate(codes_list)]
     if len({len(codes) for codes in runs}) > 1:
         raise UserError(f"udr compares the codes of the same observations, but the runs have "
                         f"{[len(codes) for codes in runs]} rows: encode the same n observations with every run")

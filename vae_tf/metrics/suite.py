@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from vae_tf.errors import UserError
 from vae_tf.metrics import downstream, unsupervised
-from vae_tf.metrics.checks import call_array_metric, check_protocol, matrix, observed, published, takes_factors
+from vae_tf.metrics.checks import call_array_metric, check_protocol, codes_of, observed, published, takes_factors
 from vae_tf.metrics.gaps import mig, mig_from_arrays, sap, sap_from_arrays
 from vae_tf.metrics.importance import dci, dci_from_arrays
 from vae_tf.metrics.modularity_explicitness import (explicitness, explicitness_from_arrays, modularity,
@@ -165,12 +165,12 @@ def evaluate_arrays(codes, factors, names=None, kinds=None, random_state=0, quic
     needing = [name for name in chosen if takes_factors(ARRAY_METRICS[name])]
     if factors is None and needing:
         alone = [name for name, fn in ARRAY_METRICS.items() if not takes_factors(fn)]
-        raise UserError(f"{', '.join(needing)} compare the codes with factors: pass factors [n, k], or score only "
-                        f"metrics of the codes alone ({', '.join(alone)})")
+        raise UserError(f"factors are needed by {', '.join(needing)}: pass factors [n, k], or score only metrics of "
+                        f"the codes alone ({', '.join(alone)})")
     if needing:  # bad arrays fail before any metric runs
         observed(codes, factors, kinds)
     else:
-        matrix(codes, "codes")
+        codes_of(codes)
     results = {}
     for name, protocol in chosen.items():
         results[name] = call_array_metric(ARRAY_METRICS[name], codes, protocol, factors=factors, kinds=kinds,

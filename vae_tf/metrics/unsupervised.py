@@ -7,7 +7,7 @@ disentanglement_lib's unsupervised_metrics.py. Lower means more factorised; 0 fo
 import numpy as np
 
 from vae_tf.errors import UserError
-from vae_tf.metrics.checks import check_protocol, matrix, random_state_of
+from vae_tf.metrics.checks import check_protocol, codes_of, random_state_of
 from vae_tf.metrics.information import mutual_information
 from vae_tf.metrics.sampled import score_observed
 
@@ -21,7 +21,7 @@ def gaussian_total_correlation_from_arrays(codes):
 
     Returns score.
     """
-    codes = matrix(codes, "codes").astype(np.float64)
+    codes = codes_of(codes)
     varying = codes[:, np.var(codes, axis=0) > 0]
     if varying.shape[1] < 2:
         return {"score": 0.0}
@@ -38,7 +38,7 @@ def gaussian_wasserstein_correlation_from_arrays(codes):
 
     Returns score, normalized (the score divided by tr Σ, which does not depend on the codes' scale).
     """
-    codes = matrix(codes, "codes").astype(np.float64)
+    codes = codes_of(codes)
     covariance = np.atleast_2d(np.cov(codes, rowvar=False))
     root = np.sqrt(np.diag(covariance))
     eigenvalues = np.linalg.eigvalsh(root[:, None] * covariance * root[None, :])
@@ -54,7 +54,7 @@ def code_mutual_information_from_arrays(codes, *, num_bins=20, estimator="histog
     Returns score.
     """
     check_protocol(code_mutual_information_from_arrays, (), num_bins=(num_bins, 1))
-    codes = matrix(codes, "codes").astype(np.float64)
+    codes = codes_of(codes)
     d = codes.shape[1]
     if d < 2:
         raise UserError("code_mutual_information averages the information between pairs of code dimensions: it needs "
