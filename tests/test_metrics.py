@@ -183,6 +183,12 @@ def test_bad_protocols_raise_user_error():
         metrics.factor_vae(GROUND_TRUTH, identity, np.random.RandomState(0), batch_size=1)
     with pytest.raises(UserError, match="unknown metric"):
         metrics.evaluate(GROUND_TRUTH, identity, names=["mgi"])
+    # Checked before any observation is drawn or encoded:
+    for name, protocol, message in (("modularity", dict(estimator="kde"), "estimator 'kde'; choose from histogram"),
+                                    ("code_mutual_information", dict(estimator="ksg"), "estimator 'ksg'"),
+                                    ("irs", dict(diff_quantile=1.5), "diff_quantile must be a number in .0, 1.")):
+        with pytest.raises(UserError, match=message):
+            metrics.METRICS[name](GROUND_TRUTH, lambda x: pytest.fail("encoded"), np.random.RandomState(0), **protocol)
 
 
 def test_protocols_are_the_published_ones():

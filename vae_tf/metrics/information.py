@@ -55,14 +55,19 @@ def discrete_mutual_information(a, b):
                      for i in range(a.shape[1])])
 
 
+def check_estimator(estimator):
+    """UserError unless `estimator` names one of ESTIMATORS."""
+    if estimator not in ESTIMATORS:
+        raise UserError(f"unknown mutual information estimator {estimator!r}; choose from {', '.join(ESTIMATORS)}")
+
+
 def mutual_information(codes, factors, kinds, estimator, num_bins, random_state):
     """I(code_j; factor_k) (nats) of codes [n, d] and factors [n, k] of `kinds` by `estimator` (module docstring)
     -> [d, k]."""
+    check_estimator(estimator)
     if estimator == "histogram":
         return discrete_mutual_information(histogram_bins(codes, num_bins), factor_labels(factors, kinds, num_bins))
-    if estimator == "knn":
-        columns = [(mutual_info_classif if kind == DISCRETE else mutual_info_regression)(
-            codes, factor, n_neighbors=KNN_NEIGHBOURS, random_state=seed_from(random_state))
-            for factor, kind in zip(factors.T, kinds)]
-        return np.stack(columns, axis=1)
-    raise UserError(f"unknown mutual information estimator {estimator!r}; choose from {', '.join(ESTIMATORS)}")
+    columns = [(mutual_info_classif if kind == DISCRETE else mutual_info_regression)(
+        codes, factor, n_neighbors=KNN_NEIGHBOURS, random_state=seed_from(random_state))
+        for factor, kind in zip(factors.T, kinds)]
+    return np.stack(columns, axis=1)

@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 
 from vae_tf.errors import UserError
 from vae_tf.metrics.checks import DISCRETE, check_protocol, observed, random_state_of, train_and_test
-from vae_tf.metrics.information import mutual_information
+from vae_tf.metrics.information import check_estimator, mutual_information
 from vae_tf.metrics.probes import fit_probe, probe_score
 from vae_tf.metrics.sampled import score_observed
 
@@ -44,6 +44,7 @@ def modularity(ground_truth, representation_fn, random_state, *, num_train=10000
     Protocol (modularity_explicitness.gin): num_train=10000, histogram_discretizer with num_bins=20.
     """
     check_protocol(modularity, unknown, num_train=(num_train, 1), num_bins=(num_bins, 1))
+    check_estimator(estimator)
     return score_observed(modularity_from_arrays, ground_truth, representation_fn, random_state, num_train,
                           num_bins=num_bins, estimator=estimator)
 

@@ -9,6 +9,11 @@ from vae_tf.metrics.information import factor_labels
 from vae_tf.metrics.sampled import score_observed
 
 
+def _check_quantile(diff_quantile):
+    if isinstance(diff_quantile, bool) or not isinstance(diff_quantile, (int, float)) or not 0 < diff_quantile <= 1:
+        raise UserError(f"irs protocol parameter diff_quantile must be a number in (0, 1], got {diff_quantile!r}")
+
+
 def irs_from_arrays(codes, factors, *, kinds=None, num_bins=20, diff_quantile=0.99):
     """IRS of codes [n, d] for factors [n, k] (Suter et al. 2019, with the estimator of disentanglement_lib's irs.py).
 
@@ -28,8 +33,7 @@ def irs_from_arrays(codes, factors, *, kinds=None, num_bins=20, diff_quantile=0.
     factor).
     """
     check_protocol(irs_from_arrays, (), num_bins=(num_bins, 1))
-    if isinstance(diff_quantile, bool) or not isinstance(diff_quantile, (int, float)) or not 0 < diff_quantile <= 1:
-        raise UserError(f"irs protocol parameter diff_quantile must be a number in (0, 1], got {diff_quantile!r}")
+    _check_quantile(diff_quantile)
     codes, factors, kinds = observed(codes, factors, kinds)
     active = np.flatnonzero(np.var(codes, axis=0) > 0)
     if not len(active):
@@ -58,5 +62,6 @@ def irs(ground_truth, representation_fn, random_state, *, num_train=10000, num_b
     num_bins=20.
     """
     check_protocol(irs, unknown, num_train=(num_train, 1), num_bins=(num_bins, 1))
+    _check_quantile(diff_quantile)
     return score_observed(irs_from_arrays, ground_truth, representation_fn, random_state, num_train,
                           num_bins=num_bins, diff_quantile=diff_quantile)

@@ -8,7 +8,7 @@ import numpy as np
 
 from vae_tf.errors import UserError
 from vae_tf.metrics.checks import check_protocol, codes_of, random_state_of
-from vae_tf.metrics.information import mutual_information
+from vae_tf.metrics.information import check_estimator, mutual_information
 from vae_tf.metrics.sampled import score_observed
 
 
@@ -94,5 +94,6 @@ def code_mutual_information(ground_truth, representation_fn, random_state, *, nu
     Protocol (unsupervised.gin): num_train=10000, histogram_discretizer with num_bins=20.
     """
     check_protocol(code_mutual_information, unknown, num_train=(num_train, 1), num_bins=(num_bins, 1))
+    check_estimator(estimator)
     return score_observed(code_mutual_information_from_arrays, ground_truth, representation_fn, random_state,
                           num_train, num_bins=num_bins, estimator=estimator)
