@@ -1,6 +1,6 @@
 """Speed of the disentanglement metrics for the 64×64 shapes2d model, preset shapes2d_64 (the machine may be shared).
 
-    python benchmarks/bench_metrics.py [--quick-only] [--run=predictions/<run>] [--batch_size=1024]
+    python benchmarks/bench_metrics.py [--quick-only] [--run=predictions/<run>] [--batch_size=1024] [--names=mig,irs]
 
 Prints, for the quick and (unless --quick-only) the published protocol of every metric:
 1. wall time per metric and for the whole suite;
@@ -60,14 +60,14 @@ def rendering(ground_truth, chunks=5):
     return metrics.sampled.CHUNK_IMAGES * chunks / (time.perf_counter() - start)
 
 
-def suite(ground_truth, representation_fn, bare, quick):
+def suite(ground_truth, representation_fn, bare, quick, names):
     label = "quick" if quick else "published"
     print(f"\n## {label} protocol")
     print("| metric | images | wall s | encoding s | encoded img/s | score |")
     print("|---|---:|---:|---:|---:|---:|")
     total = Timed(representation_fn)
     wall_start = time.perf_counter()
-    for name in metrics.METRICS:
+    for name in names:
         timed = Timed(representation_fn)
         start = time.perf_counter()
         result = metrics.evaluate(ground_truth, timed, 0, names=[name], quick=quick)[name]
@@ -89,7 +89,9 @@ def main():
     parser.add_argument("--run", help="a run folder to load (default: an untrained shapes2d_64 model)")
     parser.add_argument("--quick-only", action="store_true", help="skip the published protocol (many minutes)")
     parser.add_argument("--batch_size", type=int, default=1024, help="encoder batch inside the representation")
+    parser.add_argument("--names", help="comma-separated metrics to time (default: every one of metrics.METRICS)")
     args = parser.parse_args()
+    names = args.names.split(",") if args.names else list(metrics.METRICS)
 
     if args.run:
         model = vae_tf.load_run(args.run)
@@ -112,7 +114,7 @@ def main():
     print(f"shapes2d rendering: {rendering(ground_truth):.0f} images/s")
     for quick in ([True] if args.quick_only else [True, False]):
         before = bare()
-        wall, total, after = suite(ground_truth, representation_fn, bare, quick)
+        wall, total, after = suite(ground_truth, representation_fn, bare, quick, names)
         reference = (before + after) / 2
         inside = total.images / max(total.seconds, 1e-9)
         print(f"\nsuite wall time: {wall:.1f} s ({total.images} images encoded, {total.seconds:.1f} s encoding)")

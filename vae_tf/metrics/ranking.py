@@ -60,12 +60,13 @@ def _runs(codes_list, kl):
 
 
 def udr_from_arrays(codes_list, *, kl=None, correlation="lasso", alpha=0.1, kl_threshold=0.01):
-    """UDR (Duan et al. 2020, §3) of m >= 2 runs from their codes of the same n observations: codes_list [m][n, d_i].
+    """UDR (Duan et al. 2020, §3) of m >= 2 runs from their codes of the same n observations: `codes_list`, one array
+    [n, d_i] per run.
 
-    A dimension is informative when the run's mean KL(q(z_d|x) ‖ p(z_d)) over the observations, `kl` [m][d_i],
-    exceeds `kl_threshold`; without `kl`, every dimension that varies counts (pass the KL to leave out collapsed
-    latents, whose means still vary a little). Each run's codes are standardised (sklearn's StandardScaler) and
-    its uninformative dimensions zeroed. For every ordered pair (i, j), the similarity R [d_i, d_j] is the absolute
+    A dimension is informative when the run's mean KL(q(z_d|x) ‖ p(z_d)) over the observations, `kl` (one array
+    [d_i] per run), exceeds `kl_threshold`; without `kl`, every dimension that varies counts (pass the KL to leave
+    out collapsed latents, whose means still vary a little). Each run's codes are standardised (sklearn's
+    StandardScaler) and its uninformative dimensions zeroed. For every ordered pair (i, j), the similarity R [d_i, d_j] is the absolute
     coefficients of a Lasso (scikit-learn, `alpha`) predicting run j's codes from run i's ("lasso", UDR_L), or the
     absolute Spearman rank correlations ("spearman", UDR_S); restricted to both runs' informative dimensions, its
     relative strength (`relative_strength`) is the pair's score. A run's UDR is the median of its scores as the
@@ -75,8 +76,8 @@ def udr_from_arrays(codes_list, *, kl=None, correlation="lasso", alpha=0.1, kl_t
     With standardised, uncorrelated dimensions the Lasso shrinks each coefficient by `alpha`: two runs whose codes
     match one to one (in any order, with any signs and scales) score 1 − alpha = 0.9, and runs of unrelated codes 0.
 
-    Returns model_scores [m], pairwise ([m][m], row i predicting column j; None on the diagonal), informative_dims
-    [m] (the count of each run's).
+    Returns model_scores (one per run), pairwise (m lists of m: row i predicting column j; None on the diagonal),
+    informative_dims (each run's count).
     """
     if correlation not in CORRELATIONS:
         raise UserError(f"udr correlation must be one of {', '.join(CORRELATIONS)}, got {correlation!r}")

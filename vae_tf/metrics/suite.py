@@ -39,12 +39,12 @@ def _largest_and_test(p):
     return max(p["train_sizes"]) + p["num_test"]
 
 
-# Smaller protocols for everyday use: ~37k encoded images in all instead of ~2.9M for the first five, the same
-# classifiers, DCI boosting 10 rounds instead of 100 (its cost is per tree, not per sample). The suite takes ~20 s
-# for the default model on 2 CPU cores (benchmarks/bench_metrics.py). Scores are noisier, and the plug-in mutual
-# information is more biased on fewer samples per bin: compare runs at the same protocol only. The downstream tasks
-# fit a predictor per factor and training size (boosted trees at 10,000 examples cost about what DCI does), so they
-# run only when named.
+# Smaller protocols for everyday use: ~50k encoded images for the default metrics instead of ~3M, the same
+# classifiers, boosted trees of 10 rounds instead of 100 (their cost is per tree, not per sample), downstream tasks up
+# to 1,000 examples. The default suite takes ~18 s for a 64×64 model on 2 busy CPU cores (benchmarks/bench_metrics.py,
+# docs/speed.md). Scores are noisier, and the plug-in mutual information is more biased on fewer samples per bin:
+# compare runs at the same protocol only. The downstream tasks fit a predictor per factor and training size (boosted
+# trees at 10,000 examples cost about what DCI does), so they run only when named.
 SUITE = {
     "beta_vae": Metric(beta_vae, None, dict(batch_size=32, num_train=200, num_eval=100),
                        lambda p: (p["num_train"] + p["num_eval"]) * p["batch_size"] * 2, True),
