@@ -41,11 +41,12 @@ def takes_factors(fn):
     return "factors" in inspect.signature(fn).parameters
 
 
-def check_protocol(fn, unknown, **values):
-    """UserError for keywords `fn` does not know or counts below their least sensible value: name=(value, least)."""
+def check_protocol(fn, unknown, known=None, **values):
+    """UserError for keywords `fn` does not know (`known`, default its published protocol) or counts below their least
+    sensible value: name=(value, least)."""
     if unknown:
         raise UserError(f"unknown {fn.__name__} protocol parameter(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(published(fn))}")
+                        f"known: {', '.join(published(fn) if known is None else known)}")
     for name, (value, least) in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise UserError(f"{fn.__name__} protocol parameter {name} must be an integer >= {least}, got {value!r}")

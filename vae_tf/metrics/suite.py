@@ -140,7 +140,7 @@ def array_protocol_of(name, quick=False, **overrides):
         raise UserError(f"{name} needs a sampler: {NEEDS_SAMPLER}; score it with "
                         f"metrics.evaluate(ground_truth, representation_fn)")
     defaults = {key: value for key, value in published(ARRAY_METRICS[name]).items() if key not in _DATA}
-    check_protocol(ARRAY_METRICS[name], set(overrides) - set(defaults))
+    check_protocol(ARRAY_METRICS[name], set(overrides) - set(defaults), known=defaults)
     return {**defaults, **{key: value for key, value in QUICK[name].items() if quick and key in defaults},
             **overrides}
 
