@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, run_script, snapshot_of
 from vae_tf.errors import UserError
 from vae_tf.study import Choice, LogUniform, Study, Uniform
-from vae_tf.study.results import rank_correlation, variance_shares
+from vae_tf.study.results import rank_correlation, summarise, variance_shares
 from vae_tf.study.spec import load_study
 
 # A tiny model on 16x16 shapes2d: a run is a second or two of training after its worker imports TensorFlow.
@@ -123,6 +123,15 @@ def test_rank_correlation_sees_order_not_scale():
     expected = np.corrcoef(ranks_a, ranks_d)[0, 1]
     assert rank_correlation(rows, ["a", "d"])[0, 1] == pytest.approx(expected)
     assert rank_correlation(rows[:2], ["a", "b"]) is None  # two runs rank nothing
+
+
+def test_the_best_run_is_the_highest_score_or_the_lowest_dependence():
+    rows = [{"run": f"r{i}", "status": "finished", "objective": "beta_vae", "beta": beta, "seed": 0, "mig": mig,
+             "gaussian_total_correlation": tc} for i, (beta, mig, tc) in enumerate([(1.0, 0.2, 3.0), (4.0, 0.5, 9.0),
+                                                                                   (8.0, 0.4, 1.0)])]
+    columns = ["mig", "gaussian_total_correlation"]
+    assert summarise(rows, ["beta", "seed"], columns, 0, "mig")["best"]["beta_vae"]["run"] == "r1"
+    assert summarise(rows, ["beta", "seed"], columns, 0, "gaussian_total_correlation")["best"]["beta_vae"]["run"] == "r2"
 
 
 # --- the runner, for real -------------------------------------------------------------------------------------

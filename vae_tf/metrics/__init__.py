@@ -32,14 +32,14 @@ from vae_tf.metrics.sampled import beta_vae, factor_vae
 from vae_tf.metrics.unsupervised import (code_mutual_information, code_mutual_information_from_arrays,
                                          gaussian_total_correlation, gaussian_total_correlation_from_arrays,
                                          gaussian_wasserstein_correlation, gaussian_wasserstein_correlation_from_arrays)
-from vae_tf.metrics.suite import (ARRAY_METRICS, DEFAULT_METRICS, METRICS, METRICS_SEED, PROTOCOLS, QUICK, SUITE,
+from vae_tf.metrics.suite import (ARRAY_METRICS, DEFAULT_METRICS, LOWER_IS_BETTER, METRICS, METRICS_SEED, PROTOCOLS, QUICK, SUITE,
                                   array_protocol_of, evaluate, evaluate_arrays, format_table, images_needed,
                                   markdown_table, protocol_of, scalar_figures)
 
 __all__ = [  # the runners and registries, then each metric's sampled and array forms
     "evaluate", "evaluate_arrays", "format_table", "markdown_table", "scalar_figures", "protocol_of",
     "array_protocol_of", "images_needed", "SUITE", "METRICS", "ARRAY_METRICS", "DEFAULT_METRICS", "PROTOCOLS",
-    "QUICK", "METRICS_SEED", "DISCRETE", "CONTINUOUS", "random_state_of", "seed_from",
+    "LOWER_IS_BETTER", "QUICK", "METRICS_SEED", "DISCRETE", "CONTINUOUS", "random_state_of", "seed_from",
     "beta_vae", "factor_vae", "mig", "mig_from_arrays", "dci", "dci_from_arrays", "sap", "sap_from_arrays",
     "modularity", "modularity_from_arrays", "explicitness", "explicitness_from_arrays", "irs", "irs_from_arrays",
     "gaussian_total_correlation", "gaussian_total_correlation_from_arrays", "gaussian_wasserstein_correlation",

@@ -45,6 +45,9 @@ def _largest_and_test(p):
 # docs/speed.md). Scores are noisier, and the plug-in mutual information is more biased on fewer samples per bin:
 # compare runs at the same protocol only. The downstream tasks fit a predictor per factor and training size (boosted
 # trees at 10,000 examples cost about what DCI does), so they run only when named.
+# Scores of dependence among the code's own dimensions: for these, lower is more disentangled (a study's best run is
+# its lowest).
+LOWER_IS_BETTER = frozenset({"gaussian_total_correlation", "gaussian_wasserstein_correlation", "code_mutual_information"})
 SUITE = {
     "beta_vae": Metric(beta_vae, None, dict(batch_size=32, num_train=200, num_eval=100),
                        lambda p: (p["num_train"] + p["num_eval"]) * p["batch_size"] * 2, True),

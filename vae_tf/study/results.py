@@ -125,11 +125,13 @@ def summarise(rows, value_columns, metric_columns, unfinished, select_by):
                      "max": float(np.nanmax(v))}
             for column in scores if np.isfinite(v := _finite(members, column)).any()}}
     if select_by in metric_columns:
+        from vae_tf.metrics import LOWER_IS_BETTER
+        pick = np.nanargmin if select_by in LOWER_IS_BETTER else np.nanargmax
         for objective in dict.fromkeys(row["objective"] for row in finished):
             members = [row for row in finished if row["objective"] == objective]
             values = _finite(members, select_by)
             if np.isfinite(values).any():
-                best = members[int(np.nanargmax(values))]
+                best = members[int(pick(values))]
                 summary["best"][objective] = {"run": best["run"], select_by: best[select_by]}
     for column in scores:
         values = _finite(finished, column)
