@@ -252,7 +252,8 @@ def test_a_study_runs_on_a_cluster_of_two_ray_nodes(tmp_path):
     ray = str(Path(sys.executable).parent / "ray")
     address = f"127.0.0.1:{46379 + os.getpid() % 1000}"
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": ""}
+    # Ray 2.60's `ray start` turns token authentication on unless RAY_AUTH_MODE=disabled (older Rays ignore it)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled"}
     common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
     nodes = []
     try:
@@ -264,8 +265,8 @@ def test_a_study_runs_on_a_cluster_of_two_ray_nodes(tmp_path):
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         _wait_for_cpus(ray, address, env, 2)
         folder = tmp_path / "smoke"
-        result = run_script("study.py", "studies/smoke.py", f"--output_dir={folder}", f"--address={address}",
-                            timeout=600)
+        result = subprocess.run([sys.executable, str(ROOT / "study.py"), "studies/smoke.py", f"--output_dir={folder}",
+                                 f"--address={address}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         records = [json.loads((p / "trial.json").read_text()) for p in folder.iterdir() if p.is_dir()]
         assert [r["status"] for r in records] == ["finished"] * 4

@@ -62,7 +62,11 @@ def _connect(address, study):
         _reachable(address)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  configure_logging=True)
-    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
+    except ray.exceptions.AuthenticationError:
+        raise UserError(f"the Ray cluster at {address!r} asks for a token (Ray 2.60's `ray start` turns token "
+                        f"authentication on): set RAY_AUTH_MODE=token here with the cluster's ~/.ray/auth_token, or "
+                        f"start the cluster with RAY_AUTH_MODE=disabled") from None
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError, ray.exceptions.RayError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
         raise UserError(f"cannot reach the Ray cluster at {address!r} ({reason}); start one with `ray start --head` "
                         f"or leave out --address (and RAY_ADDRESS) to run on this machine") from None
