@@ -9,4 +9,6 @@ study = Study(
     grid={"objective": ["beta_vae", "beta_tcvae"], "beta": [1.0, 4.0]},
     seeds=[0],
     metrics=["mig", "sap"],
+    likelihood_images=50,
+    likelihood_samples=20,
 )

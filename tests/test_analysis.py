@@ -473,7 +473,7 @@ def test_an_error_during_analysis_closes_its_progress_bar_before_it_is_reported(
         raise UserError("the data set is gone")
 
     monkeypatch.setattr(analysis, "tqdm", Recording)
-    monkeypatch.setattr(analysis, "_test_images", gone)
+    monkeypatch.setattr(analysis, "evaluation_images", gone)
     try:
         analyze(_copy(trained, tmp_path, "broken"), progress=True, note=lambda text: None)
     except UserError:  # the traceback still holds the bar here: only an explicit close counts

@@ -154,6 +154,7 @@ def test_the_smoke_study_trains_scores_and_aggregates_its_runs(smoke):
         assert row["status"] == "finished" and row["steps"] == "40"
         assert 0 <= float(row["mig"]) <= 1 and 0 <= float(row["sap"]) <= 1
         assert float(row["train_seconds"]) > 0
+        assert float(row["test_log_likelihood"]) < 0  # log p(x) of 16x16 binary-ish images: nats below zero
         run = folder / row["run"]
         params = json.loads((run / "params.json").read_text())
         assert (params["objective"], params["beta"], params["seed"]) == (row["objective"], float(row["beta"]), 0)

@@ -90,7 +90,7 @@ def final_figures(log, validation):
     return final
 
 
-def _test_images(params, count):
+def evaluation_images(params, count):
     """The first `count` test images [n, H, W, C] of the run's data set, their labels name -> [n], and how many
     came from each split: a data set whose test split holds fewer than MIN_IMAGES (a small folder) is topped up
     from its validation, then its training images."""
@@ -286,7 +286,7 @@ def _training_gif(run, say):
 def _encoded_test_images(model, params, num_images, say):
     """The test images (topped up from other splits when the test split is small, with a note), their labels,
     the splits they came from and their `Encoded` posteriors."""
-    images, labels, taken = _test_images(params, num_images)
+    images, labels, taken = evaluation_images(params, num_images)
     if len(images) < MIN_IMAGES:
         raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
                         f"{MIN_IMAGES}: add images to the data set")
@@ -345,7 +345,7 @@ def _summary(params, checkpoint, model, log, validation, images, encoded, catego
     and active units."""
     reconstruction, total_kl = _test_losses(model, images, encoded)
     collapse = latent_space.collapse_sentence(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl)
-    likelihood = _test_likelihood(model, images, *likelihood)
+    likelihood = likelihood_summary(model, images, *likelihood)
     decomposition = _test_decomposition(encoded.mean, encoded.log_std, params.seed)
     return {
         "run": params.run_name, "checkpoint": checkpoint,
@@ -471,7 +471,7 @@ def summary_lines(summary):
            + " of the images (each category read as its majority value)" for c in summary.get("categoricals", [])])
 
 
-def _test_likelihood(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES):
+def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES):
     """Mean importance-sampled log p(x) (K = `samples`) and ELBO (nats) of the first `count` test images."""
     from vae_tf.likelihood import elbo, log_likelihood
 
@@ -639,7 +639,7 @@ def udr_scores(runs, names, params, output):
     if untrained:
         raise UserError(f"--udr encodes images with each run, but {', '.join(untrained)} has no checkpoint yet: "
                         f"train it first")
-    images = _test_images(params[0], UDR_IMAGES)[0]
+    images = evaluation_images(params[0], UDR_IMAGES)[0]
     codes, kls = [], []
     for run in runs:
         encoded = Encoded(load_run(run.path), images)

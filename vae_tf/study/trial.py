@@ -63,16 +63,6 @@ def _train_seconds(run):
     return float(reader.get_tensor("train_seconds/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-def _test_log_likelihood(run, params, images, samples):
-    from vae_tf.analysis import _test_images
-    from vae_tf.checkpoints import load_run
-    from vae_tf.likelihood import log_likelihood
-    import numpy as np
-
-    test_images = _test_images(params, images)[0][:images]
-    return float(np.mean(log_likelihood(load_run(run.path), test_images, samples)))
-
-
 def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_images, likelihood_samples, threads,
               node=None):
     """Train one run (resuming it if it exists), score it, and write its trial.json; returns that record.
@@ -85,7 +75,8 @@ def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_imag
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(threads)  # the run's share of the machine, not all of it
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from vae_tf.analysis import score_run
+    from vae_tf.analysis import evaluation_images, likelihood_summary, score_run
+    from vae_tf.checkpoints import load_run
     from vae_tf.params import load_params
     from vae_tf.training import train
 
@@ -103,8 +94,8 @@ def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_imag
         if metrics:
             score_run(run.path, quick=quick_metrics, progress=False, names=metrics)
         if likelihood_images:
-            record["test_log_likelihood"] = _test_log_likelihood(run, params, likelihood_images, likelihood_samples)
-            record["likelihood_images"], record["likelihood_samples"] = likelihood_images, likelihood_samples
+            images = evaluation_images(params, likelihood_images)[0]
+            record.update(likelihood_summary(load_run(run.path), images, likelihood_images, likelihood_samples))
     record["ended"] = time.time()
     write_json(run.path / TRIAL_JSON, record)
     return record
