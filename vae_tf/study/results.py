@@ -31,8 +31,9 @@ def read_json(path):
     return value if isinstance(value, dict) else {}
 
 
-def _row(run_dir, record):
-    """One run's row: its values, status, objective, final losses, training time, likelihood, metric scores."""
+def _row(run_dir, record, scores):
+    """One run's row: its values, status, objective, final losses, training time, likelihood, metric scores (its
+    analysis/metrics.json, read by the caller)."""
     run = RunDir(run_dir)
     row = {"run": run.path.name, "status": record["status"], "reason": record.get("reason", ""),
            **record.get("values", {})}
@@ -44,7 +45,6 @@ def _row(run_dir, record):
             row.update({name: log[name][-1] for name in LOSSES if name in log})
         row["train_seconds"] = record.get("train_seconds")
         row["test_log_likelihood"] = record.get("test_log_likelihood")
-        scores = read_json(run.analysis / "metrics.json")
         row.update({name: result["score"] for name, result in scores.get("metrics", {}).items()})
         row["metric_protocol"] = scores.get("protocol", "")
     return row
@@ -58,10 +58,10 @@ def collect(folder):
         if record is None:
             unfinished += RunDir(run_dir).params_json.exists()
             continue
-        rows.append(_row(run_dir, record))
+        scores = read_json(RunDir(run_dir).analysis / "metrics.json")
+        rows.append(_row(run_dir, record, scores))
         values += [name for name in record.get("values", {}) if name not in values]
-        metrics += [name for name in read_json(RunDir(run_dir).analysis / "metrics.json").get("metrics", {})
-                    if name not in metrics]
+        metrics += [name for name in scores.get("metrics", {}) if name not in metrics]
     return rows, values, metrics, unfinished
 
 

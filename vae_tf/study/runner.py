@@ -191,10 +191,9 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise UserError(f"study {folder} is being run by another process; wait for it") from None
-            for trial_name, reason in invalid.items():
-                if read_trial(folder / trial_name) is None:
-                    record_failure(folder / trial_name, dict(next(t for t in trials if t.name == trial_name).values),
-                                   reason)
+            for trial in trials:
+                if trial.name in invalid and read_trial(folder / trial.name) is None:
+                    record_failure(folder / trial.name, trial.values, invalid[trial.name])
             pending, ended = _pending(study, folder, trials, invalid, retry_failed)
             line = _Progress(name, len(trials), sum(r["status"] == "finished" for r in ended),
                              sum(r["status"] == "failed" for r in ended), progress)
