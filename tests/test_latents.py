@@ -105,6 +105,39 @@ def test_latent_joins_parts_in_the_encoder_heads_order():
     assert codes.shape == (500, 9) and np.all(codes[:, 2:5].sum(1) == 1) and np.all(codes[:, 5:].sum(1) == 1)
 
 
+def test_cross_covariance_is_the_squared_covariance_block_between_the_parts_against_numpy():
+    rng = np.random.default_rng(3)
+    mean, log_std = rng.normal(size=(50, 2)).astype(np.float32), np.zeros((50, 2), np.float32)
+    logits = [rng.normal(size=(50, 3)).astype(np.float32), rng.normal(size=(50, 2)).astype(np.float32)]
+    probabilities = np.concatenate([np.exp(l) / np.exp(l).sum(1, keepdims=True) for l in logits], axis=1)
+    block = np.cov(np.concatenate([mean, probabilities], axis=1).T, bias=True)[:2, 2:]  # [2 means, 5 probabilities]
+    latent = Latent(2, [3, 2], temperature=1.0)
+    assert latent.cross_covariance([mean, log_std, *logits]).numpy() == pytest.approx(np.sum(block ** 2), rel=1e-5)
+    # A categorical that copies the sign of the first Gaussian mean pays; one that ignores it does not.
+    copied = np.where(mean[:, :1] > 0, [[9.0, -9.0, -9.0]], [[-9.0, 9.0, -9.0]]).astype(np.float32)
+    constant = np.zeros((50, 3), np.float32)
+    assert Latent(2, [3]).cross_covariance([mean, log_std, copied]).numpy() > 0.1
+    assert Latent(2, [3]).cross_covariance([mean, log_std, constant]).numpy() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_decorrelation_adds_its_weight_times_the_cross_covariance_to_the_loss(tiny):
+    """The same batch, step and weights through two models that differ only in categorical_decorrelation: their losses
+    differ by the weight times Σ Cov(mean, q(c|x))², computed here from the encoder's outputs with NumPy."""
+    images = tf.constant(np.random.default_rng(0).random((8, 16, 16, 1)), tf.float32)
+    plain = vae_tf.build_model(tiny(**JOINT))
+    decorrelated = vae_tf.build_model(tiny(**JOINT, categorical_decorrelation=1e5))
+    decorrelated.set_weights(plain.get_weights())
+    assert "categorical_cross_covariance" in decorrelated.step_figures
+    assert "categorical_cross_covariance" not in plain.step_figures  # runs from before keep their log's columns
+    mean, _, logits = (head.numpy().astype(np.float64) for head in plain.encoder(images, training=True))
+    q = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = np.sum(np.cov(np.concatenate([mean, q], axis=1).T, bias=True)[:mean.shape[1], mean.shape[1]:] ** 2)
+    figures = decorrelated.loss_terms(images, tf.constant(0, tf.int64), stream=1)
+    assert figures["categorical_cross_covariance"].numpy() == pytest.approx(expected, rel=1e-4)
+    difference = figures["loss"].numpy() - plain.loss_terms(images, tf.constant(0, tf.int64), stream=1)["loss"].numpy()
+    assert difference == pytest.approx(1e5 * expected, rel=1e-3)
+
+
 def tiny_joint_model():
     """A 4×4 MLP VAE with one Gaussian dimension and a 2-way categorical, its proposal fixed (as in
     test_likelihood): q(z|x) = N(0.3, 1.5²), q(c|x) = (0.7, 0.3) for every image."""

@@ -172,3 +172,17 @@ class Latent:
         averages = [tf.math.log(tf.reduce_mean(tf.nn.softmax(logits), axis=0, keepdims=True) + 1e-12)
                     for (logits,) in self.split(posterior)[1:]]
         return tf.add_n([part.kl((average,))[0] for part, average in zip(self.categoricals, averages)])
+
+    def cross_covariance(self, posterior):
+        """Σ_{d,k} Cov(mean_d, q_k)² (a scalar) over the posteriors' rows, mean [B, latent_size] the Gaussian part's
+        posterior means and q [B, Σ K] the categoricals' probabilities q(c|x) side by side: DIP-VAE's off-diagonal
+        penalty (Kumar et al. 2018, eq. 6) on the block between the parts. It is 0 when the categoricals vary
+        independently of the Gaussian code, as a discrete factor does of factors drawn apart from it; a categorical
+        that repeats what a Gaussian latent holds (the sprites split by area beside a latent of area) pays for it."""
+        (mean, _), *categorical = self.split(posterior)
+        probabilities = tf.concat([tf.nn.softmax(logits) for (logits,) in categorical], axis=1)
+        centred_mean = mean - tf.reduce_mean(mean, axis=0, keepdims=True)
+        centred_probabilities = probabilities - tf.reduce_mean(probabilities, axis=0, keepdims=True)
+        rows = tf.cast(tf.shape(mean)[0], mean.dtype)
+        covariance = tf.matmul(centred_mean, centred_probabilities, transpose_a=True) / rows  # [latent_size, Σ K]
+        return tf.reduce_sum(tf.square(covariance))

@@ -58,6 +58,9 @@ class Params:
     categorical_end_step: int = _option(10000, "categoricals: step where C_c reaches categorical_capacity")
     categorical_marginal_weight: float = _option(0.0, "categoricals: weight of KL(average q(c|x) || uniform), which "
                                                       "keeps every category in use (0 = JointVAE as published)")
+    categorical_decorrelation: float = _option(0.0, "categoricals: weight of the squared covariances between the "
+                                                    "Gaussian means and the categoricals' probabilities, which keeps "
+                                                    "a categorical from repeating a Gaussian latent (0 = none)")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
@@ -300,7 +303,8 @@ def _check_values(p):
                  "seed", "cpu_devices", "steps_per_call", "categorical_start_step", "categorical_end_step"):
         _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
     for name in ("beta", "kl_start_value", "kl_end_value", "tc_alpha", "tc_gamma", "factor_gamma", "dip_lambda_od",
-                 "dip_lambda_d", "info_alpha", "info_lambda", "categorical_gamma", "categorical_marginal_weight"):
+                 "dip_lambda_d", "info_alpha", "info_lambda", "categorical_gamma", "categorical_marginal_weight",
+                 "categorical_decorrelation"):
         value = getattr(p, name)
         _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
     _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")

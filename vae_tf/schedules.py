@@ -55,15 +55,17 @@ class Capacity(Constant):
 
 
 class CategoricalCapacity(Capacity):
-    """The categoricals' term (Dupont 2018, eq. 7, plus a marginal term): γ·|KL_c − C_c| + λ·KL(q̄(c) ‖ U), C_c
-    ramping linearly from 0 to its capacity, λ = `marginal_weight`."""
+    """The categoricals' term (Dupont 2018, eq. 7, plus a marginal and a decorrelation term): γ·|KL_c − C_c|
+    + λ·KL(q̄(c) ‖ U) + ρ·Σ Cov(mean, q(c|x))², C_c ramping linearly from 0 to its capacity, λ = `marginal_weight`,
+    ρ = `decorrelation`."""
 
-    def __init__(self, gamma, start_step, end_step, capacity, marginal_weight):
+    def __init__(self, gamma, start_step, end_step, capacity, marginal_weight, decorrelation=0.0):
         super().__init__(gamma, start_step, end_step, 0.0, capacity)
-        self.marginal_weight = marginal_weight
+        self.marginal_weight, self.decorrelation = marginal_weight, decorrelation
 
-    def penalty(self, kl, step, marginal_kl=0.0):
-        return super().penalty(kl, step) + self.marginal_weight * marginal_kl
+    def penalty(self, kl, step, marginal_kl=0.0, cross_covariance=0.0):
+        return (super().penalty(kl, step) + self.marginal_weight * marginal_kl
+                + self.decorrelation * cross_covariance)
 
 
 KL_SCHEDULES = {"constant": Constant, "linear": Linear, "capacity": Capacity}
