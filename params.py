@@ -28,7 +28,8 @@ categorical_capacity = None  # categoricals: C_c (nats) reached at categorical_e
 categorical_start_step = 0  # categoricals: step where C_c starts to rise from 0
 categorical_end_step = 10000  # categoricals: step where C_c reaches categorical_capacity
 categorical_marginal_weight = 0.0  # categoricals: weight of KL(average q(c|x) || uniform); 0 = JointVAE as published
-categorical_decorrelation = 0.0  # categoricals: weight of sum Cov(Gaussian mean, q(c|x))^2, so c repeats no Gaussian latent
+categorical_independence = 0.0  # categoricals: weight of HSIC(Gaussian means, q(c|x)), so c repeats no Gaussian latent
+independence_kernel = "linear"  # categoricals: HSIC's kernel on the means, linear (sum of squared covariances) | rbf
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
 

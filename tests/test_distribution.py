@@ -26,7 +26,7 @@ ARGS = tiny_args(num_steps=6, plot_step=3, log_step=[], validation_step=3, check
 # in these 6 steps, against the tolerance of 1e-5. The joint run is JointVAE (Dupont 2018, eq. 7) with the
 # categoricals' marginal KL: its capacities C, near the KLs of these first steps, make |KL − C| change sign between
 # the replicas' halves of a batch, where a mean over the replicas of their own |KL − C| is not the batch's. Its
-# decorrelation of the parts, a covariance over the global batch, is weighted 1e4 so that it moves the weights.
+# independence term (linear HSIC: squared covariances over the global batch) is weighted 1e4 to move the weights.
 MIRRORED = {
     "iwae": dict(objective="iwae", beta=1.0, iwae_samples=3),
     "beta_tcvae": dict(objective="beta_tcvae"),
@@ -36,7 +36,7 @@ MIRRORED = {
     "info_vae": dict(objective="info_vae"),
     "joint": dict(objective="beta_vae", kl_schedule="capacity", beta=5.0, kl_start_value=0.04, kl_end_value=0.04,
                   categorical_sizes=[3], categorical_gamma=5.0, categorical_capacity=0.0015, categorical_end_step=1,
-                  categorical_marginal_weight=2.0, categorical_decorrelation=1e4),
+                  categorical_marginal_weight=2.0, categorical_independence=1e4),
 }
 MIRRORED_RUN = dict(num_steps=6, plot_step=0, log_step=[], validation_step=0, checkpoint_step=6, cpu_devices=2)
 # Per-replica figures: each replica's own gradient norm, not the global gradient's.

@@ -105,35 +105,67 @@ def test_latent_joins_parts_in_the_encoder_heads_order():
     assert codes.shape == (500, 9) and np.all(codes[:, 2:5].sum(1) == 1) and np.all(codes[:, 5:].sum(1) == 1)
 
 
-def test_cross_covariance_is_the_squared_covariance_block_between_the_parts_against_numpy():
+def numpy_hsic(mean, probabilities, kernel):
+    """(1/B²)·tr(K H L H) written out with NumPy (Gretton et al. 2005), L = q qᵀ."""
+    rows = len(mean)
+    if kernel == "linear":
+        gram = mean @ mean.T
+    else:
+        squared = ((mean[:, None, :] - mean[None, :, :]) ** 2).sum(-1)
+        gram = np.exp(-squared / (squared.sum() / (rows * (rows - 1))))
+    centring = np.eye(rows) - 1.0 / rows
+    return np.trace(gram @ centring @ probabilities @ probabilities.T @ centring) / rows ** 2
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_hsic_between_the_parts_against_numpy(kernel):
     rng = np.random.default_rng(3)
     mean, log_std = rng.normal(size=(50, 2)).astype(np.float32), np.zeros((50, 2), np.float32)
     logits = [rng.normal(size=(50, 3)).astype(np.float32), rng.normal(size=(50, 2)).astype(np.float32)]
-    probabilities = np.concatenate([np.exp(l) / np.exp(l).sum(1, keepdims=True) for l in logits], axis=1)
-    block = np.cov(np.concatenate([mean, probabilities], axis=1).T, bias=True)[:2, 2:]  # [2 means, 5 probabilities]
-    latent = Latent(2, [3, 2], temperature=1.0)
-    assert latent.cross_covariance([mean, log_std, *logits]).numpy() == pytest.approx(np.sum(block ** 2), rel=1e-5)
-    # A categorical that copies the sign of the first Gaussian mean pays; one that ignores it does not.
-    copied = np.where(mean[:, :1] > 0, [[9.0, -9.0, -9.0]], [[-9.0, 9.0, -9.0]]).astype(np.float32)
-    constant = np.zeros((50, 3), np.float32)
-    assert Latent(2, [3]).cross_covariance([mean, log_std, copied]).numpy() > 0.1
-    assert Latent(2, [3]).cross_covariance([mean, log_std, constant]).numpy() == pytest.approx(0.0, abs=1e-12)
+    probabilities = np.concatenate([softmax(l.astype(np.float64)) for l in logits], axis=1)
+    expected = numpy_hsic(mean.astype(np.float64), probabilities, kernel)
+    assert Latent(2, [3, 2]).hsic([mean, log_std, *logits], kernel).numpy() == pytest.approx(expected, rel=1e-4)
+    if kernel == "linear":  # with linear kernels HSIC is the squared covariance block between the parts
+        block = np.cov(np.concatenate([mean, probabilities], axis=1).T, bias=True)[:2, 2:]
+        assert expected == pytest.approx(np.sum(block ** 2), rel=1e-9)
 
 
-def test_decorrelation_adds_its_weight_times_the_cross_covariance_to_the_loss(tiny):
-    """The same batch, step and weights through two models that differ only in categorical_decorrelation: their losses
-    differ by the weight times Σ Cov(mean, q(c|x))², computed here from the encoder's outputs with NumPy."""
+def test_hsic_tells_a_categorical_that_repeats_a_latent_from_one_that_does_not():
+    """On 400 rows: a categorical of the sign of the first mean pays under both kernels; one of |mean| > 0.67 (which
+    does not covary with the mean: the dependence is not linear) only under the RBF kernel; one of an independent
+    coin neither (within the sampling noise of 400 rows)."""
+    rng = np.random.default_rng(4)
+    mean, log_std = rng.normal(size=(400, 1)).astype(np.float32), np.zeros((400, 1), np.float32)
+
+    def hsic(condition, kernel):
+        logits = np.where(condition, [[9.0, -9.0]], [[-9.0, 9.0]]).astype(np.float32)
+        return Latent(1, [2]).hsic([mean, log_std, logits], kernel).numpy()
+
+    sign, magnitude, coin = mean > 0, np.abs(mean) > 0.67, rng.random((400, 1)) > 0.5
+    assert hsic(sign, "linear") > 0.05 and hsic(sign, "rbf") > 0.02
+    assert hsic(magnitude, "linear") < 0.1 * hsic(sign, "linear") and hsic(magnitude, "rbf") > 0.005
+    assert hsic(coin, "linear") < 0.002 and hsic(coin, "rbf") < 0.1 * hsic(magnitude, "rbf")
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_independence_adds_its_weight_times_hsic_to_the_loss(tiny, kernel):
+    """The same batch, step and weights through two models that differ only in categorical_independence: their losses
+    differ by the weight times HSIC(mean, q(c|x)), computed here from the encoder's outputs with NumPy."""
     images = tf.constant(np.random.default_rng(0).random((8, 16, 16, 1)), tf.float32)
     plain = vae_tf.build_model(tiny(**JOINT))
-    decorrelated = vae_tf.build_model(tiny(**JOINT, categorical_decorrelation=1e5))
-    decorrelated.set_weights(plain.get_weights())
-    assert "categorical_cross_covariance" in decorrelated.step_figures
-    assert "categorical_cross_covariance" not in plain.step_figures  # runs from before keep their log's columns
+    independent = vae_tf.build_model(tiny(**JOINT, categorical_independence=1e5, independence_kernel=kernel))
+    independent.set_weights(plain.get_weights())
+    assert "categorical_hsic" in independent.step_figures
+    assert "categorical_hsic" not in plain.step_figures  # runs from before keep their log's columns
     mean, _, logits = (head.numpy().astype(np.float64) for head in plain.encoder(images, training=True))
-    q = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    expected = np.sum(np.cov(np.concatenate([mean, q], axis=1).T, bias=True)[:mean.shape[1], mean.shape[1]:] ** 2)
-    figures = decorrelated.loss_terms(images, tf.constant(0, tf.int64), stream=1)
-    assert figures["categorical_cross_covariance"].numpy() == pytest.approx(expected, rel=1e-4)
+    expected = numpy_hsic(mean, softmax(logits), kernel)
+    figures = independent.loss_terms(images, tf.constant(0, tf.int64), stream=1)
+    assert figures["categorical_hsic"].numpy() == pytest.approx(expected, rel=1e-4)
     difference = figures["loss"].numpy() - plain.loss_terms(images, tf.constant(0, tf.int64), stream=1)["loss"].numpy()
     assert difference == pytest.approx(1e5 * expected, rel=1e-3)
 

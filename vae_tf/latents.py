@@ -173,16 +173,27 @@ class Latent:
                     for (logits,) in self.split(posterior)[1:]]
         return tf.add_n([part.kl((average,))[0] for part, average in zip(self.categoricals, averages)])
 
-    def cross_covariance(self, posterior):
-        """Σ_{d,k} Cov(mean_d, q_k)² (a scalar) over the posteriors' rows, mean [B, latent_size] the Gaussian part's
-        posterior means and q [B, Σ K] the categoricals' probabilities q(c|x) side by side: DIP-VAE's off-diagonal
-        penalty (Kumar et al. 2018, eq. 6) on the block between the parts. It is 0 when the categoricals vary
-        independently of the Gaussian code, as a discrete factor does of factors drawn apart from it; a categorical
-        that repeats what a Gaussian latent holds (the sprites split by area beside a latent of area) pays for it."""
+    def hsic(self, posterior, kernel="linear"):
+        """HSIC(mean, q) (a scalar), the Hilbert-Schmidt independence criterion (Gretton et al. 2005, the biased
+        estimator (1/B²)·tr(K H L H), H = I − 1/B) between the Gaussian part's posterior means mean [B, latent_size] and
+        the categoricals' probabilities q(c|x) side by side q [B, Σ K], over the posteriors' rows. L = q qᵀ, linear in
+        q: on one-hot codes that kernel tells every pair of categories apart. K is `kernel` on the means: "linear"
+        (mean meanᵀ, when HSIC is Σ_{d,k} Cov(mean_d, q_k)², DIP-VAE's off-diagonal penalty (Kumar et al. 2018) on the
+        block between the parts) or "rbf" (exp(−‖meanᵢ − meanⱼ‖²/2σ²), 2σ² the average squared distance between
+        two rows, held out of the gradient; zero in the limit only when the parts are independent, Gretton et al.'s
+        theorem 4). A categorical that varies independently of the Gaussian code, as a discrete factor drawn apart
+        from the others does of their latents, costs nothing; one that repeats what a Gaussian latent holds (the
+        sprites split by area beside a latent of area) pays for it. HSIC-constrained VAEs: Lopez et al. 2018."""
         (mean, _), *categorical = self.split(posterior)
         probabilities = tf.concat([tf.nn.softmax(logits) for (logits,) in categorical], axis=1)
-        centred_mean = mean - tf.reduce_mean(mean, axis=0, keepdims=True)
-        centred_probabilities = probabilities - tf.reduce_mean(probabilities, axis=0, keepdims=True)
+        centred_probabilities = probabilities - tf.reduce_mean(probabilities, axis=0, keepdims=True)  # H q
         rows = tf.cast(tf.shape(mean)[0], mean.dtype)
-        covariance = tf.matmul(centred_mean, centred_probabilities, transpose_a=True) / rows  # [latent_size, Σ K]
-        return tf.reduce_sum(tf.square(covariance))
+        if kernel == "linear":
+            centred_mean = mean - tf.reduce_mean(mean, axis=0, keepdims=True)
+            covariance = tf.matmul(centred_mean, centred_probabilities, transpose_a=True) / rows  # [latent_size, Σ K]
+            return tf.reduce_sum(tf.square(covariance))
+        squared = tf.reduce_sum(tf.square(mean[:, None, :] - mean[None, :, :]), axis=-1)  # [B, B]
+        bandwidth = tf.stop_gradient(tf.reduce_sum(squared) / (rows * (rows - 1.0)))  # 2σ²
+        gram = tf.exp(-squared / (bandwidth + 1e-12))
+        # tr(K H L H) = Σ_k (H q_k)ᵀ K (H q_k), L = q qᵀ
+        return tf.reduce_sum(centred_probabilities * tf.matmul(gram, centred_probabilities)) / tf.square(rows)

@@ -19,9 +19,9 @@ LOSS_FIGURES = ("loss", "reconstruction_loss", "kl_loss", "kl_weight", "kl_targe
 STATISTICS_FIGURES = ("mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm", "skipped")
 # With categorical latents: the KL of the Gaussian part and of the categoricals, and the categoricals' capacity.
 CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", "categorical_marginal_kl")
-# With the parts decorrelated (categorical_decorrelation > 0): the penalised Σ Cov(mean, q(c|x))². Only then, so that
+# With the parts kept independent (categorical_independence > 0): the penalised HSIC between them. Only then, so that
 # the log.csv of a run from before it resumes with the same columns.
-DECORRELATION_FIGURES = ("categorical_cross_covariance",)
+INDEPENDENCE_FIGURES = ("categorical_hsic",)
 TRACKED = ("loss", "reconstruction_loss", "kl_loss")
 # The objectives' own parameters (vae_tf.params), handed to every objective as its `options`.
 OBJECTIVE_OPTIONS = ("tc_alpha", "tc_gamma", "tc_estimator", "factor_gamma", "dip_lambda_od", "dip_lambda_d",
@@ -34,24 +34,24 @@ def usable_step(loss, grad_norm, loss_scaled):
     return tf.math.is_finite(loss) & (tf.math.is_finite(grad_norm) | loss_scaled)
 
 
-def step_figures(objective, categorical=False, decorrelated=False):
-    """The per-step figures of a model trained with `objective` (and `categorical` latents, `decorrelated` from the
+def step_figures(objective, categorical=False, independent=False):
+    """The per-step figures of a model trained with `objective` (and `categorical` latents, kept `independent` of the
     Gaussian part), in log.csv's column order."""
     return (LOSS_FIGURES + (CATEGORICAL_FIGURES if categorical else ())
-            + (DECORRELATION_FIGURES if categorical and decorrelated else ())
+            + (INDEPENDENCE_FIGURES if categorical and independent else ())
             + OBJECTIVES[objective].figures + STATISTICS_FIGURES)
 
 
-def categorical_capacity_schedule(sizes, capacity, gamma, start_step, end_step, marginal_weight, decorrelation=0.0):
+def categorical_capacity_schedule(sizes, capacity, gamma, start_step, end_step, marginal_weight, independence=0.0):
     """The categoricals' term (`schedules.CategoricalCapacity`): JointVAE's γ·|KL_c − C_c| (Dupont 2018, eq. 7), C_c
     ramping from 0 at `start_step` to `capacity` nats at `end_step`, capped at Σ log K (the most a uniform prior lets
-    them carry), plus `marginal_weight`·KL(q̄(c) ‖ U) and `decorrelation`·Σ Cov(mean, q(c|x))²; None without
+    them carry), plus `marginal_weight`·KL(q̄(c) ‖ U) and `independence`·HSIC(mean, q(c|x)); None without
     categoricals."""
     if not sizes:
         return None
     most = sum(math.log(size) for size in sizes)
     return CategoricalCapacity(gamma, start_step, end_step, most if capacity is None else min(capacity, most),
-                               marginal_weight, decorrelation)
+                               marginal_weight, independence)
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -73,7 +73,7 @@ class VAE(keras.Model):
                  objective="beta_vae", objective_options=None, dataset_size=0, precision="float32", decoder="deconv",
                  categorical_sizes=None, temperature=0.67, categorical_gamma=0.0, categorical_capacity=None,
                  categorical_start_step=0, categorical_end_step=0, categorical_marginal_weight=0.0,
-                 categorical_decorrelation=0.0, **kwargs):
+                 categorical_independence=0.0, independence_kernel="linear", **kwargs):
         super().__init__(**kwargs)
         self.config = dict(image_shape=list(image_shape), encoder_layers=encoder_layers,
                            decoder_layers=decoder_layers, latent_size=latent_size, activation=activation,
@@ -86,10 +86,12 @@ class VAE(keras.Model):
                            categorical_capacity=categorical_capacity, categorical_start_step=categorical_start_step,
                            categorical_end_step=categorical_end_step,
                            categorical_marginal_weight=categorical_marginal_weight,
-                           categorical_decorrelation=categorical_decorrelation)
+                           categorical_independence=categorical_independence,
+                           independence_kernel=independence_kernel)
         self.latent_size = latent_size
         self.latent = Latent(latent_size, categorical_sizes or [], temperature)
         self.seed = seed
+        self.independence_kernel = independence_kernel
         self.nan_policy = nan_policy
         self.encoder = networks.build_encoder(image_shape, encoder_layers, self.latent.heads, activation, precision)
         self.decoder = networks.build_decoder(image_shape, self.latent.code_size, encoder_layers, decoder_layers,
@@ -106,8 +108,8 @@ class VAE(keras.Model):
             self.schedule, {**(objective_options or {}), "latent_size": latent_size, "seed": seed}, dataset_size,
             categorical_capacity_schedule(categorical_sizes, categorical_capacity, categorical_gamma,
                                           categorical_start_step, categorical_end_step, categorical_marginal_weight,
-                                          categorical_decorrelation))
-        self.step_figures = step_figures(objective, bool(categorical_sizes), categorical_decorrelation > 0)
+                                          categorical_independence))
+        self.step_figures = step_figures(objective, bool(categorical_sizes), categorical_independence > 0)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
         self.built = True  # both networks are built on keras.Input above; saving needs to know it
 
@@ -181,7 +183,7 @@ class VAE(keras.Model):
                       self.latent.gaussian.kl(whole_gaussian), replica, replicas,
                       self.latent.categorical_kl(whole_posterior) if categorical else None,
                       self.latent.categorical_marginal_kl(whole_posterior) if categorical else None,
-                      self.latent.cross_covariance(whole_posterior) if categorical else None,
+                      self.latent.hsic(whole_posterior, self.independence_kernel) if categorical else None,
                       whole=(*whole_gaussian, whole_z))
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)
@@ -274,7 +276,7 @@ def build_model(params, image_shape=None, dataset_size=0):
         {name: getattr(params, name) for name in OBJECTIVE_OPTIONS}, dataset_size, params.precision, params.decoder,
         params.categorical_sizes, params.temperature, params.categorical_gamma, params.categorical_capacity,
         params.categorical_start_step, params.categorical_end_step, params.categorical_marginal_weight,
-        params.categorical_decorrelation)
+        params.categorical_independence, params.independence_kernel)
     optimizer = keras.optimizers.Adam(params.learning_rate, beta_1=params.adam_beta_1)
     if model.loss_scaled:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

@@ -54,17 +54,17 @@ class Batch:
     The global batch, B·replicas rows gathered across the replicas (`global_batch`; on one device the same rows):
     `whole` = (mean, log_std, z) [B·replicas, D], read as global_mean, global_log_std, global_z; the Gaussian part's KL
     per image kl [B·replicas]; the categoricals' summed KL per image [B·replicas], the KL of their average (a
-    scalar) and the squared covariances between the parts (`Latent.cross_covariance`, a scalar), None without
+    scalar) and the HSIC between the parts (`Latent.hsic`, a scalar), None without
     categoricals. The penalties read these: besides the batch statistics, the capacity terms
     |KL − C| are not linear in the KL's batch mean, so a mean over the replicas' own |KL − C| would differ."""
 
     def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, categorical_kl=None,
-                 categorical_marginal_kl=None, categorical_cross_covariance=None, whole=None):
+                 categorical_marginal_kl=None, categorical_hsic=None, whole=None):
         self.x, self.mean, self.log_std, self.z, self.logits = x, mean, log_std, z, logits
         self.reconstruction, self.kl = reconstruction, kl
         self.replica, self.replicas = replica, replicas
         self.categorical_kl, self.categorical_marginal_kl = categorical_kl, categorical_marginal_kl
-        self.categorical_cross_covariance = categorical_cross_covariance
+        self.categorical_hsic = categorical_hsic
         self.global_mean, self.global_log_std, self.global_z = whole or (mean, log_std, z)
 
 
@@ -96,19 +96,18 @@ class BetaVAE:
     def loss(self, model, batch, step):
         """The training loss of a batch (a scalar) and this objective's extra figures. The penalty acts on the
         Gaussian part; categorical latents add JointVAE's γ·|KL_c − C_c| (Dupont 2018, eq. 7), λ·KL(q̄(c) ‖ U) and
-        the decorrelation of the parts (`schedules.CategoricalCapacity`, `Latent.categorical_marginal_kl`,
-        `Latent.cross_covariance`)."""
+        the parts' dependence (`schedules.CategoricalCapacity`, `Latent.categorical_marginal_kl`, `Latent.hsic`)."""
         penalty, figures = self.penalty(batch, step)
         loss = tf.reduce_mean(batch.reconstruction) + penalty
         if batch.categorical_kl is None:
             return loss, figures
         kl_categorical = tf.reduce_mean(batch.categorical_kl)
         loss += self.categorical_schedule.penalty(kl_categorical, step, batch.categorical_marginal_kl,
-                                                  batch.categorical_cross_covariance)
+                                                  batch.categorical_hsic)
         return loss, {"kl_gaussian": tf.reduce_mean(batch.kl), "kl_categorical": kl_categorical,
                       "categorical_capacity": self.categorical_schedule.target(step),
                       "categorical_marginal_kl": batch.categorical_marginal_kl,
-                      "categorical_cross_covariance": batch.categorical_cross_covariance, **figures}
+                      "categorical_hsic": batch.categorical_hsic, **figures}
 
     def auxiliary_update(self, batch, step):
         """Extra training after the VAE's own gradients (FactorVAE's discriminator): (figures, apply) where

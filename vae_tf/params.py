@@ -58,9 +58,11 @@ class Params:
     categorical_end_step: int = _option(10000, "categoricals: step where C_c reaches categorical_capacity")
     categorical_marginal_weight: float = _option(0.0, "categoricals: weight of KL(average q(c|x) || uniform), which "
                                                       "keeps every category in use (0 = JointVAE as published)")
-    categorical_decorrelation: float = _option(0.0, "categoricals: weight of the squared covariances between the "
-                                                    "Gaussian means and the categoricals' probabilities, which keeps "
-                                                    "a categorical from repeating a Gaussian latent (0 = none)")
+    categorical_independence: float = _option(0.0, "categoricals: weight of HSIC between the Gaussian means and the "
+                                                    "categoricals' probabilities, which keeps a categorical from "
+                                                    "repeating a Gaussian latent (0 = none)")
+    independence_kernel: str = _option("linear", "categoricals: HSIC's kernel on the Gaussian means, linear (HSIC = "
+                                                 "the sum of squared covariances) | rbf (any dependence)")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
@@ -133,6 +135,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 DECODERS = ("deconv", "broadcast")
 MMD_KERNELS = ("rbf", "imq")
+INDEPENDENCE_KERNELS = ("linear", "rbf")
 
 
 def _field_types():
@@ -282,8 +285,8 @@ def _check_values(p):
     for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
-                           ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS), ("precision", PRECISIONS),
-                           ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
+                           ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS),
+                           ("independence_kernel", INDEPENDENCE_KERNELS), ("precision", PRECISIONS), ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
                            ("model", MODELS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
@@ -304,7 +307,7 @@ def _check_values(p):
         _require(getattr(p, name) >= 0, f"{name} must be 0 or more, got {getattr(p, name)}")
     for name in ("beta", "kl_start_value", "kl_end_value", "tc_alpha", "tc_gamma", "factor_gamma", "dip_lambda_od",
                  "dip_lambda_d", "info_alpha", "info_lambda", "categorical_gamma", "categorical_marginal_weight",
-                 "categorical_decorrelation"):
+                 "categorical_independence"):
         value = getattr(p, name)
         _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
     _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")

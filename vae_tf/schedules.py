@@ -55,17 +55,17 @@ class Capacity(Constant):
 
 
 class CategoricalCapacity(Capacity):
-    """The categoricals' term (Dupont 2018, eq. 7, plus a marginal and a decorrelation term): γ·|KL_c − C_c|
-    + λ·KL(q̄(c) ‖ U) + ρ·Σ Cov(mean, q(c|x))², C_c ramping linearly from 0 to its capacity, λ = `marginal_weight`,
-    ρ = `decorrelation`."""
+    """The categoricals' term (Dupont 2018, eq. 7, plus a marginal and an independence term): γ·|KL_c − C_c|
+    + λ·KL(q̄(c) ‖ U) + ρ·HSIC(mean, q(c|x)), C_c ramping linearly from 0 to its capacity, λ = `marginal_weight`,
+    ρ = `independence`."""
 
-    def __init__(self, gamma, start_step, end_step, capacity, marginal_weight, decorrelation=0.0):
+    def __init__(self, gamma, start_step, end_step, capacity, marginal_weight, independence=0.0):
         super().__init__(gamma, start_step, end_step, 0.0, capacity)
-        self.marginal_weight, self.decorrelation = marginal_weight, decorrelation
+        self.marginal_weight, self.independence = marginal_weight, independence
 
-    def penalty(self, kl, step, marginal_kl=0.0, cross_covariance=0.0):
+    def penalty(self, kl, step, marginal_kl=0.0, hsic=0.0):
         return (super().penalty(kl, step) + self.marginal_weight * marginal_kl
-                + self.decorrelation * cross_covariance)
+                + self.independence * hsic)
 
 
 KL_SCHEDULES = {"constant": Constant, "linear": Linear, "capacity": Capacity}
