@@ -247,6 +247,16 @@ def test_majority_agreement_is_cluster_purity():
     assert latent_space.majority_agreement(np.array([0, 0, 1, 1, 1, 2, 2, 2]), labels) == 7 / 8
 
 
+def test_category_information_against_the_entropies_it_is_made_of():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    entropy = -sum(p * np.log(p) for p in (3 / 8, 2 / 8, 3 / 8))
+    # A relabelling of the factor tells all of it; one category nothing; merging values 1 and 2 leaves H − H(1, 2 | merged).
+    assert latent_space.category_information(np.array([2, 2, 2, 0, 0, 1, 1, 1]), labels) == pytest.approx(entropy)
+    assert latent_space.category_information(np.zeros(8, int), labels) == pytest.approx(0.0, abs=1e-12)
+    merged = -(2 / 8 * np.log(2 / 5) + 3 / 8 * np.log(3 / 5))  # H(factor | category 1 holds values 1 and 2)
+    assert latent_space.category_information(np.array([0, 0, 0, 1, 1, 1, 1, 1]), labels) == pytest.approx(entropy - merged)
+
+
 @pytest.mark.parametrize("flag, message", [
     ("--categorical_sizes=[3,1]", "categorical_sizes must list numbers of categories, each an integer >= 2"),
     ("--temperature=0", "temperature must be a finite number > 0"),
@@ -283,7 +293,8 @@ def test_joint_run_resumes_exactly_reloads_and_analyses(tiny, tmp_path):
     assert (summary["likelihood_images"], summary["likelihood_samples"]) == (5, 7)
     categorical = summary["categoricals"][0]
     assert categorical["name"] == "c0" and categorical["size"] == 3 and sum(categorical["category_shares"]) == 1.0
-    assert set(categorical["agreement"]) == {"shape", "scale", "orientation", "position_x", "position_y"}
+    assert set(categorical["agreement"]) == set(categorical["information"]) == {"shape", "scale", "orientation",
+                                                                                 "position_x", "position_y"}
     traversal = imread(whole / "analysis" / "categorical_traversals.png")
     assert traversal.shape[0] > 3 * 16  # three rows, one per category
 

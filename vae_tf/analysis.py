@@ -329,12 +329,15 @@ def _latent_space_figure(run, params, encoded, labels, tsne, names):
 
 
 def _categorical_summary(model, encoded, labels):
-    """Per categorical: its size, KL, whether it is active, how its images spread over its categories, and how often
-    its category agrees with each labelled factor (each category mapped to its majority value)."""
+    """Per categorical: its size, KL, whether it is active, how its images spread over its categories, how often its
+    category agrees with each labelled factor (each category mapped to its majority value) and the mutual information
+    between its category and each factor (nats)."""
     return [{"name": part.name, "size": part.size, "kl": latent_space.categorical_kl(probabilities),
              "active": latent_space.categorical_active(probabilities),
              "category_shares": (np.bincount(categories, minlength=part.size) / len(categories)).tolist(),
-             "agreement": {name: latent_space.majority_agreement(categories, values) for name, values in labels.items()}}
+             "agreement": {name: latent_space.majority_agreement(categories, values) for name, values in labels.items()},
+             "information": {name: latent_space.category_information(categories, values)
+                             for name, values in labels.items()}}
             for part, probabilities, categories in zip(model.latent.categoricals, encoded.probabilities,
                                                        encoded.categories)]
 
@@ -468,7 +471,10 @@ def summary_lines(summary):
         + (summary["collapse"] or "no posterior collapse")]
         + [f"  categorical {c['name']} ({c['size']} categories, KL {c['kl']:.2f} nats): its category agrees with "
            + ", ".join(f"{name} {share:.1%}" for name, share in c["agreement"].items())
-           + " of the images (each category read as its majority value)" for c in summary.get("categoricals", [])])
+           + " of the images (each category read as its majority value)"
+           + ("; its mutual information with " + ", ".join(f"{name} {value:.3f}" for name, value in
+                                                            c["information"].items()) + " nats"
+              if "information" in c else "") for c in summary.get("categoricals", [])])
 
 
 def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES):

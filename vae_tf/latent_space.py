@@ -81,3 +81,11 @@ def majority_agreement(categories, labels):
     categories, labels = np.asarray(categories), np.asarray(labels)
     agree = sum(np.bincount(labels[categories == c]).max() for c in np.unique(categories))
     return float(agree / len(labels))
+
+
+def category_information(categories, labels):
+    """I(category; factor) in nats, the plug-in estimate from the joint counts of a categorical's category [n] and a
+    factor's value [n] (scikit-learn's `mutual_info_score`): what the category tells of the factor, wherever the
+    majority reading of `majority_agreement` misses it (a category of the small sprites tells scale, not which)."""
+    from sklearn.metrics import mutual_info_score
+    return float(mutual_info_score(np.asarray(labels), np.asarray(categories)))
