@@ -183,7 +183,7 @@ class Latent:
         two rows, held out of the gradient; zero in the limit only when the parts are independent, Gretton et al.'s
         theorem 4). A categorical that varies independently of the Gaussian code, as a discrete factor drawn apart
         from the others does of their latents, costs nothing; one that repeats what a Gaussian latent holds (the
-        sprites split by area beside a latent of area) pays for it. HSIC-constrained VAEs: Lopez et al. 2018."""
+        sprites split by size beside a latent of size) pays for it. HSIC-constrained VAEs: Lopez et al. 2018."""
         (mean, _), *categorical = self.split(posterior)
         probabilities = tf.concat([tf.nn.softmax(logits) for (logits,) in categorical], axis=1)
         centred_probabilities = probabilities - tf.reduce_mean(probabilities, axis=0, keepdims=True)  # H q

@@ -81,7 +81,7 @@ PRESETS = {
                                  validation_tolerance=0, mig_step=2500),
     # JointVAE's categorical beside params.py's model, the best of four schedules tried for shape on it (docs/
     # experiments/jointvae.md): it opens at step 5000, once x, y and scale have latents, free (gamma 2 towards log 3)
-    # and kept in use by the marginal term. It does not put shape on the categorical: it splits the sprites by area.
+    # and kept in use by the marginal term. It does not put shape on the categorical: it splits the sprites by size and place.
     "shapes2d_joint": dict(dataset="shapes2d", image_size=32, encoder_layers=[[32, 4, 2]] * 3 + [[256], [256]],
                            decoder="broadcast", decoder_layers=[[32, 1, 1]] * 3, latent_size=10, activation="relu",
                            reconstruction_loss="bernoulli", objective="dip_vae_ii", dip_lambda_od=10.0,
@@ -122,7 +122,7 @@ DESCRIPTIONS = {
     "shapes2d_iwae": "IWAE (Burda et al. 2016), K = 5, on the study's model",
     "shapes2d_64": "shapes2d at 64x64 with the beta-VAE project's encoder, beta 4, 6000 steps: the former default",
     "shapes2d_joint": "params.py's model with a 3-way categorical (JointVAE) opened at step 5000, 14000 steps: the "
-                      "categorical splits the sprites by area, not shape (docs/experiments/jointvae.md)",
+                      "categorical splits the sprites by size and place, not shape (docs/experiments/jointvae.md)",
     "fashion_mnist_vae": "Fashion-MNIST 28x28, dynamically binarised, conv VAE (beta 1, latent 32, Bernoulli), "
                          "30000 steps: test log-likelihood with K = 1000",
     "shapes2d_disentangle": "shapes2d 64x64, DIP-VAE-II, beta 2, spatial broadcast decoder, 24000 steps, cosine "
