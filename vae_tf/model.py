@@ -91,7 +91,8 @@ class VAE(keras.Model):
         self.latent_size = latent_size
         self.latent = Latent(latent_size, categorical_sizes or [], temperature)
         self.seed = seed
-        self.independence_kernel = independence_kernel
+        # HSIC between the parts is computed only when it is weighted (and logged): None leaves it out of the step.
+        self.independence_kernel = independence_kernel if categorical_sizes and categorical_independence > 0 else None
         self.nan_policy = nan_policy
         self.encoder = networks.build_encoder(image_shape, encoder_layers, self.latent.heads, activation, precision)
         self.decoder = networks.build_decoder(image_shape, self.latent.code_size, encoder_layers, decoder_layers,
@@ -109,7 +110,7 @@ class VAE(keras.Model):
             categorical_capacity_schedule(categorical_sizes, categorical_capacity, categorical_gamma,
                                           categorical_start_step, categorical_end_step, categorical_marginal_weight,
                                           categorical_independence))
-        self.step_figures = step_figures(objective, bool(categorical_sizes), categorical_independence > 0)
+        self.step_figures = step_figures(objective, bool(categorical_sizes), self.independence_kernel is not None)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
         self.built = True  # both networks are built on keras.Input above; saving needs to know it
 
@@ -183,7 +184,7 @@ class VAE(keras.Model):
                       self.latent.gaussian.kl(whole_gaussian), replica, replicas,
                       self.latent.categorical_kl(whole_posterior) if categorical else None,
                       self.latent.categorical_marginal_kl(whole_posterior) if categorical else None,
-                      self.latent.hsic(whole_posterior, self.independence_kernel) if categorical else None,
+                      self.latent.hsic(whole_posterior, self.independence_kernel) if self.independence_kernel else None,
                       whole=(*whole_gaussian, whole_z))
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)

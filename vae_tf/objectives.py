@@ -53,10 +53,10 @@ class Batch:
 
     The global batch, B·replicas rows gathered across the replicas (`global_batch`; on one device the same rows):
     `whole` = (mean, log_std, z) [B·replicas, D], read as global_mean, global_log_std, global_z; the Gaussian part's KL
-    per image kl [B·replicas]; the categoricals' summed KL per image [B·replicas], the KL of their average (a
-    scalar) and the HSIC between the parts (`Latent.hsic`, a scalar), None without
-    categoricals. The penalties read these: besides the batch statistics, the capacity terms
-    |KL − C| are not linear in the KL's batch mean, so a mean over the replicas' own |KL − C| would differ."""
+    per image kl [B·replicas]; the categoricals' summed KL per image [B·replicas] and the KL of their average (a
+    scalar), None without categoricals; the HSIC between the parts (`Latent.hsic`, a scalar), None unless weighted.
+    The penalties read these: besides the batch statistics, the capacity terms |KL − C| are not linear in the KL's
+    batch mean, so a mean over the replicas' own |KL − C| would differ."""
 
     def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, categorical_kl=None,
                  categorical_marginal_kl=None, categorical_hsic=None, whole=None):
@@ -104,10 +104,11 @@ class BetaVAE:
         kl_categorical = tf.reduce_mean(batch.categorical_kl)
         loss += self.categorical_schedule.penalty(kl_categorical, step, batch.categorical_marginal_kl,
                                                   batch.categorical_hsic)
+        if batch.categorical_hsic is not None:
+            figures = {"categorical_hsic": batch.categorical_hsic, **figures}
         return loss, {"kl_gaussian": tf.reduce_mean(batch.kl), "kl_categorical": kl_categorical,
                       "categorical_capacity": self.categorical_schedule.target(step),
-                      "categorical_marginal_kl": batch.categorical_marginal_kl,
-                      "categorical_hsic": batch.categorical_hsic, **figures}
+                      "categorical_marginal_kl": batch.categorical_marginal_kl, **figures}
 
     def auxiliary_update(self, batch, step):
         """Extra training after the VAE's own gradients (FactorVAE's discriminator): (figures, apply) where

@@ -63,9 +63,10 @@ class CategoricalCapacity(Capacity):
         super().__init__(gamma, start_step, end_step, 0.0, capacity)
         self.marginal_weight, self.independence = marginal_weight, independence
 
-    def penalty(self, kl, step, marginal_kl=0.0, hsic=0.0):
-        return (super().penalty(kl, step) + self.marginal_weight * marginal_kl
-                + self.independence * hsic)
+    def penalty(self, kl, step, marginal_kl=0.0, hsic=None):
+        """`hsic` None: the independence term is off (its weight 0) and was not computed."""
+        penalty = super().penalty(kl, step) + self.marginal_weight * marginal_kl
+        return penalty if hsic is None else penalty + self.independence * hsic
 
 
 KL_SCHEDULES = {"constant": Constant, "linear": Linear, "capacity": Capacity}
