@@ -11,7 +11,8 @@ import pytest
 import vae_tf
 from vae_tf import analysis, latent_space
 from vae_tf import figures
-from vae_tf.analysis import analyze, compare, final_figures, snapshots
+from vae_tf.analysis import analyze, compare, snapshots
+from vae_tf.runs import final_figures
 from vae_tf.errors import UserError
 from vae_tf.runs import read_log, write_json
 from vae_tf.cli import analyze_main

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import re
 import shutil
-import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -20,10 +19,9 @@ from tqdm import tqdm
 
 from vae_tf import figures, latent_space
 from vae_tf.errors import UserError
-from vae_tf.runs import RunDir, open_run, read_log, replace_atomically, write_json
+from vae_tf.runs import RunDir, final_figures, open_run, read_log, replace_atomically, write_json
 
 COLUMNS = 10  # points along each traversal and interpolation
-FINAL_WINDOW = 100  # the "final" training figures average the last this many logged steps
 GIF_FRAME_MS = 400
 BATCH = 250  # images encoded or decoded per call
 MIN_IMAGES = 10  # the interpolation figure alone uses ten test images
@@ -76,18 +74,6 @@ def _read_mig(run):
     """The run's mig.csv columns, or {} when it scored none (mig_step 0, or a data set without known factors)."""
     mig = read_log(run.mig_csv) if run.mig_csv.exists() else {}
     return mig if mig.get("step") else {}
-
-
-def final_figures(log, validation):
-    """The run's final figures: training ones averaged over the last FINAL_WINDOW steps, the last validation."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # every value NaN (a diverged run): the mean is NaN
-        final = {name: float(np.nanmean(log[name][-FINAL_WINDOW:]))
-                 for name in ("loss", "reconstruction_loss", "kl_loss", "kl_weight")}
-    final["steps"] = int(log["step"][-1]) + 1
-    if validation.get("step"):
-        final["validation_loss"] = validation["loss"][-1]
-    return final
 
 
 def evaluation_images(params, count):

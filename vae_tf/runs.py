@@ -8,13 +8,17 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from vae_tf.errors import UserError
 from vae_tf.params import Params, saved_params
 
 VALIDATION_COLUMNS = ("step", "loss", "reconstruction_loss", "kl_loss", "wall_time")
 CHECKPOINTS = ("latest", "best", "final")
+FINAL_WINDOW = 100  # the "final" training figures average the last this many logged steps
 
 
 def log_columns(step_figures):
@@ -242,6 +246,18 @@ def read_log(path):
         return {column: [float(row[column]) for row in rows] for column in reader.fieldnames or []}
     except (ValueError, TypeError) as error:
         raise UserError(f"{path} has a value that is not a number ({error}); restore it from a copy") from None
+
+
+def final_figures(log, validation):
+    """The run's final figures: training ones averaged over the last FINAL_WINDOW steps, the last validation."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # every value NaN (a diverged run): the mean is NaN
+        final = {name: float(np.nanmean(log[name][-FINAL_WINDOW:]))
+                 for name in ("loss", "reconstruction_loss", "kl_loss", "kl_weight")}
+    final["steps"] = int(log["step"][-1]) + 1
+    if validation.get("step"):
+        final["validation_loss"] = validation["loss"][-1]
+    return final
 
 
 def open_run(run_dir, checkpoint="latest"):
