@@ -1,20 +1,20 @@
 """Metrics from plain (codes, factors) arrays: the same functions the samplers call, factor kinds, continuous factors,
-data sets without a full factor grid, the mutual information estimators against closed forms, and bad input."""
+data sets without a full factor grid, the mutual information estimators against closed forms, UDR of runs with dead
+dimensions, bad input, and the metrics page's array snippets. The command, python -m vae_tf.metrics, is tested in
+test_metrics_command.py."""
 
-import contextlib
-import io
-import json
-import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from vae_tf import metrics
 from vae_tf.errors import UserError
-from vae_tf.metrics import command
 from vae_tf.metrics.information import mutual_information
+from vae_tf.metrics.ranking import rank_correlations
 
 from conftest import ROOT, FactorIndices, factor_grid, plug_in_entropy
 
@@ -173,6 +173,45 @@ def test_histogram_information_of_discrete_pairs_is_the_plug_in_value():
         pytest.approx(expected, abs=1e-12)
 
 
+# --- UDR of runs with dead dimensions ----------------------------------------------------------------------
+
+def test_rank_correlations_are_spearmans_rho_and_zero_for_a_constant_column():
+    state = np.random.RandomState(0)
+    a = np.column_stack([state.randint(5, size=200), state.randn(200), np.full(200, 3.0)])  # ties, none, constant
+    b = np.column_stack([a[:, 0] + state.randint(3, size=200), state.randn(200)])
+    expected = [[stats.spearmanr(a[:, i], b[:, j]).statistic if i < 2 else 0.0 for j in range(2)] for i in range(3)]
+    np.testing.assert_allclose(rank_correlations(a, b), expected, rtol=0, atol=1e-12)
+
+
+def matching_runs_with_a_dead_dimension(position):
+    """Two runs of ±1 codes in every combination (mean 0, variance 1, exactly uncorrelated dimensions), the second
+    the first's 3 dimensions reordered, flipped and scaled, each with a constant (dead) dimension inserted at
+    `position`: a Lasso matches them with coefficients 1 − α = 0.9, rank correlations with 1 (0 off the match)."""
+    live = factor_grid(2, 2, 2, repeat=10) * 2.0 - 1
+    dead = np.full((len(live), 1), 0.25)
+    insert = {0: 0, 1: 1, -1: 3}[position]
+    first = np.hstack([live[:, :insert], dead, live[:, insert:]])
+    moved = live[:, [2, 0, 1]] * [1.0, -3.0, 0.5]
+    second = np.hstack([moved[:, :insert], dead, moved[:, insert:]])
+    return first, second
+
+
+@pytest.mark.parametrize("position", [0, 1, -1])
+@pytest.mark.parametrize("correlation, matched", [("lasso", 0.9), ("spearman", 1.0)])
+def test_udr_of_runs_with_a_dead_dimension_anywhere(position, correlation, matched):
+    first, second = matching_runs_with_a_dead_dimension(position)
+    result = metrics.udr_from_arrays([first, second, first], correlation=correlation)
+    np.testing.assert_allclose(result["model_scores"], [matched] * 3, rtol=0, atol=1e-9)
+    assert result["informative_dims"] == [3, 3, 3]
+    # A dimension masked by its KL is zeroed whatever its codes: the same scores.
+    noisy_dead = first.copy()
+    noisy_dead[:, position] = np.random.RandomState(0).randn(len(first))
+    kl = np.where(np.arange(4) == np.arange(4)[position], 0.001, 1.0)
+    masked = metrics.udr_from_arrays([noisy_dead, second], kl=[kl, kl], correlation=correlation)
+    np.testing.assert_allclose(masked["model_scores"], [matched] * 2, rtol=0, atol=1e-9)
+    assert masked["informative_dims"] == [3, 3]
+
+
 # --- bad input ---------------------------------------------------------------------------------------------
 
 CODES = np.random.RandomState(0).randn(60, 3)
@@ -190,6 +229,11 @@ FACTORS = np.random.RandomState(1).randint(3, size=(60, 2))
     (CODES, np.where(np.arange(60)[:, None] == 3, np.nan, FACTORS), "factors hold NaN or inf in 1 of 60 rows .the "
                                                                     "first is row 3.; drop those rows$"),
     (CODES[:1], FACTORS[:1], "got 1 observation: a metric compares observations, it needs at least 2 rows"),
+    (CODES.T, FACTORS, r"codes have 3 rows but factors have 60: row i of both must describe the same observation; "
+                       r"codes of shape \[3, 60\] look transposed: transpose them to \[60, 3\] \(codes.T\)$"),
+    (CODES, FACTORS.T, r"codes have 60 rows but factors have 2: .*; factors of shape \[2, 60\] look transposed: "
+                       r"transpose them to \[60, 2\] \(factors.T\)$"),
+    (CODES[:, :2].T, FACTORS, r"codes of shape \[2, 60\] look transposed"),  # factors.T would leave 2 rows, not 60
 ])
 @pytest.mark.parametrize("name", ["mig", "dci", "sap"])
 def test_bad_arrays_raise_one_line(name, codes, factors, message):
@@ -240,57 +284,12 @@ def test_importing_the_metrics_does_not_import_tensorflow():
     assert result.returncode == 0, result.stderr
 
 
-# --- python -m vae_tf.metrics ------------------------------------------------------------------------------
-
-def run_command(*argv):
-    """The command in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = command.main([str(arg) for arg in argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-def test_the_command_reads_npy_npz_and_csv_files(tmp_path):
-    factors = np.random.RandomState(0).randint(4, size=(300, 2))
-    codes = factors + 0.2 * np.random.RandomState(1).randn(300, 2)
-    expected = f"{metrics.mig_from_arrays(codes, factors)['score']:.3f}"
-    np.save(tmp_path / "codes.npy", codes)
-    np.save(tmp_path / "factors.npy", factors)
-    np.savez(tmp_path / "run.npz", codes=codes, factors=factors)
-    np.savetxt(tmp_path / "codes.csv", codes, delimiter=",", header="z0,z1", comments="")
-    np.savetxt(tmp_path / "factors.csv", factors, delimiter=",")  # no header
-    for files in (("codes.npy", "factors.npy"), ("run.npz", "run.npz"), ("codes.csv", "factors.csv")):
-        code, out, err = run_command(*(tmp_path / name for name in files), "--names=mig,irs")
-        assert code == 0 and not err
-        assert out.splitlines()[0] == "| representation | mig | irs |" and out.splitlines()[2].split(" | ")[1] == expected
-    code, out, _ = run_command(tmp_path / "codes.npy", "--json", tmp_path / "scores.json")
-    saved = json.loads((tmp_path / "scores.json").read_text())
-    assert code == 0 and list(saved["metrics"]) == ["gaussian_total_correlation", "gaussian_wasserstein_correlation",
-                                                    "code_mutual_information"]  # no factors: the codes alone
-    code, out, _ = run_command("--udr", tmp_path / "codes.npy", tmp_path / "codes.csv", "--correlation=spearman")
-    udr = f"| {metrics.udr_from_arrays([codes, codes], correlation='spearman')['model_scores'][0]:.3f} |"
-    assert code == 0 and out.splitlines()[0] == "| run | UDR (spearman) |" and out.count(udr) == 2
-
-
-def test_the_command_reports_bad_input_in_one_line(tmp_path):
-    np.save(tmp_path / "codes.npy", CODES)
-    np.save(tmp_path / "short.npy", FACTORS[:10])
-    np.savez(tmp_path / "two.npz", a=CODES, b=FACTORS)
-    (tmp_path / "text.csv").write_text("z0,z1\n1,2\n3,oops\n")
-    cases = {("codes.npy", "short.npy"): "codes have 60 rows but factors have 10",
-             ("codes.npy", "missing.npy"): "missing.npy: no such file",
-             ("codes.npy", "two.npz"): "holds the arrays a, b; name the factors array 'factors'",
-             ("text.csv",): "text.csv (could not convert",
-             ("codes.npy", "codes.txt.gz"): "save the factors as .npy, .npz or .csv",
-             ("codes.npy", "--udr"): "at least 2 codes arrays",
-             ("codes.npy", "--names=factor_vae"): "factor_vae needs a sampler",
-             ("codes.npy", "--correlation=lasso"): "add --udr"}
-    for argv, message in cases.items():
-        code, out, err = run_command(*(tmp_path / a if not a.startswith("-") else a for a in argv))
-        assert code == 2 and not out and err.startswith("error: ") and message in err and err.count("\n") == 1, \
-            (argv, err)
-    # As a user runs it: the same line, no traceback.
-    result = subprocess.run([sys.executable, "-m", "vae_tf.metrics", "codes.npy", "short.npy"], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr == "error: codes have 60 rows but factors have 10: row i of " \
-                                                       "both must describe the same observation\n"
+def test_the_array_snippets_of_the_metrics_page_run_as_printed(capsys):
+    # Every name they use is defined in them. The sampler's snippet loads a trained run and TensorFlow (a minute):
+    # it is left to the hand.
+    snippets = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8"), re.S)
+    arrays = [snippet for snippet in snippets if "load_run" not in snippet]
+    assert len(arrays) == len(snippets) - 1 == 2
+    for snippet in arrays:
+        exec(compile(snippet, "docs/metrics.md", "exec"), {})
+    assert "| my model |" in capsys.readouterr().out

@@ -125,8 +125,23 @@ def _rows_alike(codes, factors, prefix=""):
     codes, factors = matrix(codes, f"{prefix}codes"), matrix(factors, f"{prefix}factors")
     if len(codes) != len(factors):
         raise UserError(f"{prefix}codes have {len(codes)} rows but {prefix}factors have {len(factors)}: row i of both "
-                        f"must describe the same observation")
+                        f"must describe the same observation{_transposed(codes, factors, prefix)}")
     return codes, factors
+
+
+def _transposed(codes, factors, prefix):
+    """Advice to transpose the codes or the factors when that makes their rows agree, else "": an array saved as
+    [columns, n] is a common slip. When either would do, the one that leaves more rows, as observations usually
+    outnumber dimensions and factors."""
+    codes_fit, factors_fit = codes.shape[1] == len(factors), factors.shape[1] == len(codes)
+    if codes_fit and (not factors_fit or len(factors) >= len(codes)):
+        name, shape = "codes", codes.shape
+    elif factors_fit:
+        name, shape = "factors", factors.shape
+    else:
+        return ""
+    return (f"; {prefix}{name} of shape {list(shape)} look transposed: transpose them to {list(shape[::-1])} "
+            f"({prefix}{name}.T)")
 
 
 def train_and_test(metric, codes, factors, kinds, test_codes, test_factors, test_size, random_state):

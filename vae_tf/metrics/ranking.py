@@ -2,8 +2,6 @@
 Disentangled Representation Learning", ICLR): runs whose informative dimensions match one to one across seeds are the
 disentangled ones. It scores a set of runs on the same observations and needs no factors."""
 
-import warnings
-
 import numpy as np
 from scipy import stats
 from sklearn import linear_model
@@ -33,12 +31,23 @@ def _similarity(a, b, correlation, alpha):
     """|Lasso coefficients| predicting b [n, d_b] from a [n, d_a], or |Spearman correlations|, as R [d_a, d_b]."""
     if correlation == "lasso":
         return np.abs(linear_model.Lasso(alpha=alpha).fit(a, b).coef_).reshape(b.shape[1], a.shape[1]).T
-    with warnings.catch_warnings():  # a zeroed (uninformative) dimension has no rank correlation: masked out after
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rho = stats.spearmanr(a, b)[0]  # over the columns of a and b together
-    if np.ndim(rho) == 0:  # two columns in all: scipy gives their one correlation
-        rho = np.array([[1.0, rho], [rho, 1.0]])
-    return np.abs(np.nan_to_num(rho[:a.shape[1], a.shape[1]:]))
+    return np.abs(rank_correlations(a, b))
+
+
+def rank_correlations(a, b):
+    """Spearman's rho between each column of a [n, d_a] and each of b [n, d_b], as [d_a, d_b]: the Pearson correlation
+    of their ranks (ties averaged), as scipy's spearmanr, computed here because spearmanr(a, b) gives one NaN instead
+    of the matrix when its first or second column is constant, as a run's dead or masked (zeroed) dimension is.
+
+    A constant column has no rank correlation with anything: its entries are 0 rather than NaN, so the dimension
+    matches none (a row or column of zeros, which relative_strength counts 0) and the others' maxima stay finite.
+    Masked dimensions are left out of a pair's score anyway; the 0 decides only for a constant dimension whose KL
+    counts it informative."""
+    ranks_a, ranks_b = stats.rankdata(a, axis=0), stats.rankdata(b, axis=0)
+    # A constant column's ranks are all (n + 1) / 2, a half-integer whose mean is exact: centred, exactly 0.
+    centred_a, centred_b = ranks_a - ranks_a.mean(axis=0), ranks_b - ranks_b.mean(axis=0)
+    norms = np.outer(np.linalg.norm(centred_a, axis=0), np.linalg.norm(centred_b, axis=0))
+    return np.divide(centred_a.T @ centred_b, norms, out=np.zeros_like(norms), where=norms > 0)
 
 
 def _runs(codes_list, kl):
