@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_script, snapshot_of
+from vae_tf.cli import study_main
 from vae_tf.errors import UserError
 from vae_tf.study import Choice, LogUniform, Study, Uniform
 from vae_tf.study.results import rank_correlation, summarise, variance_shares
@@ -29,6 +31,28 @@ TINY_BASE = dict(dataset="shapes2d", image_size=16, encoder_layers=[[8, 4, 2], [
 def read_rows(path):
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
+
+
+def study_cli(capsys, *args):
+    """study.py's entry point in this process: (exit code, stdout, stderr)."""
+    code = study_main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_run(folder, name, steps):
+    """A finished run folder as a study leaves it (params.json, trial.json, log.csv) whose losses at step s are s,
+    2s and s/2."""
+    run = Path(folder) / name
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps({"objective": "beta_vae", "seed": 0}))
+    (run / "trial.json").write_text(json.dumps({"status": "finished", "values": {"seed": 0}}))
+    (run / "log.csv").write_text("step,loss,reconstruction_loss,kl_loss,kl_weight,wall_time\n"
+                                 + "".join(f"{s},{s},{2 * s},{s / 2},1.0,0.0\n" for s in range(steps)))
+    return run
+
+
+PROGRESS = re.compile(r"(\S+): (\d+) done, (\d+) running, (\d+) failed, (\d+) left")
 
 
 def study_file(folder, name, **fields):
@@ -134,6 +158,63 @@ def test_the_best_run_is_the_highest_score_or_the_lowest_dependence():
     assert summarise(rows, ["beta", "seed"], columns, 0, "gaussian_total_correlation")["best"]["beta_vae"]["run"] == "r2"
 
 
+def test_the_progress_line_counts_every_run_once_as_runs_start_fail_and_finish(capsys):
+    from vae_tf.study.runner import _Progress
+
+    def counts(line):
+        return [int(n) for n in PROGRESS.fullmatch(line.line()).groups()[1:]]
+    line = _Progress("smoke", 4, 0, 0, enabled=False)
+    seen = [counts(line)]
+    line.started(2)  # two slots: two run, two wait
+    seen.append(counts(line))
+    for status in ("finished", "failed", "finished", "finished"):
+        line.ended("r", {"status": status, "reason": "the loss became nan"})
+        seen.append(counts(line))
+    # done, running, failed, left: a waiting run takes each freed slot until none waits
+    assert seen == [[0, 0, 0, 4], [0, 2, 0, 2], [1, 2, 0, 1], [1, 2, 1, 0], [2, 1, 1, 0], [3, 0, 1, 0]]
+    assert capsys.readouterr().out == "r failed: the loss became nan\n"
+    resumed = _Progress("smoke", 4, 1, 1, enabled=False)  # a restart: two runs ended before it, more slots than runs
+    resumed.started(8)
+    assert counts(resumed) == [1, 2, 1, 0]
+
+
+def test_results_report_the_final_losses_as_analyze_compare_does(tmp_path, capsys):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"study": "study"}))
+    write_run(folder, "long", 150)
+    write_run(folder, "short", 40)
+    assert study_cli(capsys, "--aggregate", folder)[0] == 0
+    rows = {row["run"]: row for row in read_rows(folder / "results.csv")}
+    # the mean of the last 100 logged steps (50..149), not the last step's loss (149)
+    assert [float(rows["long"][name]) for name in ("steps", "loss", "reconstruction_loss", "kl_loss")] == \
+        [150, 99.5, 199.0, 49.75]
+    assert float(rows["short"]["loss"]) == 19.5  # fewer than 100 steps: all of them
+
+
+def test_trial_log_keeps_what_training_printed_but_the_lines_known_to_be_harmless(tmp_path):
+    from vae_tf.study.trial import _output_to
+    # as TensorFlow 2.21 logs them in every run (the first one shortened in its middle)
+    harmless = [b"E0000 00:00:1795570713.781933    3760 node_def_util.cc:682] NodeDef mentions attribute "
+                b"use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; signature=...> This "
+                b"may be expected if your graph generating binary is newer  than this binary. Unknown attributes will "
+                b"be ignored. NodeDef: {{node ParallelMapDatasetV2/_10}}\n",
+                b"I0000 00:00:1795570713.901211    3811 local_rendezvous.cc:405] Local rendezvous is aborting with "
+                b"status: OUT_OF_RANGE: End of sequence\n"]
+    kept = [b"resuming from step 300\n",  # an earlier attempt's output
+            b"E0000 00:00:1795570714.002345    3760 cuda_dnn.cc:522] Loaded runtime CuDNN library: 8.1.0 but source "
+            b"was compiled with: 8.9.4\n",  # a real error in the same format stays
+            b"note: NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition\n"]
+    path = tmp_path / "trial.log"
+    path.write_bytes(kept[0])
+    with _output_to(path):  # what the worker's C++ and Python write, straight to its file descriptors
+        os.write(2, harmless[0])
+        os.write(2, kept[1])
+        os.write(1, harmless[1])
+        os.write(1, kept[2])
+    assert path.read_bytes() == b"".join(kept)
+
+
 # --- the runner, for real -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -158,8 +239,11 @@ def test_the_smoke_study_trains_scores_and_aggregates_its_runs(smoke):
         run = folder / row["run"]
         params = json.loads((run / "params.json").read_text())
         assert (params["objective"], params["beta"], params["seed"]) == (row["objective"], float(row["beta"]), 0)
-        # the row's losses are the last logged step's
-        assert float(row["loss"]) == pytest.approx(float(read_rows(run / "log.csv")[-1]["loss"]))
+        # the row's losses are the mean of the last 100 logged steps, as analyze.py --compare reports them
+        logged = read_rows(run / "log.csv")[-100:]
+        for name in ("loss", "reconstruction_loss", "kl_loss"):
+            assert float(row[name]) == pytest.approx(np.mean([float(step[name]) for step in logged]))
+        assert "use_unbounded_threadpool" not in (run / "trial.log").read_text()
         assert json.loads((run / "analysis" / "metrics.json").read_text())["metrics"]["mig"]["score"] == \
             pytest.approx(float(row["mig"]))
     summary = json.loads((folder / "study_summary.json").read_text())
@@ -169,6 +253,8 @@ def test_the_smoke_study_trains_scores_and_aggregates_its_runs(smoke):
         assert (folder / name).stat().st_size > 0
     assert "runs ended" not in result.stdout  # one live line of counts, ending in the totals
     assert "smoke: 4 done, 0 running, 0 failed, 0 left" in result.stderr.replace("\r", "\n")
+    shown = [[int(n) for n in counts[1:]] for counts in PROGRESS.findall(result.stderr)]
+    assert shown and all(sum(counts) == 4 for counts in shown)
 
 
 @pytest.mark.slow
@@ -194,7 +280,9 @@ def test_analyze_compare_takes_a_study_folder(smoke):
     result = run_script("analyze.py", folder, "--compare")
     assert result.returncode == 0, result.stderr
     table = (folder / "comparison.md").read_text()
-    assert all(row["run"] in table for row in read_rows(folder / "results.csv"))
+    cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()[2:]}
+    for row in read_rows(folder / "results.csv"):  # the same runs, with the same final loss
+        assert float(cells[row["run"]][2]) == pytest.approx(float(row["loss"]), abs=0.005)
 
 
 @pytest.mark.slow
@@ -303,6 +391,105 @@ def test_a_folder_of_another_study_is_refused_untouched(tmp_path):
     result = run_script("study.py", study_file(tmp_path, "mine", grid={"beta": [1.0]}), f"--output_dir={folder}")
     assert result.returncode == 2
     assert "holds study 'other', not 'mine'" in result.stderr and result.stderr.count("\n") == 1
+    assert snapshot_of(folder) == before
+
+
+SHIPPED = ROOT / "predictions" / "shapes2d_objectives"  # results.csv, the summary and study.md; no run folders
+
+
+def shipped_copy(tmp_path):
+    return Path(shutil.copytree(SHIPPED, tmp_path / SHIPPED.name))
+
+
+def test_aggregating_a_study_whose_run_folders_are_gone_is_refused_untouched(tmp_path, capsys):
+    folder = shipped_copy(tmp_path)
+    before = snapshot_of(folder)
+    listed = len(read_rows(SHIPPED / "results.csv"))
+    code, out, err = study_cli(capsys, "--aggregate", folder)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert f"results.csv holds {listed} runs that rebuilding it would drop" in err and "add --force" in err
+    assert snapshot_of(folder) == before
+    result = run_script("study.py", "--aggregate", folder)  # as a user types it, in a fresh process
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", err)
+    assert snapshot_of(folder) == before
+
+
+def test_force_rebuilds_a_study_without_the_runs_whose_folders_are_gone(tmp_path, capsys):
+    folder = shipped_copy(tmp_path)
+    write_run(folder, "kept", 10)
+    code, out, err = study_cli(capsys, "--aggregate", folder, "--force")
+    assert (code, err) == (0, "") and "1 finished, 0 failed, 0 unfinished" in out
+    assert [row["run"] for row in read_rows(folder / "results.csv")] == ["kept"]
+    assert json.loads((folder / "study_summary.json").read_text())["runs"] == 1
+    assert (folder / "study.json").read_bytes() == (SHIPPED / "study.json").read_bytes()
+
+
+def test_a_rebuild_that_keeps_every_listed_run_needs_no_force(tmp_path, capsys):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"study": "study"}))
+    write_run(folder, "first", 10)
+    assert study_cli(capsys, "--aggregate", folder)[0] == 0
+    write_run(folder, "second", 10)  # a run added: the table grows
+    assert study_cli(capsys, "--aggregate", folder)[0] == 0
+    assert [row["run"] for row in read_rows(folder / "results.csv")] == ["first", "second"]
+    (folder / "second").rename(tmp_path / "second")  # moved away: the table would shrink
+    before = snapshot_of(folder)
+    code, out, err = study_cli(capsys, "--aggregate", folder)
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "would drop (second)" in err
+    assert snapshot_of(folder) == before
+
+
+def _missing(path):
+    return path
+
+
+def _empty(path):
+    path.mkdir()
+
+
+def _a_file(path):
+    path.write_text("run,status\n")
+
+
+def _a_run_folder(path):
+    (path.parent / "study.json").write_text(json.dumps({"study": "study"}))
+    write_run(path.parent, path.name, 10)
+
+
+@pytest.mark.parametrize("make, message", [
+    (_missing, "not found: --aggregate takes a folder a study wrote (one holding study.json)"),
+    (_empty, "is an empty folder, not a study folder: --aggregate takes a folder a study wrote"),
+    (_a_file, "is a file, not a study folder: --aggregate takes a folder a study wrote"),
+    (_a_run_folder, "is a run folder, not a study folder: --aggregate its study folder, "),
+])
+def test_aggregating_anything_but_a_study_folder_is_one_line_and_writes_nothing(tmp_path, capsys, make, message):
+    path = tmp_path / "study" / "target"
+    path.parent.mkdir()
+    make(path)
+    before = snapshot_of(tmp_path)
+    code, out, err = study_cli(capsys, "--aggregate", path)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert snapshot_of(tmp_path) == before and path.exists() == (make is not _missing)
+
+
+def test_a_study_started_again_refuses_before_training_to_drop_a_run_whose_folder_is_gone(tmp_path, capsys):
+    path = study_file(tmp_path, "mine", base=TINY_BASE, grid={"beta": [1.0]})
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"study": "mine"}))
+    # beta=4 was in the study once; beta=1 still is, so its lost folder is trained again rather than dropped
+    (folder / "results.csv").write_text("run,status\nbeta=1-seed=0,finished\nbeta=4-seed=0,finished\n")
+    before = snapshot_of(folder)
+    code, out, err = study_cli(capsys, path, f"--output_dir={folder}")
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert "would drop (beta=4-seed=0)" in err and "add --force to the same command" in err
+    assert snapshot_of(folder) == before
+    # --force gets past it, to the Ray cluster (one where nothing answers: still nothing written)
+    code, out, err = study_cli(capsys, path, f"--output_dir={folder}", "--force", "--address=127.0.0.1:9")
+    assert code == 2 and "cannot reach the Ray cluster" in err
     assert snapshot_of(folder) == before
 
 

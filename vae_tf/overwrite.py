@@ -27,23 +27,26 @@ def refuse_inputs(output, inputs, option):
                             f"it: pick another path for {option}")
 
 
-def refuse_foreign(path, is_ours, kind, force_option="--force"):
+def refuse_foreign(path, is_ours, kind, force_option="--force", instead="pick another path"):
     """UserError when `path` exists but is not a `kind` file this command writes (`is_ours(path)` is False): a
-    mistyped output path must not replace a user's other file. `force_option` None: never replaced."""
+    mistyped output path must not replace a user's other file. `instead`: what the user can do otherwise;
+    `force_option` None: never replaced."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; name a {kind} file to write")
     if path.exists() and not is_ours(path):
         ask = f", or add {force_option} to replace it" if force_option else ""
-        raise UserError(f"{path} exists and is not a {kind}; pick another path{ask}")
+        raise UserError(f"{path} exists and is not a {kind}; {instead}{ask}")
 
 
 def refuse_fewer(path, held, kept, what, force_option="--force"):
     """UserError when rewriting the results file `path` would drop entries it holds: `held` are the entries in the
-    file, `kept` those the new file would hold (e.g. the runs of a study's results.csv)."""
+    file, `kept` those the new file would hold (e.g. the runs of a study's results.csv); `what` names one entry and
+    several, e.g. ("run", "runs")."""
     lost = [entry for entry in held if entry not in set(kept)]
     if lost:
         shown = ", ".join(map(str, lost[:3])) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+        what = what[0] if len(lost) == 1 else what[1]
         raise UserError(f"{path} holds {len(lost)} {what} that rebuilding it would drop ({shown}), their folders being "
                         f"gone from {Path(path).parent}; restore them, or add {force_option} to rebuild it without "
                         f"them")

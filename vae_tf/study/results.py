@@ -2,9 +2,11 @@
 
 Each run folder with a trial.json is one row (runs still training have none and are counted as unfinished), so a
 study can be re-aggregated at any time, after adding runs too: `python study.py --aggregate predictions/<study>`.
+A rebuild never drops a run that results.csv lists unless asked (`--force`): its folder may be all that is gone.
 """
 
 import csv
+import difflib
 import io
 import json
 import math
@@ -12,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_tf.runs import RunDir, read_log, replace_atomically, write_json
+from vae_tf.errors import UserError
+from vae_tf.overwrite import refuse_fewer, refuse_foreign
+from vae_tf.runs import RunDir, final_figures, read_log, replace_atomically, write_json
 from vae_tf.study.spec import run_name
 from vae_tf.study.trial import read_trial
 
 STUDY_JSON = "study.json"  # which study file owns the folder, and its select_by
+RESULTS_CSV = "results.csv"
 LOSSES = ("loss", "reconstruction_loss", "kl_loss")
 FIGURES = {"metrics": "study_metrics.png", "correlation": "study_rank_correlation.png",
            "reconstruction": "study_reconstruction.png"}
@@ -32,8 +37,9 @@ def read_json(path):
 
 
 def _row(run_dir, record, scores):
-    """One run's row: its values, status, objective, final losses, training time, likelihood, metric scores (its
-    analysis/metrics.json, read by the caller)."""
+    """One run's row: its values, status, objective, final losses (as analyze.py --compare reports them: the mean of
+    the last 100 logged steps), training time, likelihood, metric scores (its analysis/metrics.json, read by the
+    caller)."""
     run = RunDir(run_dir)
     row = {"run": run.path.name, "status": record["status"], "reason": record.get("reason", ""),
            **record.get("values", {})}
@@ -41,8 +47,9 @@ def _row(run_dir, record, scores):
     if record["status"] == "finished":
         log = read_log(run.log_csv) if run.log_csv.exists() else {}
         if log.get("step"):
-            row["steps"] = int(log["step"][-1]) + 1
-            row.update({name: log[name][-1] for name in LOSSES if name in log})
+            final = final_figures(log, {})  # no validation: results.csv has no column for it
+            row["steps"] = final["steps"]
+            row.update({name: final[name] for name in LOSSES})
         row["train_seconds"] = record.get("train_seconds")
         row["test_log_likelihood"] = record.get("test_log_likelihood")
         row.update({name: result["score"] for name, result in scores.get("metrics", {}).items()})
@@ -50,19 +57,78 @@ def _row(run_dir, record, scores):
     return row
 
 
-def collect(folder):
-    """(rows, value columns, metric columns, unfinished count) of the study folder's runs."""
-    rows, unfinished, values, metrics = [], 0, [], []
+def _runs(folder):
+    """Each run folder of the study with its trial.json record (None: unfinished); folders of neither are not runs."""
     for run_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
         record = read_trial(run_dir)
+        if record is not None or RunDir(run_dir).params_json.exists():
+            yield run_dir, record
+
+
+def found_runs(folder):
+    """The names of the study folder's runs, finished, failed or unfinished (a run still training is not dropped)."""
+    return [run_dir.name for run_dir, _ in _runs(folder)] if Path(folder).is_dir() else []
+
+
+def collect(folder):
+    """(rows, value columns, metric columns, names of the unfinished runs) of the study folder's runs."""
+    rows, unfinished, values, metrics = [], [], [], []
+    for run_dir, record in _runs(folder):
         if record is None:
-            unfinished += RunDir(run_dir).params_json.exists()
+            unfinished.append(run_dir.name)
             continue
         scores = read_json(RunDir(run_dir).analysis / "metrics.json")
         rows.append(_row(run_dir, record, scores))
         values += [name for name in record.get("values", {}) if name not in values]
         metrics += [name for name in scores.get("metrics", {}) if name not in metrics]
     return rows, values, metrics, unfinished
+
+
+def _is_results(path):
+    """Whether `path` is a results.csv a study wrote: its header starts with run, status."""
+    try:
+        with open(path, newline="") as file:
+            return next(csv.reader(file), [])[:2] == ["run", "status"]
+    except (UnicodeDecodeError, csv.Error):
+        return False
+
+
+def listed_runs(path):
+    """The runs an existing results.csv lists ([] when there is none); a file of another kind there is refused."""
+    if not Path(path).is_file():
+        return []
+    refuse_foreign(path, _is_results, "study's results table", instead="move it away")
+    with open(path, newline="") as file:
+        return [row["run"] for row in csv.DictReader(file)]
+
+
+def refuse_dropping(folder, kept, force_option="--force"):
+    """UserError (reading only) when rewriting the folder's results.csv with the runs `kept` would drop one it lists."""
+    path = Path(folder) / RESULTS_CSV
+    refuse_fewer(path, listed_runs(path), kept, ("run", "runs"), force_option)
+
+
+def check_study_folder(path):
+    """UserError unless `path` is a study folder (one holding study.json), saying what it is instead."""
+    path = Path(path)
+    if (path / STUDY_JSON).is_file():
+        return
+    fix = f"--aggregate takes a folder a study wrote (one holding {STUDY_JSON}), e.g. predictions/smoke"
+    if not path.exists():
+        siblings = [p.name for p in path.parent.iterdir() if p.is_dir()] if path.parent.is_dir() else []
+        close = difflib.get_close_matches(path.name, siblings, n=1)
+        problem = f"{path} not found" + (f" (did you mean {str(path.parent / close[0])!r}?)" if close else "")
+    elif not path.is_dir():
+        problem = f"{path} is a file, not a study folder"
+    elif RunDir(path).params_json.is_file():
+        problem = f"{path} is a run folder, not a study folder"
+        if (path.parent / STUDY_JSON).is_file():
+            fix = f"--aggregate its study folder, {path.parent}"
+    elif not any(path.iterdir()):
+        problem = f"{path} is an empty folder, not a study folder"
+    else:
+        problem = f"{path} is not a study folder (no {STUDY_JSON})"
+    raise UserError(f"{problem}: {fix}")
 
 
 def configuration(row, value_columns):
@@ -181,21 +247,25 @@ def _write_csv(path, rows, columns):
     replace_atomically(path, lambda temporary: Path(temporary).write_text(text.getvalue()))
 
 
-def aggregate(folder):
+def aggregate(folder, force=False, force_option="--force"):
     """Rebuild results.csv, study_summary.json, study.md and the figures of a study folder; returns the summary.
 
-    The best run per objective is picked by study.json's select_by (the study's), else by the first metric."""
+    The best run per objective is picked by study.json's select_by (the study's), else by the first metric. Nothing
+    is written when results.csv lists a run whose folder is gone, unless `force`; the refusal names `force_option`
+    as the way to force it."""
     from vae_tf import figures
     from vae_tf.analysis import save_figure
 
     folder = Path(folder)
     rows, value_columns, metric_columns, unfinished = collect(folder)
+    if not force:
+        refuse_dropping(folder, [row["run"] for row in rows] + unfinished, force_option)
     select_by = read_json(folder / STUDY_JSON).get("select_by") or (metric_columns[0] if metric_columns else None)
     columns = (["run", "status"] + value_columns + (["objective"] if "objective" not in value_columns else [])
                + ["steps", *LOSSES, "train_seconds", "test_log_likelihood", "metric_protocol"] + metric_columns
                + ["reason"])
-    _write_csv(folder / "results.csv", rows, columns)
-    summary = summarise(rows, value_columns, metric_columns, unfinished, select_by)
+    _write_csv(folder / RESULTS_CSV, rows, columns)
+    summary = summarise(rows, value_columns, metric_columns, len(unfinished), select_by)
     write_json(folder / "study_summary.json", summary)
     text = _markdown(folder.name, summary, metric_columns)
     replace_atomically(folder / "study.md", lambda temporary: Path(temporary).write_text(text))

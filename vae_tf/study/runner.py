@@ -19,6 +19,7 @@ from vae_tf.study.spec import load_study
 from vae_tf.study.trial import read_trial, record_failure, run_trial
 
 RAY_RESOURCES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}  # a study's names -> the cluster's
+FORCE = "--force to the same command"  # how a refused study rebuilds results.csv (it trains nothing twice)
 
 
 def study_folder(name, output_dir=None):
@@ -92,21 +93,30 @@ def _reachable(address, seconds=10):
 
 
 class _Progress:
-    """One live line: runs done, running, failed and left, and the time left at the pace of the runs so far."""
+    """One live line: runs done, running, failed and left, and the time left at the pace of the runs so far.
+
+    The four always add up to the study's runs: `left` is what the others leave of the total, never counted apart
+    (counted apart, an ended run stayed `running` until the next wait and was counted twice)."""
 
     def __init__(self, name, total, done, failed, enabled):
-        self.name, self.done, self.failed, self.running, self.left = name, done, failed, 0, total - done - failed
+        self.name, self.total, self.done, self.failed, self.running = name, total, done, failed, 0
         self.bar = tqdm(total=total, initial=done + failed, disable=not enabled,
                         bar_format="{desc} [{elapsed} elapsed, {remaining} left]")
         self.show()
 
-    def show(self):
-        self.bar.set_description_str(f"{self.name}: {self.done} done, {self.running} running, {self.failed} failed, "
-                                     f"{self.left} left")
+    @property
+    def left(self):
+        return self.total - self.done - self.failed - self.running
 
-    def waiting(self, unfinished, slots):
-        """`unfinished` runs are submitted and not ended; at most `slots` of them run at once."""
-        self.running, self.left = min(unfinished, slots), max(unfinished - slots, 0)
+    def line(self):
+        return f"{self.name}: {self.done} done, {self.running} running, {self.failed} failed, {self.left} left"
+
+    def show(self):
+        self.bar.set_description_str(self.line())
+
+    def started(self, slots):
+        """Every run not ended is submitted; at most `slots` of them run at once."""
+        self.running = min(self.total - self.done - self.failed, slots)
         self.show()
 
     def ended(self, name, record):
@@ -115,6 +125,8 @@ class _Progress:
             self.bar.write(f"{name} failed: {record['reason']}")
         else:
             self.done += 1
+        # a waiting run takes the freed slot; once none waits, one fewer runs
+        self.running = min(self.running, self.total - self.done - self.failed)
         self.bar.update(1)
         self.show()
 
@@ -159,12 +171,13 @@ def _pending(study, folder, trials, invalid, retry_failed):
     return pending, ended
 
 
-def run_study(path, output_dir=None, address=None, retry_failed=False, progress=True):
+def run_study(path, output_dir=None, address=None, retry_failed=False, progress=True, force=False):
     """Train every run of the study file `path` not yet finished (resuming unfinished ones), score them, then write
     results.csv, study_summary.json, study.md and the figures; returns the study folder.
 
     Everything is checked before anything is written: the study, each run's parameters (a run with invalid ones is
-    recorded as failed, untrained), the folder's owner and the Ray cluster."""
+    recorded as failed, untrained), the folder's owner, that results.csv would keep every run it lists (unless
+    `force`) and the Ray cluster."""
     name, study = load_study(path)
     trials = study.trials()
     if study.metrics:
@@ -182,6 +195,8 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
             check_ground_truth(params.dataset)
     folder = study_folder(name, output_dir)
     _check_owner(folder, name)
+    if not force:  # the study's own runs all get a folder again (retrained), so only the others can be dropped
+        results.refuse_dropping(folder, results.found_runs(folder) + [trial.name for trial in trials], FORCE)
     ray = _connect(address, study) if _pending(study, folder, trials, invalid, retry_failed)[0] else None
     select_by = study.select_by or (study.metrics[0] if study.metrics else None)
     try:
@@ -202,7 +217,7 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
                     _run_pending(ray, study, folder, pending, line)
             finally:
                 line.close()
-            results.aggregate(folder)
+            results.aggregate(folder, force, FORCE)  # checks again: a run's folder may go while the study runs
     finally:
         if ray is not None:
             ray.shutdown()  # on Ctrl-C too: the workers stop, and their runs resume from checkpoints next time
@@ -210,14 +225,13 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
 
 
 def _run_pending(ray, study, folder, pending, line):
-    running, slots = _submit(ray, study, folder, pending), _slots(ray, study)
+    running = _submit(ray, study, folder, pending)
+    line.started(_slots(ray, study))
     while running:
-        line.waiting(len(running), slots)
         ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
         for reference in ready:
             trial = running.pop(reference)
             line.ended(trial.name, _outcome(ray, reference, folder, trial))
-    line.waiting(0, slots)
 
 
 def _slots(ray, study):

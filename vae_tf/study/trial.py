@@ -9,15 +9,24 @@ import contextlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
 
 from vae_tf.errors import TrainingDiverged, UserError
-from vae_tf.runs import RunDir, write_json
+from vae_tf.runs import TRIAL_JSON, TRIAL_LOG, RunDir, replace_atomically, write_json
 
-TRIAL_JSON = "trial.json"
-TRIAL_LOG = "trial.log"  # what training printed: the study shows one line, not every run's progress
+_TF_LOG = r"^[EWI]\d{4} \d\d:\d\d:[\d.]+ +\d+ "  # TensorFlow's C++ log prefix: level, date, time, thread
+# Lines TensorFlow logs that read like errors and are not, left out of trial.log so that a real error stands out.
+# Each is named in full: a line that merely looks like them stays.
+HARMLESS = tuple(re.compile(_TF_LOG + pattern) for pattern in (
+    # tf.data's graphs name an attribute newer than the op definitions of the TensorFlow that runs them; TensorFlow
+    # ignores it, as the line itself says ("Unknown attributes will be ignored")
+    r"node_def_util\.cc:\d+\] NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition",
+    # an iterator reaching the end of its data set, logged as it stops
+    r"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence",
+))
 
 
 def read_trial(run_dir):
@@ -35,9 +44,25 @@ def record_failure(run_dir, values, reason):
                                             "host": platform.node(), "ended": time.time()})
 
 
+def harmless(line):
+    """Whether a line of output (bytes) is one HARMLESS names."""
+    text = line.decode(errors="replace")
+    return any(pattern.match(text) for pattern in HARMLESS)
+
+
+def drop_harmless(path):
+    """Rewrite the log at `path` without its harmless lines (in one step: a reader never sees half a log)."""
+    lines = Path(path).read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if not harmless(line)]
+    if len(kept) < len(lines):
+        replace_atomically(path, lambda temporary: Path(temporary).write_bytes(b"".join(kept)))
+
+
 @contextlib.contextmanager
 def _output_to(path):
-    """Everything this process prints, TensorFlow's C++ logs included, appended to `path` (file descriptors 1, 2)."""
+    """Everything this process prints, TensorFlow's C++ logs included, appended to `path` (file descriptors 1, 2),
+    less the lines known to be harmless. They are taken out once the block ends without an error, after the fact:
+    filtered as they came, through a pipe, the last lines of a crashing process would be lost with it."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -53,6 +78,7 @@ def _output_to(path):
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+    drop_harmless(path)
 
 
 def _train_seconds(run):
