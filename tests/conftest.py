@@ -1,10 +1,13 @@
 """Shared helpers: tiny real configurations and a way to run the real entry points."""
 
 import contextlib
+import errno
 import io
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,44 @@ def tiny(tmp_path):
 def snapshot_of(folder):
     """Every file under a folder (by its path inside it) with its bytes, to prove nothing changed."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def mount(*args):
+    """Run `mount`; False where this user or this container may not."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    return subprocess.run(["mount", *map(str, args)], capture_output=True).returncode == 0
+
+
+@contextlib.contextmanager
+def read_only_view(folder, view, monkeypatch):
+    """`view` shows `folder` read-only: a read-only bind mount, or (where mounting is not allowed) writes under `view`
+    that fail with EROFS as the mount's would."""
+    view.mkdir()
+    if mount("--bind", folder, view):
+        try:
+            if mount("-o", "remount,bind,ro", view):
+                yield "a read-only bind mount"
+                return
+        finally:
+            subprocess.run(["umount", str(view)], check=True)
+    warnings.warn("no bind mount here (not root, or the container forbids it): read-only writes are simulated")
+    os.rmdir(view)
+    os.symlink(folder, view)
+    import builtins
+    import pathlib
+    import tempfile
+
+    def refuse(path):
+        if str(path).startswith(str(view)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    real_open, real_mkdir, real_mkstemp = builtins.open, pathlib.Path.mkdir, tempfile.mkstemp
+    monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: (
+        refuse(path) if set(mode) & set("wax+") else None) or real_open(path, mode, *a, **k))
+    monkeypatch.setattr(pathlib.Path, "mkdir", lambda self, *a, **k: refuse(self) or real_mkdir(self, *a, **k))
+    monkeypatch.setattr(tempfile, "mkstemp", lambda *a, dir=None, **k: refuse(dir) or real_mkstemp(*a, dir=dir, **k))
+    yield "simulated"
 
 
 def tiny_args(**overrides):

@@ -10,13 +10,12 @@ import pytest
 
 import vae_tf
 from vae_tf import analysis, latent_space
+from vae_tf.analysis import model_figures
 from vae_tf import figures
 from vae_tf.analysis import analyze, compare, snapshots
-from vae_tf.runs import final_figures
 from vae_tf.errors import UserError
-from vae_tf.runs import read_log, write_json
+from vae_tf.runs import RunDir, final_figures, read_log, write_json
 from vae_tf.cli import analyze_main
-from vae_tf.runs import RunDir
 from vae_tf.checkpoints import Checkpointer
 
 from conftest import ROOT, TINY, run_script
@@ -123,6 +122,7 @@ def test_collapse_sentence_for_a_collapsed_run_only(trained, tmp_path):
     assert summary["active_units"] > 0 and summary["test"]["kl_loss"] > latent_space.COLLAPSED_KL
     assert not summary["collapsed"] and not any("collapsed" in n for n in notes)
     assert latent_space.collapse_sentence(0, 5.0) and latent_space.collapse_sentence(3, 0.05)
+    assert latent_space.collapse_sentence(4, 0.19)  # units over the variance threshold, but no information: a grey blob
     assert latent_space.collapse_sentence(3, 5.0) is None
 
 
@@ -149,7 +149,7 @@ def test_user_errors_are_one_line_with_exit_code_2(trained, tmp_path, capsys):
              (str(trained), str(trained), "--compare", "--metrics"): "analyse them with --metrics first",
              (str(trained), "--quick"): "use it with --metrics or --baselines",
              (str(trained), "--dataset=shapes2d"): "--dataset is for --baselines",
-             (str(trained), "--output=x"): "--output is where", (str(trained), "--export_dir=x"): "add --export",
+             (str(trained), "--export_dir=x"): "add --export",
              (str(trained), "--num_images=5"): "at least 10",
              (str(trained), "--metric_names=mig,bogus"): "from beta_vae, factor_vae, mig, dci, sap, modularity, "
                                                          "explicitness, irs,",
@@ -189,6 +189,14 @@ def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     assert lines[2].startswith("| first | 6 |") and lines[2].endswith("| – | – | – | – | – | – | – |")
     assert lines[3].startswith("| second | 6 | 5.9e+31 |")
     assert lines[3].endswith("| 3 | -12.50 | 1.00 | 0.25 | 2.00 | quick | 0.250 |")
+
+
+def test_compare_shows_the_likelihood_a_study_recorded_of_a_run_without_analysis(trained, tmp_path, capsys):
+    first, second = _copy(trained, tmp_path, "first"), _copy(trained, tmp_path, "second")
+    (second / "trial.json").write_text(json.dumps({"status": "finished", "test_log_likelihood": -42.25}))
+    assert analyze_main([str(first), str(second), "--compare"]) == 0
+    lines = (tmp_path / "comparison.md").read_text().splitlines()
+    assert lines[2].split(" | ")[7] == "–" and lines[3].split(" | ")[7] == "-42.25"
 
 
 @pytest.fixture
@@ -239,19 +247,19 @@ def test_metrics_command_writes_metrics_json_and_prints_its_table(trained, tmp_p
 @pytest.mark.slow
 def test_metrics_reuse_current_figures_and_an_interrupted_analysis_is_marked(trained, tmp_path, capsys, monkeypatch,
                                                                             small_quick_protocol):
-    from vae_tf import analysis
+    from vae_tf.analysis import model_figures
     run = _copy(trained, tmp_path, "again")
-    drawn = analysis.save_figure
+    drawn = model_figures.save_figure
 
     def interrupted(figure, path):
         if path.name == "interpolation.png":
             raise KeyboardInterrupt
         drawn(figure, path)
 
-    monkeypatch.setattr(analysis, "save_figure", interrupted)
+    monkeypatch.setattr(model_figures, "save_figure", interrupted)
     assert analyze_main([str(run), "--num_images=32"]) == 130
     assert (run / "analysis" / "INCOMPLETE").exists() and "INCOMPLETE" in capsys.readouterr().err
-    monkeypatch.setattr(analysis, "save_figure", drawn)
+    monkeypatch.setattr(model_figures, "save_figure", drawn)
     assert analyze_main([str(run), "--num_images=32"]) == 0
     assert not (run / "analysis" / "INCOMPLETE").exists()
     graphs = (run / "analysis" / "graphs.png").stat().st_mtime_ns
@@ -351,7 +359,7 @@ def test_a_log_being_written_or_holding_nan_still_reads_and_plots(trained, tmp_p
 
 
 def test_latent_space_of_a_single_dimension_is_the_code_itself():
-    from vae_tf.analysis import _projections
+    from vae_tf.analysis.model_figures import _projections
     views = _projections(np.random.default_rng(0).normal(size=(40, 1)), seed=0)
     assert list(views) == ["z"] and views["z"].shape == (40, 2)  # no t-SNE of a 1-D code
 
@@ -366,6 +374,10 @@ def test_latent_space_colour_bars_name_the_factor_and_its_values():
     assert [bar.get_ylabel() for bar in bars] == ["shape", "orientation"]
     assert [t.get_text() for t in bars[0].get_yticklabels()] == ["square", "ellipse", "heart"]
     assert [t.get_text() for t in bars[1].get_yticklabels()] == ["0°", "92°", "185°", "268°", "360°"]
+    from vae_tf.datasets import DATASETS
+    classes = figures.latent_space(points, {"label": rng.integers(0, 10, 60)}, "t", DATASETS["fashion_mnist"].value_labels)
+    bar = next(axis for axis in classes.axes if axis.get_label() == "<colorbar>")
+    assert "T-shirt/top" in [t.get_text() for t in bar.get_yticklabels()]  # the class names, not label 0-9
     unlabelled = figures.latent_space(points, {}, "t")
     assert [axis.get_title() for axis in unlabelled.axes] == ["PCA"]  # no "(no labels)"
 
@@ -443,16 +455,16 @@ def test_interpolation_shows_its_corner_originals(trained, monkeypatch):
     model = vae_tf.load_run(trained)
     images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=16, shuffle=False).batch(10))).numpy()
     captured = {}
-    monkeypatch.setattr(analysis.figures, "image_rows", lambda rows, title, labels: captured.update(rows=rows))
-    analysis._interpolation(model, analysis.Encoded(model, images), images)
-    rows, width = captured["rows"], analysis.COLUMNS
+    monkeypatch.setattr(figures, "image_rows", lambda rows, title, labels: captured.update(rows=rows))
+    model_figures._interpolation(model, analysis.Encoded(model, images), images)
+    rows, width = captured["rows"], model_figures.COLUMNS
     assert rows.shape[:2] == (1 + width + 1 + 3, width)
     for row, column, original in ((0, 0, 0), (0, -1, 1), (width + 1, 0, 2), (width + 1, -1, 3)):
         np.testing.assert_array_equal(rows[row][column], images[original])
 
 
 def test_t_sne_can_be_left_out(trained, tmp_path, capsys):
-    from vae_tf.analysis import _projections
+    from vae_tf.analysis.model_figures import _projections
     codes = np.random.default_rng(0).normal(size=(50, 4))
     assert list(_projections(codes, seed=0, tsne=False)) == ["PCA"]
     assert "t-SNE" in _projections(codes, seed=0)
@@ -465,7 +477,7 @@ def test_an_error_during_analysis_closes_its_progress_bar_before_it_is_reported(
     from vae_tf import analysis
     closed = []
 
-    class Recording(analysis.tqdm):
+    class Recording(analysis.run.tqdm):
         def close(self):
             closed.append(self.desc)
             super().close()
@@ -473,12 +485,12 @@ def test_an_error_during_analysis_closes_its_progress_bar_before_it_is_reported(
     def gone(*args, **kwargs):
         raise UserError("the data set is gone")
 
-    monkeypatch.setattr(analysis, "tqdm", Recording)
-    monkeypatch.setattr(analysis, "evaluation_images", gone)
+    monkeypatch.setattr(analysis.run, "tqdm", Recording)
+    monkeypatch.setattr(analysis.encoding, "evaluation_images", gone)
     try:
         analyze(_copy(trained, tmp_path, "broken"), progress=True, note=lambda text: None)
     except UserError:  # the traceback still holds the bar here: only an explicit close counts
-        assert "analyze tiny" in closed
+        assert "analyze broken" in closed  # named after the folder analysed, not params.json's run_name
     else:
         pytest.fail("the UserError did not reach the caller")
 
@@ -519,3 +531,19 @@ def test_a_run_shipped_without_its_log_gets_every_figure_but_the_graphs(trained,
     row = table.splitlines()[3].split(" | ")
     assert row[0] == "| shipped" and row[1:6] == ["–"] * 5 and row[6] != "–" and row[7] != "–"
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"comparison.png", "comparison_mig.png", "comparison.md"}
+
+
+def test_the_originals_of_a_binarised_run_are_called_binarised(tmp_path, monkeypatch):
+    params = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, "output_dir": str(tmp_path), "run_name": "bin",
+                                                               "binarize": True})
+    run = vae_tf.train(params, progress=False)
+    drawn, real = {}, figures.image_rows
+
+    def recorded(rows, title, row_labels=None, column_labels=None):
+        drawn[title] = row_labels
+        return real(rows, title, row_labels, column_labels)
+    monkeypatch.setattr(figures, "image_rows", recorded)
+    analyze(run, num_images=20, progress=False, tsne=False, likelihood=(4, 4), note=lambda _: None)
+    reconstructions = next(labels for title, labels in drawn.items() if "reconstructions" in title)
+    assert reconstructions[0] == "binarised\noriginal"
+    assert next(labels for title, labels in drawn.items() if "bilinear" in title)[0] == "binarised originals"

@@ -6,6 +6,8 @@ import keras
 import vae_tf
 from vae_tf.networks import SpatialBroadcast, decoder_plan
 
+from conftest import ROOT
+
 
 def test_the_mirrored_decoder_restores_each_conv_s_input_channels():
     # The VAE project's conv model: conv 64 → conv 64 → dense 256 mirrors to dense 256 → 7·7·64 → deconv 64 → deconv 1.
@@ -89,4 +91,21 @@ def test_saved_keras_file_reloads_with_identical_outputs(tiny, tmp_path):
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(model.reconstruct(x).numpy(), loaded.reconstruct(x).numpy())
     np.testing.assert_array_equal(model.sample(4).numpy(), loaded.sample(4).numpy())
-    assert loaded.get_config()["kl_schedule"] == "linear"
+    assert loaded.get_config()["params"]["kl_schedule"] == "linear" and loaded.params == model.params
+
+
+def test_a_model_keras_of_the_previous_release_reads_its_flat_config(tmp_path):
+    """Before models were built from Params, model.keras listed each parameter under its own key: the shipped runs'
+    files hold that form, and load with the parameters they name."""
+    import json
+    import zipfile
+    for run in ("shapes2d_small", "shapes2d_joint", "shapes2d_disentangled"):
+        with zipfile.ZipFile(ROOT / "predictions" / run / "model.keras") as archive:
+            flat = json.loads(archive.read("config.json"))["config"]
+        assert "params" not in flat and "encoder_layers" in flat
+        loaded = keras.saving.load_model(ROOT / "predictions" / run / "model.keras")
+        saved = vae_tf.load_run(ROOT / "predictions" / run, checkpoint="latest").params
+        for name in ("encoder_layers", "decoder", "decoder_layers", "latent_size", "categorical_sizes", "objective",
+                     "beta", "dip_lambda_d", "reconstruction_loss"):
+            assert getattr(loaded.params, name) == getattr(saved, name), (run, name)
+        assert loaded.image_shape == (saved.image_size or 64, saved.image_size or 64, 1)

@@ -113,7 +113,7 @@ def test_factor_vae_adds_gamma_times_the_discriminator_s_log_odds(fixed):
     # The discriminator's own loss: cross-entropy of z (label 1) and of z permuted dimension by dimension (label 0).
     batch = Batch(x, mean, log_std, tf.constant(z), logits, None, None, 0, 1)
     figures, apply = model.objective.auxiliary_update(batch, tf.constant(0, tf.int64))
-    permuted = _permute_dimensions(tf.constant(z), tf.constant([model.seed * 7919 + 3, 0], tf.int64)).numpy()
+    permuted = _permute_dimensions(tf.constant(z), tf.constant([model.params.seed * 7919 + 3, 0], tf.int64)).numpy()
     joint, product = log_odds, model.objective.discriminator(permuted).numpy()[:, 0]
     expected = 0.5 * (np.mean(np.log1p(np.exp(-joint))) + np.mean(np.log1p(np.exp(product))))
     assert float(figures["discriminator_loss"]) == pytest.approx(expected, rel=1e-5)
@@ -158,7 +158,7 @@ def test_info_vae_weights_kl_by_one_minus_alpha_and_mmd_by_alpha_plus_lambda_min
     reconstruction, kl = base_terms(fixed)
     loss, figures, model = objective_loss(fixed, "info_vae", beta=1.0, info_alpha=0.25, info_lambda=10.0,
                                           mmd_kernel=kernel)
-    prior = tf.random.stateless_normal((B, D), seed=tf.constant([model.seed * 7919 + 4, 0], tf.int64)).numpy()
+    prior = tf.random.stateless_normal((B, D), seed=tf.constant([model.params.seed * 7919 + 4, 0], tf.int64)).numpy()
     divergence = np_mmd(z.astype(np.float64), prior.astype(np.float64), kernel)
     assert float(figures["mmd"]) == pytest.approx(divergence, rel=1e-4, abs=1e-6)
     assert loss == pytest.approx(reconstruction + 0.75 * kl + 9.25 * divergence, rel=1e-5)
@@ -235,7 +235,7 @@ def test_each_objective_trains_resumes_exactly_and_round_trips(name, tmp_path, c
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0, losses
 
     latest, final = vae_tf.load_run(tmp_path / "straight"), vae_tf.load_run(tmp_path / "straight", "final")
-    assert final.get_config()["objective"] == name and latest.params.objective == name
+    assert final.get_config()["params"]["objective"] == name and latest.params.objective == name
     x = tf.random.uniform((4, 16, 16, 1), seed=1)
     np.testing.assert_array_equal(latest.reconstruct(x).numpy(), final.reconstruct(x).numpy())
     if name == "factor_vae":  # the discriminator came back from the checkpoint too

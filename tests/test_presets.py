@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -33,13 +34,20 @@ ORIGINAL_WEIGHT.update({"shapes2d_beta_vae": lambda s: 4.0, "shapes2d_annealed_v
                         "shapes2d_dip_vae_i": lambda s: 1.0, "shapes2d_dip_vae_ii": lambda s: 1.0,
                         "shapes2d_info_vae": lambda s: 1.0, "shapes2d_iwae": lambda s: 1.0,
                         "shapes2d_64": lambda s: 4.0, "shapes2d_disentangle": lambda s: 2.0,
-                        "shapes2d_joint": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0})
+                        "shapes2d_joint": lambda s: 2.0, "quick": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0})
 MODEL = ("dataset", "image_size", "encoder_layers", "decoder", "decoder_layers", "latent_size", "activation",
          "reconstruction_loss", "objective")
 
 
 def test_presets_are_exactly_the_original_runs():
     assert list(PRESETS) == list(ORIGINAL_WEIGHT) and set(DESCRIPTIONS) == set(PRESETS)
+
+
+def test_the_quick_preset_is_params_py_s_model_trained_shorter():
+    default, quick = vae_tf.load_params(ROOT / "params.py"), vae_tf.load_params(ROOT / "params.py", preset="quick")
+    differing = {f.name for f in dataclasses.fields(default) if getattr(default, f.name) != getattr(quick, f.name)}
+    assert differing == {"run_name", "num_steps", "validation_step", "mig_step"}
+    assert quick.num_steps == 2000 and quick.mig_step == 0
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import vae_tf
-from vae_tf.model import step_figures
+from vae_tf.models.vae import step_figures
 from vae_tf.runs import log_columns, params_history, read_log
 
 from conftest import ROOT, run_script, tiny_args, train_cli

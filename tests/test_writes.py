@@ -6,7 +6,6 @@ tmpfs, which raise the errors a shared volume or a full disk raise. Elsewhere th
 so with a warning in the test report.
 """
 
-import contextlib
 import errno
 import os
 import shutil
@@ -19,51 +18,13 @@ import vae_tf
 from vae_tf.checkpoints import Checkpointer
 from vae_tf.cli import analyze_main, train_main
 
-from conftest import ROOT, snapshot_of, tiny_args
+from conftest import ROOT, mount, read_only_view, snapshot_of, tiny_args
 
 
 @pytest.fixture(autouse=True)
 def in_the_project(monkeypatch):
     """train_main reads params.py from the working folder, as train.py does."""
     monkeypatch.chdir(ROOT)
-
-
-def mount(*args):
-    """Run `mount`; False where this user or this container may not."""
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        return False
-    return subprocess.run(["mount", *map(str, args)], capture_output=True).returncode == 0
-
-
-@contextlib.contextmanager
-def read_only_view(folder, view, monkeypatch):
-    """`view` shows `folder` read-only: a read-only bind mount, or (where mounting is not allowed) writes under `view`
-    that fail with EROFS as the mount's would."""
-    view.mkdir()
-    if mount("--bind", folder, view):
-        try:
-            if mount("-o", "remount,bind,ro", view):
-                yield "a read-only bind mount"
-                return
-        finally:
-            subprocess.run(["umount", str(view)], check=True)
-    warnings.warn("no bind mount here (not root, or the container forbids it): read-only writes are simulated")
-    os.rmdir(view)
-    os.symlink(folder, view)
-    import builtins
-    import pathlib
-    import tempfile
-
-    def refuse(path):
-        if str(path).startswith(str(view)):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-
-    real_open, real_mkdir, real_mkstemp = builtins.open, pathlib.Path.mkdir, tempfile.mkstemp
-    monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: (
-        refuse(path) if set(mode) & set("wax+") else None) or real_open(path, mode, *a, **k))
-    monkeypatch.setattr(pathlib.Path, "mkdir", lambda self, *a, **k: refuse(self) or real_mkdir(self, *a, **k))
-    monkeypatch.setattr(tempfile, "mkstemp", lambda *a, dir=None, **k: refuse(dir) or real_mkstemp(*a, dir=dir, **k))
-    yield "simulated"
 
 
 def test_a_run_on_a_read_only_file_system_is_one_line_in_both_scripts(tmp_path, monkeypatch, capsys):
@@ -143,7 +104,9 @@ def test_a_file_where_the_output_folder_should_be_is_one_line(tmp_path, capsys):
 def test_a_run_folder_this_user_may_not_write_is_one_line(tmp_path, monkeypatch, capsys):
     """As another user, a folder without write permission; as root (who writes anywhere) simulated where the program
     first writes into it."""
-    from vae_tf import analysis, training
+    import pathlib
+
+    from vae_tf import training
     assert train_main([f"--output_dir={tmp_path}", "--run_name=theirs", *tiny_args(num_steps=3)]) == 0
     before = snapshot_of(tmp_path / "theirs")
     capsys.readouterr()
@@ -158,7 +121,7 @@ def test_a_run_folder_this_user_may_not_write_is_one_line(tmp_path, monkeypatch,
     try:
         assert train_main([f"--output_dir={tmp_path}", "--run_name=theirs", *tiny_args(num_steps=6)]) == 2
         if os.geteuid() == 0:
-            monkeypatch.setattr(analysis.Path, "mkdir", denied)  # its analysis folder
+            monkeypatch.setattr(pathlib.Path, "mkdir", denied)  # its analysis folder
         assert analyze_main([str(tmp_path / "theirs")]) == 2
     finally:
         for folder in (tmp_path / "theirs", *(tmp_path / "theirs").rglob("*")):

@@ -44,7 +44,7 @@ def import_tensorflow():
 # Public names -> the module defining them, loaded on first use: `python train.py --help` and `--list-presets`
 # answer without importing TensorFlow, while `vae_tf.train` and the others work as if imported here.
 _PUBLIC = {"Params": "params", "load_params": "params", "PRESETS": "presets", "kl_weight_schedule": "schedules",
-           "build_model": "model", "VAE": "model", "load_dataset": "datasets", "load_ground_truth": "datasets",
+           "build_model": "models", "VAE": "models", "load_dataset": "datasets", "load_ground_truth": "datasets",
            "train": "training", "load_run": "checkpoints", "log_likelihood": "likelihood", "UserError": "errors",
            "TrainingDiverged": "errors", "TrainingInterrupted": "errors"}
 _WITHOUT_TENSORFLOW = ("UserError", "TrainingDiverged", "TrainingInterrupted")

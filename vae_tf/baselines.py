@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from vae_tf.errors import UserError
 from vae_tf.metrics import DEFAULT_METRICS, evaluate, random_state_of, seed_from
-from vae_tf.model import build_model
+from vae_tf.models import build_model
 
 NUM_FIT_SAMPLES = 10000  # observations PCA and ICA are fitted on
 NUM_COMPONENTS = 10  # PCA / ICA components, the β-VAE paper's and the default model's latent size

@@ -3,13 +3,15 @@
 import math
 import os
 import tempfile
+import textwrap
+import zipfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from vae_tf.errors import UserError
-from vae_tf.model import build_model
+from vae_tf.models import build_model
 from vae_tf.runs import checkpoint_steps, open_run
 
 
@@ -56,9 +58,15 @@ class Checkpointer:
         try:
             self.checkpoint.restore(path).expect_partial()
         except (tf.errors.OpError, ValueError, AssertionError) as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
-            raise UserError(f"checkpoint {path} cannot be read ({reason}); move its files "
-                            f"(ckpt-{numbers[0]}.*) out of {directory} to resume from the one before") from None
+            reason = textwrap.shorten((str(error).strip().splitlines() or [type(error).__name__])[0], 120,
+                                      placeholder=" ...")
+            if len(numbers) > 1:
+                fix = f"move its files (ckpt-{numbers[0]}.*) out of {directory} to use ckpt-{numbers[1]}, the one before"
+            elif which == "best":
+                fix = "restore it from a copy, or use the latest checkpoint"
+            else:
+                fix = "it is the only one: restore it from a copy (moving it away would start the run over)"
+            raise UserError(f"checkpoint {path} cannot be read ({reason}); {fix}") from None
         return True
 
     def save(self, step, best=False):
@@ -102,12 +110,34 @@ def load_run(run_dir, checkpoint="latest"):
     """
     run, params = open_run(run_dir, checkpoint)
     if checkpoint == "final":
-        if not run.model_keras.exists():
-            raise UserError(f"{run.model_keras} not found: the run has not finished; use checkpoint='latest'")
-        model = keras.saving.load_model(run.model_keras)
+        model = _load_final(run)
     else:
         model = build_model(params)
         if not Checkpointer(model, run).restore(checkpoint):
-            raise UserError(f"{run.path} has no {checkpoint} checkpoint yet")
+            raise UserError(_missing(run, params, checkpoint))
     model.params = params
     return model
+
+
+def _load_final(run):
+    """model.keras, or one line saying why it cannot be read (Keras calls a truncated file "not found")."""
+    if not run.model_keras.exists():
+        raise UserError(f"{run.model_keras} not found: the run has not finished; use checkpoint='latest'")
+    if not zipfile.is_zipfile(run.model_keras):
+        raise UserError(f"{run.model_keras} is truncated or corrupted (not a whole .keras zip file); restore it from a "
+                        f"copy, or use checkpoint='latest' (the training checkpoint)")
+    try:
+        return keras.saving.load_model(run.model_keras)
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
+        reason = textwrap.shorten(str(error).strip() or type(error).__name__, 120, placeholder=" ...")
+        raise UserError(f"{run.model_keras} cannot be read ({reason}); restore it from a copy, or use "
+                        f"checkpoint='latest' (the training checkpoint)") from None
+
+
+def _missing(run, params, which):
+    """Why a run has no `which` checkpoint, and what to use instead."""
+    if which == "best" and not params.validation_step:
+        return f"{run.path} has no best checkpoint: it never validates (validation_step=0); use checkpoint='latest'"
+    if run.model_keras.exists():
+        return f"{run.path} finished without a {which} checkpoint; use checkpoint='final' (model.keras)"
+    return f"{run.path} has no {which} checkpoint yet: train it first"

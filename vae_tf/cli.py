@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from vae_tf import params as params_module
 from vae_tf.errors import WRITE_FAILURES, TrainingDiverged, TrainingInterrupted, UserError, cannot_write
@@ -23,21 +24,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _current_values(argv):
-    """The values a run would start from: the params file named in argv (or params.py), else the built-in defaults."""
+    """The values a run would start from: the params file named in argv (or params.py), else the built-in defaults;
+    and why the file could not be read (None when it was, or when there is none: --help works outside the project)."""
     values = params_module.defaults()
     path = next((word.split("=", 1)[1] for word in argv if word.startswith("--params=")), "params.py")
     try:
         values.update(params_module.read_params_file(path))
-    except UserError:
-        pass  # --help still works outside the project folder; a real run reports the problem
-    return path, values
+    except UserError as error:
+        return path, values, str(error) if Path(path).exists() else None
+    return path, values, None
 
 
 def _parser(argv=()):
-    path, current = _current_values(argv)
+    path, current, problem = _current_values(argv)
+    broken = (f"\n\nWARNING: {problem}\n(the defaults below are the built-in ones, not {path}'s; a run would stop "
+              f"on this error)") if problem else ""
+    if problem and ("-h" in argv or "--help" in argv):  # above the long usage too, where it is seen
+        print(f"warning: {problem}; the defaults shown are the built-in ones", file=sys.stderr)
     parser = _Parser(prog="train.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Train a VAE into <output_dir>/<run_name>/ (an existing run is resumed).\n"
-                                 "Values come from --params (default params.py), then --preset, then --name=value.",
+                                 "Values come from --params (default params.py), then --preset, then --name=value."
+                                 + broken,
                      epilog="Examples:\n"
                             "  python train.py --run_name=beta1 --beta=1 --num_steps=2000\n"
                             "  python train.py --preset=10-Beta-VAE --dataset=shapes2d --num_steps=2000\n"
@@ -47,7 +54,8 @@ def _parser(argv=()):
                         help="an original experiment (see --list-presets); repeat it to run several in turn, "
                              "each in its own run folder, resuming any that is unfinished")
     parser.add_argument("--list-presets", action="store_true", help="print every preset and what it reproduces")
-    group = parser.add_argument_group(f"parameters (default: the value in {path})")
+    group = parser.add_argument_group("parameters (default: the built-in value)" if problem else
+                                      f"parameters (default: the value in {path})")
     for name in params_module.names():
         group.add_argument(f"--{name}", metavar="VALUE",
                            help=f"{params_module.help_text(name)} (default: {current[name]!r})")
@@ -66,11 +74,12 @@ def parse_train_args(argv):
     if args.preset and len(args.preset) > 1 and args.run_name is not None:
         raise UserError("--run_name cannot be combined with several presets: each preset trains into its own "
                         "folder named after it; drop --run_name (or use --output_dir to keep a sweep apart)")
-    _import_tensorflow()  # validating parameters reads the registries, which need it
     reserved = ("params", "preset", "list_presets")
     overrides = {name: value for name, value in vars(args).items() if name not in reserved and value is not None}
+    # Every parameter is checked before TensorFlow loads (seconds), so a mistyped value is a line at once.
     runs = [params_module.load_params(args.params, preset=preset, overrides=overrides)
             for preset in (args.preset or [None])]
+    _import_tensorflow()
     return runs, args.list_presets
 
 
@@ -162,8 +171,10 @@ def _analyze_parser():
                         help="score the baseline representations (pixels, PCA, FastICA, an untrained model, the "
                              "true factors) on --dataset")
     parser.add_argument("--dataset", metavar="NAME", help="the data set for --baselines (default: params.py's)")
-    parser.add_argument("--output", metavar="DIR", help="where --compare and --baselines write (default: the runs' "
-                                                        "folder, or predictions/ for --baselines)")
+    parser.add_argument("--output", metavar="DIR", help="where to write: each run's figures into DIR/<run> instead of "
+                                                        "<run>/analysis (a read-only run, say); --compare's and "
+                                                        "--baselines' files into DIR (default: the runs' folder, or "
+                                                        "predictions/ for --baselines)")
     return parser
 
 
@@ -205,8 +216,6 @@ def _check_combination(args):
         raise UserError("--dataset is for --baselines (a run's data set comes from its params.json)")
     if args.export_dir and not args.export:
         raise UserError("--export_dir is where --export writes; add --export")
-    if args.output and not (args.compare or args.baselines):
-        raise UserError("--output is where --compare and --baselines write; the figures go to <run>/analysis/")
 
 
 def analyze_main(argv=None):
@@ -221,11 +230,11 @@ def analyze_main(argv=None):
         _import_tensorflow()
         from vae_tf import analysis
         from vae_tf.latent_space import TEST_IMAGES
-        from vae_tf.runs import RunDir
+        from vae_tf.runs import RunDir, open_run
         from vae_tf.datasets import check_ground_truth
         if args.metrics:  # before any slow work: a run whose data has no factors cannot be scored
             for run in args.runs:
-                check_ground_truth(analysis.open_run(run)[1].dataset)
+                check_ground_truth(open_run(run)[1].dataset)
         if args.baselines:
             check_ground_truth(analysis.baseline_params(args.dataset, args.runs[0] if args.runs else None).dataset)
         if args.compare:
@@ -235,16 +244,19 @@ def analyze_main(argv=None):
                 checkpoint, num_images = args.checkpoint or "latest", args.num_images or TEST_IMAGES
                 likelihood = (args.likelihood_images or analysis.LIKELIHOOD_IMAGES,
                               args.likelihood_samples or analysis.LIKELIHOOD_SAMPLES)
-                current = args.metrics and analysis.is_current(run, checkpoint, num_images, likelihood)
+                output = analysis.analysis_folder(run, args.output)
+                current = args.metrics and analysis.is_current(run, checkpoint, num_images, likelihood, output)
                 if current:
-                    print(f"the figures in {RunDir(run).analysis} are those of this checkpoint; scoring only")
-                    print(analysis.summary_lines(analysis.read_summary(run)))
+                    print(f"the figures in {RunDir(run, output).analysis} are those of this checkpoint; scoring only")
+                    print(analysis.summary_lines(analysis.read_summary(run, output)))
                 else:
-                    analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne, likelihood=likelihood)
+                    analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne, likelihood=likelihood,
+                                     output=output)
                 if args.metrics:
-                    print(analysis.score_run(run, checkpoint, args.quick, names=args.metric_names), end="")
+                    print(analysis.score_run(run, checkpoint, args.quick, names=args.metric_names, output=output),
+                          end="")
                 if not current:
-                    print(f"figures written to {RunDir(run).analysis}")
+                    print(f"figures written to {RunDir(run, output).analysis}")
                 for path in analysis.export(run, args.export_dir or "images") if args.export else []:
                     print(f"exported {path}")
         if args.baselines:
@@ -282,6 +294,9 @@ def _study_parser():
                              "else a Ray instance on this machine for the study's duration)")
     parser.add_argument("--retry_failed", action="store_true", help="train the runs recorded as failed again")
     parser.add_argument("--aggregate", metavar="FOLDER", help="only rebuild the results of this study folder")
+    parser.add_argument("--force", action="store_true",
+                        help="rebuild results.csv even when it lists runs whose folders are gone, leaving them out "
+                             "(without it, such a rebuild is refused and nothing is written)")
     return parser
 
 
@@ -294,17 +309,14 @@ def study_main(argv=None):
             raise UserError("name a study file (python study.py studies/smoke.py), or a study folder with --aggregate")
         if args.aggregate:
             from vae_tf.study import results
-            from vae_tf.study.results import STUDY_JSON
-            from pathlib import Path
-            if not (Path(args.aggregate) / STUDY_JSON).is_file():
-                raise UserError(f"{args.aggregate} is not a study folder (no {STUDY_JSON})")
-            summary = results.aggregate(args.aggregate)
+            results.check_study_folder(args.aggregate)
+            summary = results.aggregate(args.aggregate, args.force)
             print(f"{args.aggregate}: {summary['finished']} finished, {summary['failed']} failed, "
                   f"{summary['unfinished']} unfinished; results.csv, study_summary.json and study.md rewritten")
             return 0
         _import_tensorflow()  # validating each run's parameters reads the registries, which need it
         from vae_tf.study.runner import run_study
-        folder = run_study(args.study, args.output_dir, args.address, args.retry_failed)
+        folder = run_study(args.study, args.output_dir, args.address, args.retry_failed, force=args.force)
         print(f"results in {folder}/results.csv, {folder}/study.md")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

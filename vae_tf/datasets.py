@@ -110,6 +110,7 @@ class Source:
     (`fixed_binarization`); training binarises each batch afresh instead (`TrainingStream`)."""
 
     native_size = 64
+    value_labels = {}  # label name -> the string each of its values stands for, for the figures' legends
     channels = 1
 
     def __init__(self, image_size=None, data_dir=None, channels=None, download=False, binarize=False):
@@ -128,6 +129,7 @@ class Shapes2D(Source):
     drawing it; at sizes whose split would pass RESIDENT_BYTES it is drawn batch by batch."""
 
     native_size = shapes2d.NATIVE_SIZE
+    value_labels = shapes2d.factor_labels()
     # The training split is held up to image_size 128 (1.36 GB, twice while a run holds it: _drawn_split's cache
     # and the run's variable).
     RESIDENT_BYTES = 1_500_000_000
@@ -261,6 +263,8 @@ class Mnist(IdxSource):
 
 class FashionMnist(IdxSource):
     tfds_name, native_size = "fashion_mnist", 28
+    value_labels = {"label": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                              "Bag", "Ankle boot"]}  # Xiao et al. 2017
     SYSTEM_DIR, PACKAGE_HINT = "/usr/share/datasets/fashion-mnist", "apt-get install dataset-fashion-mnist"
     KERAS_CACHE = "fashion-mnist"
 
@@ -278,6 +282,8 @@ DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 
 class DSprites(Source):
     """The official dSprites: the npz archive from data_dir when present, else tensorflow-datasets' `dsprites`."""
+
+    value_labels = shapes2d.factor_labels()  # the same factor grid
 
     def _load(self):
         """(binary images uint8 [n, 64, 64], factor classes int [n, k]) with one-valued factors (colour) dropped."""

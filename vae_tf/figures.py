@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
+from vae_tf.runs import replace_atomically
 from vae_tf.snapshots import image_grid, show_images
 
 
@@ -67,7 +68,7 @@ def graphs(log, validation, title, reconstruction_loss="bernoulli"):
     log, validation: column -> list of floats (`vae_tf.runs.read_log`); validation may be empty. The losses' axes
     are in nats for the Bernoulli loss; squared and absolute error are logged as the originals' sums.
     """
-    from vae_tf.model import LOSS_FIGURES, STATISTICS_FIGURES
+    from vae_tf.models.vae import LOSS_FIGURES, STATISTICS_FIGURES
 
     figure, axes = plt.subplots(5, 2, figsize=(12, 17.5), dpi=100)
     steps = log["step"]
@@ -320,3 +321,9 @@ def rank_correlation(matrix, labels, title):
     axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def save_figure(figure, path):
+    """Write a figure to `path` in one step (readers never see half a file) and free it."""
+    replace_atomically(path, lambda temporary: figure.savefig(temporary))
+    plt.close(figure)

@@ -10,7 +10,6 @@ import keras
 import tensorflow as tf
 
 from vae_tf import losses
-from vae_tf.errors import UserError
 
 
 # The random streams of a run: each draws from its own stateless seed `stream_seed(seed, step, stream)`, so a resumed
@@ -74,20 +73,12 @@ class BetaVAE:
     (β·|KL − C|, the AnnealedVAE of Burgess et al. 2018, eq. 8)."""
 
     figures = ()  # per-step figures this objective logs besides the shared ones
-    # True: the penalty is estimated from the whole (global) minibatch, not image by image, and needs two images
-    batch_statistics = False
 
-    def __init__(self, schedule, options, dataset_size, categorical_schedule=None):
-        """`categorical_schedule`: the categoricals' capacity term (`vae_tf.model.categorical_capacity_schedule`), or None."""
-        self.schedule, self.options, self.dataset_size = schedule, options, dataset_size
+    def __init__(self, schedule, params, dataset_size, categorical_schedule=None):
+        """params: the run's `Params`, whose options of this objective it reads; `categorical_schedule`: the
+        categoricals' capacity term (`vae_tf.models.vae.categorical_capacity_schedule`), or None."""
+        self.schedule, self.params, self.dataset_size = schedule, params, dataset_size
         self.categorical_schedule = categorical_schedule
-
-    @classmethod
-    def check(cls, params):
-        """Raise UserError for parameter combinations that make no sense with this objective."""
-        if cls.batch_statistics and params.batch_size < 2:
-            raise UserError(f"objective {params.objective} estimates its penalty from the minibatch; "
-                            f"use batch_size 2 or more")
 
     def penalty(self, batch, step):
         """The term added to the batch-mean reconstruction loss (a scalar), and extra figures (a dict)."""
@@ -126,22 +117,14 @@ class BetaTCVAE(BetaVAE):
     ("mws") or minibatch-stratified ("mss") sampling; the data-set size enters their weights. β comes from the KL
     schedule (constant or linear). The minibatch is the global one, gathered across replicas."""
 
-    batch_statistics = True
-
-    @classmethod
-    def check(cls, params):
-        super().check(params)
-        if params.kl_schedule == "capacity":
-            raise UserError("objective beta_tcvae weights the total correlation by beta; a capacity target C applies "
-                            "to the whole KL: use kl_schedule constant or linear")
 
     def penalty(self, batch, step):
         z = batch.global_z
-        weights = losses.log_importance_weights(tf.shape(z)[0], self.dataset_size, self.options["tc_estimator"])
+        weights = losses.log_importance_weights(tf.shape(z)[0], self.dataset_size, self.params.tc_estimator)
         terms = losses.kl_decomposition(z, batch.global_mean, batch.global_log_std, weights)
-        return (self.options["tc_alpha"] * terms["index_code_mi"]
+        return (self.params.tc_alpha * terms["index_code_mi"]
                 + self.schedule.weight(step) * terms["total_correlation"]
-                + self.options["tc_gamma"] * terms["dimension_wise_kl"]), {}
+                + self.params.tc_gamma * terms["dimension_wise_kl"]), {}
 
 
 def _permute_dimensions(z, seed):
@@ -170,18 +153,17 @@ class FactorVAE(BetaVAE):
     the global batch, as on one device."""
 
     figures = ("discriminator_loss", "discriminator_accuracy")
-    batch_statistics = True
 
-    def __init__(self, schedule, options, dataset_size, categorical_schedule=None):
-        super().__init__(schedule, options, dataset_size, categorical_schedule)
-        self.discriminator = build_discriminator(options["latent_size"])
+    def __init__(self, schedule, params, dataset_size, categorical_schedule=None):
+        super().__init__(schedule, params, dataset_size, categorical_schedule)
+        self.discriminator = build_discriminator(params.latent_size)
         self.optimizer = keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
         self.optimizer.build(self.discriminator.trainable_variables)
 
     def penalty(self, batch, step):
         total_correlation = tf.reduce_mean(self.discriminator(batch.z, training=False))
         kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
-        return kl + self.options["factor_gamma"] * total_correlation, {}
+        return kl + self.params.factor_gamma * total_correlation, {}
 
     def auxiliary_update(self, batch, step):
         """The discriminator's step on the global batch's codes and their permutation. Each replica takes its own
@@ -189,7 +171,7 @@ class FactorVAE(BetaVAE):
         the gradient of the global batch's loss."""
         z = tf.stop_gradient(batch.z)
         permuted = _permute_dimensions(tf.stop_gradient(batch.global_z),
-                                       stream_seed(self.options["seed"], step, FACTOR_VAE_STREAM))
+                                       stream_seed(self.params.seed, step, FACTOR_VAE_STREAM))
         permuted = replica_rows(permuted, batch.replica, batch.replicas)
         with tf.GradientTape() as tape:
             joint, product = self.discriminator(z, training=True), self.discriminator(permuted, training=True)
@@ -209,13 +191,12 @@ class DIPVAEI(BetaVAE):
     """DIP-VAE-I (Kumar et al. 2018, eq. 6): reconstruction + KL + λ_od·Σ_{i≠j} C_ij² + λ_d·Σ_i (C_ii − 1)², C the
     covariance of the posterior means over the (global) batch."""
 
-    batch_statistics = True
 
     def covariance(self, batch):
         return losses.covariance(batch.global_mean)
 
     def penalty(self, batch, step):
-        dip = losses.dip_penalty(self.covariance(batch), self.options["dip_lambda_od"], self.options["dip_lambda_d"])
+        dip = losses.dip_penalty(self.covariance(batch), self.params.dip_lambda_od, self.params.dip_lambda_d)
         return self.schedule.penalty(tf.reduce_mean(batch.kl), step) + dip, {}
 
 
@@ -233,20 +214,12 @@ class InfoVAE(BetaVAE):
     + (α + λ − 1)·MMD(q(z), p(z)), the MMD between the (global) batch's codes and as many prior samples."""
 
     figures = ("mmd",)
-    batch_statistics = True
-
-    @classmethod
-    def check(cls, params):
-        super().check(params)
-        if params.info_alpha + params.info_lambda - 1 < 0:
-            raise UserError(f"objective info_vae weights the MMD by info_alpha + info_lambda - 1 = "
-                            f"{params.info_alpha + params.info_lambda - 1:g} < 0; raise info_lambda")
 
     def penalty(self, batch, step):
-        alpha, lam = self.options["info_alpha"], self.options["info_lambda"]
+        alpha, lam = self.params.info_alpha, self.params.info_lambda
         prior = tf.random.stateless_normal(tf.shape(batch.global_z),
-                                           seed=stream_seed(self.options["seed"], step, INFO_VAE_STREAM))
-        divergence = losses.mmd(batch.global_z, prior, self.options["mmd_kernel"])
+                                           seed=stream_seed(self.params.seed, step, INFO_VAE_STREAM))
+        divergence = losses.mmd(batch.global_z, prior, self.params.mmd_kernel)
         kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
         return (1.0 - alpha) * kl + (alpha + lam - 1.0) * divergence, {"mmd": divergence}
 
@@ -257,18 +230,8 @@ class IWAE(BetaVAE):
 
     figures = ("iwae_bound",)
 
-    @classmethod
-    def check(cls, params):
-        super().check(params)
-        if params.kl_schedule != "constant" or params.beta != 1:
-            raise UserError("objective iwae trains a bound on log p(x), which has no KL weight: use kl_schedule "
-                            "constant with beta 1")
-        if params.categorical_sizes:
-            raise UserError("objective iwae's bound needs the density of the categoricals' relaxed samples, which "
-                            "vae_tf does not compute: use categorical_sizes [] with iwae, or another objective")
-
     def loss(self, model, batch, step):
-        k, rows = self.options["iwae_samples"], tf.shape(batch.z)[0]
+        k, rows = self.params.iwae_samples, tf.shape(batch.z)[0]
         z, logits = batch.z[None], batch.logits  # the first sample is the step's own z
         if k > 1:  # the others come from their own noise stream, sliced like the step's own noise
             noise = model.noise(tf.stack([k - 1, rows * batch.replicas, model.latent_size]), step, stream=2)
@@ -286,4 +249,3 @@ class IWAE(BetaVAE):
 
 OBJECTIVES = {"beta_vae": BetaVAE, "beta_tcvae": BetaTCVAE, "factor_vae": FactorVAE, "dip_vae_i": DIPVAEI,
               "dip_vae_ii": DIPVAEII, "info_vae": InfoVAE, "iwae": IWAE}
-TC_ESTIMATORS = ("mss", "mws")

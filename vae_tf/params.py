@@ -128,6 +128,17 @@ STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers",
 # params.json without one of them means that value, not today's default.
 ADDED_LATER = {"decoder": "deconv"}
 
+# The names each registry answers to (datasets.DATASETS, losses.RECONSTRUCTION_LOSSES, schedules.KL_SCHEDULES,
+# objectives.OBJECTIVES, model.MODELS), here so that every parameter is checked before TensorFlow loads (4-8 s);
+# tests/test_params.py pins each registry's keys to these.
+DATASETS = ("shapes2d", "mnist", "fashion_mnist", "celeb_a", "dsprites", "folder")
+RECONSTRUCTION_LOSSES = ("bernoulli", "squared_error", "absolute_error")
+KL_SCHEDULES = ("constant", "linear", "capacity")
+OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae", "iwae")
+MODELS = ("vae",)
+# Objectives that estimate their penalty from the minibatch's codes: a batch of one has no statistics.
+BATCH_STATISTICS = ("beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae")
+TC_ESTIMATORS = ("mss", "mws")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "softplus")
 NAN_POLICIES = ("stop", "skip_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -274,12 +285,6 @@ def conv_stride_product(layers):
 
 
 def _check_values(p):
-    from vae_tf.datasets import DATASETS
-    from vae_tf.losses import RECONSTRUCTION_LOSSES
-    from vae_tf.model import MODELS
-    from vae_tf.objectives import OBJECTIVES, TC_ESTIMATORS
-    from vae_tf.schedules import KL_SCHEDULES
-
     _require(p.run_name and p.run_name not in (".", "..") and "/" not in p.run_name and "\\" not in p.run_name,
              f"run_name must be a plain folder name (no '/'), got {p.run_name!r}")
     for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
@@ -332,7 +337,24 @@ def _check_values(p):
              "conditional that replicas cannot synchronise); use mixed_bfloat16 with several devices")
     if p.image_size is not None:
         check_image_size(p, p.image_size)
-    OBJECTIVES[p.objective].check(p)
+    _check_objective(p)
+
+
+def _check_objective(p):
+    """Parameter combinations that make no sense with the objective."""
+    _require(p.objective not in BATCH_STATISTICS or p.batch_size >= 2,
+             f"objective {p.objective} estimates its penalty from the minibatch; use batch_size 2 or more")
+    _require(p.objective != "beta_tcvae" or p.kl_schedule != "capacity",
+             "objective beta_tcvae weights the total correlation by beta; a capacity target C applies to the whole "
+             "KL: use kl_schedule constant or linear")
+    _require(p.objective != "info_vae" or p.info_alpha + p.info_lambda - 1 >= 0,
+             f"objective info_vae weights the MMD by info_alpha + info_lambda - 1 = "
+             f"{p.info_alpha + p.info_lambda - 1:g} < 0; raise info_lambda")
+    _require(p.objective != "iwae" or (p.kl_schedule == "constant" and p.beta == 1),
+             "objective iwae trains a bound on log p(x), which has no KL weight: use kl_schedule constant with beta 1")
+    _require(p.objective != "iwae" or not p.categorical_sizes,
+             "objective iwae's bound needs the density of the categoricals' relaxed samples, which vae_tf does not "
+             "compute: use categorical_sizes [] with iwae, or another objective")
 
 
 def _check_categoricals(p):

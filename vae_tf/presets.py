@@ -89,6 +89,13 @@ PRESETS = {
                            categorical_sizes=[3], temperature=0.67, categorical_gamma=2.0, categorical_capacity=None,
                            categorical_start_step=5000, categorical_end_step=5000, categorical_marginal_weight=30.0,
                            num_steps=14000, validation_tolerance=0, mig_step=2000),
+    # A first try in about a minute: params.py's model for 2,000 steps, which is enough for x, y and scale to take a
+    # latent each (300 steps decode every image as the same grey blob); no MIG scoring (it renders 10,000 images).
+    "quick": dict(dataset="shapes2d", image_size=32, encoder_layers=[[32, 4, 2]] * 3 + [[256], [256]],
+                  decoder="broadcast", decoder_layers=[[32, 1, 1]] * 3, latent_size=10, activation="relu",
+                  reconstruction_loss="bernoulli", objective="dip_vae_ii", dip_lambda_od=10.0, dip_lambda_d=100.0,
+                  kl_schedule="constant", beta=2.0, batch_size=64, learning_rate=1e-3, num_steps=2000,
+                  plot_step=500, validation_step=1000, mig_step=0),
     # A first real data set, offline (Debian's dataset-fashion-mnist): the VAE project's conv model as a plain VAE
     # with a Bernoulli decoder on dynamically binarised Fashion-MNIST, the likelihood papers' protocol
     # (docs/experiments/fashion_mnist.md).
@@ -125,6 +132,7 @@ DESCRIPTIONS = {
                       "categorical splits the sprites by size and place, not shape (docs/experiments/jointvae.md)",
     "fashion_mnist_vae": "Fashion-MNIST 28x28, dynamically binarised, conv VAE (beta 1, latent 32, Bernoulli), "
                          "30000 steps: test log-likelihood with K = 1000",
+    "quick": "shapes2d 32x32, params.py's model for 2000 steps (about a minute): x, y and scale each on a latent",
     "shapes2d_disentangle": "shapes2d 64x64, DIP-VAE-II, beta 2, spatial broadcast decoder, 24000 steps, cosine "
                             "learning-rate decay: params.py's model at 64x64 trained ~35 min",
 }

@@ -18,6 +18,11 @@ from vae_tf.params import Params, saved_params
 
 VALIDATION_COLUMNS = ("step", "loss", "reconstruction_loss", "kl_loss", "wall_time")
 CHECKPOINTS = ("latest", "best", "final")
+# A study's files in each of its run folders (vae_tf.study.trial): its record of the run, and what training printed
+# (the study shows one line, not every run's progress); in the study folder, which study file owns it.
+TRIAL_JSON = "trial.json"
+TRIAL_LOG = "trial.log"
+STUDY_JSON = "study.json"
 FINAL_WINDOW = 100  # the "final" training figures average the last this many logged steps
 
 
@@ -42,7 +47,9 @@ def checkpoint_steps(folder):
 class RunDir:
     """Where each file of a run lives."""
 
-    def __init__(self, path):
+    def __init__(self, path, analysis=None):
+        """analysis: where analyze.py writes this run's figures (default <run>/analysis; elsewhere for a read-only
+        run)."""
         self.path = Path(path)
         self.params_json = self.path / "params.json"
         self.params_history = self.path / "params_history.jsonl"
@@ -54,8 +61,13 @@ class RunDir:
         self.images = self.path / "images"
         self.logs = self.path / "logs"
         self.model_keras = self.path / "model.keras"
-        self.analysis = self.path / "analysis"
+        self.analysis = Path(analysis) if analysis else self.path / "analysis"
         self.analysis_incomplete = self.analysis / "INCOMPLETE"  # there while analyze.py writes, so a Ctrl-C shows
+
+    @property
+    def name(self):
+        """The run's name in exports and tables: its folder's (what the user sees and types), even for `.`."""
+        return self.path.resolve().name
 
     def snapshot(self, step):
         return self.images / f"image_{step}.png"
@@ -151,6 +163,22 @@ def _json_ready(value):
     if isinstance(value, (list, tuple)):
         return [_json_ready(item) for item in value]
     return value
+
+
+def read_json(path):
+    """A JSON object file as a dict; {} when it is missing or unreadable (what reads it treats it as optional)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_trial(run_dir):
+    """A run's trial.json (a study's record of it) as a dict, or None when the run has not finished (or its record
+    is unreadable)."""
+    record = read_json(Path(run_dir) / TRIAL_JSON)
+    return record if record.get("status") in ("finished", "failed") else None
 
 
 def write_json(path, values):
@@ -260,9 +288,10 @@ def final_figures(log, validation):
     return final
 
 
-def open_run(run_dir, checkpoint="latest"):
-    """(RunDir, Params) of an existing run folder, after checking the name of the checkpoint wanted from it."""
-    run = RunDir(run_dir)
+def open_run(run_dir, checkpoint="latest", analysis=None):
+    """(RunDir, Params) of an existing run folder, after checking the name of the checkpoint wanted from it;
+    `analysis`: its analysis folder, when not <run>/analysis."""
+    run = RunDir(run_dir, analysis)
     if not run.path.is_dir():
         parent = run.path.parent
         siblings = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []

@@ -17,10 +17,12 @@ from tqdm.auto import tqdm
 from vae_tf import datasets, distribution, jobs
 from vae_tf.checkpoints import Checkpointer
 from vae_tf.errors import WRITE_FAILURES, TrainingDiverged, TrainingInterrupted, UserError, cannot_write
-from vae_tf.model import build_model, usable_step
+from vae_tf.models import build_model
+from vae_tf.models.base import usable_step
 from vae_tf.objectives import replica_rows
 from vae_tf.params import STRUCTURAL, check_image_size, names
-from vae_tf.runs import RunDir, checkpoint_steps, record_params, replace_atomically, write_json
+from vae_tf.runs import (TRIAL_JSON, TRIAL_LOG, RunDir, checkpoint_steps, record_params, replace_atomically,
+                         write_json)
 
 MAX_SKIPPED_IN_A_ROW = 100
 # TensorFlow reports a failed file write as an OpError without an errno; these words tell it from a failed computation.
@@ -154,7 +156,7 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
     """A compiled function `(step, n) -> (figures [m, F], usable [m])` that runs up to n training steps from `step`
     without returning to the host: each step trains every replica on its slice of the step's batch from `stream` and
     combines the figures across replicas; `usable` says which steps had a finite loss and gradient
-    (`model.usable_step`). It returns after the first unusable step when `stop_on_nan` (m < n), else after n steps.
+    (`models.base.usable_step`). It returns after the first unusable step when `stop_on_nan` (m < n), else after n steps.
 
     The next step's batch is drawn while the current step trains: it depends on no weight, so the two run side by
     side instead of one after the other (on a tiny model that hides the whole gather)."""
@@ -246,7 +248,7 @@ def train(params, progress=True):
     if warning and chief:
         print(warning)
     run = RunDir(f"{params.output_dir}/{params.run_name}")
-    previous = _check_resumable(run, params) if run.params_json.exists() else None
+    previous = _check_resumable(run, params) if run.params_json.exists() else _check_new_folder(run)
     check_image_size(params, datasets.image_shape_of(params)[0])
     source = datasets.source_for(params)
     train_split, validation_split = source.split("train"), source.fixed_split("validation")
@@ -260,6 +262,21 @@ def train(params, progress=True):
         with _exclusive(run, chief):
             return _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth,
                                  progress)
+
+
+def _check_new_folder(run):
+    """A new run goes into a missing or empty folder (or one a run left before it wrote params.json), never among
+    another folder's files (a study's results, a user's own): returns None, the new run's previous params."""
+    # What train writes before params.json, and what a study puts there first (the log it trains into; its record of
+    # an earlier failure, when retried).
+    ours = {run.images.name, ".lock", TRIAL_LOG, TRIAL_JSON}
+    if run.path.is_dir():
+        foreign = sorted(p.name for p in run.path.iterdir() if p.name not in ours)
+        if foreign:
+            kind = "a study folder" if "study.json" in foreign else "a folder that is not a run (no params.json)"
+            raise UserError(f"{run.path} is {kind} and holds {', '.join(foreign[:3])}"
+                            f"{' ...' if len(foreign) > 3 else ''}; pick another --run_name or --output_dir")
+    return None
 
 
 def _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth, progress):

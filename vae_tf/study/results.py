@@ -8,7 +8,6 @@ A rebuild never drops a run that results.csv lists unless asked (`--force`): its
 import csv
 import difflib
 import io
-import json
 import math
 from pathlib import Path
 
@@ -16,24 +15,14 @@ import numpy as np
 
 from vae_tf.errors import UserError
 from vae_tf.overwrite import refuse_fewer, refuse_foreign
-from vae_tf.runs import RunDir, final_figures, read_log, replace_atomically, write_json
+from vae_tf.runs import (STUDY_JSON, RunDir, final_figures, read_json, read_log, read_trial, replace_atomically,
+                         write_json)
 from vae_tf.study.spec import run_name
-from vae_tf.study.trial import read_trial
 
-STUDY_JSON = "study.json"  # which study file owns the folder, and its select_by
 RESULTS_CSV = "results.csv"
 LOSSES = ("loss", "reconstruction_loss", "kl_loss")
 FIGURES = {"metrics": "study_metrics.png", "correlation": "study_rank_correlation.png",
            "reconstruction": "study_reconstruction.png"}
-
-
-def read_json(path):
-    """A JSON object file as a dict; {} when it is missing or unreadable."""
-    try:
-        value = json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _row(run_dir, record, scores):
@@ -253,8 +242,7 @@ def aggregate(folder, force=False, force_option="--force"):
     The best run per objective is picked by study.json's select_by (the study's), else by the first metric. Nothing
     is written when results.csv lists a run whose folder is gone, unless `force`; the refusal names `force_option`
     as the way to force it."""
-    from vae_tf import figures
-    from vae_tf.analysis import save_figure
+    from vae_tf import figures  # matplotlib, only when figures are drawn
 
     folder = Path(folder)
     rows, value_columns, metric_columns, unfinished = collect(folder)
@@ -276,16 +264,16 @@ def aggregate(folder, force=False, force_option="--force"):
             by_configuration.setdefault(configuration(row, value_columns), row["objective"])
         groups = {metric: {config: _finite([r for r in finished if configuration(r, value_columns) == config], metric)
                            for config in by_configuration} for metric in metric_columns}
-        save_figure(figures.study_scores(groups, by_configuration, f"{folder.name}: scores over seeds"),
+        figures.save_figure(figures.study_scores(groups, by_configuration, f"{folder.name}: scores over seeds"),
                     folder / FIGURES["metrics"])
-        save_figure(figures.study_reconstruction({m: _finite(finished, m) for m in metric_columns},
+        figures.save_figure(figures.study_reconstruction({m: _finite(finished, m) for m in metric_columns},
                                                  _finite(finished, "reconstruction_loss"),
                                                  [row["objective"] for row in finished],
                                                  f"{folder.name}: scores against reconstruction"),
                     folder / FIGURES["reconstruction"])
         if summary["rank_correlation"]:
             correlation = summary["rank_correlation"]
-            save_figure(figures.rank_correlation(np.array(correlation["spearman"]), correlation["columns"],
+            figures.save_figure(figures.rank_correlation(np.array(correlation["spearman"]), correlation["columns"],
                                                  f"{folder.name}: Spearman rank correlation over runs"),
                         folder / FIGURES["correlation"])
     return summary

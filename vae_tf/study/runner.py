@@ -12,11 +12,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vae_tf.errors import UserError
-from vae_tf.runs import write_json
+from vae_tf.runs import STUDY_JSON, read_json, read_trial, write_json
 from vae_tf.study import results
-from vae_tf.study.results import STUDY_JSON
 from vae_tf.study.spec import load_study
-from vae_tf.study.trial import read_trial, record_failure, run_trial
+from vae_tf.study.trial import record_failure, run_trial
 
 RAY_RESOURCES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}  # a study's names -> the cluster's
 FORCE = "--force to the same command"  # how a refused study rebuilds results.csv (it trains nothing twice)
@@ -29,7 +28,7 @@ def study_folder(name, output_dir=None):
 def _check_owner(folder, name):
     """Refuse a folder that another study file wrote, or that holds files no study wrote (reading only)."""
     if (folder / STUDY_JSON).exists():
-        owner = results.read_json(folder / STUDY_JSON).get("study")
+        owner = read_json(folder / STUDY_JSON).get("study")
         if owner != name:
             raise UserError(f"{folder} holds study {owner!r}, not {name!r}: pass another --output_dir (runs of "
                             f"different studies are never mixed)")
@@ -41,7 +40,7 @@ def _claim(folder, name, path, select_by):
     """The folder's study.json: its owner, its file, and the metric that picks the best runs (for --aggregate)."""
     folder.mkdir(parents=True, exist_ok=True)
     record = {"study": name, "file": str(path), "select_by": select_by}
-    earlier = results.read_json(folder / STUDY_JSON)
+    earlier = read_json(folder / STUDY_JSON)
     if {key: earlier.get(key) for key in record} != record:
         write_json(folder / STUDY_JSON, {"created": time.time(), **earlier, **record})
 

@@ -6,7 +6,6 @@ not finished (or was killed): the next start of the study resumes it from its ch
 """
 
 import contextlib
-import json
 import os
 import platform
 import re
@@ -15,7 +14,7 @@ import time
 from pathlib import Path
 
 from vae_tf.errors import TrainingDiverged, UserError
-from vae_tf.runs import TRIAL_JSON, TRIAL_LOG, RunDir, replace_atomically, write_json
+from vae_tf.runs import TRIAL_JSON, TRIAL_LOG, RunDir, read_trial, replace_atomically, write_json
 
 _TF_LOG = r"^[EWI]\d{4} \d\d:\d\d:[\d.]+ +\d+ "  # TensorFlow's C++ log prefix: level, date, time, thread
 # Lines TensorFlow logs that read like errors and are not, left out of trial.log so that a real error stands out.
@@ -27,15 +26,6 @@ HARMLESS = tuple(re.compile(_TF_LOG + pattern) for pattern in (
     # an iterator reaching the end of its data set, logged as it stops
     r"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence",
 ))
-
-
-def read_trial(run_dir):
-    """A run's trial.json as a dict, or None when the run has not finished (or its record is unreadable)."""
-    try:
-        record = json.loads((Path(run_dir) / TRIAL_JSON).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return record if isinstance(record, dict) and record.get("status") in ("finished", "failed") else None
 
 
 def record_failure(run_dir, values, reason):

@@ -1,0 +1,144 @@
+"""Several runs side by side: their curves overlaid, a table of their final figures, and UDR."""
+
+from pathlib import Path
+
+import numpy as np
+
+from vae_tf import figures, latent_space
+from vae_tf.analysis.encoding import Encoded, evaluation_images
+from vae_tf.analysis.report import DECOMPOSITION
+from vae_tf.analysis.training_figures import read_logs, read_mig
+from vae_tf.errors import UserError
+from vae_tf.figures import save_figure
+from vae_tf.runs import (STUDY_JSON, RunDir, final_figures, open_run, read_json, read_trial, replace_atomically,
+                         write_json)
+
+UDR_IMAGES = 1000  # test images every run encodes for UDR (disentanglement_lib's udr num_data_points)
+
+
+def _number(value):
+    """A figure for a table: two decimals, or three significant digits once it is huge (5.9e+31, not 32 digits)."""
+    return f"{value:.2f}" if abs(value) < 1e6 else f"{value:.3g}"
+
+
+def _warn_if_unlike(params, note):
+    """One warning per setting that makes the runs' curves incomparable when overlaid."""
+    for name, describe in (("reconstruction_loss", "reconstruction losses, so their losses are in different units"),
+                           ("image_size", "image sizes, so their losses sum over different numbers of pixels")):
+        values = {}
+        for run, p in params.items():
+            values.setdefault(getattr(p, name), []).append(run)
+        if len(values) > 1:
+            listing = "; ".join(f"{value}: {', '.join(runs)}" for value, runs in values.items())
+            note(f"warning: these runs have different {describe} ({listing})")
+
+
+def _training_columns(final):
+    return [str(final["steps"]), _number(final["loss"]), _number(final["reconstruction_loss"]),
+            _number(final["kl_loss"]), f"{final['kl_weight']:.3g}"]
+
+
+def _test_columns(summary):
+    """A summary's test log-likelihood and KL decomposition (nats) as table cells; "–" before analyze.py ran."""
+    test = summary.get("test", {})
+    values = [summary.get("test_log_likelihood")] + [test.get(name) for name in DECOMPOSITION]
+    return ["–" if value is None else f"{value:.2f}" for value in values]
+
+
+def runs_of(paths):
+    """The run folders that `paths` name: a study folder (one holding study.json) stands for each of its runs."""
+    found = []
+    for path in map(Path, paths):
+        if (path / STUDY_JSON).is_file():
+            found += sorted(str(p) for p in path.iterdir() if RunDir(p).params_json.is_file())
+        else:
+            found.append(str(path))
+    return found
+
+
+def compare(run_dirs, output_dir=None, note=print, udr=False):
+    """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
+
+    Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
+    returns the table. Runs of different losses or image sizes get a `note` each, and so does a run shipped without
+    its log.csv (its training figures are left out; its MIG curve and test figures stay). `udr` also ranks the runs
+    by UDR (`udr_scores`, written to `udr.json`) in a last column.
+    """
+    from vae_tf.metrics import METRICS, markdown_table
+
+    opened = [open_run(path) for path in run_dirs]
+    runs = [run for run, _ in opened]
+    names = [run.name for run in runs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserError(f"--compare got several runs named {', '.join(repeated)}; name each run once")
+    _warn_if_unlike({name: params for name, (_, params) in zip(names, opened)}, note)
+    logs, finals, summaries, metrics, protocols = {}, {}, {}, {}, {}
+    for run, name in zip(runs, names):
+        if run.log_csv.exists() or not run.has_checkpoint("latest"):
+            logs[name], validation = read_logs(run)
+            finals[name] = final_figures(logs[name], validation)
+        else:
+            note(f"note: {run.path} has no log.csv (a run shipped as its checkpoint); its training curves and final "
+                 f"training figures are left out")
+            finals[name] = None
+        summaries[name] = read_json(run.analysis / "summary.json") or _study_record(run)
+        scored = read_json(run.analysis / "metrics.json")
+        metrics[name], protocols[name] = scored.get("metrics", {}), scored.get("protocol", "–")
+    found = {metric for scores in metrics.values() for metric in scores}
+    metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
+    output = Path(output_dir) if output_dir else runs[0].path.parent
+    output.mkdir(parents=True, exist_ok=True)
+    ranked = udr_scores(runs, names, [params for _, params in opened], output) if udr else {}
+    header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
+               "test index-code MI", "test TC", "test dim-wise KL"]
+              + (["metric protocol"] + metric_names if metric_names else []) + (["UDR"] if ranked else []))
+    rows = [[name] + (_training_columns(final) if final else ["–"] * 5)
+            + [str(summaries[name].get("active_units", "–"))]
+            + _test_columns(summaries[name]) + ([protocols[name]] if metric_names else [])
+            + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
+            + ([f"{ranked[name]:.3f}"] if ranked else [])
+            for name, final in finals.items()]
+    table = markdown_table(header, rows)
+    if logs:
+        save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
+    migs = {name: mig for run, name in zip(runs, names) if (mig := read_mig(run))}
+    if migs:
+        save_figure(figures.mig_curves(migs, "MIG while training"), output / "comparison_mig.png")
+    replace_atomically(output / "comparison.md", lambda temporary: Path(temporary).write_text(table))
+    return table
+
+
+def _study_record(run):
+    """What a study recorded of a run it scored (its test log-likelihood) when the run has no analysis of its own."""
+    record = read_trial(run.path) or {}
+    return {"test_log_likelihood": record["test_log_likelihood"]} if record.get("test_log_likelihood") is not None else {}
+
+
+def udr_scores(runs, names, params, output):
+    """Each run's UDR (`metrics.udr_from_arrays`, Lasso) among `runs`, from the codes their latest checkpoints give the
+    first UDR_IMAGES test images of their common data set, each dimension's KL deciding whether it is informative;
+    the scores, pairwise figures and protocol go to `output/udr.json`. Returns {run name: score}."""
+    from vae_tf.checkpoints import load_run
+    from vae_tf.metrics import udr_from_arrays
+
+    differing = [field for field in ("dataset", "image_size", "channels")
+                 if len({getattr(each, field) for each in params}) > 1]
+    if differing:
+        raise UserError(f"--udr compares the runs' codes of the same images, but the runs differ in "
+                        f"{', '.join(differing)}: compare runs of one data set and image size")
+    untrained = [name for run, name in zip(runs, names) if not run.has_checkpoint("latest")]
+    if untrained:
+        raise UserError(f"--udr encodes images with each run, but {', '.join(untrained)} has no checkpoint yet: "
+                        f"train it first")
+    images = evaluation_images(params[0], UDR_IMAGES)[0]
+    codes, kls = [], []
+    for run in runs:
+        encoded = Encoded(load_run(run.path), images)
+        codes.append(np.column_stack([encoded.mean, *encoded.categories]))
+        kls.append(np.concatenate([latent_space.kl_per_dimension(encoded.mean, encoded.log_std),
+                                   [latent_space.categorical_kl(q) for q in encoded.probabilities]]))
+    result = udr_from_arrays(codes, kl=kls)
+    write_json(output / "udr.json", {"runs": names, "dataset": params[0].dataset, "images": len(images),
+                                     "correlation": "lasso", "checkpoint": "latest", **result})
+    return dict(zip(names, result["model_scores"]))

@@ -1,0 +1,131 @@
+"""summary.json and the lines analyze.py prints: the test set's losses, likelihood, KL decomposition, active units,
+each categorical's agreement with the labels, whether the posterior collapsed."""
+
+import numpy as np
+
+from vae_tf import latent_space
+from vae_tf.analysis.encoding import BATCH
+from vae_tf.runs import RunDir, final_figures, read_json
+
+LIKELIHOOD_IMAGES = 100  # test images whose log p(x) summary.json estimates
+LIKELIHOOD_SAMPLES = 500  # importance samples per image for it (vae_tf.log_likelihood)
+DECOMPOSITION = ("index_code_mi", "total_correlation", "dimension_wise_kl")  # the KL's parts (Chen et al. 2018)
+# Encoded test images the decomposition takes as its data set: its estimate holds n × n × latent_size densities
+# (2000² × 10 float64: 320 MB; all 10,000 of a --num_images=10000 analysis would need 8 GB).
+DECOMPOSITION_IMAGES = 2000
+
+
+def test_losses(model, images, encoded):
+    """Reconstruction loss of the posterior's mode and KL (Gaussian and categorical parts), averaged over the encoded
+    test images."""
+    import tensorflow as tf
+
+    modes = encoded.modes()
+    logits = tf.concat([model.decoder(modes[i:i + BATCH].astype(np.float32)) for i in range(0, len(modes), BATCH)], 0)
+    reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
+    kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
+    return float(np.mean(reconstruction)), float(kl + sum(map(latent_space.categorical_kl, encoded.probabilities)))
+
+
+def categorical_summary(model, encoded, labels):
+    """Per categorical: its size, KL, whether it is active, how its images spread over its categories, how often its
+    category agrees with each labelled factor (each category mapped to its majority value) and the mutual information
+    between its category and each factor (nats)."""
+    return [{"name": part.name, "size": part.size, "kl": latent_space.categorical_kl(probabilities),
+             "active": latent_space.categorical_active(probabilities),
+             "category_shares": (np.bincount(categories, minlength=part.size) / len(categories)).tolist(),
+             "agreement": {name: latent_space.majority_agreement(categories, values) for name, values in labels.items()},
+             "information": {name: latent_space.category_information(categories, values)
+                             for name, values in labels.items()}}
+            for part, probabilities, categories in zip(model.latent.categoricals, encoded.probabilities,
+                                                       encoded.categories)]
+
+
+def run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active, taken, num_images,
+             dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), progress=False):
+    """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
+    and active units."""
+    reconstruction, total_kl = test_losses(model, images, encoded)
+    collapse = latent_space.collapse_sentence(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl)
+    likelihood = likelihood_summary(model, images, *likelihood, progress=progress)
+    decomposition = test_decomposition(encoded.mean, encoded.log_std, params.seed)
+    return {
+        "run": params.run_name, "checkpoint": checkpoint,
+        "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
+        "final_training": final_figures(log, validation) if log is not None else None,
+        "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken,
+                 "reconstruction_loss": reconstruction, "kl_loss": total_kl,
+                 "decomposition_images": min(len(images), DECOMPOSITION_IMAGES),
+                 **decomposition},
+        **likelihood,
+        "kl_per_dimension": kl.tolist(),
+        "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
+        "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
+        **({"categoricals": categoricals} if categoricals else {}),
+    }
+
+
+def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES, progress=False):
+    """Mean importance-sampled log p(x) (K = `samples`) and ELBO (nats) of the first `count` test images."""
+    from vae_tf.likelihood import elbo, log_likelihood
+
+    subset = images[:count]
+    return {"test_log_likelihood": float(np.mean(log_likelihood(model, subset, samples, progress=progress))),
+            "test_elbo": float(np.mean(elbo(model, subset, progress=progress))), "likelihood_samples": samples,
+            "likelihood_images": len(subset)}
+
+
+def test_decomposition(mean, log_std, seed):
+    """The KL's decomposition on the first DECOMPOSITION_IMAGES encoded test images, taken as the data set (one sample
+    each)."""
+    import tensorflow as tf
+
+    from vae_tf.losses import kl_decomposition, log_importance_weights
+
+    mean, log_std = mean[:DECOMPOSITION_IMAGES], log_std[:DECOMPOSITION_IMAGES]
+    z = mean + np.exp(log_std) * np.random.default_rng(seed).standard_normal(mean.shape)
+    terms = kl_decomposition(tf.constant(z), tf.constant(mean, tf.float64), tf.constant(log_std, tf.float64),
+                             log_importance_weights(len(z), len(z), "batch"))
+    return {name: float(value) for name, value in terms.items()}
+
+
+def read_summary(run_dir, output=None):
+    """The run's analysis/summary.json (or `output`'s), or {} when there is none yet."""
+    return read_json(RunDir(run_dir, output).analysis / "summary.json")
+
+
+def is_current(run_dir, checkpoint, num_images, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), output=None):
+    """Whether the run's analysis (in `output`, default <run>/analysis) finished for these weights of `checkpoint`,
+    this many images and this likelihood estimate (images, samples): then --metrics need not redraw it."""
+    run = RunDir(run_dir, output)
+    summary = read_summary(run_dir, output)
+    images = min(likelihood[0], summary.get("test", {}).get("images", 0))
+    return (not run.analysis_incomplete.exists() and summary.get("checkpoint") == checkpoint
+            and summary.get("stamp") == run.checkpoint_stamp(checkpoint)
+            and summary.get("test", {}).get("requested_images") == num_images
+            and (summary.get("likelihood_images"), summary.get("likelihood_samples")) == (images, likelihood[1]))
+
+
+def summary_lines(summary):
+    """What analyze.py prints at the end: the test figures of `summary.json` in a few lines (nats)."""
+    test = summary["test"]
+    categorical_kl = sum(c["kl"] for c in summary.get("categoricals", []))
+    kl = (f"KL {test['kl_loss']:.2f} = categorical {categorical_kl:.2f} + Gaussian {test['kl_loss'] - categorical_kl:.2f}"
+          f"; the Gaussian KL's parts:" if "categoricals" in summary else f"KL {test['kl_loss']:.2f} =")
+    return "\n".join([
+        f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
+        f"  reconstruction loss {test['reconstruction_loss']:.2f}, {kl} index-code MI "
+        f"{test['index_code_mi']:.2f} + total correlation {test['total_correlation']:.2f} + dimension-wise KL "
+        f"{test['dimension_wise_kl']:.2f} (nats"
+        + (f"; the parts on the first {test['decomposition_images']} images)"
+           if test.get("decomposition_images", test["images"]) < test["images"] else ")"),
+        f"  log-likelihood {summary['test_log_likelihood']:.2f} nats (K = {summary['likelihood_samples']} on "
+        f"{summary['likelihood_images']} images), ELBO {summary['test_elbo']:.2f}",
+        f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active; "
+        + (summary["collapse"] or "no posterior collapse")]
+        + [f"  categorical {c['name']} ({c['size']} categories, KL {c['kl']:.2f} nats): its category agrees with "
+           + ", ".join(f"{name} {share:.1%}" for name, share in c["agreement"].items())
+           + " of the images (each category read as its majority value)"
+           + ("; its mutual information with " + ", ".join(f"{name} {value:.3f}" for name, value in
+                                                            c["information"].items()) + " nats"
+              if "information" in c else "") for c in summary.get("categoricals", [])])

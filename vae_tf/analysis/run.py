@@ -1,0 +1,104 @@
+"""`analyze(run_dir)`: every figure of a run and its summary.json, in stages shown on a progress bar."""
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vae_tf import latent_space
+from vae_tf.analysis.encoding import MIN_IMAGES, encoded_test_images
+from vae_tf.analysis.model_figures import draw_latent_space, draw_model_figures
+from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, categorical_summary, run_summary,
+                                    summary_lines)
+from vae_tf.analysis.training_figures import draw_training_figures, draw_training_gif, read_logs
+from vae_tf.errors import UserError
+from vae_tf.runs import STUDY_JSON, RunDir, open_run, write_json
+
+
+def analysis_folder(run_dir, output=None):
+    """Where a run's analysis goes: `output`/<run folder's name> when given (a read-only run's figures elsewhere),
+    else None, the run's own analysis/. A folder that is a run or a study itself is refused: figures would mix with
+    its files."""
+    if not output:
+        return None
+    folder = Path(output) / Path(run_dir).resolve().name
+    if RunDir(folder).params_json.exists() or (folder / STUDY_JSON).exists():
+        raise UserError(f"--output {output} would put the figures of {run_dir} into {folder}, a run or study folder "
+                        f"itself: pick a folder that holds no runs")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--output {output}: {folder} is a file; pick another folder")
+    return folder
+
+
+def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, progress=True, note=print, tsne=True,
+            likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), output=None):
+    """Write every figure of a run into `<run>/analysis/` (or `output`); returns the summary (None when only graphs
+    could be drawn).
+
+    User problems (not a run, no log, unreadable weights) raise UserError before anything is written; a missing
+    checkpoint or snapshot folder gets a one-line `note` and the figures that need it are skipped.
+    """
+    from vae_tf.checkpoints import load_run
+
+    run, params = open_run(run_dir, checkpoint, output)
+    if num_images < MIN_IMAGES:
+        raise UserError(f"num_images must be at least {MIN_IMAGES} (the interpolation figure alone uses ten), "
+                        f"got {num_images}")
+    has_checkpoint = run.has_checkpoint(checkpoint)
+    # A run shipped as its checkpoint alone (no log.csv) still gets every figure drawn from the model.
+    log, validation = read_logs(run) if run.log_csv.exists() or not has_checkpoint else (None, {})
+    model = load_run(run.path, checkpoint) if has_checkpoint else None  # refused weights refuse before any write
+    run.analysis.mkdir(parents=True, exist_ok=True)
+    run.analysis_incomplete.write_text("analyze.py was interrupted here: the files in this folder may mix this "
+                                       "analysis with an older one; rerun it to finish\n")
+    stages = ["graphs", "training.gif"] + (["encoding", "figures", "latent space", "likelihood"] if model else [])
+    bar = tqdm(stages, desc=f"analyze {run.name}", unit="stage", disable=not progress, leave=False)
+    say = note if not progress else _beside_bars(note)
+
+    def stage(name):
+        bar.set_postfix_str(name)
+        bar.update()
+
+    try:  # closed however this ends, so an error line never lands on the bar's line
+        bar.set_postfix_str("graphs")
+        draw_training_figures(run, params, log, validation, say)
+        stage("training.gif")
+        draw_training_gif(run, say)
+        if model is None:
+            bar.update()
+            say(_no_checkpoint_note(run, params, checkpoint))
+            run.analysis_incomplete.unlink()
+            return None
+        stage("encoding")
+        images, labels, taken, encoded = encoded_test_images(model, params, num_images, say)
+        kl = latent_space.kl_per_dimension(encoded.mean, encoded.log_std)
+        active = latent_space.active_units(encoded.mean)
+        stage("figures")
+        categoricals = categorical_summary(model, encoded, labels)
+        dimension = draw_model_figures(run, params, model, images, encoded, kl, active, categoricals)
+        stage("latent space (t-SNE)" if tsne else "latent space")
+        draw_latent_space(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
+        stage(f"likelihood (K = {likelihood[1]} on {min(likelihood[0], len(images))} images)")
+        summary = run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
+                           taken, num_images, dimension, likelihood, progress)
+        bar.update()
+        write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
+        run.analysis_incomplete.unlink()
+        say(summary_lines(summary))
+        return summary
+    finally:
+        bar.close()
+
+
+def _no_checkpoint_note(run, params, checkpoint):
+    advice = ("it never validates (validation_step=0), so use --checkpoint=latest"
+              if checkpoint == "best" and not params.validation_step else
+              "train it further or pick another with --checkpoint")
+    return f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; {advice}"
+
+
+def _beside_bars(note):
+    """`note`, written while tqdm lifts its bars off the terminal, so the line never shares one with a bar."""
+    def say(text):
+        with tqdm.external_write_mode():
+            note(text)
+    return say

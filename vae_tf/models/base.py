@@ -1,0 +1,129 @@
+"""What every model offers the rest of vae_tf, written down once (docs/model.md), and the training step they share.
+
+A model is a Keras 3 subclassed model built from the run's `Params` alone: `Model(params, image_shape, dataset_size)`,
+and `get_config` / `from_config` carry exactly those, so `model.keras` rebuilds the same model. A model family reads
+the parameters it needs from `self.params`; adding a parameter touches `vae_tf/params.py` and the class that reads
+it, nothing in between.
+
+The training loop, the objectives, the likelihood, the metrics, the analysis and `load_run` use these, and nothing
+else of a model:
+
+- `encode(x)`: images [B, H, W, C] in [0, 1] -> the posterior's parameters, a list of tensors [B, ...];
+- `represent(x)`: images -> codes [B, d], what the disentanglement metrics and UDR read;
+- `decode(code)`: codes [B, code_size] -> images [B, H, W, C] in [0, 1];
+- `reconstruct(x)`: images -> the decoded posterior mode, a deterministic reconstruction;
+- `sample(n, seed=0)`: n images decoded from the prior;
+- `forward(x, step, stream, replica=0, replicas=1)`: (figures, batch) of one batch, `figures["loss"]` the training
+  loss; `step_figures` names log.csv's columns, in order;
+- `log_densities(x, posterior, noise)`: (log p(x | code_k), log p(code_k) − log q(code_k | x)), each [K, n], at the
+  draws code_k that `noise` (one [K, n, width] array per latent part, `latent.parts[i].evaluation_noise`) makes
+  from `posterior`: `vae_tf.log_likelihood`'s importance weights;
+- `latent` (a `vae_tf.latents.Latent`: the parts of the code), `objective` (its `checkpointables` join the
+  checkpoint), `negative_log_likelihood(x, logits)`.
+"""
+
+import keras
+import tensorflow as tf
+
+from vae_tf.objectives import stream_seed
+from vae_tf.params import Params, saved_params
+
+TRACKED = ("loss", "reconstruction_loss", "kl_loss")
+
+
+def usable_step(loss, grad_norm, loss_scaled):
+    """Whether a step's loss and gradients can be trusted (bool tensor): finite. Under loss scaling an overflowing
+    gradient is the optimizer's to skip (it lowers the scale), so there only the loss counts."""
+    return tf.math.is_finite(loss) & (tf.math.is_finite(grad_norm) | loss_scaled)
+
+
+class Model(keras.Model):
+    """The shared part of every model: its parameters, its config, and `train_step` / `test_step` around the
+    family's `forward`."""
+
+    def __init__(self, params, image_shape, dataset_size=0, **kwargs):
+        """params: the run's `Params` (or their dict, as `get_config` holds them); image_shape: (H, W, C) after
+        `image_size`; dataset_size: the training split's size (0 = unknown), for the minibatch estimators."""
+        super().__init__(**kwargs)
+        self.params = params if isinstance(params, Params) else saved_params(params)
+        self.image_shape, self.dataset_size = tuple(image_shape), dataset_size
+        # float16 gradients under- and overflow: the loss is scaled, and a step whose scaled gradients overflow
+        # is skipped by the optimizer (which lowers the scale), not taken for a diverged run.
+        self.loss_scaled = self.params.precision == "mixed_float16"
+        self.learning_rate_at = None  # step -> learning rate, for a schedule (build_model sets it from params)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
+
+    def get_config(self):
+        return {**super().get_config(), "params": self.params.to_dict(), "image_shape": list(self.image_shape),
+                "dataset_size": self.dataset_size}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def noise(self, shape, step, stream=0):
+        """Standard normal noise that is a pure function of (seed, step, stream): resumed runs draw the same noise."""
+        return tf.random.stateless_normal(shape, seed=stream_seed(self.params.seed, step, stream))
+
+    def call(self, x, training=False):
+        return self.reconstruct(x)
+
+    def loss_terms(self, x, step, stream):
+        """The figures of `forward` on one device (validation, evaluation)."""
+        return self.forward(x, step, stream)[0]
+
+    def train_step(self, data):
+        """One update. With nan_policy "skip_batch", a batch whose loss or gradients are not finite changes
+        no weight and no optimizer moment; only the step counter moves on (figure `skipped` is 1). Under
+        mixed_float16 a step whose scaled gradients overflow is skipped the same way, whatever the nan_policy."""
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        step = self.optimizer.iterations
+        if self.learning_rate_at is not None:
+            # Set on the optimizer's own variable rather than handing Adam the schedule: Adam would then drop the
+            # variable, and checkpoints of the two kinds of run would no longer restore into each other.
+            self.optimizer.learning_rate.assign(self.learning_rate_at(step))
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            terms, batch = self.forward(x, step, stream=0, replica=replica, replicas=replicas)
+            # Each replica sees a slice of the global batch and the optimizer sums their gradients.
+            scaled = self.optimizer.scale_loss(terms["loss"] / replicas)
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        auxiliary, apply_auxiliary = self.objective.auxiliary_update(batch, step)
+        terms.update(auxiliary)
+        scale = self.optimizer.dynamic_scale if self.loss_scaled else 1.0
+        terms["grad_norm"] = tf.linalg.global_norm(gradients) / scale * replicas
+        overflow = tf.logical_not(self.optimizer.check_finite(gradients) if self.loss_scaled else
+                                  tf.math.is_finite(terms["grad_norm"]))
+        finite = usable_step(terms["loss"], terms["grad_norm"], self.loss_scaled)
+
+        def apply():
+            self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            if self.loss_scaled:  # an overflowing step leaves the counter, which the schedule and noise read
+                tf.cond(overflow, lambda: self.optimizer.iterations.assign_add(1), lambda: self.optimizer.iterations)
+            apply_auxiliary()
+            return tf.constant(True)
+
+        if self.params.nan_policy == "skip_batch":
+            tf.cond(finite, apply, self._skip)
+        else:
+            apply()
+        terms["skipped"] = 1.0 - tf.cast(finite & tf.logical_not(overflow), tf.float32)
+        self._track(terms, finite)
+        return terms
+
+    def _track(self, terms, finite=True):
+        """The Keras progress trackers take finite batches only, so one skipped batch does not make `fit` report NaN."""
+        weight = tf.cast(finite, tf.float32)
+        for name, tracker in self.trackers.items():
+            tracker.update_state(tf.where(finite, terms[name], 0.0), sample_weight=weight)
+
+    def _skip(self):
+        self.optimizer.iterations.assign_add(1)
+        return tf.constant(False)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        terms = self.loss_terms(x, self.optimizer.iterations, stream=1)
+        self._track(terms, tf.math.is_finite(terms["loss"]))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -1,0 +1,199 @@
+"""The VAE family: one encoder, a code of Gaussian and categorical parts (`vae_tf.latents`), one decoder; every
+objective of `vae_tf.objectives` trains it."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_tf import networks
+from vae_tf.latents import Latent
+from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights, negative_log_likelihood
+from vae_tf.models.base import Model
+from vae_tf.objectives import OBJECTIVES, Batch, global_batch, replica_rows, stream_seed
+from vae_tf.params import defaults
+from vae_tf.schedules import CategoricalCapacity, make_schedule
+
+# Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), the posterior
+# statistics the originals logged. An objective's own figures follow the decomposition.
+LOSS_FIGURES = ("loss", "reconstruction_loss", "kl_loss", "kl_weight", "kl_target",
+                "index_code_mi", "total_correlation", "dimension_wise_kl")
+STATISTICS_FIGURES = ("mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm", "skipped")
+# With categorical latents: the KL of the Gaussian part and of the categoricals, and the categoricals' capacity.
+CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", "categorical_marginal_kl")
+# With the parts kept independent (categorical_independence > 0): the penalised HSIC between them. Only then, so that
+# the log.csv of a run from before it resumes with the same columns.
+INDEPENDENCE_FIGURES = ("categorical_hsic",)
+# A model.keras written before models were built from Params lists these among its parameters: the objective's own.
+OBJECTIVE_OPTIONS = ("tc_alpha", "tc_gamma", "tc_estimator", "factor_gamma", "dip_lambda_od", "dip_lambda_d",
+                     "info_alpha", "info_lambda", "mmd_kernel", "iwae_samples")
+
+
+def step_figures(objective, categorical=False, independent=False):
+    """The per-step figures of a model trained with `objective` (and `categorical` latents, kept `independent` of the
+    Gaussian part), in log.csv's column order."""
+    return (LOSS_FIGURES + (CATEGORICAL_FIGURES if categorical else ())
+            + (INDEPENDENCE_FIGURES if categorical and independent else ())
+            + OBJECTIVES[objective].figures + STATISTICS_FIGURES)
+
+
+def categorical_capacity_schedule(sizes, capacity, gamma, start_step, end_step, marginal_weight, independence=0.0):
+    """The categoricals' term (`schedules.CategoricalCapacity`): JointVAE's γ·|KL_c − C_c| (Dupont 2018, eq. 7), C_c
+    ramping from 0 at `start_step` to `capacity` nats at `end_step`, capped at Σ log K (the most a uniform prior lets
+    them carry), plus `marginal_weight`·KL(q̄(c) ‖ U) and `independence`·HSIC(mean, q(c|x)); None without
+    categoricals."""
+    if not sizes:
+        return None
+    most = sum(math.log(size) for size in sizes)
+    return CategoricalCapacity(gamma, start_step, end_step, most if capacity is None else min(capacity, most),
+                               marginal_weight, independence)
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class VAE(Model):
+    """Encoder q(code|x), prior p(code), decoder p(x|code), the code a `vae_tf.latents.Latent`: `latent_size`
+    Gaussian dimensions (q(z|x) = N(mean, exp(log_std)²), prior N(0, I)) and a categorical per entry of
+    `categorical_sizes` (JointVAE, Dupont 2018; relaxed at `temperature` while training).
+
+    `z = mean + exp(log_std) * eps`; loss = reconstruction (summed over pixels) averaged over the batch, plus the
+    objective's penalty on the Gaussian part (`vae_tf.objectives`), whose KL weight the schedule reads from the
+    optimizer's step counter inside the compiled step, plus the categoricals' capacity term
+    (`categorical_capacity_schedule`). `dataset_size` (0: unknown, the batch stands for the data set) weights the minibatch
+    estimators of the KL's decomposition.
+    """
+
+    def __init__(self, params, image_shape, dataset_size=0, **kwargs):
+        super().__init__(params, image_shape, dataset_size, **kwargs)
+        p = self.params
+        self.latent_size = p.latent_size
+        self.latent = Latent(p.latent_size, p.categorical_sizes, p.temperature)
+        # HSIC between the parts is computed only when it is weighted (and logged): None leaves it out of the step.
+        self.independence_kernel = (p.independence_kernel if p.categorical_sizes and p.categorical_independence > 0
+                                    else None)
+        self.encoder = networks.build_encoder(image_shape, p.encoder_layers, self.latent.heads, p.activation,
+                                              p.precision)
+        self.decoder = networks.build_decoder(image_shape, self.latent.code_size, p.encoder_layers, p.decoder_layers,
+                                              p.activation, p.precision, p.decoder)
+        self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
+        self.schedule = make_schedule(p.kl_schedule, p.beta, p.kl_start_step, p.kl_end_step, p.kl_start_value,
+                                      p.kl_end_value)
+        # A plain attribute, not a tracked layer: FactorVAE's discriminator must stay out of the VAE's variables.
+        self.objective = OBJECTIVES[p.objective](
+            self.schedule, p, dataset_size,
+            categorical_capacity_schedule(p.categorical_sizes, p.categorical_capacity, p.categorical_gamma,
+                                          p.categorical_start_step, p.categorical_end_step,
+                                          p.categorical_marginal_weight, p.categorical_independence))
+        self.step_figures = step_figures(p.objective, bool(p.categorical_sizes), self.independence_kernel is not None)
+        self.built = True  # both networks are built on keras.Input above; saving needs to know it
+
+    @classmethod
+    def from_config(cls, config):
+        """The model of a `get_config`; a model.keras of an earlier release, whose config lists the parameters one
+        by one, is read too."""
+        if "params" not in config:
+            config = _from_flat_config(config)
+        return cls(**config)
+
+    def encode(self, x):
+        """images [B, H, W, C] in [0, 1] -> the posterior's parameters, [mean, log_std] ([B, latent_size] each) then
+        each categorical's logits [B, size] (`vae_tf.latents`)."""
+        return self.encoder(x, training=False)
+
+    def represent(self, x):
+        """images -> codes for the metrics [B, latent_size + categoricals]: the Gaussian mean, each categorical's
+        most probable category."""
+        return self.latent.representation(self.encode(x))
+
+    def decode(self, code):
+        """codes [B, code_size] -> images [B, H, W, C] in [0, 1]."""
+        return tf.sigmoid(self.decoder(code, training=False))
+
+    def reconstruct(self, x):
+        """Decode the posterior's mode (the Gaussian mean, the most probable categories): a deterministic
+        reconstruction of x."""
+        return self.decode(self.latent.mode(self.encode(x)))
+
+    def sample(self, n, seed=0):
+        """n images decoded from the prior (a fixed seed gives the same images)."""
+        code = tf.random.stateless_normal((n, self.latent_size), seed=[seed, 0])
+        if self.latent.categoricals:
+            categories = self.latent.prior_codes(np.random.default_rng(seed), n)[:, self.latent_size:]
+            code = tf.concat([code, categories], axis=1)
+        return self.decode(code)
+
+    def negative_log_likelihood(self, x, logits):
+        """−log p(x|z) [B] in nats, the reconstruction loss with its normalising constant (`losses.NORMALISING_CONSTANTS`)."""
+        return negative_log_likelihood(self.params.reconstruction_loss, x, logits)
+
+    def log_densities(self, x, posterior, noise):
+        """(log p(x|code_k), log p(code_k) − log q(code_k|x)), each [k, n], at exact draws code_k of q(code|x) made by
+        `noise` (one [k, n, width] per part): the Gaussian part mean + exp(log_std)·noise_k, each categorical a
+        Gumbel-max draw (`vae_tf.latents`)."""
+        k, latent = tf.shape(noise[0])[0], self.latent
+        parts = latent.split(posterior)
+        codes = [part.draw([p[None] for p in parameters], part_noise)  # [k, n, size]
+                 for part, parameters, part_noise in zip(latent.parts, parts, noise)]
+        prior_ratio = tf.add_n([part.log_prior_ratio([p[None] for p in parameters], code)
+                                for part, parameters, code in zip(latent.parts, parts, codes)])
+        code = latent.join(codes)
+        logits = self.decoder(tf.reshape(code, [-1, latent.code_size]), training=False)  # sample-major
+        log_likelihood = -self.negative_log_likelihood(tf.tile(x, [k, 1, 1, 1]), logits)
+        return tf.reshape(log_likelihood, tf.shape(prior_ratio)), prior_ratio
+
+    def forward(self, x, step, stream, replica=0, replicas=1):
+        """(figures, Batch) of one batch: the objective's loss, the shared terms and posterior statistics as scalars.
+
+        A replica holding one of `replicas` equal slices of the global batch draws the global batch's noise
+        and takes its own rows, so a mirrored step samples exactly what a single-device step would. The KL terms and
+        the batch statistics (the objectives' penalties, the categoricals' marginal KL, the logged decomposition) are
+        computed on the global batch's posteriors and samples, gathered once here (`objectives.global_batch`)."""
+        posterior = self.encoder(x, training=True)
+        parts = self.latent.split(posterior)
+        (mean, log_std), rows = parts[0], tf.shape(posterior[0])[0]
+        seed = stream_seed(self.params.seed, step, stream)
+        samples = []
+        for index, (part, parameters) in enumerate(zip(self.latent.parts, parts)):
+            # The Gaussian part draws from the stream's own seed, each categorical from a seed folded from it.
+            part_seed = seed if index == 0 else tf.random.experimental.stateless_fold_in(seed, index)
+            noise = replica_rows(part.noise(rows * replicas, part_seed), replica, replicas)
+            samples.append(part.sample(parameters, noise))
+        z, code = samples[0], self.latent.join(samples)
+        logits = self.decoder(code, training=True)
+        *whole_posterior, whole_z = global_batch([*posterior, z], replicas)
+        whole_gaussian, categorical = self.latent.split(whole_posterior)[0], bool(self.latent.categoricals)
+        batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits),
+                      self.latent.gaussian.kl(whole_gaussian), replica, replicas,
+                      self.latent.categorical_kl(whole_posterior) if categorical else None,
+                      self.latent.categorical_marginal_kl(whole_posterior) if categorical else None,
+                      self.latent.hsic(whole_posterior, self.independence_kernel) if self.independence_kernel else None,
+                      whole=(*whole_gaussian, whole_z))
+        loss, own_figures = self.objective.loss(self, batch, step)
+        std = tf.exp(log_std)
+        kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
+        return {"loss": loss, "reconstruction_loss": tf.reduce_mean(batch.reconstruction),
+                "kl_loss": tf.reduce_mean(kl),
+                "kl_weight": self.schedule.weight(step), "kl_target": self.schedule.target(step),
+                **self.decomposition(batch), **own_figures,
+                "mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
+                "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}, batch
+
+    def decomposition(self, batch):
+        """The KL's decomposition on the global batch (`Batch.global_z`), by minibatch-stratified sampling; logged
+        for every objective, outside the gradient."""
+        mean, log_std, z = (tf.stop_gradient(t) for t in (batch.global_mean, batch.global_log_std, batch.global_z))
+        return kl_decomposition(z, mean, log_std, log_importance_weights(tf.shape(z)[0], self.dataset_size, "mss"))
+
+
+def _from_flat_config(config):
+    """The config of a model.keras from before models were built from Params (each parameter its own key, the
+    objective's in `objective_options`) as `get_config` writes it now. Parameters it did not hold take their
+    defaults, the image size and channels its image shape's; load_run then sets the run's own params.json."""
+    config = dict(config)
+    image_shape, dataset_size = config.pop("image_shape"), config.pop("dataset_size", 0)
+    flat = {**config.pop("objective_options", {}), **config}
+    known = defaults()
+    params = {name: value for name, value in flat.items() if name in known}
+    keras_options = {name: value for name, value in flat.items() if name in ("name", "trainable", "dtype")}
+    params.update(image_size=image_shape[0], channels=image_shape[2])
+    return {"params": params, "image_shape": image_shape, "dataset_size": dataset_size, **keras_options}
