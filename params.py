@@ -19,7 +19,10 @@ encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters,
 decoder = "broadcast"  # broadcast: spatial broadcast decoder (Watters et al. 2019) | deconv: dense then transposed convs
 decoder_layers = [[32, 1, 1], [32, 1, 1], [32, 1, 1]]  # broadcast: [filters, kernel, 1] convs, None = Watters et al.'s
 #   four [64, 3, 1]; deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs
-model = "vae"  # vae: encoder, latent code, decoder
+model = "vae"  # vae: encoder, latent code, decoder | m2: semi-supervised, a classifier q(y|x) beside the code
+labels = 0  # m2: labelled training images in all, the same number of each class, drawn by seed
+label_factor = None  # m2: the label they give: shapes2d's shape, scale, ...; fashion_mnist's label
+classification_weight = None  # m2: weight of the labelled cross-entropy; None = 0.1 * training images / labels
 latent_size = 10  # number of Gaussian (continuous) latent dimensions
 categorical_sizes = []  # JointVAE: a categorical latent per entry, of that many categories (e.g. [3]); [] = none
 temperature = 0.67  # categoricals: temperature of their concrete (Gumbel-softmax) relaxation while training

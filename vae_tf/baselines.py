@@ -93,7 +93,7 @@ def model_representation(model, batch_size=1024):
     """A VAE's code as a representation_fn: images [n, H, W, C] -> codes [n, latent_size + categoricals], the Gaussian
     posterior mean then each categorical's most probable category (`VAE.represent`), encoded `batch_size` at a time by
     one compiled tf.function."""
-    image_shape = tuple(model.encoder.inputs[0].shape[1:])
+    image_shape = model.image_shape
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32)])
     def posterior_mean(images):

@@ -259,6 +259,7 @@ class IdxSource(Tfds):
 
 class Mnist(IdxSource):
     tfds_name, native_size, KERAS_CACHE = "mnist", 28, "mnist.npz"
+    value_labels = {"label": [str(digit) for digit in range(10)]}
 
 
 class FashionMnist(IdxSource):
@@ -496,11 +497,69 @@ class TrainingStream:
 
     def batch(self, step):
         """step (scalar int) -> the batch's images [B, H, W, C]."""
-        images = self.split.images(self.positions(step))
+        return self.images_at(self.positions(step), step)
+
+    def images_at(self, positions, step):
+        """The images at `positions` [B] as step `step` sees them (binarised with its seed)."""
+        images = self.split.images(positions)
         if not self.binarize:
             return images
         seed = stream_seed(self.seed, step, self.BINARIZATION_STREAM)
         return tf.cast(tf.random.stateless_uniform(tf.shape(images), seed=seed) < images, tf.float32)
+
+
+def class_names(params):
+    """The classes of `params.label_factor` on the run's data set, the names of its values; UserError when the data
+    set has no such label."""
+    labels = DATASETS[params.dataset].value_labels
+    if params.label_factor not in labels:
+        have = f"its labels are {', '.join(labels)}" if labels else "it has no labels"
+        raise UserError(f"data set {params.dataset} has no label {params.label_factor!r} for model {params.model}: "
+                        f"{have}")
+    return labels[params.label_factor]
+
+
+def labelled_positions(split, params):
+    """Positions [labels] (int64) of the training images whose labels a semi-supervised run sees: `labels //
+    classes` of each class of `label_factor`, drawn without replacement by the run's seed (the papers' balanced
+    subsets: Kingma et al. 2014 take 10 of each digit for 100 labels)."""
+    classes = len(class_names(params))
+    if params.labels % classes:
+        raise UserError(f"labels {params.labels} is not a multiple of the {classes} classes of {params.label_factor} "
+                        f"(the same number of each): use {max(classes, params.labels // classes * classes)}")
+    values = np.asarray(split.labels[params.label_factor])
+    each = params.labels // classes
+    rng = np.random.default_rng([params.seed, LABELLED_SEED])
+    chosen = []
+    for value in range(classes):
+        members = np.flatnonzero(values == value)
+        if len(members) < each:
+            raise UserError(f"labels {params.labels} asks for {each} images of each class, but class {value} of "
+                            f"{params.label_factor} has {len(members)} training images: use fewer labels")
+        chosen.append(rng.choice(members, each, replace=False))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+LABELLED_SEED = 2014  # the labelled subset's own random stream (Kingma et al. 2014)
+
+
+class LabelledStream:
+    """A semi-supervised run's training stream: at each step a batch of B training images, used without their labels
+    (the unlabelled ELBO), and a batch of B of the labelled images with their classes (the labelled ELBO and the
+    classifier), balanced as the papers do: both batches every step, the labelled ones revisited in a fresh order
+    each time they are used up. `batch(step) -> (x [B, ...], labelled x [B, ...], classes [B])`."""
+
+    def __init__(self, split, positions, classes, batch_size, seed, binarize=False):
+        self.unlabelled = TrainingStream(split, batch_size, seed, binarize)
+        positions, classes = tf.constant(positions, tf.int64), tf.constant(classes, tf.int64)
+        subset = Split(int(positions.shape[0]), lambda p: split.images(tf.gather(positions, p)))
+        # Its own seed: its order and its binarisation are not the unlabelled batch's.
+        self.labelled = TrainingStream(subset, batch_size, seed * 7919 + LABELLED_SEED, binarize)
+        self.classes = classes
+
+    def batch(self, step):
+        at = self.labelled.positions(step)
+        return self.unlabelled.batch(step), self.labelled.images_at(at, step), tf.gather(self.classes, at)
 
 
 def evaluation_batches(split, batch_size, limit=None):

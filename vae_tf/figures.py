@@ -147,6 +147,24 @@ def image_rows(rows, title, row_labels=None, column_labels=None):
     return figure
 
 
+def confusion_matrix(counts, names, title):
+    """A confusion matrix [true, predicted] of counts: each cell its count, coloured by its share of the true class."""
+    counts = np.asarray(counts)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.55 * len(names)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size), dpi=100)
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(counts):
+        axis.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                  color="white" if shares[row, column] > 0.5 else "black")
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.set(xlabel="predicted class", ylabel="true class", title=title)
+    figure.colorbar(image, ax=axis, label="share of the true class")
+    figure.tight_layout()
+    return figure
+
+
 def latent_space(projections, colours, title, value_labels=None):
     """One panel per (projection method, colouring): projections name -> [n, 2]; colours name -> int labels [n];
     value_labels name -> the string each label index stands for (a factor's values), shown on its colour bar."""

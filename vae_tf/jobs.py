@@ -22,11 +22,10 @@ from tensorboard.plugins.image import metadata as image_metadata
 
 from vae_tf import metrics
 from vae_tf.baselines import model_representation
-from vae_tf.runs import VALIDATION_COLUMNS, CsvLog, log_columns, mig_columns, replace_atomically
+from vae_tf.runs import CsvLog, log_columns, mig_columns, replace_atomically
 from vae_tf.snapshots import SnapshotFigure
 
 SNAPSHOT_IMAGES = 16
-VALIDATED = VALIDATION_COLUMNS[1:-1]  # the figures a validation averages
 
 
 class Background:
@@ -108,11 +107,12 @@ class Validate(Job):
     def __init__(self, params, model, split, state, run, writer, background, resume_step, chief):
         self.every = params.validation_step
         self.state, self.writer, self.background = state, writer, background
+        self.names = model.validation_figures  # the figures a validation averages
         self.validation = _compiled_validation(model, split, params.batch_size,
                                                params.validation_size if self.every else 0)
         self.validation.get_concrete_function()  # compiled now: a validation that cannot run fails at once
         # A validation at the resumed step came before its checkpoint was saved and is not redone.
-        self.log = CsvLog(run.validation_csv, VALIDATION_COLUMNS, resume_step + 1) if chief else None
+        self.log = CsvLog(run.validation_csv, log_columns(self.names), resume_step + 1) if chief else None
 
     def run(self, step):
         state = self.state
@@ -131,7 +131,7 @@ class Validate(Job):
         """{figure: its mean over the validation images} of the model now."""
         means, sizes = (tensor.numpy().astype(np.float64) for tensor in self.validation())
         totals = (means * sizes[:, None]).sum(axis=0)  # float64 sums of the batch means
-        return {name: float(total / sizes.sum()) for name, total in zip(VALIDATED, totals)}
+        return {name: float(total / sizes.sum()) for name, total in zip(self.names, totals)}
 
     def _write_scalars(self, step, figures):
         with self.writer.as_default(step=step):
@@ -235,20 +235,24 @@ class Checkpoint(Job):
 
 
 def _compiled_validation(model, split, batch_size, count):
-    """A compiled function `() -> (figures [batches, F], batch sizes [batches])`: the VALIDATED figures of the first
-    `count` images of the split (drawn now and kept), batch by batch, in one call (one host round trip)."""
-    images = split.images(tf.range(min(count, split.num_examples), dtype=tf.int64))
-    batches = -(-int(images.shape[0]) // batch_size)
+    """A compiled function `() -> (figures [batches, F], batch sizes [batches])`: the model's validation figures of the
+    first `count` images of the split (drawn now and kept, with their labels for a model that reads them), batch by
+    batch, in one call (one host round trip)."""
+    count = min(count, split.num_examples)
+    images = split.images(tf.range(count, dtype=tf.int64))
+    data = model.evaluation_data(images, {name: tf.constant(values[:count]) for name, values in split.labels.items()})
+    batches = -(-count // batch_size)
+    names = model.validation_figures
 
     @tf.function
     def validate():
-        rows = tf.TensorArray(tf.float32, size=batches, element_shape=[len(VALIDATED)])
+        rows = tf.TensorArray(tf.float32, size=batches, element_shape=[len(names)])
         sizes = tf.TensorArray(tf.int32, size=batches, element_shape=[])
         for i in tf.range(batches):
-            x = images[i * batch_size:(i + 1) * batch_size]
-            terms = model.loss_terms(x, model.optimizer.iterations, stream=1)
-            rows = rows.write(i, tf.stack([tf.cast(terms[name], tf.float32) for name in VALIDATED]))
-            sizes = sizes.write(i, tf.shape(x)[0])
+            batch = tf.nest.map_structure(lambda t: t[i * batch_size:(i + 1) * batch_size], data)
+            terms = model.loss_terms(batch, model.optimizer.iterations, stream=1)
+            rows = rows.write(i, tf.stack([tf.cast(terms[name], tf.float32) for name in names]))
+            sizes = sizes.write(i, tf.shape(tf.nest.flatten(batch)[0])[0])
         return rows.stack(), sizes.stack()
 
     return validate

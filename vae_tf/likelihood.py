@@ -23,7 +23,7 @@ _COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled log densities, 
 def _checked(model, images, num_samples, batch_size):
     """(images as float32, decoder rows per call)."""
     images = np.asarray(images, np.float32)
-    expected = tuple(model.encoder.input_shape[1:])
+    expected = model.image_shape
     if images.ndim != 4 or images.shape[1:] != expected or len(images) == 0:
         raise UserError(f"images must be a non-empty array [n, {', '.join(map(str, expected))}] like the model's "
                         f"inputs, got shape {images.shape}")
@@ -39,7 +39,7 @@ def _log_densities(model):
         return _COMPILED[model]
     heads = [tf.TensorSpec((None, width), tf.float32) for _, width in model.latent.heads]
     noises = [tf.TensorSpec((None, None, part.size), tf.float32) for part in model.latent.parts]
-    signature = [tf.TensorSpec((None, *model.encoder.input_shape[1:]), tf.float32), heads, noises]
+    signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises]
     _COMPILED[model] = tf.function(model.log_densities, input_signature=signature)
     return _COMPILED[model]
 

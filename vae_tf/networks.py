@@ -23,18 +23,44 @@ def _dense(layers):
     return [layer[0] for layer in layers if len(layer) == 1]
 
 
-def build_encoder(image_shape, layers, heads, activation, precision="float32"):
+def build_encoder(image_shape, layers, heads, activation, precision="float32", name="encoder"):
     """images [B, H, W, C] -> one float32 output [B, width] per head of `heads` [(name, width)], the latent's
     parameters (`vae_tf.latents.Latent.heads`: mean and log_std, then each categorical's logits)."""
     x = inputs = keras.Input(tuple(image_shape), name="images")
+    x = _conv_stack(x, layers, precision, activation)
+    x = _dense_stack(x, layers, precision, activation)
+    outputs = [keras.layers.Dense(width, name=head, dtype="float32")(x) for head, width in heads]
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_features(image_shape, layers, activation, precision="float32"):
+    """images [B, H, W, C] -> the encoder's convolutional features, flattened [B, F]: the part of a conditional
+    encoder q(z|x, y) that does not depend on y, so that it runs once per image whatever the number of classes."""
+    inputs = keras.Input(tuple(image_shape), name="images")
+    return keras.Model(inputs, _conv_stack(inputs, layers, precision, activation), name="features")
+
+
+def build_conditional_head(feature_size, classes, layers, heads, activation, precision="float32"):
+    """[features [B, F], classes one-hot [B, K]] -> one float32 output [B, width] per head: the encoder's dense
+    layers over the features and the class side by side (Kingma et al. 2014's q(z|x, y))."""
+    features, y = keras.Input((feature_size,), name="features"), keras.Input((classes,), name="y")
+    x = keras.layers.Concatenate(name="features_and_y", dtype=precision)([features, y])
+    x = _dense_stack(x, layers, precision, activation)
+    outputs = [keras.layers.Dense(width, name=head, dtype="float32")(x) for head, width in heads]
+    return keras.Model([features, y], outputs, name="encoder_head")
+
+
+def _conv_stack(x, layers, precision, activation):
     for i, (filters, kernel, stride) in enumerate(_convs(layers)):
         x = keras.layers.Conv2D(filters, kernel, stride, padding="same", activation=activation, name=f"conv{i}",
                                 dtype=precision)(x)
-    x = keras.layers.Flatten(name="flatten", dtype=precision)(x)
+    return keras.layers.Flatten(name="flatten", dtype=precision)(x)
+
+
+def _dense_stack(x, layers, precision, activation):
     for i, units in enumerate(_dense(layers)):
         x = keras.layers.Dense(units, activation=activation, name=f"dense{i}", dtype=precision)(x)
-    outputs = [keras.layers.Dense(width, name=name, dtype="float32")(x) for name, width in heads]
-    return keras.Model(inputs, outputs, name="encoder")
+    return x
 
 
 def decoder_plan(image_shape, encoder_layers, decoder_layers=None):

@@ -45,7 +45,15 @@ class Params:
                                                "deconv: [units] dense then [filters, kernel, stride] transposed convs, "
                                                "None = mirror the encoder; broadcast: [filters, kernel, 1] convs, "
                                                "None = Watters et al.'s four [64, 3, 1]")
-    model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md)")
+    model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md) | m2 (Kingma et "
+                                "al. 2014's semi-supervised model: a classifier q(y|x) beside the code; docs/model.md)")
+    labels: int = _option(0, "m2: labelled training images in all, the same number of each class, drawn by seed and "
+                             "saved in the run folder (labelled.csv)")
+    label_factor: Optional[str] = _option(None, "m2: the label the labelled images give, a factor of shapes2d or "
+                                                "dsprites (e.g. shape) or mnist's and fashion_mnist's label")
+    classification_weight: Optional[float] = _option(None, "m2: alpha, the weight of the labelled batch's "
+                                                           "cross-entropy of q(y|x); None = 0.1 * N / labels (the "
+                                                           "paper's 0.1 * N, N the training images)")
     latent_size: int = _option(10, "number of Gaussian (continuous) latent dimensions")
     categorical_sizes: list = _option([], "JointVAE (Dupont 2018): a categorical latent per entry, of that many "
                                           "categories (>= 2), beside the Gaussian ones; [] = none")
@@ -122,7 +130,7 @@ class Params:
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
-              "seed", "precision", "binarize")
+              "seed", "precision", "binarize", "labels", "label_factor")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -135,7 +143,9 @@ DATASETS = ("shapes2d", "mnist", "fashion_mnist", "celeb_a", "dsprites", "folder
 RECONSTRUCTION_LOSSES = ("bernoulli", "squared_error", "absolute_error")
 KL_SCHEDULES = ("constant", "linear", "capacity")
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae", "iwae")
-MODELS = ("vae",)
+MODELS = ("vae", "m2")
+# Models that classify as well as encode: they train on labelled images beside the others.
+LABELLED_MODELS = ("m2",)
 # Objectives that estimate their penalty from the minibatch's codes: a batch of one has no statistics.
 BATCH_STATISTICS = ("beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae")
 TC_ESTIMATORS = ("mss", "mws")
@@ -338,6 +348,28 @@ def _check_values(p):
     if p.image_size is not None:
         check_image_size(p, p.image_size)
     _check_objective(p)
+    _check_labels(p)
+
+
+def _check_labels(p):
+    """A labelled model's parameters (the data set's own labels are checked when it loads: vae_tf.datasets)."""
+    labelled = p.model in LABELLED_MODELS
+    _require(labelled or (p.labels == 0 and p.label_factor is None and p.classification_weight is None),
+             f"labels, label_factor and classification_weight are for the semi-supervised models "
+             f"({', '.join(LABELLED_MODELS)}); model {p.model} uses no labels: drop them, or set model m2")
+    if not labelled:
+        return
+    _require(p.label_factor is not None, f"model {p.model} learns to classify one label: set label_factor (shapes2d: "
+                                         f"shape, scale, orientation, position_x or position_y; fashion_mnist: label)")
+    _require(p.labels >= 1, f"model {p.model} needs labelled images: set labels, e.g. 1% of the training images")
+    _require(p.classification_weight is None or (math.isfinite(p.classification_weight)
+                                                 and p.classification_weight >= 0),
+             f"classification_weight must be a finite number >= 0 or None, got {p.classification_weight}")
+    _require(p.objective == "beta_vae",
+             f"model {p.model} trains its own bound (labelled and unlabelled ELBOs), with beta and the KL schedules; "
+             f"objective {p.objective} needs one Gaussian code per image: use objective beta_vae")
+    _require(not p.categorical_sizes, f"model {p.model}'s class is its categorical latent: use categorical_sizes []")
+    _require(p.strategy == "default", f"model {p.model} trains on one device (strategy default)")
 
 
 def _check_objective(p):

@@ -16,7 +16,6 @@ import numpy as np
 from vae_tf.errors import UserError
 from vae_tf.params import Params, saved_params
 
-VALIDATION_COLUMNS = ("step", "loss", "reconstruction_loss", "kl_loss", "wall_time")
 CHECKPOINTS = ("latest", "best", "final")
 # A study's files in each of its run folders (vae_tf.study.trial): its record of the run, and what training printed
 # (the study shows one line, not every run's progress); in the study folder, which study file owns it.
@@ -56,6 +55,7 @@ class RunDir:
         self.log_csv = self.path / "log.csv"
         self.validation_csv = self.path / "validation.csv"
         self.mig_csv = self.path / "mig.csv"
+        self.labelled_csv = self.path / "labelled.csv"  # a semi-supervised run's labelled images: position, class
         self.checkpoints = self.path / "checkpoints"
         self.best_checkpoints = self.path / "checkpoints" / "best"
         self.images = self.path / "images"

@@ -20,7 +20,7 @@ from vae_tf.errors import WRITE_FAILURES, TrainingDiverged, TrainingInterrupted,
 from vae_tf.models import build_model
 from vae_tf.models.base import usable_step
 from vae_tf.objectives import replica_rows
-from vae_tf.params import STRUCTURAL, check_image_size, names
+from vae_tf.params import LABELLED_MODELS, STRUCTURAL, check_image_size, names
 from vae_tf.runs import (TRIAL_JSON, TRIAL_LOG, RunDir, checkpoint_steps, record_params, replace_atomically,
                          write_json)
 
@@ -178,8 +178,8 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
         rows only, not the whole batch."""
         if strategy.num_replicas_in_sync == 1:
             return batch
-        return strategy.experimental_distribute_values_from_function(
-            lambda context: replica_rows(batch, context.replica_id_in_sync_group, context.num_replicas_in_sync))
+        return strategy.experimental_distribute_values_from_function(lambda context: tf.nest.map_structure(
+            lambda rows: replica_rows(rows, context.replica_id_in_sync_group, context.num_replicas_in_sync), batch))
 
     @tf.function
     def steps(start, n):
@@ -250,8 +250,12 @@ def train(params, progress=True):
     run = RunDir(f"{params.output_dir}/{params.run_name}")
     previous = _check_resumable(run, params) if run.params_json.exists() else _check_new_folder(run)
     check_image_size(params, datasets.image_shape_of(params)[0])
+    if params.model in LABELLED_MODELS:
+        datasets.class_names(params)  # a label the data set lacks, before loading it
     source = datasets.source_for(params)
     train_split, validation_split = source.split("train"), source.fixed_split("validation")
+    # A semi-supervised run's labelled images: checked (a label the data lacks, too many asked) before any write.
+    labelled = _labelled(run, params, train_split) if params.model in LABELLED_MODELS else None
     # Data sets with known factors; every worker ends its calls at the MIG steps, so all make the same calls.
     ground_truth = source.ground_truth() if params.mig_step and hasattr(source, "ground_truth") else None
     if chief:
@@ -261,7 +265,7 @@ def train(params, progress=True):
             run.images.mkdir(parents=True, exist_ok=True)
         with _exclusive(run, chief):
             return _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth,
-                                 progress)
+                                 progress, labelled)
 
 
 def _check_new_folder(run):
@@ -279,7 +283,18 @@ def _check_new_folder(run):
     return None
 
 
-def _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth, progress):
+def _labelled(run, params, train_split):
+    """(positions, classes) of the labelled training images: those saved in the run folder's labelled.csv when it is
+    resumed, else the seed's draw (`datasets.labelled_positions`), which the run saves when it starts."""
+    if run.labelled_csv.exists():
+        table = np.loadtxt(run.labelled_csv, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+        return table[:, 0], table[:, 1]
+    positions = datasets.labelled_positions(train_split, params)
+    return positions, np.asarray(train_split.labels[params.label_factor])[positions].astype(np.int64)
+
+
+def _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth, progress,
+                  labelled=None):
     """The rest of `train`, while this process holds the run folder."""
     with strategy.scope():
         model = build_model(params, dataset_size=train_split.num_examples)
@@ -304,14 +319,14 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
             replace_atomically(run.model_keras, model.save)
         return run.path
     if chief:
-        print(model.latent.describe())
+        print(model.describe())
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
 
     # A stop request while the loop compiles its functions (seconds) is honoured at the end of the first call.
     with _stop_requests() as stop_requested, contextlib.ExitStack() as files:
         loop = TrainingLoop(params, previous, run, strategy, chief, model, state, train_split, validation_split,
-                            ground_truth, step, step if restored else None, files)
+                            ground_truth, step, step if restored else None, files, labelled)
         loop.fit(progress, stop_requested)
     return run.path
 
@@ -342,11 +357,18 @@ class TrainingLoop:
     (`vae_tf.jobs`), the progress bar, the nan_policy, early stopping and stop requests, always at the same steps."""
 
     def __init__(self, params, previous, run, strategy, chief, model, state, train_split, validation_split,
-                 ground_truth, step, saved_at, files):
-        """`files`: an ExitStack that closes what this opens, whatever happens after."""
+                 ground_truth, step, saved_at, files, labelled=None):
+        """`files`: an ExitStack that closes what this opens, whatever happens after; `labelled`: a semi-supervised
+        run's (positions, classes) of its labelled training images."""
         self.params, self.run, self.chief, self.model, self.state = params, run, chief, model, state
         self.step, self.skipped_in_a_row = step, 0
-        stream = datasets.TrainingStream(train_split, params.batch_size, params.seed, params.binarize)
+        if labelled is None:
+            stream = datasets.TrainingStream(train_split, params.batch_size, params.seed, params.binarize)
+        else:
+            stream = datasets.LabelledStream(train_split, *labelled, params.batch_size, params.seed, params.binarize)
+            if chief and not run.labelled_csv.exists():
+                replace_atomically(run.labelled_csv, lambda tmp: np.savetxt(
+                    tmp, np.column_stack(labelled), fmt="%d", delimiter=",", header="position,class", comments=""))
         self.steps = _compiled_steps(model, strategy, stream, params.jit_compile, params.nan_policy == "stop")
         self.background = jobs.Background()  # its thread starts with the first write
         writer = None

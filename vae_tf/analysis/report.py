@@ -4,6 +4,7 @@ each categorical's agreement with the labels, whether the posterior collapsed.""
 import numpy as np
 
 from vae_tf import latent_space
+from vae_tf.analysis.classifier import summary_line as classifier_line
 from vae_tf.analysis.encoding import BATCH
 from vae_tf.runs import RunDir, final_figures, read_json
 
@@ -41,8 +42,8 @@ def categorical_summary(model, encoded, labels):
                                                        encoded.categories)]
 
 
-def run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active, taken, num_images,
-             dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), progress=False):
+def run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active, taken,
+                num_images, dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), progress=False):
     """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
     and active units."""
     reconstruction, total_kl = test_losses(model, images, encoded)
@@ -128,4 +129,5 @@ def summary_lines(summary):
            + " of the images (each category read as its majority value)"
            + ("; its mutual information with " + ", ".join(f"{name} {value:.3f}" for name, value in
                                                             c["information"].items()) + " nats"
-              if "information" in c else "") for c in summary.get("categoricals", [])])
+              if "information" in c else "") for c in summary.get("categoricals", [])]
+        + ([classifier_line(summary["classifier"])] if "classifier" in summary else []))

@@ -5,6 +5,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vae_tf import latent_space
+from vae_tf.analysis.classifier import classifier_report
 from vae_tf.analysis.encoding import MIN_IMAGES, encoded_test_images
 from vae_tf.analysis.model_figures import draw_latent_space, draw_model_figures
 from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, categorical_summary, run_summary,
@@ -77,9 +78,14 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         dimension = draw_model_figures(run, params, model, images, encoded, kl, active, categoricals)
         stage("latent space (t-SNE)" if tsne else "latent space")
         draw_latent_space(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
+        # A model that classifies (M2) reports q(y|x): its accuracy, confusion matrix and conditional generation.
+        classifier = (classifier_report(run, params, model, images, labels, encoded) if hasattr(model, "classify")
+                      else None)
         stage(f"likelihood (K = {likelihood[1]} on {min(likelihood[0], len(images))} images)")
         summary = run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
-                           taken, num_images, dimension, likelihood, progress)
+                              taken, num_images, dimension, likelihood, progress)
+        if classifier is not None:
+            summary["classifier"] = classifier
         bar.update()
         write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
         run.analysis_incomplete.unlink()

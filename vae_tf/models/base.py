@@ -23,13 +23,15 @@ else of a model:
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from vae_tf.losses import negative_log_likelihood
 from vae_tf.objectives import stream_seed
 from vae_tf.params import Params, saved_params
 
 TRACKED = ("loss", "reconstruction_loss", "kl_loss")
-
+VALIDATION_FIGURES = TRACKED  # validation.csv's figures, besides step and wall_time
 
 def usable_step(loss, grad_norm, loss_scaled):
     """Whether a step's loss and gradients can be trusted (bool tensor): finite. Under loss scaling an overflowing
@@ -40,6 +42,8 @@ def usable_step(loss, grad_norm, loss_scaled):
 class Model(keras.Model):
     """The shared part of every model: its parameters, its config, and `train_step` / `test_step` around the
     family's `forward`."""
+
+    validation_figures = VALIDATION_FIGURES
 
     def __init__(self, params, image_shape, dataset_size=0, **kwargs):
         """params: the run's `Params` (or their dict, as `get_config` holds them); image_shape: (H, W, C) after
@@ -68,15 +72,56 @@ class Model(keras.Model):
     def call(self, x, training=False):
         return self.reconstruct(x)
 
-    def loss_terms(self, x, step, stream):
+    # A model whose code is a `vae_tf.latents.Latent` and whose `decoder` maps codes to logits gets these as they are.
+
+    def describe(self):
+        """One line on the code, printed when training starts."""
+        return self.latent.describe()
+
+    def represent(self, x):
+        """images -> codes for the metrics [B, latent_size + categoricals]: the Gaussian mean, each categorical's
+        most probable category."""
+        return self.latent.representation(self.encode(x))
+
+    def decode(self, code):
+        """codes [B, code_size] -> images [B, H, W, C] in [0, 1]."""
+        return tf.sigmoid(self.decoder(code, training=False))
+
+    def reconstruct(self, x):
+        """Decode the posterior's mode (the Gaussian mean, the most probable categories): a deterministic
+        reconstruction of x."""
+        return self.decode(self.latent.mode(self.encode(x)))
+
+    def sample(self, n, seed=0):
+        """n images decoded from the prior (a fixed seed gives the same images)."""
+        size = self.latent.gaussian.size
+        code = tf.random.stateless_normal((n, size), seed=[seed, 0])
+        if self.latent.categoricals:
+            categories = self.latent.prior_codes(np.random.default_rng(seed), n)[:, size:]
+            code = tf.concat([code, categories], axis=1)
+        return self.decode(code)
+
+    def negative_log_likelihood(self, x, logits):
+        """−log p(x|z) [B] in nats, the reconstruction loss with its normalising constant (`losses.NORMALISING_CONSTANTS`)."""
+        return negative_log_likelihood(self.params.reconstruction_loss, x, logits)
+
+    def loss_terms(self, data, step, stream):
         """The figures of `forward` on one device (validation, evaluation)."""
-        return self.forward(x, step, stream)[0]
+        return self.forward(data, step, stream)[0]
+
+    def training_data(self, data):
+        """What `forward` trains on, of what the training stream (or Keras' fit) gives: the images."""
+        return data[0] if isinstance(data, (tuple, list)) else data
+
+    def evaluation_data(self, images, labels):
+        """What validation feeds `forward`, of fixed images [n, ...] and their labels (name -> [n]): the images."""
+        return images
 
     def train_step(self, data):
         """One update. With nan_policy "skip_batch", a batch whose loss or gradients are not finite changes
         no weight and no optimizer moment; only the step counter moves on (figure `skipped` is 1). Under
         mixed_float16 a step whose scaled gradients overflow is skipped the same way, whatever the nan_policy."""
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = self.training_data(data)
         step = self.optimizer.iterations
         if self.learning_rate_at is not None:
             # Set on the optimizer's own variable rather than handing Adam the schedule: Adam would then drop the
@@ -123,7 +168,6 @@ class Model(keras.Model):
         return tf.constant(False)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        terms = self.loss_terms(x, self.optimizer.iterations, stream=1)
+        terms = self.loss_terms(self.training_data(data), self.optimizer.iterations, stream=1)
         self._track(terms, tf.math.is_finite(terms["loss"]))
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -4,12 +4,11 @@ objective of `vae_tf.objectives` trains it."""
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from vae_tf import networks
 from vae_tf.latents import Latent
-from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights, negative_log_likelihood
+from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights
 from vae_tf.models.base import Model
 from vae_tf.objectives import OBJECTIVES, Batch, global_batch, replica_rows, stream_seed
 from vae_tf.params import defaults
@@ -99,32 +98,6 @@ class VAE(Model):
         """images [B, H, W, C] in [0, 1] -> the posterior's parameters, [mean, log_std] ([B, latent_size] each) then
         each categorical's logits [B, size] (`vae_tf.latents`)."""
         return self.encoder(x, training=False)
-
-    def represent(self, x):
-        """images -> codes for the metrics [B, latent_size + categoricals]: the Gaussian mean, each categorical's
-        most probable category."""
-        return self.latent.representation(self.encode(x))
-
-    def decode(self, code):
-        """codes [B, code_size] -> images [B, H, W, C] in [0, 1]."""
-        return tf.sigmoid(self.decoder(code, training=False))
-
-    def reconstruct(self, x):
-        """Decode the posterior's mode (the Gaussian mean, the most probable categories): a deterministic
-        reconstruction of x."""
-        return self.decode(self.latent.mode(self.encode(x)))
-
-    def sample(self, n, seed=0):
-        """n images decoded from the prior (a fixed seed gives the same images)."""
-        code = tf.random.stateless_normal((n, self.latent_size), seed=[seed, 0])
-        if self.latent.categoricals:
-            categories = self.latent.prior_codes(np.random.default_rng(seed), n)[:, self.latent_size:]
-            code = tf.concat([code, categories], axis=1)
-        return self.decode(code)
-
-    def negative_log_likelihood(self, x, logits):
-        """−log p(x|z) [B] in nats, the reconstruction loss with its normalising constant (`losses.NORMALISING_CONSTANTS`)."""
-        return negative_log_likelihood(self.params.reconstruction_loss, x, logits)
 
     def log_densities(self, x, posterior, noise):
         """(log p(x|code_k), log p(code_k) − log q(code_k|x)), each [k, n], at exact draws code_k of q(code|x) made by

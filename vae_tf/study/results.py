@@ -265,15 +265,15 @@ def aggregate(folder, force=False, force_option="--force"):
         groups = {metric: {config: _finite([r for r in finished if configuration(r, value_columns) == config], metric)
                            for config in by_configuration} for metric in metric_columns}
         figures.save_figure(figures.study_scores(groups, by_configuration, f"{folder.name}: scores over seeds"),
-                    folder / FIGURES["metrics"])
+                            folder / FIGURES["metrics"])
         figures.save_figure(figures.study_reconstruction({m: _finite(finished, m) for m in metric_columns},
-                                                 _finite(finished, "reconstruction_loss"),
-                                                 [row["objective"] for row in finished],
-                                                 f"{folder.name}: scores against reconstruction"),
-                    folder / FIGURES["reconstruction"])
+                                                         _finite(finished, "reconstruction_loss"),
+                                                         [row["objective"] for row in finished],
+                                                         f"{folder.name}: scores against reconstruction"),
+                            folder / FIGURES["reconstruction"])
         if summary["rank_correlation"]:
             correlation = summary["rank_correlation"]
             figures.save_figure(figures.rank_correlation(np.array(correlation["spearman"]), correlation["columns"],
-                                                 f"{folder.name}: Spearman rank correlation over runs"),
-                        folder / FIGURES["correlation"])
+                                                         f"{folder.name}: Spearman rank correlation over runs"),
+                                folder / FIGURES["correlation"])
     return summary
