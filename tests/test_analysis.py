@@ -132,7 +132,7 @@ def test_a_run_without_checkpoint_gets_graphs_only_and_a_note(trained, tmp_path,
     shutil.rmtree(run / "images")
     assert analyze_main([str(run)]) == 0
     out = capsys.readouterr().out
-    assert "no latest checkpoint" in out and "images not found" in out and "training.gif skipped" in out
+    assert "without a latest checkpoint" in out and "images not found" in out and "training.gif skipped" in out
     assert sorted(p.name for p in (run / "analysis").iterdir()) == ["graphs.png", "mig.png"]  # both from the logs
 
 
@@ -482,11 +482,11 @@ def test_an_error_during_analysis_closes_its_progress_bar_before_it_is_reported(
             closed.append(self.desc)
             super().close()
 
-    def gone(*args, **kwargs):
-        raise UserError("the data set is gone")
+    def broken(*args, **kwargs):
+        raise UserError("a figure cannot be drawn")
 
     monkeypatch.setattr(analysis.run, "tqdm", Recording)
-    monkeypatch.setattr(analysis.encoding, "evaluation_images", gone)
+    monkeypatch.setattr(analysis.run, "draw_model_figures", broken)
     try:
         analyze(_copy(trained, tmp_path, "broken"), progress=True, note=lambda text: None)
     except UserError:  # the traceback still holds the bar here: only an explicit close counts

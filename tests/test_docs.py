@@ -93,7 +93,7 @@ def python_snippet(path):
     return re.search(r"```python\n(.*?)```", (ROOT / path).read_text(encoding="utf-8"), re.S).group(1)
 
 
-@pytest.mark.parametrize("run", ["shapes2d_small", "shapes2d_joint", "shapes2d_disentangled"])
+@pytest.mark.parametrize("run", ["shapes2d_small", "shapes2d_joint", "shapes2d_disentangled", "shapes2d_m2"])
 def test_the_readme_snippet_runs_as_printed_on_every_shipped_run(run, monkeypatch):
     """It loads a run that ships, so it works on a fresh clone; swapped for each shipped run (a categorical latent,
     64×64), it runs on every model unchanged."""
@@ -106,5 +106,8 @@ def test_the_readme_snippet_runs_as_printed_on_every_shipped_run(run, monkeypatc
     assert found["reconstructions"].shape == images.shape == (16, model.params.image_size,
                                                               model.params.image_size, 1)
     assert found["mean"].shape == found["log_std"].shape == (16, model.params.latent_size)
-    assert [logits.shape[1] for logits in found["categorical_logits"]] == model.params.categorical_sizes
-    assert found["codes"].shape == (16, model.params.latent_size + len(model.params.categorical_sizes))
+    # a categorical latent's logits, or M2's q(y|x) over the shapes
+    assert [logits.shape[1] for logits in found["categorical_logits"]] == [part.size for part in
+                                                                          model.latent.categoricals]
+    assert len(found["categorical_logits"]) == len(model.params.categorical_sizes) + (model.params.model == "m2")
+    assert found["codes"].shape == (16, model.latent.representation_size)

@@ -34,7 +34,7 @@ ORIGINAL_WEIGHT.update({"shapes2d_beta_vae": lambda s: 4.0, "shapes2d_annealed_v
                         "shapes2d_dip_vae_i": lambda s: 1.0, "shapes2d_dip_vae_ii": lambda s: 1.0,
                         "shapes2d_info_vae": lambda s: 1.0, "shapes2d_iwae": lambda s: 1.0,
                         "shapes2d_64": lambda s: 4.0, "shapes2d_disentangle": lambda s: 2.0,
-                        "shapes2d_joint": lambda s: 2.0, "quick": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0})
+                        "shapes2d_joint": lambda s: 2.0, "shapes2d_m2": lambda s: 4.0, "quick": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0})
 MODEL = ("dataset", "image_size", "encoder_layers", "decoder", "decoder_layers", "latent_size", "activation",
          "reconstruction_loss", "objective")
 
@@ -105,7 +105,8 @@ def test_the_projects_settings():
 
 def test_the_study_presets_use_disentanglement_lib_s_values():
     study = {name: vae_tf.load_params(ROOT / "params.py", preset=name) for name in PRESETS
-             if name.startswith("shapes2d_") and name not in ("shapes2d_64", "shapes2d_disentangle", "shapes2d_joint")}
+             if name.startswith("shapes2d_") and name not in ("shapes2d_64", "shapes2d_disentangle", "shapes2d_joint",
+                                                              "shapes2d_m2")}
     assert {p.objective for p in study.values()} == set(objectives.OBJECTIVES)
     for p in study.values():
         assert (p.dataset, p.encoder_layers, p.latent_size, p.batch_size, p.learning_rate, p.num_steps) == (

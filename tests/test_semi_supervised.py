@@ -156,3 +156,10 @@ def test_bad_labels_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert snapshot_of(tmp_path) == {}
+
+
+def test_a_model_without_a_classifier_says_so_in_one_line():
+    model = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides=TINY))
+    assert not model.classifies and m2().classifies
+    with pytest.raises(vae_tf.UserError, match="model vae has no classifier q\\(y\\|x\\): train model m2"):
+        model.classify(np.zeros((1, 16, 16, 1), np.float32))

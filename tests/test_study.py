@@ -439,6 +439,12 @@ def test_a_rebuild_that_keeps_every_listed_run_needs_no_force(tmp_path, capsys):
     code, out, err = study_cli(capsys, "--aggregate", folder)
     assert (code, out) == (2, "") and err.count("\n") == 1 and "would drop (second)" in err
     assert snapshot_of(folder) == before
+    (tmp_path / "second").rename(folder / "second")
+    (folder / "second" / "trial.json").write_text("{ garbage")  # its record unreadable: it would lose its row
+    before = snapshot_of(folder)
+    code, out, err = study_cli(capsys, "--aggregate", folder)
+    assert (code, out) == (2, "") and "would drop (second)" in err and "trial.json" in err
+    assert snapshot_of(folder) == before
 
 
 def _missing(path):

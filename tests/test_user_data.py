@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import vae_tf
@@ -136,10 +137,11 @@ def test_parameter_errors_come_before_tensorflow_loads():
     code = ("import sys; from vae_tf.cli import train_main; "
             "codes = [train_main(a.split()) for a in sys.argv[1:]]; print(codes, 'tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, "--latent_size=abc", "--objective=foo", "--beta=-1",
-                             "--objective=iwae", "--objective=beta_tcvae --kl_schedule=capacity"],
+                             "--objective=iwae", "--objective=beta_tcvae --kl_schedule=capacity",
+                             "--dataset=fashion_mnist --image_size=None"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip() == "[2, 2, 2, 2, 2] False", result.stdout + result.stderr
-    assert len(result.stderr.strip().splitlines()) == 5
+    assert result.stdout.strip() == "[2, 2, 2, 2, 2, 2] False", result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 6 and "image size 28 is not divisible by 8" in result.stderr
 
 
 def test_registries_answer_to_the_names_params_checks():
@@ -153,6 +155,7 @@ def test_registries_answer_to_the_names_params_checks():
                             (params.MODELS, MODELS), (params.OBJECTIVES, OBJECTIVES),
                             (params.KL_SCHEDULES, KL_SCHEDULES)):
         assert tuple(registry) == names
+    assert params.NATIVE_SIZES == {name: source.native_size for name, source in DATASETS.items() if name != "folder"}
 
 
 def test_help_with_a_broken_params_file_says_so(tmp_path):
@@ -161,3 +164,65 @@ def test_help_with_a_broken_params_file_says_so(tmp_path):
     assert result.returncode == 0
     assert result.stderr.startswith("warning: params.py:1: syntax error") and "built-in" in result.stderr
     assert "WARNING: params.py:1: syntax error" in result.stdout
+
+
+def test_resuming_a_log_with_a_column_this_run_does_not_write_is_one_line(tmp_path, capsys):
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=r", *tiny_args(num_steps=3)]) == 0
+    log = tmp_path / "r" / "log.csv"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0] + ",from_elsewhere"] + [line + ",1.0" for line in lines[1:]]) + "\n")
+    before = snapshot_of(tmp_path / "r")
+    capsys.readouterr()
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=r", *tiny_args(num_steps=6)]) == 2
+    line = one_error_line(capsys)
+    assert "from_elsewhere" in line and str(log) in line
+    assert snapshot_of(tmp_path / "r") == before
+
+
+@pytest.mark.parametrize("flags, mine", [(["--compare"], "comparison.md"), (["--compare", "--udr"], "udr.json")])
+def test_compare_never_replaces_a_file_of_the_users(finished, tmp_path, capsys, flags, mine):
+    first, second = (shutil.copytree(finished, tmp_path / name, ignore=shutil.ignore_patterns(".lock"))
+                     for name in ("first", "second"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / mine).write_text("my own notes\n")
+    before = snapshot_of(tmp_path)
+    assert analyze_main([str(first), str(second), *flags, f"--output={out}"]) == 2
+    assert mine in one_error_line(capsys) and snapshot_of(tmp_path) == before
+    (out / mine).unlink()
+    assert analyze_main([str(first), str(second), *flags, f"--output={out}"]) == 0  # its own are replaced
+    assert analyze_main([str(first), str(second), *flags, f"--output={out}"]) == 0
+
+
+def test_baselines_never_replace_a_file_of_the_users_and_refuse_before_scoring(tmp_path, capsys):
+    (tmp_path / "baselines_shapes2d_quick.md").write_text("my own table\n")
+    before = snapshot_of(tmp_path)
+    assert analyze_main(["--baselines", "--dataset=shapes2d", "--quick", f"--output={tmp_path}"]) == 2
+    assert "baselines_shapes2d_quick.md" in one_error_line(capsys) and snapshot_of(tmp_path) == before
+
+
+def test_output_refuses_two_runs_of_one_name_and_exports_what_it_drew(finished, tmp_path, capsys):
+    first, second = copy_of(finished, tmp_path / "a"), copy_of(finished, tmp_path / "b")
+    assert analyze_main([str(first), str(second), f"--output={tmp_path / 'out'}"]) == 2
+    assert "several runs named tiny" in one_error_line(capsys) and not (tmp_path / "out").exists()
+    assert analyze_main([str(first), "--no_tsne", "--num_images=20", "--likelihood_samples=4",
+                         f"--output={tmp_path / 'out'}", "--export", f"--export_dir={tmp_path / 'exported'}"]) == 0
+    assert not (first / "analysis").exists()
+    assert ((tmp_path / "exported" / "latent_traversal" / "tiny.jpg").exists()
+            and (tmp_path / "exported" / "Training Results" / "tiny_graphs.jpg").exists())
+
+
+def test_analyze_refuses_a_run_whose_images_are_gone_before_writing(tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    import imageio.v3 as iio
+    for i in range(24):
+        iio.imwrite(images / f"{i}.png", (rng.random((16, 16, 3)) * 255).astype(np.uint8))
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=mine", "--dataset=folder", f"--data_dir={images}",
+                       *tiny_args(num_steps=3)]) == 0
+    shutil.move(images, tmp_path / "moved")
+    before = snapshot_of(tmp_path / "mine")
+    capsys.readouterr()
+    assert analyze_main([str(tmp_path / "mine"), "--no_tsne"]) == 2
+    assert str(images) in one_error_line(capsys) and snapshot_of(tmp_path / "mine") == before

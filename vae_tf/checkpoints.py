@@ -114,7 +114,7 @@ def load_run(run_dir, checkpoint="latest"):
     else:
         model = build_model(params)
         if not Checkpointer(model, run).restore(checkpoint):
-            raise UserError(_missing(run, params, checkpoint))
+            raise UserError(missing_checkpoint(run, params, checkpoint))
     model.params = params
     return model
 
@@ -134,10 +134,10 @@ def _load_final(run):
                         f"checkpoint='latest' (the training checkpoint)") from None
 
 
-def _missing(run, params, which):
+def missing_checkpoint(run, params, which):
     """Why a run has no `which` checkpoint, and what to use instead."""
     if which == "best" and not params.validation_step:
-        return f"{run.path} has no best checkpoint: it never validates (validation_step=0); use checkpoint='latest'"
+        return f"{run.path} has no best checkpoint: it never validates (validation_step=0); use the latest checkpoint"
     if run.model_keras.exists():
-        return f"{run.path} finished without a {which} checkpoint; use checkpoint='final' (model.keras)"
+        return f"{run.path} finished without a {which} checkpoint; use the final one (model.keras)"
     return f"{run.path} has no {which} checkpoint yet: train it first"

@@ -200,6 +200,12 @@ def _check_combination(args):
         if given:
             raise UserError(f"--compare only tabulates what the runs already hold; analyse them with "
                             f"{' '.join(given)} first, then compare")
+    if args.output and not args.compare:  # each run's figures go to DIR/<its folder's name>: one name, one run
+        names = [Path(run).resolve().name for run in args.runs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise UserError(f"--output would write the figures of several runs named {', '.join(repeated)} into one "
+                            f"folder: analyse them one at a time, each with its own --output")
     if args.udr and not args.compare:
         raise UserError("--udr ranks several runs against each other: use it with --compare and at least two runs")
     if args.metric_names is not None:
@@ -257,7 +263,7 @@ def analyze_main(argv=None):
                           end="")
                 if not current:
                     print(f"figures written to {RunDir(run, output).analysis}")
-                for path in analysis.export(run, args.export_dir or "images") if args.export else []:
+                for path in analysis.export(run, args.export_dir or "images", output) if args.export else []:
                     print(f"exported {path}")
         if args.baselines:
             print(analysis.score_baselines(args.dataset, args.runs[0] if args.runs else None, args.quick,
@@ -314,7 +320,9 @@ def study_main(argv=None):
             print(f"{args.aggregate}: {summary['finished']} finished, {summary['failed']} failed, "
                   f"{summary['unfinished']} unfinished; results.csv, study_summary.json and study.md rewritten")
             return 0
-        _import_tensorflow()  # validating each run's parameters reads the registries, which need it
+        from vae_tf.study.spec import load_study
+        load_study(args.study)  # a missing or broken study file is a line at once, before TensorFlow loads (seconds)
+        _import_tensorflow()
         from vae_tf.study.runner import run_study
         folder = run_study(args.study, args.output_dir, args.address, args.retry_failed, force=args.force)
         print(f"results in {folder}/results.csv, {folder}/study.md")

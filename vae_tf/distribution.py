@@ -27,6 +27,10 @@ def make_strategy(params):
         return tf.distribute.get_strategy()
     if params.strategy == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        # Every MirroredStrategy numbers its collectives from the same keys, and TensorFlow remembers a key's shape
+        # for the process: a second run in one process (a notebook, a sweep) whose step gathers other shapes would
+        # fail, so each strategy starts past the keys of the one before (tensorflow/tensorflow#62790).
+        tf.distribute.MirroredStrategy._collective_key_base += 10_000
         return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
     if "TF_CONFIG" not in os.environ:
         raise UserError("strategy multi_worker needs the TF_CONFIG environment variable listing the workers "

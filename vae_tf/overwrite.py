@@ -47,6 +47,15 @@ def refuse_fewer(path, held, kept, what, force_option="--force"):
     if lost:
         shown = ", ".join(map(str, lost[:3])) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
         what = what[0] if len(lost) == 1 else what[1]
-        raise UserError(f"{path} holds {len(lost)} {what} that rebuilding it would drop ({shown}), their folders being "
-                        f"gone from {Path(path).parent}; restore them, or add {force_option} to rebuild it without "
-                        f"them")
+        raise UserError(f"{path} holds {len(lost)} {what} that rebuilding it would drop ({shown}): their folders, or "
+                        f"their records (trial.json), are gone from {Path(path).parent}; restore them, or add "
+                        f"{force_option} to rebuild it without them")
+
+
+def begins_with(prefix):
+    """An `is_ours` test for `refuse_foreign`: the file begins with `prefix` (bytes), as every file of that kind the
+    command writes does."""
+    def test(path):
+        with open(path, "rb") as file:
+            return file.read(len(prefix)) == prefix
+    return test

@@ -47,13 +47,6 @@ class Params:
                                                "None = Watters et al.'s four [64, 3, 1]")
     model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md) | m2 (Kingma et "
                                 "al. 2014's semi-supervised model: a classifier q(y|x) beside the code; docs/model.md)")
-    labels: int = _option(0, "m2: labelled training images in all, the same number of each class, drawn by seed and "
-                             "saved in the run folder (labelled.csv)")
-    label_factor: Optional[str] = _option(None, "m2: the label the labelled images give, a factor of shapes2d or "
-                                                "dsprites (e.g. shape) or mnist's and fashion_mnist's label")
-    classification_weight: Optional[float] = _option(None, "m2: alpha, the weight of the labelled batch's "
-                                                           "cross-entropy of q(y|x); None = 0.1 * N / labels (the "
-                                                           "paper's 0.1 * N, N the training images)")
     latent_size: int = _option(10, "number of Gaussian (continuous) latent dimensions")
     categorical_sizes: list = _option([], "JointVAE (Dupont 2018): a categorical latent per entry, of that many "
                                           "categories (>= 2), beside the Gaussian ones; [] = none")
@@ -71,6 +64,13 @@ class Params:
                                                     "repeating a Gaussian latent (0 = none)")
     independence_kernel: str = _option("linear", "categoricals: HSIC's kernel on the Gaussian means, linear (HSIC = "
                                                  "the sum of squared covariances) | rbf (any dependence)")
+    labels: int = _option(0, "m2: labelled training images in all, the same number of each class, drawn by seed and "
+                             "saved in the run folder (labelled.csv)")
+    label_factor: Optional[str] = _option(None, "m2: the label the labelled images give, a factor of shapes2d or "
+                                                "dsprites (e.g. shape) or mnist's and fashion_mnist's label")
+    classification_weight: Optional[float] = _option(None, "m2: alpha, the weight of the labelled batch's "
+                                                           "cross-entropy of q(y|x); None = 0.1 * N / labels (the "
+                                                           "paper's 0.1 * N, N the training images)")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
@@ -137,9 +137,11 @@ STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers",
 ADDED_LATER = {"decoder": "deconv"}
 
 # The names each registry answers to (datasets.DATASETS, losses.RECONSTRUCTION_LOSSES, schedules.KL_SCHEDULES,
-# objectives.OBJECTIVES, model.MODELS), here so that every parameter is checked before TensorFlow loads (4-8 s);
-# tests/test_params.py pins each registry's keys to these.
+# objectives.OBJECTIVES, models.MODELS), here so that every parameter is checked before TensorFlow loads (4-8 s);
+# tests/test_user_data.py pins each registry's keys, and the data sets' sizes, to these.
 DATASETS = ("shapes2d", "mnist", "fashion_mnist", "celeb_a", "dsprites", "folder")
+# Their own image sizes (a folder's is its images'): the conv strides must divide the size a run trains at.
+NATIVE_SIZES = {"shapes2d": 64, "mnist": 28, "fashion_mnist": 28, "celeb_a": 64, "dsprites": 64}
 RECONSTRUCTION_LOSSES = ("bernoulli", "squared_error", "absolute_error")
 KL_SCHEDULES = ("constant", "linear", "capacity")
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae", "iwae")
@@ -345,8 +347,8 @@ def _check_values(p):
     _require(p.precision != "mixed_float16" or p.strategy == "default",
              "precision mixed_float16 works with strategy default only (its loss scale is updated inside a "
              "conditional that replicas cannot synchronise); use mixed_bfloat16 with several devices")
-    if p.image_size is not None:
-        check_image_size(p, p.image_size)
+    if p.image_size is not None or p.dataset in NATIVE_SIZES:
+        check_image_size(p, p.image_size or NATIVE_SIZES[p.dataset])
     _check_objective(p)
     _check_labels(p)
 

@@ -186,6 +186,25 @@ def write_json(path, values):
     replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def check_columns(path, header, columns):
+    """UserError when a log's `header` has columns this run does not write: resuming would rewrite the log without
+    them."""
+    unknown = [name for name in header if name not in columns]
+    if unknown:
+        raise UserError(f"{path} has the columns {', '.join(unknown)}, which this run does not write (a newer vae_tf, "
+                        f"or other settings, wrote them); resume it with the version and settings that started it, "
+                        f"or pick a new --run_name")
+
+
+def log_header(path):
+    """The column names of a CSV log's first line ([] when it is missing or empty)."""
+    try:
+        with open(path, newline="") as file:
+            return next(csv.reader(file), [])
+    except (FileNotFoundError, UnicodeDecodeError, csv.Error):
+        return []
+
+
 class CsvLog:
     """An append-only CSV of per-step rows that resumes cleanly.
 
@@ -198,10 +217,12 @@ class CsvLog:
         if self.path.exists():
             try:
                 with open(self.path, newline="") as file:
-                    rows = list(csv.DictReader(file))
+                    reader = csv.DictReader(file)
+                    rows, header = list(reader), reader.fieldnames or []
             except (csv.Error, UnicodeDecodeError) as error:
                 raise UserError(f"{self.path} is not a readable CSV ({error}); move it away to resume "
                                 f"without it") from None
+            check_columns(self.path, header, columns)
             # A crash can leave a half-written last line: keep only complete rows before the resumed step.
             kept = [row for row in rows if None not in row.values() and _step(row) < resume_step]
             if len(kept) < len(rows):

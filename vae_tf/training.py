@@ -21,8 +21,8 @@ from vae_tf.models import build_model
 from vae_tf.models.base import usable_step
 from vae_tf.objectives import replica_rows
 from vae_tf.params import LABELLED_MODELS, STRUCTURAL, check_image_size, names
-from vae_tf.runs import (TRIAL_JSON, TRIAL_LOG, RunDir, checkpoint_steps, record_params, replace_atomically,
-                         write_json)
+from vae_tf.runs import (TRIAL_JSON, TRIAL_LOG, RunDir, check_columns, checkpoint_steps, log_columns, log_header,
+                         record_params, replace_atomically, write_json)
 
 MAX_SKIPPED_IN_A_ROW = 100
 # TensorFlow reports a failed file write as an OpError without an errno; these words tell it from a failed computation.
@@ -299,6 +299,9 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
     with strategy.scope():
         model = build_model(params, dataset_size=train_split.num_examples)
         state = Checkpointer(model, run, chief)
+    if chief:  # a log this run cannot resume is refused before anything is written
+        for path, figures in ((run.log_csv, model.step_figures), (run.validation_csv, model.validation_figures)):
+            check_columns(path, log_header(path), log_columns(figures))
     logged = _logged_steps(run.log_csv) if chief and run.log_csv.exists() else 0
     restored = state.restore()
     # A run that logged past its first checkpoint had one: the run's own checkpoint_step says so, not a new one.
@@ -373,12 +376,13 @@ class TrainingLoop:
         self.background = jobs.Background()  # its thread starts with the first write
         writer = None
         if chief:
-            write_json(run.params_json, params.to_dict())
-            record_params(run, previous, params, step)
             writer = tf.summary.create_file_writer(str(run.logs))
             files.callback(writer.close)
         self.jobs = make_jobs(params, run, model, state, validation_split, ground_truth, step, saved_at, writer,
                               self.background, chief, files)
+        if chief:  # once the logs have been opened: a log this run cannot resume changes no parameter on record
+            write_json(run.params_json, params.to_dict())
+            record_params(run, previous, params, step)
         files.callback(self.background.close)  # first on exit: its pending writes land before the files close
         self.checkpoint = self.jobs[-1]
         # Compiled now rather than at the first checkpoint, so the pace of training is steady from the start.

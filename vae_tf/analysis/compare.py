@@ -10,9 +10,11 @@ from vae_tf.analysis.report import DECOMPOSITION
 from vae_tf.analysis.training_figures import read_logs, read_mig
 from vae_tf.errors import UserError
 from vae_tf.figures import save_figure
+from vae_tf.overwrite import begins_with, refuse_foreign
 from vae_tf.runs import (STUDY_JSON, RunDir, final_figures, open_run, read_json, read_trial, replace_atomically,
                          write_json)
 
+OTHER_OUTPUT = "move it away, or write the comparison elsewhere with --output"
 UDR_IMAGES = 1000  # test images every run encodes for UDR (disentanglement_lib's udr num_data_points)
 
 
@@ -88,6 +90,10 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     found = {metric for scores in metrics.values() for metric in scores}
     metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
     output = Path(output_dir) if output_dir else runs[0].path.parent
+    # Only its own earlier tables are replaced: a file of the user's under one of these names is refused, first.
+    refuse_foreign(output / "comparison.md", begins_with(b"| run |"), "comparison table", None, OTHER_OUTPUT)
+    if udr:
+        refuse_foreign(output / "udr.json", begins_with(b'{\n  "runs": '), "UDR record", None, OTHER_OUTPUT)
     output.mkdir(parents=True, exist_ok=True)
     ranked = udr_scores(runs, names, [params for _, params in opened], output) if udr else {}
     header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",

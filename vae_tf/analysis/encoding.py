@@ -66,13 +66,20 @@ def decode(model, codes):
     return images.reshape(codes.shape[:-1] + images.shape[1:])
 
 
-def encoded_test_images(model, params, num_images, say):
-    """The test images (topped up from other splits when the test split is small, with a note), their labels,
-    the splits they came from and their `Encoded` posteriors."""
+def test_images(params, num_images):
+    """(images, labels, splits taken) of `evaluation_images`, or UserError when the data set cannot give the latent
+    figures enough images: read before an analysis writes anything."""
     images, labels, taken = evaluation_images(params, num_images)
     if len(images) < MIN_IMAGES:
         raise UserError(f"{params.dataset} has only {len(images)} images in all; the latent figures need at least "
                         f"{MIN_IMAGES}: add images to the data set")
+    return images, labels, taken
+
+
+def encoded_test_images(model, params, test, say):
+    """The `test_images` (with a note when the test split was topped up from other splits) and their `Encoded`
+    posteriors."""
+    images, labels, taken = test
     if len(taken) > 1:
         say(f"note: the test split of {params.dataset} has only {taken['test']} images, so the latent figures and "
             f"the test figures also use " + " and ".join(f"{n} {name}" for name, n in list(taken.items())[1:])

@@ -10,9 +10,10 @@ from vae_tf.errors import UserError
 from vae_tf.runs import open_run, replace_atomically
 
 
-def export(run_dir, images_dir="images"):
-    """Copy a run's figures under the originals' curated names into `images_dir`; returns the files written."""
-    run, _ = open_run(run_dir)
+def export(run_dir, images_dir="images", output=None):
+    """Copy a run's figures (from <run>/analysis, or `output`) under the originals' curated names into `images_dir`;
+    returns the files written."""
+    run, _ = open_run(run_dir, analysis=output)
     name = run.name
     results, traversals = Path(images_dir) / "Training Results", Path(images_dir) / "latent_traversal"
     wanted = [(run.analysis / "training.gif", results / f"{name}.gif"),

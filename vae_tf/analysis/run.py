@@ -6,7 +6,7 @@ from tqdm import tqdm
 
 from vae_tf import latent_space
 from vae_tf.analysis.classifier import classifier_report
-from vae_tf.analysis.encoding import MIN_IMAGES, encoded_test_images
+from vae_tf.analysis.encoding import MIN_IMAGES, encoded_test_images, test_images
 from vae_tf.analysis.model_figures import draw_latent_space, draw_model_figures
 from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, categorical_summary, run_summary,
                                     summary_lines)
@@ -38,7 +38,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     User problems (not a run, no log, unreadable weights) raise UserError before anything is written; a missing
     checkpoint or snapshot folder gets a one-line `note` and the figures that need it are skipped.
     """
-    from vae_tf.checkpoints import load_run
+    from vae_tf.checkpoints import load_run, missing_checkpoint
 
     run, params = open_run(run_dir, checkpoint, output)
     if num_images < MIN_IMAGES:
@@ -47,7 +47,9 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     has_checkpoint = run.has_checkpoint(checkpoint)
     # A run shipped as its checkpoint alone (no log.csv) still gets every figure drawn from the model.
     log, validation = read_logs(run) if run.log_csv.exists() or not has_checkpoint else (None, {})
-    model = load_run(run.path, checkpoint) if has_checkpoint else None  # refused weights refuse before any write
+    # Unreadable weights, or test images the data set cannot give, are refused before anything is written.
+    model = load_run(run.path, checkpoint) if has_checkpoint else None
+    test = test_images(params, num_images) if model else None
     run.analysis.mkdir(parents=True, exist_ok=True)
     run.analysis_incomplete.write_text("analyze.py was interrupted here: the files in this folder may mix this "
                                        "analysis with an older one; rerun it to finish\n")
@@ -66,11 +68,11 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         draw_training_gif(run, say)
         if model is None:
             bar.update()
-            say(_no_checkpoint_note(run, params, checkpoint))
+            say(f"note: {missing_checkpoint(run, params, checkpoint)} (--checkpoint); only the graphs were drawn")
             run.analysis_incomplete.unlink()
             return None
         stage("encoding")
-        images, labels, taken, encoded = encoded_test_images(model, params, num_images, say)
+        images, labels, taken, encoded = encoded_test_images(model, params, test, say)
         kl = latent_space.kl_per_dimension(encoded.mean, encoded.log_std)
         active = latent_space.active_units(encoded.mean)
         stage("figures")
@@ -79,8 +81,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         stage("latent space (t-SNE)" if tsne else "latent space")
         draw_latent_space(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
         # A model that classifies (M2) reports q(y|x): its accuracy, confusion matrix and conditional generation.
-        classifier = (classifier_report(run, params, model, images, labels, encoded) if hasattr(model, "classify")
-                      else None)
+        classifier = classifier_report(run, params, model, images, labels, encoded) if model.classifies else None
         stage(f"likelihood (K = {likelihood[1]} on {min(likelihood[0], len(images))} images)")
         summary = run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
                               taken, num_images, dimension, likelihood, progress)
@@ -93,13 +94,6 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         return summary
     finally:
         bar.close()
-
-
-def _no_checkpoint_note(run, params, checkpoint):
-    advice = ("it never validates (validation_step=0), so use --checkpoint=latest"
-              if checkpoint == "best" and not params.validation_step else
-              "train it further or pick another with --checkpoint")
-    return f"note: {run.path} has no {checkpoint} checkpoint yet, so only the graphs were drawn; {advice}"
 
 
 def _beside_bars(note):

@@ -4,6 +4,7 @@ import csv
 import dataclasses
 from pathlib import Path
 
+from vae_tf.overwrite import begins_with, refuse_foreign
 from vae_tf.runs import open_run, read_json, replace_atomically, write_json
 
 
@@ -74,13 +75,16 @@ def score_baselines(dataset=None, run_dir=None, quick=False, output_dir=None, pr
     from vae_tf.baselines import evaluate_baselines
 
     params = baseline_params(dataset, run_dir)
+    output = Path(output_dir or params.output_dir)
+    stem = f"baselines_{params.dataset}" + ("_quick" if quick else "")
+    for name, prefix in ((f"{stem}.md", b"| representation |"), (f"{stem}.json", b'{\n  "protocol": ')):
+        refuse_foreign(output / name, begins_with(prefix), "baselines table", None,  # before minutes of scoring
+                       "move it away, or write the baselines elsewhere with --output")
     ground_truth = _ground_truth(params)
     rows = evaluate_baselines(ground_truth, params, metrics.METRICS_SEED, metrics=names, quick=quick,
                               progress=progress)
     table = metrics.format_table(rows)
-    output = Path(output_dir or params.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    stem = f"baselines_{params.dataset}" + ("_quick" if quick else "")
     write_json(output / f"{stem}.json", {"protocol": "quick" if quick else "default",
                                          "random_state": metrics.METRICS_SEED,
                                          "dataset": params.dataset, "baselines": rows})

@@ -20,6 +20,7 @@ from vae_tf.metrics.ranking import CORRELATIONS, udr_from_arrays
 from vae_tf.metrics.suite import (ARRAY_METRICS, DEFAULT_METRICS, LOWER_IS_BETTER, METRICS_SEED, SUITE,
                                   evaluate_arrays, format_table, markdown_table)
 from vae_tf.overwrite import refuse_foreign, refuse_inputs
+from vae_tf.runs import replace_atomically
 
 EXAMPLES = """examples:
   python -m vae_tf.metrics codes.npy factors.npy
@@ -219,7 +220,8 @@ def main(argv=None):
         table, results = _udr(args) if args.udr else _scores(args)
         if args.json:
             try:
-                Path(args.json).write_text(json.dumps(results, indent=2))
+                text = json.dumps(results, indent=2)  # in one step: a failed write leaves the earlier file whole
+                replace_atomically(args.json, lambda temporary: Path(temporary).write_text(text))
             except OSError as error:
                 raise UserError(f"cannot write {args.json} ({error.strerror or error}); pick another --json path") \
                     from None

@@ -19,13 +19,15 @@ else of a model:
   draws code_k that `noise` (one [K, n, width] array per latent part, `latent.parts[i].evaluation_noise`) makes
   from `posterior`: `vae_tf.log_likelihood`'s importance weights;
 - `latent` (a `vae_tf.latents.Latent`: the parts of the code), `objective` (its `checkpointables` join the
-  checkpoint), `negative_log_likelihood(x, logits)`.
+  checkpoint), `negative_log_likelihood(x, logits)`;
+- `classify(x)`: q(y|x) [B, K], where `classifies` (M2); other models raise a one-line UserError.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_tf.errors import UserError
 from vae_tf.losses import negative_log_likelihood
 from vae_tf.objectives import stream_seed
 from vae_tf.params import Params, saved_params
@@ -44,6 +46,7 @@ class Model(keras.Model):
     family's `forward`."""
 
     validation_figures = VALIDATION_FIGURES
+    classifies = False  # whether `classify` gives q(y|x) (the analysis then reports its accuracy)
 
     def __init__(self, params, image_shape, dataset_size=0, **kwargs):
         """params: the run's `Params` (or their dict, as `get_config` holds them); image_shape: (H, W, C) after
@@ -73,6 +76,11 @@ class Model(keras.Model):
         return self.reconstruct(x)
 
     # A model whose code is a `vae_tf.latents.Latent` and whose `decoder` maps codes to logits gets these as they are.
+
+    def classify(self, x):
+        """q(y|x) [B, K], for a model that classifies; the others say so in one line."""
+        raise UserError(f"model {self.params.model} has no classifier q(y|x): train model m2 (with labels and "
+                        f"label_factor) for one")
 
     def describe(self):
         """One line on the code, printed when training starts."""

@@ -42,6 +42,7 @@ class M2(Model):
     """M2: a classifier q(y|x), an encoder q(z|x,y), a decoder p(x|y,z); its code is z then y one-hot (a
     `Latent` of `latent_size` Gaussian dimensions and one categorical of the label's K classes)."""
 
+    classifies = True
     # Validated on images with their labels: labelled_accuracy there is q(y|x)'s validation accuracy.
     validation_figures = VALIDATION_FIGURES + ("labelled_elbo", "unlabelled_elbo", "classification_loss",
                                                "labelled_accuracy")

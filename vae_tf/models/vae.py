@@ -24,9 +24,6 @@ CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", 
 # With the parts kept independent (categorical_independence > 0): the penalised HSIC between them. Only then, so that
 # the log.csv of a run from before it resumes with the same columns.
 INDEPENDENCE_FIGURES = ("categorical_hsic",)
-# A model.keras written before models were built from Params lists these among its parameters: the objective's own.
-OBJECTIVE_OPTIONS = ("tc_alpha", "tc_gamma", "tc_estimator", "factor_gamma", "dip_lambda_od", "dip_lambda_d",
-                     "info_alpha", "info_lambda", "mmd_kernel", "iwae_samples")
 
 
 def step_figures(objective, categorical=False, independent=False):

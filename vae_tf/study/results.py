@@ -240,14 +240,14 @@ def aggregate(folder, force=False, force_option="--force"):
     """Rebuild results.csv, study_summary.json, study.md and the figures of a study folder; returns the summary.
 
     The best run per objective is picked by study.json's select_by (the study's), else by the first metric. Nothing
-    is written when results.csv lists a run whose folder is gone, unless `force`; the refusal names `force_option`
-    as the way to force it."""
+    is written when results.csv lists a run that would lose its row (its folder gone, or its trial.json), unless
+    `force`; the refusal names `force_option` as the way to force it."""
     from vae_tf import figures  # matplotlib, only when figures are drawn
 
     folder = Path(folder)
     rows, value_columns, metric_columns, unfinished = collect(folder)
-    if not force:
-        refuse_dropping(folder, [row["run"] for row in rows] + unfinished, force_option)
+    if not force:  # a run results.csv lists must keep its row: an unfinished run (no readable trial.json) has none
+        refuse_dropping(folder, [row["run"] for row in rows], force_option)
     select_by = read_json(folder / STUDY_JSON).get("select_by") or (metric_columns[0] if metric_columns else None)
     columns = (["run", "status"] + value_columns + (["objective"] if "objective" not in value_columns else [])
                + ["steps", *LOSSES, "train_seconds", "test_log_likelihood", "metric_protocol"] + metric_columns
