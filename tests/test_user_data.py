@@ -2,6 +2,7 @@
 unreadable weights as one line, parameters checked before TensorFlow loads, and analyses of read-only runs written
 elsewhere. The metrics command and study.py have theirs in test_metrics_command.py and test_study.py."""
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -226,3 +227,18 @@ def test_analyze_refuses_a_run_whose_images_are_gone_before_writing(tmp_path, ca
     capsys.readouterr()
     assert analyze_main([str(tmp_path / "mine"), "--no_tsne"]) == 2
     assert str(images) in one_error_line(capsys) and snapshot_of(tmp_path / "mine") == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["shapes2d_small", "shapes2d_joint", "shapes2d_disentangled"])
+def test_a_run_of_the_previous_release_resumes_and_analyses(name, tmp_path, capsys):
+    """The runs shipped before models were built from Params: their checkpoints restore into today's models, they
+    train on from their last step, and they analyse."""
+    run = shutil.copytree(ROOT / "predictions" / name, tmp_path / name, ignore=shutil.ignore_patterns("analysis"))
+    saved = vae_tf.load_run(run).params
+    # its own parameters, two steps more; mig_step 0 and no validation: seconds of training, not minutes of scoring
+    vae_tf.train(dataclasses.replace(saved, output_dir=str(tmp_path), num_steps=saved.num_steps + 2, mig_step=0,
+                                     validation_step=0, plot_step=0, log_step=[]), progress=False)
+    assert int(vae_tf.load_run(run).optimizer.iterations.numpy()) == saved.num_steps + 2
+    assert analyze_main([str(run), "--no_tsne", "--num_images=20", "--likelihood_samples=4"]) == 0
+    assert (run / "analysis" / "summary.json").exists()
