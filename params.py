@@ -19,7 +19,7 @@ encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters,
 decoder = "broadcast"  # broadcast: spatial broadcast decoder (Watters et al. 2019) | deconv: dense then transposed convs
 decoder_layers = [[32, 1, 1], [32, 1, 1], [32, 1, 1]]  # broadcast: [filters, kernel, 1] convs, None = Watters et al.'s
 #   four [64, 3, 1]; deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs
-model = "vae"  # vae: encoder, latent code, decoder | m2: semi-supervised, a classifier q(y|x) beside the code
+model = "vae"  # vae: encoder, latent code, decoder | m2: semi-supervised, a classifier beside the code | adgm
 latent_size = 10  # number of Gaussian (continuous) latent dimensions
 categorical_sizes = []  # JointVAE: a categorical latent per entry, of that many categories (e.g. [3]); [] = none
 temperature = 0.67  # categoricals: temperature of their concrete (Gumbel-softmax) relaxation while training
@@ -30,9 +30,10 @@ categorical_end_step = 10000  # categoricals: step where C_c reaches categorical
 categorical_marginal_weight = 0.0  # categoricals: weight of KL(average q(c|x) || uniform); 0 = JointVAE as published
 categorical_independence = 0.0  # categoricals: weight of HSIC(Gaussian means, q(c|x)), so c repeats no Gaussian latent
 independence_kernel = "linear"  # categoricals: HSIC's kernel on the means, linear (sum of squared covariances) | rbf
-labels = 0  # m2: labelled training images in all, the same number of each class, drawn by seed
-label_factor = None  # m2: the label they give: shapes2d's shape, scale, ...; fashion_mnist's label
-classification_weight = None  # m2: weight of the labelled cross-entropy; None = 0.1 * training images / labels
+labels = 0  # m2, adgm: labelled training images in all, the same number of each class, drawn by seed
+label_factor = None  # m2, adgm: the label they give: shapes2d's shape, scale, ...; fashion_mnist's label
+classification_weight = None  # m2, adgm: weight of the labelled cross-entropy; None = 0.1 * training images / labels
+auxiliary_size = None  # adgm: dimensions of the auxiliary variable a; None = latent_size
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
 

@@ -21,7 +21,7 @@ GROUPS = {
     "run_name": "Run folder and data",
     "encoder_layers": "Encoder, decoder and latent code",
     "categorical_sizes": "Categorical latents (JointVAE)",
-    "labels": "Semi-supervised models (M2)",
+    "labels": "Semi-supervised models (M2, ADGM)",
     "activation": "Layers and reconstruction loss",
     "objective": "Objective and KL schedule",
     "tc_alpha": "Each objective's own weights",

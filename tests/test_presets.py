@@ -34,7 +34,8 @@ ORIGINAL_WEIGHT.update({"shapes2d_beta_vae": lambda s: 4.0, "shapes2d_annealed_v
                         "shapes2d_dip_vae_i": lambda s: 1.0, "shapes2d_dip_vae_ii": lambda s: 1.0,
                         "shapes2d_info_vae": lambda s: 1.0, "shapes2d_iwae": lambda s: 1.0,
                         "shapes2d_64": lambda s: 4.0, "shapes2d_disentangle": lambda s: 2.0,
-                        "shapes2d_joint": lambda s: 2.0, "shapes2d_m2": lambda s: 4.0, "quick": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0})
+                        "shapes2d_joint": lambda s: 2.0, "shapes2d_m2": lambda s: 4.0, "quick": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0,
+                        "fashion_mnist_m2": lambda s: 1.0, "fashion_mnist_adgm": lambda s: 1.0})
 MODEL = ("dataset", "image_size", "encoder_layers", "decoder", "decoder_layers", "latent_size", "activation",
          "reconstruction_loss", "objective")
 
@@ -123,12 +124,15 @@ def test_the_study_presets_use_disentanglement_lib_s_values():
 # of them, AnnealedVAE is the one with a schedule to check.
 @pytest.mark.parametrize("name", [n for n in PRESETS if not n.startswith("shapes2d_")] + ["shapes2d_annealed_vae"])
 def test_each_preset_trains_two_steps_on_shapes2d(tiny, name):
+    # A semi-supervised preset's label is its data set's: on shapes2d, 10 of each shape.
+    labelled = dict(labels=30, label_factor="shape") if PRESETS[name].get("labels") else {}
     params = vae_tf.load_params(ROOT / "params.py", preset=name, overrides=dict(
         output_dir=tiny().output_dir, dataset="shapes2d", image_size=16, num_steps=2, batch_size=8,
-        plot_step=0, log_step=[], validation_size=8))
+        plot_step=0, log_step=[], validation_size=8, **labelled))
     run = vae_tf.train(params, progress=False)
     model = vae_tf.load_run(run)
-    assert model.encoder.input_shape == (None, 16, 16, 1)  # channels and size follow the data set
+    encoder = model.features if labelled else model.encoder
+    assert encoder.input_shape == (None, 16, 16, 1)  # channels and size follow the data set
     with open(run / "log.csv", newline="") as file:  # the weight the compiled step used, step by step
         logged = [float(row["kl_weight"]) for row in csv.DictReader(file)]
     assert logged == pytest.approx([ORIGINAL_WEIGHT[name](s) for s in (0, 1)], rel=1e-6, abs=1e-7)

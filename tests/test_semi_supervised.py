@@ -1,5 +1,6 @@
-"""M2 (Kingma et al. 2014): its loss against the paper's bound written out in NumPy class by class, its
-log-likelihood against numerical integration, a tiny run that trains, resumes exactly and classifies, and bad input."""
+"""M2 (Kingma et al. 2014) and ADGM (Maaløe et al. 2016): each loss against the paper's bound written out in NumPy
+class by class, each log-likelihood against numerical integration, a tiny run of each that trains, resumes exactly
+and classifies, and bad input."""
 
 import csv
 import math
@@ -23,6 +24,10 @@ def m2(**overrides):
         **TINY, **LABELLED, **overrides}), dataset_size=3000)
 
 
+def adgm(**overrides):
+    return m2(model="adgm", **overrides)
+
+
 def bernoulli_nll(x, logits):
     """−log p(x|z) of binary images under Bernoulli(sigmoid(logits)), summed over pixels: [n]."""
     x, logits = x.reshape(len(x), -1).astype(np.float64), logits.reshape(len(logits), -1).astype(np.float64)
@@ -34,21 +39,39 @@ def gaussian_kl(mean, log_std):
     return (0.5 * (mean ** 2 + np.exp(2 * log_std) - 1) - log_std).sum(1)
 
 
+def gaussian_log_density(a, mean, log_std):
+    """log N(a; mean, exp(log_std)²) summed over the last axis."""
+    a, mean, log_std = (np.asarray(t, np.float64) for t in (a, mean, log_std))
+    return (-0.5 * np.log(2 * np.pi) - log_std - 0.5 * ((a - mean) / np.exp(log_std)) ** 2).sum(-1)
+
+
+def log_softmax(logits):
+    logits = logits.astype(np.float64)
+    top = logits.max(1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(1, keepdims=True))
+
+
+def one_step(model, step=7):
+    """(5 unlabelled images, 4 labelled ones, their classes, `forward`'s figures at `step`, the step's seed, the noise
+    of z for the labelled rows [4, d] and for the B·K unlabelled rows [15, d])."""
+    rng = np.random.default_rng(1)
+    x = (rng.random((5, 16, 16, 1)) > 0.5).astype(np.float32)
+    labelled = (rng.random((4, 16, 16, 1)) > 0.5).astype(np.float32)
+    classes = np.array([0, 2, 1, 2])
+    figures = {name: float(value) for name, value in model.forward((x, labelled, classes), step, stream=0)[0].items()}
+    seed, size = stream_seed(model.params.seed, step, 0), TINY["latent_size"]
+    noise_l = tf.random.stateless_normal([4, size], seed=seed).numpy()
+    noise_u = tf.random.stateless_normal([15, size], seed=tf.random.experimental.stateless_fold_in(seed, 1)).numpy()
+    return x, labelled, classes, figures, seed, noise_l, noise_u
+
+
 def test_the_loss_is_the_papers_bound_summed_over_each_class_in_turn():
     """Eq. 9 of Kingma et al. 2014 with β on the KL: the batched enumeration (one decoder call over B·K rows) equals
     a loop over the classes, each term combined here in NumPy."""
     beta, alpha = 2.0, 3.0
     model = m2(beta=beta, classification_weight=alpha)
-    rng = np.random.default_rng(1)
-    x = (rng.random((5, 16, 16, 1)) > 0.5).astype(np.float32)
-    labelled = (rng.random((4, 16, 16, 1)) > 0.5).astype(np.float32)
-    classes = np.array([0, 2, 1, 2])
-    step, k, size = 7, 3, TINY["latent_size"]
-    figures = {name: float(value) for name, value in model.forward((x, labelled, classes), step, stream=0)[0].items()}
-
-    seed = stream_seed(model.params.seed, step, 0)
-    noise_l = tf.random.stateless_normal([4, size], seed=seed).numpy()
-    noise_u = tf.random.stateless_normal([5 * k, size], seed=tf.random.experimental.stateless_fold_in(seed, 1)).numpy()
+    x, labelled, classes, figures, seed, noise_l, noise_u = one_step(model)
+    k = 3
 
     def terms(images, y, noise):
         mean, log_std = (t.numpy() for t in model.encoder_head([model.features(images), tf.constant(y)]))
@@ -75,20 +98,76 @@ def test_the_loss_is_the_papers_bound_summed_over_each_class_in_turn():
     assert figures["labelled_accuracy"] == pytest.approx(np.mean(logits_l.argmax(1) == classes))
 
 
+def test_the_adgm_loss_is_the_papers_bound_summed_over_each_class_in_turn():
+    """Eq. 15 of Maaløe et al. 2016 with β on the latents' cost: one a ~ q(a|x) per image, then for each class the
+    reconstruction, KL(q(z|a,y,x) ‖ p(z)) and log q(a|x) − log p(a|x,y,z), combined here in NumPy class by class."""
+    beta, alpha = 2.0, 3.0
+    model = adgm(beta=beta, classification_weight=alpha, auxiliary_size=3)
+    x, labelled, classes, figures, seed, noise_l, noise_u = one_step(model)
+    k, fold = 3, tf.random.experimental.stateless_fold_in
+
+    def auxiliary(images, stream):
+        """a ~ q(a|x) [n, 3], log q(a|x) [n], q(y|a,x)'s log-probabilities [n, K]."""
+        mean, log_std = (t.numpy() for t in model.auxiliary_encoder(images))
+        a = mean + np.exp(log_std) * tf.random.stateless_normal(mean.shape, seed=fold(seed, stream)).numpy()
+        logits = model.classifier([model.features(images).numpy(), a.astype(np.float32)]).numpy()
+        return a.astype(np.float32), gaussian_log_density(a, mean, log_std), log_softmax(logits)
+
+    def terms(images, a, y, noise):
+        """−log p(x|y,z), KL(q(z|a,y,x) ‖ p(z)), −log p(a|x,y,z), each [n]."""
+        mean, log_std = (t.numpy() for t in model.encoder_head([model.features(images).numpy(), np.concatenate([a, y], 1)]))
+        z = (mean + np.exp(log_std) * noise).astype(np.float32)
+        logits = model.decoder(np.concatenate([z, y], 1)).numpy()
+        p_mean, p_log_std = (t.numpy() for t in model.auxiliary_decoder([model.generative_features(images).numpy(),
+                                                                         np.concatenate([y, z], 1)]))
+        return bernoulli_nll(images, logits), gaussian_kl(mean, log_std), -gaussian_log_density(a, p_mean, p_log_std)
+
+    a_l, log_qa_l, log_q_l = auxiliary(labelled, 2)
+    rec_l, kl_l, neg_log_pa_l = terms(labelled, a_l, np.eye(k, dtype=np.float32)[classes], noise_l)
+    cross_entropy = -log_q_l[np.arange(4), classes]
+    a_u, log_qa_u, log_q_u = auxiliary(x, 3)
+    q = np.exp(log_q_u)
+    per_class = [terms(x, a_u, np.tile(np.eye(k, dtype=np.float32)[c], (5, 1)), noise_u[c::k]) for c in range(k)]
+    rec_u = sum(q[:, c] * per_class[c][0] for c in range(k))
+    cost_u = sum(q[:, c] * (per_class[c][1] + per_class[c][2]) for c in range(k)) + log_qa_u
+    kl_y = math.log(k) + (q * log_q_u).sum(1)
+    cost_l = kl_l + log_qa_l + neg_log_pa_l
+    expected = (rec_l.mean() + beta * cost_l.mean() + math.log(k) + rec_u.mean() + beta * cost_u.mean() + kl_y.mean()
+                + alpha * cross_entropy.mean())
+    assert figures["loss"] == pytest.approx(expected, rel=1e-4)
+    assert figures["labelled_elbo"] == pytest.approx(-(rec_l + cost_l + math.log(k)).mean(), rel=1e-4)
+    assert figures["unlabelled_elbo"] == pytest.approx(-(rec_u + cost_u + kl_y).mean(), rel=1e-4)
+    auxiliary_kl = sum(q[:, c] * per_class[c][2] for c in range(k)) + log_qa_u
+    assert figures["auxiliary_kl"] == pytest.approx(auxiliary_kl.mean(), rel=1e-4, abs=1e-4)
+    assert figures["classification_loss"] == pytest.approx(cross_entropy.mean(), rel=1e-4)
+    assert figures["labelled_accuracy"] == pytest.approx(np.mean(log_q_l.argmax(1) == classes))
+
+
+def test_adgm_classifies_by_averaging_over_the_auxiliary_whatever_the_batch():
+    """q(y|x) = E_q(a|x)[q(y|a,x)]: the average of CLASSIFY_SAMPLES classifiers, the same for an image in any batch."""
+    from vae_tf.models.adgm import CLASSIFY_SAMPLES
+    model = adgm(auxiliary_size=2)
+    images = (np.random.default_rng(3).random((6, 16, 16, 1)) > 0.5).astype(np.float32)
+    mean, log_std = (t.numpy() for t in model.auxiliary_encoder(images))
+    noise = tf.random.stateless_normal((CLASSIFY_SAMPLES, 1, 2), seed=[model.params.seed, 7]).numpy()
+    features = model.features(images).numpy()
+    expected = np.mean([np.exp(log_softmax(model.classifier([features, (mean + np.exp(log_std) * e).astype(
+        np.float32)]).numpy())) for e in noise[:, 0]], axis=0)
+    probabilities = model.classify(images).numpy()
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.classify(images[:2]).numpy(), probabilities[:2], rtol=1e-5, atol=1e-6)
+    single = np.exp(log_softmax(model.classifier([features, mean]).numpy()))
+    assert np.abs(probabilities - single).max() > 1e-4  # an average over a, not the classifier at a's mean
+
+
 def test_the_default_classification_weight_is_a_tenth_of_the_images_per_label():
     assert m2().alpha == pytest.approx(0.1 * 3000 / 30)
 
 
-def test_the_log_likelihood_matches_numerical_integration_over_z_and_a_sum_over_y():
-    """log p(x) = log Σ_y p(y) ∫ p(x|y,z) N(z; 0, 1) dz on a 1-D z, against the importance-sampled estimate whose
-    proposal is M2's own q(y|x) q(z|x,y) (made a broad, informative one: q(y|x) uniform, q(z|x,y) = N(0.3, 1.5²))."""
-    model = m2(image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1)
-    model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
-    for network in (model.classifier, model.encoder_head):
-        network.set_weights([np.zeros_like(w) for w in network.get_weights()])
-    head = model.encoder_head.get_weights()
-    head[-3][:], head[-1][:] = 0.3, np.log(1.5)  # the mean's and the log_std's biases
-    model.encoder_head.set_weights(head)
+def assert_likelihood_is_the_integral(model):
+    """log p(x) = log Σ_y p(y) ∫ p(x|y,z) N(z; 0, 1) dz of a model with a 1-D z and 3 classes on 4×4 images, by a Riemann sum
+    over a fine grid, against the importance-sampled estimate (5,000 samples)."""
     images = (np.random.default_rng(2).random((4, 4, 4, 1)) > 0.5).astype(np.float32)
     grid = np.linspace(-7, 7, 4001)
     joint = []
@@ -103,14 +182,48 @@ def test_the_log_likelihood_matches_numerical_integration_over_z_and_a_sum_over_
     np.testing.assert_allclose(log_likelihood(model, images, num_samples=5000), exact, atol=0.05)
 
 
+def test_the_log_likelihood_matches_numerical_integration_over_z_and_a_sum_over_y():
+    """log p(x) = log Σ_y p(y) ∫ p(x|y,z) N(z; 0, 1) dz on a 1-D z, against the importance-sampled estimate whose
+    proposal is M2's own q(y|x) q(z|x,y) (made a broad, informative one: q(y|x) uniform, q(z|x,y) = N(0.3, 1.5²))."""
+    model = m2(image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1)
+    model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
+    for network in (model.classifier, model.encoder_head):
+        network.set_weights([np.zeros_like(w) for w in network.get_weights()])
+    head = model.encoder_head.get_weights()
+    head[-3][:], head[-1][:] = 0.3, np.log(1.5)  # the mean's and the log_std's biases
+    model.encoder_head.set_weights(head)
+    assert_likelihood_is_the_integral(model)
+
+
+def test_the_adgm_log_likelihood_matches_numerical_integration_over_z_and_a_sum_over_y():
+    """p(a|x,y,z) integrates to 1 over a, so ADGM's p(x) is M2's: log Σ_y p(y) ∫ p(x|y,z) N(z; 0, 1) dz on a 1-D z,
+    against the estimate whose proposal draws a ~ q(a|x), y ~ q(y|a,x), z ~ q(z|a,y,x), each made to depend weakly on
+    what it reads (kernels scaled to a tenth) around a broad proposal: q(a|x) ≈ N(0.2, 1.5²), p(a|x,y,z) ≈ N(0, 1.2²),
+    q(z|a,y,x) ≈ N(0.3, 1.5²), and a confident q(y|a,x)."""
+    model = adgm(image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1,
+                 auxiliary_size=1)
+    model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
+    for network, mean, std in ((model.auxiliary_encoder, 0.2, 1.5), (model.auxiliary_decoder, 0.0, 1.2),
+                               (model.encoder_head, 0.3, 1.5), (model.classifier, None, None)):
+        weights = [w * 0.1 for w in network.get_weights()]
+        if mean is not None:
+            weights[-3][:], weights[-1][:] = mean, np.log(std)  # the mean's and the log_std's biases
+        else:
+            weights[-1][:] = [1.0, 0.0, -1.0]  # q(y|a,x) ≈ (0.67, 0.24, 0.09): far from p(y), as a classifier is
+        network.set_weights(weights)
+    assert_likelihood_is_the_integral(model)
+
+
 def read_rows(path):
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
 
 
-def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("model_name", ["m2", "adgm"])
+def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(tmp_path, capsys, monkeypatch,
+                                                                                model_name):
     monkeypatch.chdir(ROOT)
-    common = [f"--output_dir={tmp_path}", *tiny_args(**LABELLED, num_steps=12)]
+    common = [f"--output_dir={tmp_path}", *tiny_args(**dict(LABELLED, model=model_name), num_steps=12)]
     assert train_main([*common, "--run_name=straight"]) == 0, capsys.readouterr().err
     assert train_main([*common, "--run_name=resumed", "--num_steps=6"]) == 0
     labelled = (tmp_path / "resumed" / "labelled.csv").read_text()
@@ -125,7 +238,8 @@ def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(t
 
     straight, resumed = read_rows(tmp_path / "straight" / "log.csv"), read_rows(tmp_path / "resumed" / "log.csv")
     assert [r["step"] for r in straight] == [r["step"] for r in resumed] == [str(s) for s in range(12)]
-    for column in ("loss", "labelled_elbo", "unlabelled_elbo", "classification_loss", "labelled_accuracy"):
+    columns = ("loss", "labelled_elbo", "unlabelled_elbo", "classification_loss", "labelled_accuracy")
+    for column in columns + (("auxiliary_kl",) if model_name == "adgm" else ()):
         np.testing.assert_allclose([float(r[column]) for r in resumed], [float(r[column]) for r in straight],
                                    rtol=1e-4, atol=1e-6, err_msg=column)
     validation = read_rows(tmp_path / "straight" / "validation.csv")
@@ -149,6 +263,9 @@ def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(t
     (dict(LABELLED, label_factor="colour"), "data set shapes2d has no label 'colour'"),
     (dict(LABELLED, labels=31), "not a multiple of the 3 classes"),
     (dict(LABELLED, labels=3 * 300_000), "class 0 of shape has"),
+    (dict(LABELLED, auxiliary_size=4), "auxiliary_size is the auxiliary variable of model adgm"),
+    (dict(LABELLED, model="adgm", auxiliary_size=0), "auxiliary_size must be a whole number >= 1"),
+    (dict(LABELLED, model="adgm", objective="beta_tcvae"), "use objective beta_vae"),
 ])
 def test_bad_labels_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)
@@ -160,6 +277,52 @@ def test_bad_labels_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch
 
 def test_a_model_without_a_classifier_says_so_in_one_line():
     model = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides=TINY))
-    assert not model.classifies and m2().classifies
-    with pytest.raises(vae_tf.UserError, match="model vae has no classifier q\\(y\\|x\\): train model m2"):
+    assert not model.classifies and m2().classifies and adgm().classifies
+    with pytest.raises(vae_tf.UserError, match="model vae has no classifier q\\(y\\|x\\): train model m2 or adgm"):
         model.classify(np.zeros((1, 16, 16, 1), np.float32))
+
+
+def test_label_baselines_fit_logistic_regression_on_the_runs_own_labelled_images(tmp_path, capsys, monkeypatch):
+    """--label_baselines: logistic regression on the pixels of the images labelled.csv names (and on a VAE run's
+    means), scored on the analysis' test images; a run that does not classify, or a feature run of other images, is
+    refused in one line before anything is written."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from vae_tf.analysis.classifier import FOLDS, REGULARISATION
+    from vae_tf.cli import analyze_main
+    from vae_tf.datasets import source_for
+    from vae_tf.runs import read_json
+    monkeypatch.chdir(ROOT)
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=m2", *tiny_args(**LABELLED, num_steps=6)]) == 0
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=vae", *tiny_args()]) == 0
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=other", *tiny_args(image_size=32)]) == 0
+    capsys.readouterr()
+    for args, message in (([tmp_path / "vae", "--label_baselines"], "is a vae run"),
+                          ([tmp_path / "m2", "--label_baselines", tmp_path / "other"], "image_size 32 (not 16)")):
+        before = snapshot_of(tmp_path)
+        assert analyze_main([*map(str, args), "--num_images=200", "--no_tsne"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+        assert snapshot_of(tmp_path) == before
+
+    assert analyze_main([str(tmp_path / "m2"), "--num_images=200", "--no_tsne", "--likelihood_samples=4",
+                         "--label_baselines", str(tmp_path / "vae")]) == 0
+    out = capsys.readouterr().out
+    report = read_json(tmp_path / "m2" / "analysis" / "summary.json")["classifier"]
+    pixels = report["baselines"]["logistic regression on pixels"]
+    assert f"logistic regression on pixels, fitted on the same 30 labelled images: {pixels:.1%}" in out
+    assert set(report["baselines"]) == {"logistic regression on pixels",
+                                        f"logistic regression on {tmp_path / 'vae'} means"}
+    # The same fit, made here from labelled.csv and the first 200 test images.
+    params = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, **LABELLED})
+    table = np.loadtxt(tmp_path / "m2" / "labelled.csv", delimiter=",", skiprows=1, dtype=int)
+    source = source_for(params)
+    train = source.split("train").images(table[:, 0]).numpy().reshape(30, -1)
+    test = source.split("test")
+    images = test.images(np.arange(200)).numpy().reshape(200, -1)
+    fitted = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=REGULARISATION, cv=FOLDS, max_iter=2000,
+                                                                  scoring="accuracy"))
+    fitted.fit(train, table[:, 1])
+    assert pixels == pytest.approx(np.mean(fitted.predict(images) == np.asarray(test.labels["shape"])[:200]))

@@ -171,6 +171,10 @@ def _analyze_parser():
                         help="score the baseline representations (pixels, PCA, FastICA, an untrained model, the "
                              "true factors) on --dataset")
     parser.add_argument("--dataset", metavar="NAME", help="the data set for --baselines (default: params.py's)")
+    parser.add_argument("--label_baselines", nargs="*", metavar="VAE_RUN",
+                        help="for a semi-supervised run (m2, adgm): also fit logistic regression on its labelled "
+                             "images, on their pixels and on each VAE_RUN's posterior means, and report its test "
+                             "accuracy beside q(y|x)'s")
     parser.add_argument("--output", metavar="DIR", help="where to write: each run's figures into DIR/<run> instead of "
                                                         "<run>/analysis (a read-only run, say); --compare's and "
                                                         "--baselines' files into DIR (default: the runs' folder, or "
@@ -194,6 +198,7 @@ def _check_combination(args):
                                           ("--export", args.export),
                                           ("--checkpoint", args.checkpoint), ("--num_images", args.num_images),
                                           ("--no_tsne", args.no_tsne),
+                                          ("--label_baselines", args.label_baselines is not None),
                                           ("--likelihood_images", args.likelihood_images),
                                           ("--likelihood_samples", args.likelihood_samples))
                  if value]
@@ -251,13 +256,14 @@ def analyze_main(argv=None):
                 likelihood = (args.likelihood_images or analysis.LIKELIHOOD_IMAGES,
                               args.likelihood_samples or analysis.LIKELIHOOD_SAMPLES)
                 output = analysis.analysis_folder(run, args.output)
-                current = args.metrics and analysis.is_current(run, checkpoint, num_images, likelihood, output)
+                current = (args.metrics and args.label_baselines is None
+                           and analysis.is_current(run, checkpoint, num_images, likelihood, output))
                 if current:
                     print(f"the figures in {RunDir(run, output).analysis} are those of this checkpoint; scoring only")
                     print(analysis.summary_lines(analysis.read_summary(run, output)))
                 else:
                     analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne, likelihood=likelihood,
-                                     output=output)
+                                     output=output, label_baselines=args.label_baselines)
                 if args.metrics:
                     print(analysis.score_run(run, checkpoint, args.quick, names=args.metric_names, output=output),
                           end="")

@@ -38,7 +38,7 @@ def _log_densities(model):
     if model in _COMPILED:
         return _COMPILED[model]
     heads = [tf.TensorSpec((None, width), tf.float32) for _, width in model.latent.heads]
-    noises = [tf.TensorSpec((None, None, part.size), tf.float32) for part in model.latent.parts]
+    noises = [tf.TensorSpec((None, None, part.size), tf.float32) for part in model.proposal_parts]
     signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises]
     _COMPILED[model] = tf.function(model.log_densities, input_signature=signature)
     return _COMPILED[model]
@@ -50,7 +50,7 @@ def _per_image(model, images, num_samples, batch_size, seed, reduce, progress, w
     noise is its own stream (seed, i), drawn part by part, so the result does not depend on the chunking. `progress`
     shows a bar named `what`."""
     images, batch_size = _checked(model, images, num_samples, batch_size)
-    log_densities, parts = _log_densities(model), model.latent.parts
+    log_densities, parts = _log_densities(model), model.proposal_parts
     per_call = max(1, batch_size // num_samples)  # images per call
     chunk = max(1, batch_size // per_call)  # samples of each image per call
     results = []
@@ -88,8 +88,12 @@ def log_likelihood(model, images, num_samples=5000, batch_size=None, seed=0, pro
 def elbo(model, images, num_samples=100, batch_size=None, seed=0, progress=False):
     """The evidence lower bound [n] (float64, nats): E_q[log p(x|z)] over `num_samples` posterior samples minus the
     closed-form KL(q(code|x) ‖ p(code)) (Kingma & Welling 2014, eq. 10; a categorical's KL is exact for its
-    one-hot draws), at `log_likelihood`'s first samples."""
+    one-hot draws), at `log_likelihood`'s first samples. A model whose KL has no closed form at `encode`'s posterior
+    (`kl_in_closed_form` False: M2's z depends on the class drawn, ADGM's on a) gives the samples' mean of
+    log p(x|code) + log p(code) − log q(code|x), the same bound estimated by sampling."""
     def bound(likelihood, prior_ratio, posterior):
+        if not model.kl_in_closed_form:
+            return (likelihood + prior_ratio).mean(axis=0)
         parts = model.latent.split(posterior)
         kl = sum(part.kl(parameters).numpy().astype(np.float64) for part, parameters in zip(model.latent.parts, parts))
         return likelihood.mean(axis=0) - kl

@@ -33,21 +33,25 @@ def build_encoder(image_shape, layers, heads, activation, precision="float32", n
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_features(image_shape, layers, activation, precision="float32"):
+def build_features(image_shape, layers, activation, precision="float32", name="features"):
     """images [B, H, W, C] -> the encoder's convolutional features, flattened [B, F]: the part of a conditional
-    encoder q(z|x, y) that does not depend on y, so that it runs once per image whatever the number of classes."""
+    network (q(z|x, y), p(a|x, y, z)) that reads x alone, so that it runs once per image whatever the number of
+    classes."""
     inputs = keras.Input(tuple(image_shape), name="images")
-    return keras.Model(inputs, _conv_stack(inputs, layers, precision, activation), name="features")
+    return keras.Model(inputs, _conv_stack(inputs, layers, precision, activation), name=name)
 
 
-def build_conditional_head(feature_size, classes, layers, heads, activation, precision="float32"):
-    """[features [B, F], classes one-hot [B, K]] -> one float32 output [B, width] per head: the encoder's dense
-    layers over the features and the class side by side (Kingma et al. 2014's q(z|x, y))."""
-    features, y = keras.Input((feature_size,), name="features"), keras.Input((classes,), name="y")
-    x = keras.layers.Concatenate(name="features_and_y", dtype=precision)([features, y])
+def build_conditional_head(feature_size, condition_size, layers, heads, activation, precision="float32",
+                           name="encoder_head"):
+    """[features [B, F], condition [B, C]] -> one float32 output [B, width] per head: the encoder's dense layers
+    over the features and the condition side by side (a class one-hot in Kingma et al. 2014's q(z|x, y); the
+    auxiliary a, the class and z in Maaløe et al. 2016's q(y|a, x), q(z|a, y, x) and p(a|x, y, z))."""
+    features = keras.Input((feature_size,), name="features")
+    condition = keras.Input((condition_size,), name="condition")
+    x = keras.layers.Concatenate(name="features_and_condition", dtype=precision)([features, condition])
     x = _dense_stack(x, layers, precision, activation)
     outputs = [keras.layers.Dense(width, name=head, dtype="float32")(x) for head, width in heads]
-    return keras.Model([features, y], outputs, name="encoder_head")
+    return keras.Model([features, condition], outputs, name=name)
 
 
 def _conv_stack(x, layers, precision, activation):

@@ -46,7 +46,8 @@ class Params:
                                                "None = mirror the encoder; broadcast: [filters, kernel, 1] convs, "
                                                "None = Watters et al.'s four [64, 3, 1]")
     model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md) | m2 (Kingma et "
-                                "al. 2014's semi-supervised model: a classifier q(y|x) beside the code; docs/model.md)")
+                                "al. 2014's semi-supervised model: a classifier q(y|x) beside the code) | adgm (Maaløe et al. 2016: M2 "
+                                "with an auxiliary variable a; docs/model.md)")
     latent_size: int = _option(10, "number of Gaussian (continuous) latent dimensions")
     categorical_sizes: list = _option([], "JointVAE (Dupont 2018): a categorical latent per entry, of that many "
                                           "categories (>= 2), beside the Gaussian ones; [] = none")
@@ -64,13 +65,15 @@ class Params:
                                                     "repeating a Gaussian latent (0 = none)")
     independence_kernel: str = _option("linear", "categoricals: HSIC's kernel on the Gaussian means, linear (HSIC = "
                                                  "the sum of squared covariances) | rbf (any dependence)")
-    labels: int = _option(0, "m2: labelled training images in all, the same number of each class, drawn by seed and "
+    labels: int = _option(0, "m2, adgm: labelled training images in all, the same number of each class, drawn by seed and "
                              "saved in the run folder (labelled.csv)")
-    label_factor: Optional[str] = _option(None, "m2: the label the labelled images give, a factor of shapes2d or "
+    label_factor: Optional[str] = _option(None, "m2, adgm: the label the labelled images give, a factor of shapes2d or "
                                                 "dsprites (e.g. shape) or mnist's and fashion_mnist's label")
-    classification_weight: Optional[float] = _option(None, "m2: alpha, the weight of the labelled batch's "
+    classification_weight: Optional[float] = _option(None, "m2, adgm: alpha, the weight of the labelled batch's "
                                                            "cross-entropy of q(y|x); None = 0.1 * N / labels (the "
                                                            "paper's 0.1 * N, N the training images)")
+    auxiliary_size: Optional[int] = _option(None, "adgm: dimensions of the auxiliary variable a (None = "
+                                                  "latent_size)")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
@@ -130,7 +133,7 @@ class Params:
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
-              "seed", "precision", "binarize", "labels", "label_factor")
+              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -145,9 +148,9 @@ NATIVE_SIZES = {"shapes2d": 64, "mnist": 28, "fashion_mnist": 28, "celeb_a": 64,
 RECONSTRUCTION_LOSSES = ("bernoulli", "squared_error", "absolute_error")
 KL_SCHEDULES = ("constant", "linear", "capacity")
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae", "iwae")
-MODELS = ("vae", "m2")
+MODELS = ("vae", "m2", "adgm")
 # Models that classify as well as encode: they train on labelled images beside the others.
-LABELLED_MODELS = ("m2",)
+LABELLED_MODELS = ("m2", "adgm")
 # Objectives that estimate their penalty from the minibatch's codes: a batch of one has no statistics.
 BATCH_STATISTICS = ("beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae")
 TC_ESTIMATORS = ("mss", "mws")
@@ -359,6 +362,10 @@ def _check_labels(p):
     _require(labelled or (p.labels == 0 and p.label_factor is None and p.classification_weight is None),
              f"labels, label_factor and classification_weight are for the semi-supervised models "
              f"({', '.join(LABELLED_MODELS)}); model {p.model} uses no labels: drop them, or set model m2")
+    _require(p.model == "adgm" or p.auxiliary_size is None,
+             f"auxiliary_size is the auxiliary variable of model adgm; model {p.model} has none: drop it")
+    _require(p.auxiliary_size is None or p.auxiliary_size >= 1,
+             f"auxiliary_size must be a whole number >= 1 or None (= latent_size), got {p.auxiliary_size}")
     if not labelled:
         return
     _require(p.label_factor is not None, f"model {p.model} learns to classify one label: set label_factor (shapes2d: "

@@ -5,7 +5,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vae_tf import latent_space
-from vae_tf.analysis.classifier import classifier_report
+from vae_tf.analysis.classifier import classifier_report, feature_runs
 from vae_tf.analysis.encoding import MIN_IMAGES, encoded_test_images, test_images
 from vae_tf.analysis.model_figures import draw_latent_space, draw_model_figures
 from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, categorical_summary, run_summary,
@@ -31,9 +31,10 @@ def analysis_folder(run_dir, output=None):
 
 
 def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, progress=True, note=print, tsne=True,
-            likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), output=None):
+            likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), output=None, label_baselines=None):
     """Write every figure of a run into `<run>/analysis/` (or `output`); returns the summary (None when only graphs
-    could be drawn).
+    could be drawn). `label_baselines` (a list of run folders, maybe empty) fits logistic regression on a
+    classifying run's labelled images, on pixels and on each listed run's means (`classifier.logistic_baselines`).
 
     User problems (not a run, no log, unreadable weights) raise UserError before anything is written; a missing
     checkpoint or snapshot folder gets a one-line `note` and the figures that need it are skipped.
@@ -50,6 +51,11 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     # Unreadable weights, or test images the data set cannot give, are refused before anything is written.
     model = load_run(run.path, checkpoint) if has_checkpoint else None
     test = test_images(params, num_images) if model else None
+    if label_baselines is not None and not (model and model.classifies):
+        raise UserError(f"--label_baselines compares a semi-supervised run's classifier with logistic regression on "
+                        f"its labelled images; {run.path} is a {params.model} run"
+                        + ("" if model else " without a checkpoint") + ": analyse it without --label_baselines")
+    features = feature_runs(params, label_baselines) if label_baselines is not None else None
     run.analysis.mkdir(parents=True, exist_ok=True)
     run.analysis_incomplete.write_text("analyze.py was interrupted here: the files in this folder may mix this "
                                        "analysis with an older one; rerun it to finish\n")
@@ -81,7 +87,8 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         stage("latent space (t-SNE)" if tsne else "latent space")
         draw_latent_space(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
         # A model that classifies (M2) reports q(y|x): its accuracy, confusion matrix and conditional generation.
-        classifier = classifier_report(run, params, model, images, labels, encoded) if model.classifies else None
+        classifier = (classifier_report(run, params, model, images, labels, encoded, features)
+                      if model.classifies else None)
         stage(f"likelihood (K = {likelihood[1]} on {min(likelihood[0], len(images))} images)")
         summary = run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
                               taken, num_images, dimension, likelihood, progress)

@@ -5,12 +5,13 @@ What a model offers the rest of vae_tf is written down once, in `vae_tf.models.b
 
 import keras
 
+from vae_tf.models.adgm import ADGM
 from vae_tf.models.base import Model
 from vae_tf.models.m2 import M2
 from vae_tf.models.vae import VAE
 
 # name -> model class (`params.model`; vae_tf.params.MODELS lists the names for checking before TensorFlow loads).
-MODELS = {"vae": VAE, "m2": M2}
+MODELS = {"vae": VAE, "m2": M2, "adgm": ADGM}
 
 
 def build_model(params, image_shape=None, dataset_size=0):
@@ -39,4 +40,4 @@ def learning_rate_schedule(params):
     return None
 
 
-__all__ = ["M2", "MODELS", "Model", "VAE", "build_model", "learning_rate_schedule"]
+__all__ = ["ADGM", "M2", "MODELS", "Model", "VAE", "build_model", "learning_rate_schedule"]

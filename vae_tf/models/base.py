@@ -16,8 +16,10 @@ else of a model:
 - `forward(x, step, stream, replica=0, replicas=1)`: (figures, batch) of one batch, `figures["loss"]` the training
   loss; `step_figures` names log.csv's columns, in order;
 - `log_densities(x, posterior, noise)`: (log p(x | code_k), log p(code_k) − log q(code_k | x)), each [K, n], at the
-  draws code_k that `noise` (one [K, n, width] array per latent part, `latent.parts[i].evaluation_noise`) makes
-  from `posterior`: `vae_tf.log_likelihood`'s importance weights;
+  draws code_k that `noise` (one [K, n, width] array per part of `proposal_parts`, the latent's parts and any
+  auxiliary one, made by `part.evaluation_noise`) makes from `posterior`: `vae_tf.log_likelihood`'s importance
+  weights; `kl_in_closed_form` says whether the ELBO may use the parts' closed-form KL at `encode(x)` instead of
+  the sampled log p(code) − log q(code|x);
 - `latent` (a `vae_tf.latents.Latent`: the parts of the code), `objective` (its `checkpointables` join the
   checkpoint), `negative_log_likelihood(x, logits)`;
 - `classify(x)`: q(y|x) [B, K], where `classifies` (M2); other models raise a one-line UserError.
@@ -47,6 +49,12 @@ class Model(keras.Model):
 
     validation_figures = VALIDATION_FIGURES
     classifies = False  # whether `classify` gives q(y|x) (the analysis then reports its accuracy)
+    kl_in_closed_form = True  # whether the ELBO may take the latent parts' closed-form KL at `encode`'s posterior
+
+    @property
+    def proposal_parts(self):
+        """The parts `log_densities` draws, each given its `evaluation_noise`: the latent's, and any auxiliary one."""
+        return self.latent.parts
 
     def __init__(self, params, image_shape, dataset_size=0, **kwargs):
         """params: the run's `Params` (or their dict, as `get_config` holds them); image_shape: (H, W, C) after
@@ -79,7 +87,7 @@ class Model(keras.Model):
 
     def classify(self, x):
         """q(y|x) [B, K], for a model that classifies; the others say so in one line."""
-        raise UserError(f"model {self.params.model} has no classifier q(y|x): train model m2 (with labels and "
+        raise UserError(f"model {self.params.model} has no classifier q(y|x): train model m2 or adgm (with labels and "
                         f"label_factor) for one")
 
     def describe(self):

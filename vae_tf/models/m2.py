@@ -43,6 +43,8 @@ class M2(Model):
     `Latent` of `latent_size` Gaussian dimensions and one categorical of the label's K classes)."""
 
     classifies = True
+    step_figures = FIGURES
+    kl_in_closed_form = False  # z's KL depends on the class drawn: the ELBO averages the sampled log weights
     # Validated on images with their labels: labelled_accuracy there is q(y|x)'s validation accuracy.
     validation_figures = VALIDATION_FIGURES + ("labelled_elbo", "unlabelled_elbo", "classification_loss",
                                                "labelled_accuracy")
@@ -53,6 +55,19 @@ class M2(Model):
         p = self.params
         self.classes = len(class_names(p))
         self.latent = Latent(p.latent_size, [self.classes])
+        self.build_networks()
+        self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
+        self.schedule = make_schedule(p.kl_schedule, p.beta, p.kl_start_step, p.kl_end_step, p.kl_start_value,
+                                      p.kl_end_value)
+        self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size)  # its auxiliary update: none
+        labelled = max(p.labels, 1)
+        self.alpha = (p.classification_weight if p.classification_weight is not None
+                      else 0.1 * dataset_size / labelled)
+        self.built = True
+
+    def build_networks(self):
+        """q(y|x) (`classifier`), q(z|x,y) (`features`, then `encoder_head`) and p(x|y,z) (`decoder`)."""
+        p, image_shape = self.params, self.image_shape
         self.features = networks.build_features(image_shape, p.encoder_layers, p.activation, p.precision)
         self.encoder_head = networks.build_conditional_head(self.features.output_shape[-1], self.classes,
                                                             p.encoder_layers, self.latent.gaussian.heads,
@@ -61,15 +76,6 @@ class M2(Model):
                                                  p.activation, p.precision, name="classifier")
         self.decoder = networks.build_decoder(image_shape, self.latent.code_size, p.encoder_layers, p.decoder_layers,
                                               p.activation, p.precision, p.decoder)
-        self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
-        self.schedule = make_schedule(p.kl_schedule, p.beta, p.kl_start_step, p.kl_end_step, p.kl_start_value,
-                                      p.kl_end_value)
-        self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size)  # its auxiliary update: none
-        labelled = max(p.labels, 1)
-        self.alpha = (p.classification_weight if p.classification_weight is not None
-                      else 0.1 * dataset_size / labelled)
-        self.step_figures = FIGURES
-        self.built = True
 
     def describe(self):
         return (f"M2: {self.params.latent_size} Gaussian dimensions and the class of {self.params.label_factor} "
@@ -93,13 +99,19 @@ class M2(Model):
         """q(y|x) [B, K]: the probability of each class."""
         return tf.nn.softmax(self.classifier(x, training=False))
 
-    def _elbo_terms(self, x, features, y, noise, training):
-        """Reconstruction −log p(x|y,z) and KL(q(z|x,y) ‖ p(z)), each [rows], and q(z|x,y)'s (mean, log_std), at one
-        z = mean + exp(log_std)·noise per row."""
+    def infer(self, x, seed, training):
+        """(q(y|x)'s logits [B, K], the context [B, ...] of q(z|x,y) besides y: a list of tensors, repeated row by row
+        for the sum over y). `seed` draws what a model samples before y (M2: nothing)."""
+        return self.classifier(x, training=training), [self.features(x, training=training)]
+
+    def elbo_terms(self, x, context, y, noise, training):
+        """Reconstruction −log p(x|y,z) and KL(q(z|x,y) ‖ p(z)), each [rows], the auxiliary variable's cost [rows]
+        (M2: None), and q(z|x,y)'s (mean, log_std), at one z = mean + exp(log_std)·noise per row."""
+        features, = context
         mean, log_std = self.encoder_head([features, y], training=training)
         z = mean + tf.exp(log_std) * noise
         logits = self.decoder(tf.concat([z, y], axis=-1), training=training)
-        return self.reconstruction_fn(x, logits), gaussian_kl(mean, log_std), (mean, log_std)
+        return self.reconstruction_fn(x, logits), gaussian_kl(mean, log_std), None, (mean, log_std)
 
     def forward(self, data, step, stream, replica=0, replicas=1):
         """(figures, None) of a step's (unlabelled images [B, ...], labelled images [B, ...], their classes [B])."""
@@ -109,18 +121,22 @@ class M2(Model):
         seed = stream_seed(self.params.seed, step, stream)
         y = tf.one_hot(classes, k)
         # Labelled: −L(x, y), and the classifier's cross-entropy.
+        label_logits, context = self.infer(labelled, tf.random.experimental.stateless_fold_in(seed, 2), True)
         noise = tf.random.stateless_normal(tf.stack([labelled_rows, size]), seed=seed)
-        rec_l, kl_l, (mean, log_std) = self._elbo_terms(labelled, self.features(labelled, training=True), y, noise,
-                                                        True)
-        label_logits = self.classifier(labelled, training=True)
+        rec_l, kl_l, auxiliary_l, (mean, log_std) = self.elbo_terms(labelled, context, y, noise, True)
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(classes, label_logits)
         # Unlabelled: every class at once, B·K rows (row b·K + c is image b with class c).
-        q = tf.nn.softmax(self.classifier(x, training=True))  # [B, K]
-        features = tf.repeat(self.features(x, training=True), k, axis=0)
+        logits, context = self.infer(x, tf.random.experimental.stateless_fold_in(seed, 3), True)
+        q = tf.nn.softmax(logits)  # [B, K]
+        context = [tf.repeat(part, k, axis=0) for part in context]
         every_y = tf.tile(tf.eye(k), tf.stack([rows, 1]))
         noise = tf.random.stateless_normal(tf.stack([rows * k, size]),
                                            seed=tf.random.experimental.stateless_fold_in(seed, 1))
-        rec, kl, _ = self._elbo_terms(tf.repeat(x, k, axis=0), features, every_y, noise, True)
+        rec, kl, auxiliary, _ = self.elbo_terms(tf.repeat(x, k, axis=0), context, every_y, noise, True)
+        figures = {}
+        if auxiliary is not None:  # the auxiliary's cost joins z's KL: both are what the latents cost
+            figures["auxiliary_kl"] = tf.reduce_mean(tf.reduce_sum(q * tf.reshape(auxiliary, [-1, k]), axis=1))
+            kl_l, kl = kl_l + auxiliary_l, kl + auxiliary
         rec_u = tf.reduce_sum(q * tf.reshape(rec, [-1, k]), axis=1)  # E_q(y|x) [B]
         kl_u = tf.reduce_sum(q * tf.reshape(kl, [-1, k]), axis=1)
         entropy = -tf.reduce_sum(q * tf.math.log(q + 1e-12), axis=1)
@@ -130,7 +146,7 @@ class M2(Model):
                 + self.alpha * tf.reduce_mean(cross_entropy))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(label_logits, -1), classes), tf.float32))
         std = tf.exp(log_std)
-        return {"loss": loss, "reconstruction_loss": tf.reduce_mean(rec_u), "kl_loss": tf.reduce_mean(kl_u + kl_y),
+        return {**figures, "loss": loss, "reconstruction_loss": tf.reduce_mean(rec_u), "kl_loss": tf.reduce_mean(kl_u + kl_y),
                 "kl_weight": self.schedule.weight(step),
                 "labelled_elbo": -tf.reduce_mean(rec_l + kl_l + log_k),
                 "unlabelled_elbo": -tf.reduce_mean(rec_u + kl_u + kl_y),
