@@ -1,5 +1,5 @@
-"""What M2 costs against the VAE of the same size, and how its sum over the classes grows, side by side in one run
-(the machine is shared: read the ratios).
+"""What M2 and ADGM cost against the VAE of the same size, and how their sum over the classes grows, side by side in
+one run (the machine is shared: read the ratios).
 
     python benchmarks/bench_semi_supervised.py [--rounds=3] [--steps=60] [--classes=3,10,50]
 
@@ -8,9 +8,11 @@ Each case is params.py's encoder and broadcast decoder at 32x32, batch 64, one c
   vae          the beta-VAE of that size (one batch of 64)
   m2 K         M2 with K classes: a labelled batch of 64 and an unlabelled one of 64 whose bound sums the K classes
                out in one decoder call over 64·K rows
+  adgm K       ADGM with K classes: M2's two batches, with q(a|x) and q(y|a,x) once per image, and q(z|a,y,x),
+               the decoder and p(a|x,y,z) once over the 64·K rows
   decoder K    the decoder alone, forward and backward over 64·K rows: what the sum over the classes must cost at
                most, against K Python iterations of model calls
-M2 with K classes other than shapes2d's three shapes is built on a stand-in label of K values (the benchmark times
+M2 and ADGM with K classes other than shapes2d's three shapes is built on a stand-in label of K values (the benchmark times
 the computation, not what it learns).
 """
 
@@ -27,10 +29,10 @@ def model_of(kind, classes):
     import vae_tf
 
     overrides = {"image_size": 32, "mig_step": 0, "objective": "beta_vae", "batch_size": BATCH}
-    if kind == "m2":
-        overrides.update(model="m2", labels=classes * 10, label_factor="shape")
+    if kind != "vae":
+        overrides.update(model=kind, labels=classes * 10, label_factor="shape")
     params = vae_tf.load_params("params.py", overrides=overrides)
-    if kind == "m2" and classes != 3:  # a stand-in label of `classes` values
+    if kind != "vae" and classes != 3:  # a stand-in label of `classes` values
         import vae_tf.datasets
         real = vae_tf.datasets.class_names
         vae_tf.datasets.class_names = lambda p: [str(c) for c in range(classes)]
@@ -42,7 +44,7 @@ def model_of(kind, classes):
 
 
 def time_steps(kind, classes, steps):
-    """Seconds per training step of `kind` (vae, m2, decoder) with `classes` classes."""
+    """Seconds per training step of `kind` (vae, m2, adgm, decoder) with `classes` classes."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -77,7 +79,8 @@ def main():
     parser.add_argument("--classes", default="3,10,50")
     args = parser.parse_args()
     classes = [int(c) for c in args.classes.split(",")]
-    cases = [("vae", 3)] + [(kind, k) for k in classes for kind in ("m2", "decoder")]
+    kinds = ("m2", "adgm", "decoder")
+    cases = [("vae", 3)] + [(kind, k) for k in classes for kind in kinds]
     times = {case: [] for case in cases}
     for round_number in range(args.rounds):
         for case in cases if round_number % 2 == 0 else reversed(cases):
@@ -87,13 +90,14 @@ def main():
     print(f"{'case':<14}{'ms/step':>10}{'x the VAE':>11}")
     print(f"{'vae':<14}{1000 * vae:>10.1f}{1.0:>11.2f}")
     for k in classes:
-        for kind in ("m2", "decoder"):
+        for kind in kinds:
             print(f"{kind + ' ' + str(k):<14}{1000 * median[(kind, k)]:>10.1f}{median[(kind, k)] / vae:>11.2f}")
-    print("\nM2's step beyond the VAE's, against the decoder over 64·K rows (the sum over the classes' own cost):")
+    print("\nEach step beyond the VAE's, against the decoder over 64·K rows (the sum over the classes' own cost):")
     for k in classes:
-        extra = median[("m2", k)] - vae
-        print(f"  K = {k:>2}: M2 - VAE = {1000 * extra:.1f} ms, decoder over {BATCH * k} rows = "
-              f"{1000 * median[('decoder', k)]:.1f} ms, ratio {extra / median[('decoder', k)]:.2f}")
+        for kind in ("m2", "adgm"):
+            extra = median[(kind, k)] - vae
+            print(f"  K = {k:>2}: {kind.upper()} - VAE = {1000 * extra:.1f} ms, decoder over {BATCH * k} rows = "
+                  f"{1000 * median[('decoder', k)]:.1f} ms, ratio {extra / median[('decoder', k)]:.2f}")
 
 
 if __name__ == "__main__":
