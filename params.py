@@ -51,12 +51,16 @@ mmd_kernel = "rbf"  # info_vae: rbf | imq (inverse multiquadric), both of scale 
 iwae_samples = 5  # iwae: importance samples per image (1 = the plain VAE's ELBO); needs beta = 1
 
 # --- KL term (the weight of the objective's KL-type term: the KL, or beta_tcvae's total correlation) ---
-kl_schedule = "constant"  # constant: weight beta | linear: kl_start_value -> kl_end_value | capacity: beta * |KL - C|
+kl_schedule = "constant"  # constant: beta | linear: kl_start_value -> kl_end_value | capacity: beta * |KL - C| | cyclical
 beta = 2.0  # KL weight for constant; the multiplier of |KL - C| for capacity
 kl_start_step = 0  # linear/capacity: step where the ramp starts
 kl_end_step = 10000  # linear/capacity: step where the ramp ends
 kl_start_value = 0.0  # linear: KL weight at kl_start_step; capacity: C (nats) at kl_start_step
 kl_end_value = 1.0  # linear: KL weight at kl_end_step; capacity: C (nats) at kl_end_step
+kl_cycles = 4  # cyclical: ramps between kl_start_step and kl_end_step (Fu et al. 2019)
+kl_cycle_ratio = 0.5  # cyclical: share of each cycle the weight rises over; it holds kl_end_value for the rest
+free_bits = 0.0  # nats per group of latents free of the KL penalty: max(free_bits, KL of the group); 0 = off
+free_bits_groups = None  # free_bits: equal groups of latents (1 = the whole code); None = one per dimension
 
 # --- optimisation ---
 batch_size = 64  # images per training step

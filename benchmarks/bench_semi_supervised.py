@@ -18,9 +18,9 @@ the computation, not what it learns).
 
 import argparse
 import statistics
-import time
 
 import numpy as np
+from timing import seconds_per_call
 
 BATCH = 64
 
@@ -63,13 +63,7 @@ def time_steps(kind, classes, steps):
         model = model_of(kind, classes)
         data = x if kind == "vae" else (x, x, tf.constant(rng.integers(classes, size=BATCH)))
         step = tf.function(lambda: model.train_step(data))
-    for _ in range(5):  # tracing and the first calls
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        result = step()
-    tf.nest.map_structure(lambda t: t.numpy(), result)
-    return (time.perf_counter() - start) / steps
+    return seconds_per_call(step, steps)
 
 
 def main():

@@ -80,6 +80,15 @@ def tiny_args(**overrides):
     return [f"--{name}={value}" for name, value in {**TINY, **overrides}.items()]
 
 
+def assert_train_refuses(tmp_path, capsys, overrides, message):
+    """train.py with TINY and `overrides` exits 2 with one line holding `message`, and writes nothing."""
+    from vae_tf.cli import train_main
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=bad", *tiny_args(**overrides)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert snapshot_of(tmp_path) == {}
+
+
 def run_script(script, *args, cwd=ROOT, timeout=300):
     """Run one of the project's scripts in a fresh process, as a user would."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -116,14 +116,14 @@ def test_collapse_sentence_for_a_collapsed_run_only(trained, tmp_path):
     summary = analyze(collapsed, num_images=32, progress=False, note=notes.append)
     assert summary["collapsed"] and summary["active_units"] == 0 and summary["test"]["kl_loss"] == pytest.approx(0.0)
     assert len([n for n in notes if summary["collapse"] in n]) == 1 and "posterior has collapsed" in summary["collapse"]
-    assert "KL anneal" in summary["collapse"] and "smaller beta" in summary["collapse"]
+    assert "annealing" in summary["collapse"] and "smaller beta" in summary["collapse"]
     notes.clear()
     summary = analyze(healthy, num_images=32, progress=False, note=notes.append)
     assert summary["active_units"] > 0 and summary["test"]["kl_loss"] > latent_space.COLLAPSED_KL
     assert not summary["collapsed"] and not any("collapsed" in n for n in notes)
-    assert latent_space.collapse_sentence(0, 5.0) and latent_space.collapse_sentence(3, 0.05)
-    assert latent_space.collapse_sentence(4, 0.19)  # units over the variance threshold, but no information: a grey blob
-    assert latent_space.collapse_sentence(3, 5.0) is None
+    assert latent_space.collapse_state(0, 5.0)[0] == latent_space.collapse_state(3, 0.05)[0] == "collapsed"
+    assert latent_space.collapse_state(4, 0.19)[1]  # units over the variance threshold, but no information: a grey blob
+    assert latent_space.collapse_state(3, 5.0) == (None, None)
 
 
 def test_a_run_without_checkpoint_gets_graphs_only_and_a_note(trained, tmp_path, capsys):

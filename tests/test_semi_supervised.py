@@ -14,7 +14,7 @@ from vae_tf.cli import train_main
 from vae_tf.likelihood import log_likelihood
 from vae_tf.objectives import stream_seed
 
-from conftest import ROOT, TINY, snapshot_of, tiny_args
+from conftest import ROOT, TINY, assert_train_refuses, snapshot_of, tiny_args
 
 LABELLED = dict(model="m2", labels=30, label_factor="shape")  # 10 of each of shapes2d's three shapes
 
@@ -269,10 +269,7 @@ def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(t
 ])
 def test_bad_labels_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)
-    assert train_main([f"--output_dir={tmp_path}", "--run_name=bad", *tiny_args(**overrides)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0], err
-    assert snapshot_of(tmp_path) == {}
+    assert_train_refuses(tmp_path, capsys, overrides, message)
 
 
 def test_a_model_without_a_classifier_says_so_in_one_line():

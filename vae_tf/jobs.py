@@ -22,7 +22,7 @@ from tensorboard.plugins.image import metadata as image_metadata
 
 from vae_tf import metrics
 from vae_tf.baselines import model_representation
-from vae_tf.runs import CsvLog, log_columns, mig_columns, replace_atomically
+from vae_tf.runs import CsvLog, latent_history, log_columns, mig_columns, replace_atomically
 from vae_tf.snapshots import SnapshotFigure
 
 SNAPSHOT_IMAGES = 16
@@ -58,6 +58,7 @@ class Job:
 
     every = 0
     log = None  # the CsvLog a job writes, if any: flushed before each checkpoint, closed with the job
+    notice = None  # a line for the progress bar, which the loop prints and clears after the job runs
 
     def next_step(self, step):
         """The first step after `step` at which this job runs, or None."""
@@ -137,6 +138,58 @@ class Validate(Job):
         with self.writer.as_default(step=step):
             for name, value in figures.items():
                 tf.summary.scalar(f"validation/{name}", value)
+
+
+def latent_columns(latent_size):
+    """latents.csv's columns: the Gaussian code's total KL, I(x; z) and active units, then each dimension's KL and
+    activity (1 active, 0 not)."""
+    return (("step", "kl", "mutual_information", "active_units") + tuple(f"kl_{d}" for d in range(latent_size))
+            + tuple(f"active_{d}" for d in range(latent_size)) + ("wall_time",))
+
+
+class LatentActivity(Job):
+    """What the Gaussian code holds, on the validation images every `validation_step` steps (latents.csv,
+    TensorBoard's `latents/`): each dimension's KL and whether it is active (Burda et al. 2016: the variance over the
+    images of E[z_d|x] above 0.01), the total KL and I(x; z) (the index-code MI of `latent_space.kl_parts`). When
+    the run has collapsed or is collapsing (`latent_space.training_warning`), `notice` holds a one-line warning for
+    the progress bar, once per state in a session of training."""
+
+    def __init__(self, params, model, split, run, writer, background, resume_step, chief):
+        from vae_tf import latent_space
+        self.every, self.writer, self.background, self.chief = params.validation_step, writer, background, chief
+        self.latent_space, self.seed = latent_space, params.seed
+        count = min(params.validation_size, split.num_examples) if self.every else 0
+        self.images = split.images(tf.range(count, dtype=tf.int64))
+        self.batch_size = params.batch_size
+        self.encode = tf.function(lambda x: model.encode(x)[:2])  # the Gaussian part's mean and log_std
+        self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
+        columns = latent_columns(params.latent_size)
+        if chief and self.every:
+            self.log = CsvLog(run.latents_csv, columns, resume_step + 1)
+            self.history = latent_history(run.latents_csv)  # the run's earlier validations, for the trend
+
+    def run(self, step):
+        if not self.chief:
+            return
+        encoded = [self.encode(self.images[i:i + self.batch_size]) for i in range(0, len(self.images), self.batch_size)]
+        mean, log_std = (np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64) for j in (0, 1))
+        kl, active = self.latent_space.kl_per_dimension(mean, log_std), self.latent_space.active_units(mean)
+        information = self.latent_space.kl_parts(mean, log_std, self.seed)["index_code_mi"]
+        self.history.append((int(active.sum()), information, float(kl.sum())))
+        row = {"step": step, "kl": float(kl.sum()), "mutual_information": information,
+               "active_units": int(active.sum()), **{f"kl_{d}": float(k) for d, k in enumerate(kl)},
+               **{f"active_{d}": int(a) for d, a in enumerate(active)}, "wall_time": time.time()}
+        self.log.append(row)
+        self.background.submit(step, self._write_scalars, step, row)
+        state, sentence = self.latent_space.training_warning(self.history)
+        if state and state not in self.warned:
+            self.notice = f"warning at step {step}: {sentence}"
+            self.warned.add(state)
+
+    def _write_scalars(self, step, row):
+        with self.writer.as_default(step=step):
+            for name in ("kl", "mutual_information", "active_units"):
+                tf.summary.scalar(f"latents/{name}", row[name])
 
 
 class Snapshot(Job):

@@ -41,14 +41,61 @@ def traversal_range(mean, log_std, dimension, seed=0):
     return float(sampled.max()), float(sampled.min())
 
 
-def collapse_sentence(num_active, total_kl):
-    """One plain sentence when the posterior has collapsed (no active unit, or KL below COLLAPSED_KL whatever the active
-    units), else None."""
-    if num_active > 0 and total_kl >= COLLAPSED_KL:
+REMEDIES = ("kl_schedule='linear' (annealing) or 'cyclical', free_bits, a smaller beta, or a weaker decoder "
+            "(docs/collapse.md)")
+
+
+def kl_parts(mean, log_std, seed=0):
+    """{index_code_mi, total_correlation, dimension_wise_kl} (nats): the KL's decomposition (Chen et al. 2018,
+    `vae_tf.losses.kl_decomposition`) with the n encoded images taken as the whole data set, one z drawn from each
+    q(z|x) with `seed`. Its index_code_mi is I(x; z) under the aggregate posterior (Hoffman & Johnson 2016), what
+    He et al. 2019 monitor for collapse; it is at most log n."""
+    import tensorflow as tf
+
+    from vae_tf.losses import kl_decomposition, log_importance_weights
+
+    z = mean + np.exp(log_std) * np.random.default_rng(seed).standard_normal(np.shape(mean))
+    terms = kl_decomposition(tf.constant(z, tf.float64), tf.constant(mean, tf.float64),
+                             tf.constant(log_std, tf.float64), log_importance_weights(len(z), len(z), "batch"))
+    return {name: float(value) for name, value in terms.items()}
+
+
+def collapse_state(num_active, total_kl, history=()):
+    """(state, sentence): ("collapsed", ...) when no unit is active or the KL is below COLLAPSED_KL whatever the
+    active units; ("collapsing", ...) when the run's latents have fallen from their peak (`collapsing(history)`);
+    else (None, None). The sentence names the remedies."""
+    if num_active == 0 or total_kl < COLLAPSED_KL:
+        return "collapsed", (f"The posterior has collapsed ({num_active} active units, KL {total_kl:.3g} nats): the "
+                             f"codes ignore the images and the decoder models them alone; remedies: {REMEDIES}.")
+    peak = collapsing(history)
+    if peak is not None:
+        return "collapsing", (f"The posterior is collapsing: {num_active} active units, down from {peak[0]}, and "
+                              f"I(x; z) under half its peak of {peak[1]:.3g} nats; remedies: {REMEDIES}.")
+    return None, None
+
+
+def collapsing(history):
+    """The (active units, I(x; z)) peak a run's latents have fallen from, or None: `history` [(active units, I(x; z),
+    KL)] in step order, the last now (latents.csv). Collapsing: fewer active units than at their peak and under half
+    the peak information, both at once (a β-VAE pruning its spare units keeps its information; a collapse loses
+    it), from a peak of at least COLLAPSED_KL nats (the first steps' flicker is no trend)."""
+    if len(history) < 2:
         return None
-    return (f"The posterior has collapsed ({num_active} active units, KL {total_kl:.3g} nats): the codes ignore the "
-            f"images and the decoder draws an average image; a linear KL anneal (kl_schedule='linear'), a weaker "
-            f"decoder or a smaller beta usually fixes it.")
+    active, information = history[-1][:2]
+    peak_active, peak_information = max(h[0] for h in history), max(h[1] for h in history)
+    fallen = active < peak_active and information < 0.5 * peak_information
+    return (peak_active, peak_information) if fallen and peak_information >= COLLAPSED_KL else None
+
+
+def training_warning(history):
+    """The collapse warning of a run's latest validation, or (None, None): `collapse_state` of its last row of
+    `history`, except that a code not seen to lose KL since the validation before is not called collapsed (every VAE
+    starts with its posteriors on the prior, and a healthy one leaves it)."""
+    active, _, kl = history[-1]
+    state, sentence = collapse_state(active, kl, history)
+    if state == "collapsed" and (len(history) < 2 or kl > history[-2][2]):
+        return None, None
+    return state, sentence
 
 
 def interpolate(start, end, steps):

@@ -80,9 +80,22 @@ class BetaVAE:
         self.schedule, self.params, self.dataset_size = schedule, params, dataset_size
         self.categorical_schedule = categorical_schedule
 
+    def kl_term(self, batch):
+        """The KL the schedule weighs (a scalar): the batch mean of the Gaussian part's KL, or with `free_bits` λ the
+        free-bits objective of Kingma et al. 2016 (appendix C), Σ_g max(λ, the batch mean of group g's KL) over
+        `free_bits_groups` equal groups of the latents (None: each dimension its own): a group's first λ nats cost
+        nothing, so the encoder has no reason to empty it."""
+        if not self.params.free_bits:
+            return tf.reduce_mean(batch.kl)
+        mean, log_std = batch.global_mean, batch.global_log_std
+        per_dimension = tf.reduce_mean(0.5 * (tf.square(mean) + tf.exp(2.0 * log_std) - 1.0) - log_std, axis=0)
+        groups = self.params.free_bits_groups or self.params.latent_size
+        per_group = tf.reduce_sum(tf.reshape(per_dimension, [groups, -1]), axis=1)
+        return tf.reduce_sum(tf.maximum(tf.cast(self.params.free_bits, per_group.dtype), per_group))
+
     def penalty(self, batch, step):
         """The term added to the batch-mean reconstruction loss (a scalar), and extra figures (a dict)."""
-        return self.schedule.penalty(tf.reduce_mean(batch.kl), step), {}
+        return self.schedule.penalty(self.kl_term(batch), step), {}
 
     def loss(self, model, batch, step):
         """The training loss of a batch (a scalar) and this objective's extra figures. The penalty acts on the
@@ -162,7 +175,7 @@ class FactorVAE(BetaVAE):
 
     def penalty(self, batch, step):
         total_correlation = tf.reduce_mean(self.discriminator(batch.z, training=False))
-        kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
+        kl = self.schedule.penalty(self.kl_term(batch), step)
         return kl + self.params.factor_gamma * total_correlation, {}
 
     def auxiliary_update(self, batch, step):
@@ -197,7 +210,7 @@ class DIPVAEI(BetaVAE):
 
     def penalty(self, batch, step):
         dip = losses.dip_penalty(self.covariance(batch), self.params.dip_lambda_od, self.params.dip_lambda_d)
-        return self.schedule.penalty(tf.reduce_mean(batch.kl), step) + dip, {}
+        return self.schedule.penalty(self.kl_term(batch), step) + dip, {}
 
 
 class DIPVAEII(DIPVAEI):
@@ -220,7 +233,7 @@ class InfoVAE(BetaVAE):
         prior = tf.random.stateless_normal(tf.shape(batch.global_z),
                                            seed=stream_seed(self.params.seed, step, INFO_VAE_STREAM))
         divergence = losses.mmd(batch.global_z, prior, self.params.mmd_kernel)
-        kl = self.schedule.penalty(tf.reduce_mean(batch.kl), step)
+        kl = self.schedule.penalty(self.kl_term(batch), step)
         return (1.0 - alpha) * kl + (alpha + lam - 1.0) * divergence, {"mmd": divergence}
 
 
@@ -233,13 +246,13 @@ class IWAE(BetaVAE):
     def loss(self, model, batch, step):
         k, rows = self.params.iwae_samples, tf.shape(batch.z)[0]
         z, logits = batch.z[None], batch.logits  # the first sample is the step's own z
+        x = tf.tile(batch.x, [k, 1, 1, 1])
         if k > 1:  # the others come from their own noise stream, sliced like the step's own noise
             noise = model.noise(tf.stack([k - 1, rows * batch.replicas, model.latent_size]), step, stream=2)
             others = batch.mean + tf.exp(batch.log_std) * replica_rows(noise, batch.replica, batch.replicas, axis=1)
             z = tf.concat([z, others], axis=0)  # [K, B, D]
-            decoded = model.decoder(tf.reshape(others, [-1, model.latent_size]), training=True)
+            decoded = model.likelihood_logits(tf.reshape(others, [-1, model.latent_size]), x[rows:], training=True)
             logits = tf.concat([logits, decoded], axis=0)  # [K·B, H, W, C], sample-major
-        x = tf.tile(batch.x, [k, 1, 1, 1])
         log_likelihood = -tf.reshape(model.negative_log_likelihood(x, logits), [k, rows])
         log_prior = tf.reduce_sum(-0.5 * (losses.LOG_2PI + tf.square(z)), axis=2)
         log_posterior = tf.reduce_sum(losses.gaussian_log_density(z, batch.mean[None], batch.log_std[None]), axis=2)

@@ -40,11 +40,14 @@ class Params:
                                      "encoder: [filters, kernel, stride] convs then [units] dense layers")
     decoder: str = _option("broadcast", "deconv: dense layers, then transposed convs up to the image | broadcast: "
                                         "the spatial broadcast decoder (Watters et al. 2019), z tiled over the image "
-                                        "with x, y coordinate channels, then stride-1 convs")
+                                        "with x, y coordinate channels, then stride-1 convs | pixelcnn: a gated "
+                                        "PixelCNN conditioned on z (van den Oord et al. 2016), autoregressive over "
+                                        "the pixels")
     decoder_layers: Optional[Layers] = _option([[32, 1, 1]] * 3,
                                                "deconv: [units] dense then [filters, kernel, stride] transposed convs, "
                                                "None = mirror the encoder; broadcast: [filters, kernel, 1] convs, "
-                                               "None = Watters et al.'s four [64, 3, 1]")
+                                               "None = Watters et al.'s four [64, 3, 1]; pixelcnn: gated layers "
+                                               "[filters, odd kernel, 1], None = five [32, 5, 1]")
     model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md) | m2 (Kingma et "
                                 "al. 2014's semi-supervised model: a classifier q(y|x) beside the code) | adgm (Maaløe et al. 2016: M2 "
                                 "with an auxiliary variable a; docs/model.md)")
@@ -78,12 +81,19 @@ class Params:
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
                                          "info_vae | iwae (docs/objectives.md); beta / kl_schedule weight its KL-type term")
-    kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|)")
+    kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|) | cyclical (kl_cycles linear ramps)")
     beta: float = _option(2.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
     kl_start_step: int = _option(0, "linear/capacity: step where the ramp starts (value kl_start_value before it)")
     kl_end_step: int = _option(10000, "linear/capacity: step where the ramp ends (value kl_end_value after it)")
     kl_start_value: float = _option(0.0, "linear: KL weight at kl_start_step; capacity: C in nats at kl_start_step")
     kl_end_value: float = _option(1.0, "linear: KL weight at kl_end_step; capacity: C in nats at kl_end_step")
+    kl_cycles: int = _option(4, "cyclical: ramps between kl_start_step and kl_end_step (Fu et al. 2019 use 4)")
+    kl_cycle_ratio: float = _option(0.5, "cyclical: the share of each cycle the weight rises over, from "
+                                         "kl_start_value to kl_end_value; it holds kl_end_value for the rest")
+    free_bits: float = _option(0.0, "nats each group of latents keeps free of the KL penalty: the loss takes "
+                                    "max(free_bits, the batch's mean KL of the group) (Kingma et al. 2016); 0 = off")
+    free_bits_groups: Optional[int] = _option(None, "free_bits: equal groups of the Gaussian latents (1 = the whole "
+                                                    "code); None = each dimension its own group")
     tc_alpha: float = _option(1.0, "beta_tcvae: weight alpha of the index-code mutual information (beta weights the total correlation)")
     tc_gamma: float = _option(1.0, "beta_tcvae: weight gamma of the dimension-wise KL")
     tc_estimator: str = _option("mss", "beta_tcvae: minibatch estimator of q(z), mss (stratified) | mws (weighted) (Chen et al. 2018, app. C)")
@@ -146,7 +156,7 @@ DATASETS = ("shapes2d", "mnist", "fashion_mnist", "celeb_a", "dsprites", "folder
 # Their own image sizes (a folder's is its images'): the conv strides must divide the size a run trains at.
 NATIVE_SIZES = {"shapes2d": 64, "mnist": 28, "fashion_mnist": 28, "celeb_a": 64, "dsprites": 64}
 RECONSTRUCTION_LOSSES = ("bernoulli", "squared_error", "absolute_error")
-KL_SCHEDULES = ("constant", "linear", "capacity")
+KL_SCHEDULES = ("constant", "linear", "capacity", "cyclical")
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae", "iwae")
 MODELS = ("vae", "m2", "adgm")
 # Models that classify as well as encode: they train on labelled images beside the others.
@@ -159,7 +169,7 @@ NAN_POLICIES = ("stop", "skip_batch")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
-DECODERS = ("deconv", "broadcast")
+DECODERS = ("deconv", "broadcast", "pixelcnn")
 MMD_KERNELS = ("rbf", "imq")
 INDEPENDENCE_KERNELS = ("linear", "rbf")
 
@@ -311,11 +321,17 @@ def _check_values(p):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
+    _require(p.decoder != "pixelcnn" or p.decoder_layers is None or p.decoder_layers,
+             "decoder pixelcnn needs at least one gated layer (a PixelCNN of depth 0 reads no pixel): set "
+             "decoder_layers, e.g. [[32, 5, 1]] * 5, or None for that default")
     if p.decoder_layers is not None:
         _check_layers("decoder_layers", p.decoder_layers, conv_first=False)
         _require(p.decoder != "broadcast" or all(len(layer) == 3 and layer[2] == 1 for layer in p.decoder_layers),
                  f"decoder broadcast runs stride-1 convs over the whole image: decoder_layers must be [filters, "
                  f"kernel, 1] entries, got {p.decoder_layers!r}")
+        _require(p.decoder != "pixelcnn" or all(len(layer) == 3 and layer[2] == 1 and layer[1] % 2 == 1
+                                                for layer in p.decoder_layers),
+                 f"decoder pixelcnn's layers are gated layers [filters, odd kernel, 1], got {p.decoder_layers!r}")
         # The broadcast default's layers under --decoder=deconv would project z straight onto the whole image.
         _require(p.decoder != "deconv" or any(len(layer) == 1 or layer[2] > 1 for layer in p.decoder_layers),
                  f"decoder deconv with decoder_layers {p.decoder_layers!r} (no dense layer, no stride above 1) "
@@ -332,12 +348,27 @@ def _check_values(p):
         _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
     _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")
     _require(0 <= p.adam_beta_1 < 1, f"adam_beta_1 must be in [0, 1), got {p.adam_beta_1}")
+    _require(p.kl_cycles >= 1, f"kl_cycles must be at least 1 (one ramp is kl_schedule linear), got {p.kl_cycles}")
+    _require(0 < p.kl_cycle_ratio <= 1, f"kl_cycle_ratio must be in (0, 1], got {p.kl_cycle_ratio}")
+    _require(p.kl_schedule != "cyclical" or p.kl_end_step - p.kl_start_step >= p.kl_cycles,
+             f"kl_schedule cyclical needs at least a step per cycle: {p.kl_cycles} cycles between kl_start_step "
+             f"{p.kl_start_step} and kl_end_step {p.kl_end_step}")
+    _check_free_bits(p)
     _require(p.kl_end_step >= p.kl_start_step,
              f"kl_end_step ({p.kl_end_step}) precedes kl_start_step ({p.kl_start_step}); the ramp must end after it starts")
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
              f"log_step must be a list of steps >= 0, got {p.log_step!r}")
     _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
     _check_categoricals(p)
+    if p.decoder == "pixelcnn":
+        _require(p.model == "vae", f"decoder pixelcnn is built for model vae; model {p.model} decodes every class "
+                                   f"and needs a decoder that reads z alone: use deconv or broadcast")
+        _require(p.reconstruction_loss == "bernoulli", f"decoder pixelcnn models each pixel as a Bernoulli given "
+                                                       f"those before it: use reconstruction_loss bernoulli")
+        _require(p.channels == 1 or (p.channels is None and p.dataset in ("shapes2d", "mnist", "fashion_mnist",
+                                                                          "dsprites")),
+                 "decoder pixelcnn models one channel (colour needs van den Oord et al.'s channel masks): use "
+                 "channels 1")
     _require(not p.binarize or p.reconstruction_loss == "bernoulli",
              f"binarize draws binary pixels for a Bernoulli decoder; use reconstruction_loss bernoulli with it "
              f"(got {p.reconstruction_loss})")
@@ -354,6 +385,26 @@ def _check_values(p):
         check_image_size(p, p.image_size or NATIVE_SIZES[p.dataset])
     _check_objective(p)
     _check_labels(p)
+
+
+FREE_BITS_OBJECTIVES = ("beta_vae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae")  # whose penalty has a KL
+
+
+def _check_free_bits(p):
+    _require(math.isfinite(p.free_bits) and p.free_bits >= 0, f"free_bits must be a finite number >= 0 (nats), got "
+                                                              f"{p.free_bits}")
+    if p.free_bits == 0:
+        _require(p.free_bits_groups is None, "free_bits_groups splits the latents for free_bits: set free_bits too")
+        return
+    _require(p.model == "vae", f"free_bits acts on the VAE's KL; model {p.model} weighs its own bound: drop it")
+    _require(p.objective in FREE_BITS_OBJECTIVES,
+             f"free_bits frees nats of the KL, which objective {p.objective} does not penalise as one term; use "
+             f"{', '.join(FREE_BITS_OBJECTIVES)}")
+    _require(p.kl_schedule != "capacity", "free_bits and kl_schedule capacity both set how many nats the KL may "
+                                          "hold: use one")
+    groups = p.free_bits_groups
+    _require(groups is None or (groups >= 1 and p.latent_size % groups == 0),
+             f"free_bits_groups must divide latent_size {p.latent_size} into equal groups, got {groups}")
 
 
 def _check_labels(p):

@@ -55,6 +55,7 @@ class RunDir:
         self.log_csv = self.path / "log.csv"
         self.validation_csv = self.path / "validation.csv"
         self.mig_csv = self.path / "mig.csv"
+        self.latents_csv = self.path / "latents.csv"  # each validation's KL, I(x; z) and activity per dimension
         self.labelled_csv = self.path / "labelled.csv"  # a semi-supervised run's labelled images: position, class
         self.checkpoints = self.path / "checkpoints"
         self.best_checkpoints = self.path / "checkpoints" / "best"
@@ -203,6 +204,15 @@ def log_header(path):
             return next(csv.reader(file), [])
     except (FileNotFoundError, UnicodeDecodeError, csv.Error):
         return []
+
+
+def latent_history(path):
+    """[(active units, I(x; z), KL)] of a run's latents.csv, in step order ([] when there is none)."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as file:
+        return [(int(row["active_units"]), float(row["mutual_information"]), float(row["kl"]))
+                for row in csv.DictReader(file) if None not in row.values()]
 
 
 class CsvLog:

@@ -54,6 +54,27 @@ class Capacity(Constant):
         return self.weight(step) * tf.abs(kl - self.target(step))
 
 
+class Cyclical(Constant):
+    """Cyclical annealing (Fu et al. 2019, eq. 6): between kl_start_step and kl_end_step, `cycles` cycles of equal
+    length, each a linear ramp from kl_start_value to kl_end_value over the first `ratio` of the cycle, then that
+    value held; kl_start_value before, kl_end_value after. Each cycle reopens the code to information the decoder
+    would otherwise learn to do without."""
+
+    def __init__(self, beta, start_step, end_step, start_value, end_value, cycles=4, ratio=0.5):
+        super().__init__(beta, start_step, end_step, start_value, end_value)
+        self.cycles, self.ratio = cycles, ratio
+
+    def weight(self, step):
+        start_step, end_step, start_value, end_value = self.ramp
+        step = tf.cast(step, tf.float64)
+        length = (end_step - start_step) / self.cycles
+        within = tf.math.floormod(step - start_step, length) / length  # τ in [0, 1)
+        fraction = tf.minimum(within / self.ratio, tf.ones_like(within))
+        fraction = tf.where(step < start_step, tf.zeros_like(within),
+                            tf.where(step >= end_step, tf.ones_like(within), fraction))
+        return tf.cast(start_value + (end_value - start_value) * fraction, tf.float32)
+
+
 class CategoricalCapacity(Capacity):
     """The categoricals' term (Dupont 2018, eq. 7, plus a marginal and an independence term): γ·|KL_c − C_c|
     + λ·KL(q̄(c) ‖ U) + ρ·HSIC(mean, q(c|x)), C_c ramping linearly from 0 to its capacity, λ = `marginal_weight`,
@@ -69,15 +90,24 @@ class CategoricalCapacity(Capacity):
         return penalty if hsic is None else penalty + self.independence * hsic
 
 
-KL_SCHEDULES = {"constant": Constant, "linear": Linear, "capacity": Capacity}
+KL_SCHEDULES = {"constant": Constant, "linear": Linear, "capacity": Capacity, "cyclical": Cyclical}
 
 
-def make_schedule(kind, beta, start_step, end_step, start_value, end_value):
-    return KL_SCHEDULES[kind](float(beta), int(start_step), int(end_step), float(start_value), float(end_value))
+def make_schedule(kind, beta, start_step, end_step, start_value, end_value, **options):
+    """`options`: a schedule's own (cyclical: cycles, ratio)."""
+    return KL_SCHEDULES[kind](float(beta), int(start_step), int(end_step), float(start_value), float(end_value),
+                              **options)
+
+
+def schedule_of(params):
+    """The KL schedule a run's `params` name."""
+    options = (dict(cycles=params.kl_cycles, ratio=params.kl_cycle_ratio) if params.kl_schedule == "cyclical"
+               else {})
+    return make_schedule(params.kl_schedule, params.beta, params.kl_start_step, params.kl_end_step,
+                         params.kl_start_value, params.kl_end_value, **options)
 
 
 def kl_weight_schedule(params):
     """`step -> KL weight` as a Python float: the multiplier of KL (of |KL − C| for capacity) at that step."""
-    schedule = make_schedule(params.kl_schedule, params.beta, params.kl_start_step, params.kl_end_step,
-                             params.kl_start_value, params.kl_end_value)
+    schedule = schedule_of(params)
     return lambda step: float(schedule.weight(step))

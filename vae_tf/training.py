@@ -347,6 +347,7 @@ def make_jobs(params, run, model, state, validation_split, ground_truth, step, s
     if chief:
         add(jobs.LogRows(run, model.step_figures, step, writer, background))
     add(jobs.Validate(params, model, validation_split, state, run, writer, background, step, chief))
+    add(jobs.LatentActivity(params, model, validation_split, run, writer, background, step, chief))
     add(jobs.Snapshot(params, model, validation_split, run, writer, background, chief))
     if ground_truth is not None:
         add(jobs.ScoreMig(params, model, ground_truth, state, run, step, chief))
@@ -463,6 +464,9 @@ class TrainingLoop:
         for job in self.jobs:
             if job.due(step):
                 job.run(step)
+            if job.notice:
+                bar.write(job.notice)
+                job.notice = None
         stop = stop_requested[0] if stop_requested else None  # read once: a signal may land any time
         if stop:
             self.finish(interrupted=True)

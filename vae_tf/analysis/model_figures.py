@@ -32,6 +32,12 @@ def _projections(mean, seed, tsne=True):
     return views
 
 
+def _sampled(model):
+    """What a decoded image is, for the captions: an autoregressive decoder's images are samples, not means."""
+    return (" — each image a sample of p(x|z) drawn pixel by pixel (PixelCNN decoder), not its mean"
+            if model.autoregressive else "")
+
+
 def _traversal(model, encoded):
     """The β-VAE project's traversal: rows z_i from max to min, then with +σ and +2σ added to every element
     (categoricals at their most common category)."""
@@ -43,7 +49,8 @@ def _traversal(model, encoded):
     codes[:, dimension] = values
     sigma = np.mean(np.exp(log_std), axis=0)
     rows = decode(model, encoded.with_categoricals(np.stack([codes, codes + sigma, codes + 2 * sigma])))
-    return figures.image_rows(rows, f"traversal of z{dimension} (largest |average mean|) from its max to its min",
+    return figures.image_rows(rows, f"traversal of z{dimension} (largest |average mean|) from its max to its min"
+                                    + _sampled(model),
                               [f"z{dimension}", "+σ", "+2σ"], [f"{v:.2f}" for v in values]), dimension
 
 
@@ -62,7 +69,7 @@ def _traversals_all(model, encoded, kl):
     rows = np.stack([_data_range(encoded.mean, d) for d in order])
     return figures.image_rows(decode(model, encoded.with_categoricals(rows)),
                               "each dimension traversed over its data range (2nd to 98th percentile), "
-                              "others at their average", [f"z{d}\nKL {kl[d]:.2f}" for d in order])
+                              "others at their average" + _sampled(model), [f"z{d}\nKL {kl[d]:.2f}" for d in order])
 
 
 def _categorical_traversals(model, encoded, kl, names):
@@ -80,7 +87,7 @@ def _categorical_traversals(model, encoded, kl, names):
             labels.append(f"{names[index]} = {category}\n{share:.0%} of images")
     return figures.image_rows(decode(model, np.stack(rows)),
                               f"each category (one row each), with z{dimension} (largest KL) traversed over its data "
-                              f"range", labels)
+                              f"range" + _sampled(model), labels)
 
 
 def _interpolation(model, encoded, images, original="original"):
@@ -95,7 +102,7 @@ def _interpolation(model, encoded, images, original="original"):
     rows = np.concatenate([top[None], decoded[:COLUMNS], bottom[None], decoded[COLUMNS:]])
     labels = [f"{original}s"] + [""] * COLUMNS + [f"{original}s"] + [f"pair {p + 1}" for p in range(len(pairs))]
     return figures.image_rows(rows, "bilinear grid between four test encodings (the originals above and below its "
-                                    "corners); straight lines between pairs", labels)
+                                    "corners); straight lines between pairs" + _sampled(model), labels)
 
 
 def _reconstruction_rows(model, images, original="original"):
@@ -104,7 +111,7 @@ def _reconstruction_rows(model, images, original="original"):
     reconstructions = model.reconstruct(originals).numpy()
     half = count // 2
     rows = np.stack([originals[:half], reconstructions[:half], originals[half:], reconstructions[half:]])
-    return figures.image_rows(rows, "test images over their reconstructions (posterior mean)",
+    return figures.image_rows(rows, "test images over their reconstructions (posterior mean)" + _sampled(model),
                               [original.replace(" ", "\n"), "reconstruction"] * 2)
 
 
@@ -121,7 +128,8 @@ def draw_model_figures(run, params, model, images, encoded, kl, active, categori
     save_figure(_reconstruction_rows(model, images, original), run.analysis / "reconstructions.png")
     prior = "N(0, I)" + "".join(f" × uniform {n}" for n in names)
     save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
-                                   f"decoded samples from the prior {prior}"), run.analysis / "samples.png")
+                                   f"decoded samples from the prior {prior}" + _sampled(model)),
+                run.analysis / "samples.png")
     kls = np.concatenate([kl, [c["kl"] for c in categoricals]])
     actives = np.concatenate([active, [c["active"] for c in categoricals]])
     save_figure(figures.kl_per_dimension(kls, actives, f"{params.run_name}: {int(actives.sum())} of {len(kls)} "

@@ -22,7 +22,8 @@ def test_losses(model, images, encoded):
     import tensorflow as tf
 
     modes = encoded.modes()
-    logits = tf.concat([model.decoder(modes[i:i + BATCH].astype(np.float32)) for i in range(0, len(modes), BATCH)], 0)
+    logits = tf.concat([model.likelihood_logits(modes[i:i + BATCH].astype(np.float32), images[i:i + BATCH])
+                        for i in range(0, len(modes), BATCH)], 0)
     reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
     kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
     return float(np.mean(reconstruction)), float(kl + sum(map(latent_space.categorical_kl, encoded.probabilities)))
@@ -43,11 +44,14 @@ def categorical_summary(model, encoded, labels):
 
 
 def run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active, taken,
-                num_images, dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), progress=False):
+                num_images, dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), progress=False,
+                history=()):
     """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
-    and active units."""
+    and active units, and whether the posterior collapsed (the test images' KL and active units) or was collapsing
+    when training stopped (`history`: latents.csv's [(active units, I(x; z), KL)])."""
     reconstruction, total_kl = test_losses(model, images, encoded)
-    collapse = latent_space.collapse_sentence(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl)
+    _, collapse = latent_space.collapse_state(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl,
+                                              history)
     likelihood = likelihood_summary(model, images, *likelihood, progress=progress)
     decomposition = test_decomposition(encoded.mean, encoded.log_std, params.seed)
     return {
@@ -79,15 +83,7 @@ def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOO
 def test_decomposition(mean, log_std, seed):
     """The KL's decomposition on the first DECOMPOSITION_IMAGES encoded test images, taken as the data set (one sample
     each)."""
-    import tensorflow as tf
-
-    from vae_tf.losses import kl_decomposition, log_importance_weights
-
-    mean, log_std = mean[:DECOMPOSITION_IMAGES], log_std[:DECOMPOSITION_IMAGES]
-    z = mean + np.exp(log_std) * np.random.default_rng(seed).standard_normal(mean.shape)
-    terms = kl_decomposition(tf.constant(z), tf.constant(mean, tf.float64), tf.constant(log_std, tf.float64),
-                             log_importance_weights(len(z), len(z), "batch"))
-    return {name: float(value) for name, value in terms.items()}
+    return latent_space.kl_parts(mean[:DECOMPOSITION_IMAGES], log_std[:DECOMPOSITION_IMAGES], seed)
 
 
 def read_summary(run_dir, output=None):

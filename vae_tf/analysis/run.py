@@ -12,7 +12,7 @@ from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, categ
                                     summary_lines)
 from vae_tf.analysis.training_figures import draw_training_figures, draw_training_gif, read_logs
 from vae_tf.errors import UserError
-from vae_tf.runs import STUDY_JSON, RunDir, open_run, write_json
+from vae_tf.runs import STUDY_JSON, RunDir, latent_history, open_run, write_json
 
 
 def analysis_folder(run_dir, output=None):
@@ -91,7 +91,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
                       if model.classifies else None)
         stage(f"likelihood (K = {likelihood[1]} on {min(likelihood[0], len(images))} images)")
         summary = run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
-                              taken, num_images, dimension, likelihood, progress)
+                              taken, num_images, dimension, likelihood, progress, latent_history(run.latents_csv))
         if classifier is not None:
             summary["classifier"] = classifier
         bar.update()

@@ -99,8 +99,25 @@ class Model(keras.Model):
         most probable category."""
         return self.latent.representation(self.encode(x))
 
+    @property
+    def autoregressive(self):
+        """Whether the decoder reads the image too (the PixelCNN: each pixel's distribution given those before it)."""
+        return self.params.decoder == "pixelcnn"
+
+    def likelihood_logits(self, code, x, training=False):
+        """The decoder's logits [B, H, W, C] of images x [B, H, W, C] given codes [B, code_size]: an autoregressive
+        decoder reads x itself (teacher forcing: one pass gives every p(x_i | x_<i, code))."""
+        return self.decoder([code, x], training=training) if self.autoregressive else self.decoder(code,
+                                                                                                  training=training)
+
     def decode(self, code):
-        """codes [B, code_size] -> images [B, H, W, C] in [0, 1]."""
+        """codes [B, code_size] -> images [B, H, W, C] in [0, 1]: the decoder's means, or for an autoregressive
+        decoder a sample drawn pixel by pixel (`vae_tf.pixelcnn.sample`, the run's seed: the same codes give the
+        same images)."""
+        if self.autoregressive:
+            from vae_tf.pixelcnn import compiled_sampler
+            return compiled_sampler(self.decoder)(tf.convert_to_tensor(code, tf.float32),
+                                                  tf.constant([self.params.seed, 0], tf.int64))
         return tf.sigmoid(self.decoder(code, training=False))
 
     def reconstruct(self, x):

@@ -28,7 +28,7 @@ from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, gaussian_kl
 from vae_tf.models.base import VALIDATION_FIGURES, Model
 from vae_tf.objectives import OBJECTIVES, stream_seed
-from vae_tf.schedules import make_schedule
+from vae_tf.schedules import schedule_of
 
 # log.csv's columns: the loss and its parts on the unlabelled batch (y summed out), then the two ELBOs (nats, β = 1),
 # the classifier's cross-entropy and accuracy on the labelled batch, and the posterior statistics of q(z|x,y).
@@ -57,8 +57,7 @@ class M2(Model):
         self.latent = Latent(p.latent_size, [self.classes])
         self.build_networks()
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
-        self.schedule = make_schedule(p.kl_schedule, p.beta, p.kl_start_step, p.kl_end_step, p.kl_start_value,
-                                      p.kl_end_value)
+        self.schedule = schedule_of(p)
         self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size)  # its auxiliary update: none
         labelled = max(p.labels, 1)
         self.alpha = (p.classification_weight if p.classification_weight is not None

@@ -12,7 +12,7 @@ from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importanc
 from vae_tf.models.base import Model
 from vae_tf.objectives import OBJECTIVES, Batch, global_batch, replica_rows, stream_seed
 from vae_tf.params import defaults
-from vae_tf.schedules import CategoricalCapacity, make_schedule
+from vae_tf.schedules import CategoricalCapacity, schedule_of
 
 # Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), the posterior
 # statistics the originals logged. An objective's own figures follow the decomposition.
@@ -72,8 +72,7 @@ class VAE(Model):
         self.decoder = networks.build_decoder(image_shape, self.latent.code_size, p.encoder_layers, p.decoder_layers,
                                               p.activation, p.precision, p.decoder)
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
-        self.schedule = make_schedule(p.kl_schedule, p.beta, p.kl_start_step, p.kl_end_step, p.kl_start_value,
-                                      p.kl_end_value)
+        self.schedule = schedule_of(p)
         # A plain attribute, not a tracked layer: FactorVAE's discriminator must stay out of the VAE's variables.
         self.objective = OBJECTIVES[p.objective](
             self.schedule, p, dataset_size,
@@ -107,8 +106,9 @@ class VAE(Model):
         prior_ratio = tf.add_n([part.log_prior_ratio([p[None] for p in parameters], code)
                                 for part, parameters, code in zip(latent.parts, parts, codes)])
         code = latent.join(codes)
-        logits = self.decoder(tf.reshape(code, [-1, latent.code_size]), training=False)  # sample-major
-        log_likelihood = -self.negative_log_likelihood(tf.tile(x, [k, 1, 1, 1]), logits)
+        tiled = tf.tile(x, [k, 1, 1, 1])  # sample-major, as the codes
+        logits = self.likelihood_logits(tf.reshape(code, [-1, latent.code_size]), tiled)
+        log_likelihood = -self.negative_log_likelihood(tiled, logits)
         return tf.reshape(log_likelihood, tf.shape(prior_ratio)), prior_ratio
 
     def forward(self, x, step, stream, replica=0, replicas=1):
@@ -129,7 +129,7 @@ class VAE(Model):
             noise = replica_rows(part.noise(rows * replicas, part_seed), replica, replicas)
             samples.append(part.sample(parameters, noise))
         z, code = samples[0], self.latent.join(samples)
-        logits = self.decoder(code, training=True)
+        logits = self.likelihood_logits(code, x, training=True)
         *whole_posterior, whole_z = global_batch([*posterior, z], replicas)
         whole_gaussian, categorical = self.latent.split(whole_posterior)[0], bool(self.latent.categoricals)
         batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits),

@@ -1,0 +1,146 @@
+"""Posterior collapse, told to the user: latents.csv's per-dimension KL, activity and I(x; z) at each validation, the
+one-line warning while training (a run that collapses gets it, one that learns does not), and the analysis' line."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from vae_tf import latent_space
+from vae_tf.cli import analyze_main, train_main
+
+from conftest import ROOT, assert_train_refuses, tiny_args
+
+
+def rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("history, state", [
+    ([(0, 0.0, 0.08)], None),  # the first validation: every VAE starts on the prior
+    ([(0, 0.0, 0.08), (2, 0.05, 0.4)], None),  # under 1 nat but gaining KL: learning, not collapsed
+    ([(0, 0.0, 0.004), (0, 0.0, 0.003)], "collapsed"),  # no unit active, losing KL
+    ([(4, 2.0, 12.0), (3, 0.4, 0.5)], "collapsed"),  # fell under 1 nat
+    ([(6, 3.0, 20.0), (4, 1.2, 9.0)], "collapsing"),  # fewer units and under half the peak information
+    ([(10, 1.0, 30.0), (4, 2.5, 18.0)], None),  # a β-VAE pruning spare units keeps (here gains) its information
+    ([(6, 3.0, 20.0), (6, 1.0, 9.0)], None),  # less information, the same units: not called collapsing
+    ([(3, 0.07, 3.0), (2, 0.03, 3.7)], None),  # the first steps' flicker: no informative peak to fall from
+])
+def test_the_training_warning_tells_collapse_from_learning_and_pruning(history, state):
+    got, sentence = latent_space.training_warning(history)
+    assert got == state and (sentence is None) == (state is None)
+    if state:
+        assert "remedies" in sentence and "free_bits" in sentence and "cyclical" in sentence
+
+
+def test_a_run_that_collapses_is_warned_once_and_one_that_learns_is_not(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=60, validation_step=10, validation_size=64)]
+    assert train_main([*common, "--run_name=collapsed", "--beta=1000"]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if "warning at step" in line]
+    assert len(warnings) == 1 and "The posterior has collapsed (0 active units" in warnings[0], out
+    assert train_main([*common, "--run_name=learning", "--beta=1"]) == 0
+    assert "warning" not in capsys.readouterr().out
+
+    for name in ("collapsed", "learning"):
+        table = rows(tmp_path / name / "latents.csv")
+        assert [int(r["step"]) for r in table] == [10, 20, 30, 40, 50, 60]
+        for r in table:  # the total is the dimensions' sum, the count their activity
+            assert float(r["kl"]) == pytest.approx(sum(float(r[f"kl_{d}"]) for d in range(4)), rel=1e-6, abs=1e-9)
+            assert int(r["active_units"]) == sum(int(r[f"active_{d}"]) for d in range(4))
+    collapsed, learning = rows(tmp_path / "collapsed" / "latents.csv"), rows(tmp_path / "learning" / "latents.csv")
+    assert all(int(r["active_units"]) == 0 and float(r["kl"]) < 0.05 for r in collapsed)
+    assert int(learning[-1]["active_units"]) >= 2 and float(learning[-1]["kl"]) > latent_space.COLLAPSED_KL
+    # I(x; z) is at most log n (64 validation images) and well above 0 only when the codes carry information.
+    assert all(abs(float(r["mutual_information"])) < 0.05 for r in collapsed)
+    assert 0.1 < float(learning[-1]["mutual_information"]) <= np.log(64)
+
+    assert analyze_main([str(tmp_path / "collapsed"), "--num_images=64", "--no_tsne", "--likelihood_samples=4"]) == 0
+    assert "The posterior has collapsed" in capsys.readouterr().out
+
+
+def fu_et_al_weights(steps, start, end, cycles, ratio, low, high):
+    """Fu et al. 2019's frange_cycle_linear, written from the paper (eq. 6): weights at each step of `steps`."""
+    period = (end - start) / cycles
+    weights = []
+    for step in steps:
+        if step < start:
+            weights.append(low)
+        elif step >= end:
+            weights.append(high)
+        else:
+            tau = ((step - start) % period) / period
+            weights.append(low + (high - low) * (tau / ratio if tau <= ratio else 1.0))
+    return weights
+
+
+@pytest.mark.parametrize("start, end, cycles, ratio, low, high", [
+    (0, 10000, 4, 0.5, 0.0, 1.0), (1000, 4000, 3, 0.25, 0.1, 2.0), (0, 7, 7, 1.0, 0.0, 1.0)])
+def test_cyclical_annealing_is_fu_et_al_s_schedule(start, end, cycles, ratio, low, high):
+    import tensorflow as tf
+
+    from vae_tf.schedules import make_schedule
+    schedule = make_schedule("cyclical", 1.0, start, end, low, high, cycles=cycles, ratio=ratio)
+    steps = sorted(set(range(0, end + 50, max(1, (end - start) // 97))) | {start, end - 1, end, end + 1})
+    expected = fu_et_al_weights(steps, start, end, cycles, ratio, low, high)
+    compiled = tf.function(schedule.weight)
+    for step, weight in zip(steps, expected):
+        assert float(compiled(tf.constant(step, tf.int64))) == pytest.approx(weight, rel=1e-6, abs=1e-6), step
+
+
+@pytest.mark.parametrize("groups", [None, 1, 2])
+def test_free_bits_charge_only_the_nats_over_each_groups_allowance(groups):
+    """Σ_g max(λ, batch mean of group g's KL) (Kingma et al. 2016, appendix C), against NumPy on posteriors whose four
+    dimensions carry about 0, 0.1, 1 and 3 nats."""
+    import vae_tf
+    from vae_tf.objectives import Batch
+
+    model = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides=dict(
+        objective="beta_vae", latent_size=4, image_size=16, encoder_layers=[[8, 4, 2], [32]], free_bits=0.5,
+        free_bits_groups=groups)))
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(32, 4)) * np.array([0.0, 0.4, 1.3, 2.4]) + np.array([0.0, 0.1, 0.3, 0.5])
+    log_std = np.full((32, 4), -0.05) + rng.normal(size=(32, 4)) * 0.01
+    kl = 0.5 * (mean ** 2 + np.exp(2 * log_std) - 1) - log_std  # [32, 4]
+    per_group = kl.mean(0).reshape(groups or 4, -1).sum(1)
+    expected = np.maximum(0.5, per_group).sum()
+    batch = Batch(None, mean.astype(np.float32), log_std.astype(np.float32), None, None, None,
+                  kl.sum(1).astype(np.float32), 0, 1)
+    assert float(model.objective.kl_term(batch)) == pytest.approx(expected, rel=1e-5)
+    assert expected > kl.sum(1).mean()  # the allowance is charged where a group holds less
+    model_off = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides=dict(
+        objective="beta_vae", latent_size=4, image_size=16, encoder_layers=[[8, 4, 2], [32]])))
+    assert float(model_off.objective.kl_term(batch)) == pytest.approx(kl.sum(1).mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(free_bits=-1.0), "free_bits must be a finite number >= 0"),
+    (dict(free_bits_groups=2), "set free_bits too"),
+    (dict(free_bits=0.5, free_bits_groups=3), "free_bits_groups must divide latent_size 4"),
+    (dict(free_bits=0.5, objective="beta_tcvae"), "free_bits frees nats of the KL"),
+    (dict(free_bits=0.5, kl_schedule="capacity"), "use one"),
+    (dict(kl_schedule="cyclical", kl_cycles=0), "kl_cycles must be at least 1"),
+    (dict(kl_schedule="cyclical", kl_cycle_ratio=0.0), "kl_cycle_ratio must be in (0, 1]"),
+    (dict(kl_schedule="cyclical", kl_start_step=0, kl_end_step=3, kl_cycles=4), "at least a step per cycle"),
+])
+def test_bad_remedies_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
+    monkeypatch.chdir(ROOT)
+    assert_train_refuses(tmp_path, capsys, overrides, message)
+
+
+def test_runs_with_each_remedy_train_and_resume_exactly(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    for name, overrides in (("cyclical", dict(kl_schedule="cyclical", kl_end_step=12, kl_cycles=3)),
+                            ("free_bits", dict(free_bits=0.25, free_bits_groups=2))):
+        common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=12, **overrides)]
+        assert train_main([*common, f"--run_name={name}"]) == 0
+        assert train_main([*common, f"--run_name={name}_resumed", "--num_steps=6"]) == 0
+        assert train_main([*common, f"--run_name={name}_resumed"]) == 0
+        straight, resumed = rows(tmp_path / name / "log.csv"), rows(tmp_path / f"{name}_resumed" / "log.csv")
+        np.testing.assert_allclose([float(r["loss"]) for r in resumed], [float(r["loss"]) for r in straight],
+                                   rtol=1e-5)
+        if name == "cyclical":  # the weight rises over the first half of each 4-step cycle, then holds
+            assert [float(r["kl_weight"]) for r in straight] == pytest.approx(
+                fu_et_al_weights(range(12), 0, 12, 3, 0.5, 0.0, 1.0))
