@@ -10,7 +10,8 @@ else of a model:
 
 - `encode(x)`: images [B, H, W, C] in [0, 1] -> the posterior's parameters, a list of tensors [B, ...];
 - `represent(x)`: images -> codes [B, d], what the disentanglement metrics and UDR read;
-- `decode(code)`: codes [B, code_size] -> images [B, H, W, C] in [0, 1];
+- `decode(code)`: codes [B, code_size] -> images [B, H, W, C] in [0, 1] (an autoregressive decoder's: samples);
+- `likelihood_logits(code, x)`: the decoder's logits of images x given codes, whatever the decoder reads;
 - `reconstruct(x)`: images -> the decoded posterior mode, a deterministic reconstruction;
 - `sample(n, seed=0)`: n images decoded from the prior;
 - `forward(x, step, stream, replica=0, replicas=1)`: (figures, batch) of one batch, `figures["loss"]` the training
