@@ -308,10 +308,15 @@ def test_label_baselines_fit_logistic_regression_on_the_runs_own_labelled_images
                          "--label_baselines", str(tmp_path / "vae")]) == 0
     out = capsys.readouterr().out
     report = read_json(tmp_path / "m2" / "analysis" / "summary.json")["classifier"]
-    pixels = report["baselines"]["logistic regression on pixels"]
+    pixels = report["baselines"]["pixels"]
     assert f"logistic regression on pixels, fitted on the same 30 labelled images: {pixels:.1%}" in out
-    assert set(report["baselines"]) == {"logistic regression on pixels",
-                                        f"logistic regression on {tmp_path / 'vae'} means"}
+    assert set(report["baselines"]) == {"pixels", "means of run 1"}
+    assert report["feature_runs"] == [str(tmp_path / "vae")]
+    assert (f"logistic regression on the means of {tmp_path / 'vae'}, fitted on the same 30 labelled images: "
+            f"{report['baselines']['means of run 1']:.1%}") in out
+    assert analyze_main([str(tmp_path / "m2"), str(tmp_path / "vae"), "--compare"]) == 0
+    table = (tmp_path / "comparison.md").read_text()
+    assert "logistic regression on pixels" in table and f"{pixels:.2%}" in table
     # The same fit, made here from labelled.csv and the first 200 test images.
     params = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, **LABELLED})
     table = np.loadtxt(tmp_path / "m2" / "labelled.csv", delimiter=",", skiprows=1, dtype=int)

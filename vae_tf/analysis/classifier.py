@@ -37,9 +37,10 @@ def feature_runs(params, runs):
 
 
 def logistic_baselines(run, params, images, labels, features):
-    """{what: test accuracy} of logistic regression fitted on the run's own labelled training images (labelled.csv,
+    """{"pixels" or "means of run i": test accuracy} of logistic regression fitted on the run's own labelled training
+    images (labelled.csv,
     binarised once as evaluation sees held-out images when the run binarises), on their pixels and on each of
-    `features`' [(run folder, model)] posterior means (`represent`); its C picked by FOLDS-fold cross-validation on
+    `features`' [(run folder, model)] posterior means (`represent`; run i the i-th, from 1); its C picked by FOLDS-fold cross-validation on
     those labelled images alone, the features standardised."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
@@ -50,8 +51,8 @@ def logistic_baselines(run, params, images, labels, features):
     train = source_for(params).fixed_split("train").images(table[:, 0]).numpy()
     truth = np.asarray(labels[params.label_factor])
     inputs = {"pixels": lambda x: x.reshape(len(x), -1)}
-    for folder, model in features:
-        inputs[f"{folder} means"] = lambda x, model=model: np.concatenate(
+    for i, (_, model) in enumerate(features, 1):
+        inputs[f"means of run {i}"] = lambda x, model=model: np.concatenate(
             [model.represent(x[i:i + BATCH]).numpy() for i in range(0, len(x), BATCH)])
     accuracies = {}
     for name, transform in inputs.items():
@@ -60,7 +61,7 @@ def logistic_baselines(run, params, images, labels, features):
         with warnings.catch_warnings():  # scikit-learn 1.9 announces a change of its fitted attributes, unused here
             warnings.simplefilter("ignore", FutureWarning)
             fitted.fit(transform(train), table[:, 1])
-        accuracies[f"logistic regression on {name}"] = float(np.mean(fitted.predict(transform(images)) == truth))
+        accuracies[name] = float(np.mean(fitted.predict(transform(images)) == truth))
     return accuracies
 
 
@@ -86,6 +87,7 @@ def classifier_report(run, params, model, images, labels, encoded, features=None
     if features is not None:
         report["labelled_images"] = params.labels
         report["baselines"] = logistic_baselines(run, params, images, labels, features)
+        report["feature_runs"] = [folder for folder, _ in features]
     return report
 
 
@@ -104,6 +106,7 @@ def _conditional_generation(model, images, encoded, names):
 def summary_line(report):
     lines = [f"  q(y|x) classifies {report['label']} with test accuracy {report['accuracy']:.1%} "
              f"({report['images']} images, {len(report['classes'])} classes)"]
-    lines += [f"  {name}, fitted on the same {report['labelled_images']} labelled images: {accuracy:.1%}"
-              for name, accuracy in report.get("baselines", {}).items()]
+    runs = {f"means of run {i}": f"the means of {folder}" for i, folder in enumerate(report.get("feature_runs", []), 1)}
+    lines += [f"  logistic regression on {runs.get(name, name)}, fitted on the same {report['labelled_images']} "
+              f"labelled images: {accuracy:.1%}" for name, accuracy in report.get("baselines", {}).items()]
     return "\n".join(lines)

@@ -47,6 +47,15 @@ def _test_columns(summary):
     return ["–" if value is None else f"{value:.2f}" for value in values]
 
 
+def _classifier_columns(report, baselines):
+    """A semi-supervised run's test accuracy of q(y|x) and of each logistic-regression baseline (`--label_baselines`)
+    as table cells; "–" where a run has none."""
+    if report is None:
+        return ["–"] * (1 + len(baselines))
+    return [f"{report['accuracy']:.2%}"] + [f"{report['baselines'][b]:.2%}" if b in report.get("baselines", {})
+                                             else "–" for b in baselines]
+
+
 def runs_of(paths):
     """The run folders that `paths` name: a study folder (one holding study.json) stands for each of its runs."""
     found = []
@@ -96,12 +105,18 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
         refuse_foreign(output / "udr.json", begins_with(b'{\n  "runs": '), "UDR record", None, OTHER_OUTPUT)
     output.mkdir(parents=True, exist_ok=True)
     ranked = udr_scores(runs, names, [params for _, params in opened], output) if udr else {}
+    classifiers = {name: summary["classifier"] for name, summary in summaries.items() if "classifier" in summary}
+    baselines = list(dict.fromkeys(b for report in classifiers.values() for b in report.get("baselines", {})))
     header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
                "test index-code MI", "test TC", "test dim-wise KL"]
+              + (["q(y\\|x) test accuracy"] + [f"logistic regression on {b}" for b in baselines]
+                 if classifiers else [])
               + (["metric protocol"] + metric_names if metric_names else []) + (["UDR"] if ranked else []))
     rows = [[name] + (_training_columns(final) if final else ["–"] * 5)
             + [str(summaries[name].get("active_units", "–"))]
-            + _test_columns(summaries[name]) + ([protocols[name]] if metric_names else [])
+            + _test_columns(summaries[name]) + (_classifier_columns(classifiers.get(name), baselines)
+                                                if classifiers else [])
+            + ([protocols[name]] if metric_names else [])
             + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
             + ([f"{ranked[name]:.3f}"] if ranked else [])
             for name, final in finals.items()]
