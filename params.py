@@ -61,6 +61,7 @@ kl_cycles = 4  # cyclical: ramps between kl_start_step and kl_end_step (Fu et al
 kl_cycle_ratio = 0.5  # cyclical: share of each cycle the weight rises over; it holds kl_end_value for the rest
 free_bits = 0.0  # nats per group of latents free of the KL penalty: max(free_bits, KL of the group); 0 = off
 free_bits_groups = None  # free_bits: equal groups of latents (1 = the whole code); None = one per dimension
+aggressive = False  # He et al. 2019: the encoder alone until its loss stops improving, then one decoder update
 
 # --- optimisation ---
 batch_size = 64  # images per training step

@@ -16,7 +16,7 @@ from vae_tf.runs import checkpoint_steps, open_run
 
 
 class Checkpointer:
-    """The resumable state of a run (model, optimizer and its step, the objective's own state such as FactorVAE's
+    """The resumable state of a run (model, optimizer and its step, `model.checkpointables()` such as FactorVAE's
     discriminator, early-stopping record), saved as the newest few `latest` checkpoints and the `best` one.
 
     In a multi-worker run every worker must take part in a save; only the chief's lands in the run folder.
@@ -32,7 +32,7 @@ class Checkpointer:
                                               best_validation=self.best_validation,
                                               checks_since_best=self.checks_since_best,
                                               train_seconds=self.train_seconds,
-                                              **model.objective.checkpointables())
+                                              **model.checkpointables())
         # A non-chief worker saves into scratch space, removed with this object.
         self.scratch = None if chief else tempfile.TemporaryDirectory(prefix="vae_tf_worker_")
         root = Path(run.path if chief else self.scratch.name)

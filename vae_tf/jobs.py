@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.image import metadata as image_metadata
 
-from vae_tf import metrics
+from vae_tf import aggressive, metrics
 from vae_tf.baselines import model_representation
 from vae_tf.runs import CsvLog, latent_history, log_columns, mig_columns, replace_atomically
 from vae_tf.snapshots import SnapshotFigure
@@ -158,6 +158,7 @@ class LatentActivity(Job):
         from vae_tf import latent_space
         self.every, self.writer, self.background, self.chief = params.validation_step, writer, background, chief
         self.latent_space, self.seed = latent_space, params.seed
+        self.aggressive = model.aggressive
         count = min(params.validation_size, split.num_examples) if self.every else 0
         self.images = split.images(tf.range(count, dtype=tf.int64))
         self.batch_size = params.batch_size
@@ -182,9 +183,17 @@ class LatentActivity(Job):
         self.log.append(row)
         self.background.submit(step, self._write_scalars, step, row)
         state, sentence = self.latent_space.training_warning(self.history)
+        notices = []
         if state and state not in self.warned:
-            self.notice = f"warning at step {step}: {sentence}"
+            notices.append(f"warning at step {step}: {sentence}")
             self.warned.add(state)
+        if self.aggressive is not None and bool(self.aggressive.on.numpy()) and aggressive.ends(self.history):
+            self.aggressive.end()
+            best = max(row[1] for row in self.history[:-1])
+            notices.append(f"step {step}: aggressive inference training ends, I(x; z) on the validation images "
+                           f"({information:.3g} nats) has not beaten its best ({best:.3g}) {aggressive.PATIENCE} "
+                           f"times; both networks train together from here (He et al. 2019)")
+        self.notice = "\n".join(notices) or None
 
     def _write_scalars(self, step, row):
         with self.writer.as_default(step=step):

@@ -94,6 +94,9 @@ class Params:
                                     "max(free_bits, the batch's mean KL of the group) (Kingma et al. 2016); 0 = off")
     free_bits_groups: Optional[int] = _option(None, "free_bits: equal groups of the Gaussian latents (1 = the whole "
                                                     "code); None = each dimension its own group")
+    aggressive: bool = _option(False, "aggressive inference training (He et al. 2019): the encoder alone on fresh "
+                                      "batches until its loss stops improving, then one decoder update, until "
+                                      "I(x; z) on the validation images stops rising; num_steps counts every update")
     tc_alpha: float = _option(1.0, "beta_tcvae: weight alpha of the index-code mutual information (beta weights the total correlation)")
     tc_gamma: float = _option(1.0, "beta_tcvae: weight gamma of the dimension-wise KL")
     tc_estimator: str = _option("mss", "beta_tcvae: minibatch estimator of q(z), mss (stratified) | mws (weighted) (Chen et al. 2018, app. C)")
@@ -143,7 +146,7 @@ class Params:
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
-              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size")
+              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -354,6 +357,7 @@ def _check_values(p):
              f"kl_schedule cyclical needs at least a step per cycle: {p.kl_cycles} cycles between kl_start_step "
              f"{p.kl_start_step} and kl_end_step {p.kl_end_step}")
     _check_free_bits(p)
+    _check_aggressive(p)
     _require(p.kl_end_step >= p.kl_start_step,
              f"kl_end_step ({p.kl_end_step}) precedes kl_start_step ({p.kl_start_step}); the ramp must end after it starts")
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
@@ -405,6 +409,22 @@ def _check_free_bits(p):
     groups = p.free_bits_groups
     _require(groups is None or (groups >= 1 and p.latent_size % groups == 0),
              f"free_bits_groups must divide latent_size {p.latent_size} into equal groups, got {groups}")
+
+
+def _check_aggressive(p):
+    if not p.aggressive:
+        return
+    _require(p.model == "vae", f"aggressive trains the VAE's encoder and decoder in turn; model {p.model} trains a "
+                               f"classifier beside them: drop aggressive")
+    _require(p.objective != "factor_vae", "aggressive trains the encoder and the decoder in turn, and objective "
+                                          "factor_vae trains its discriminator at every update of both: use another "
+                                          "objective, or drop aggressive")
+    _require(p.validation_step > 0, "aggressive ends when I(x; z) on the validation images stops rising: set "
+                                    "validation_step > 0")
+    _require(p.strategy == "default", "aggressive chooses the networks to update inside the compiled step, which "
+                                      "replicas cannot synchronise: use strategy default")
+    _require(p.precision != "mixed_float16", "aggressive gives the decoder an optimizer of its own, outside "
+                                             "mixed_float16's loss scaling: use precision float32 or mixed_bfloat16")
 
 
 def _check_labels(p):

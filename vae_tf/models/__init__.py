@@ -26,7 +26,7 @@ def build_model(params, image_shape=None, dataset_size=0):
     if model.loss_scaled:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer)
-    model.optimizer.build(model.trainable_variables)
+    model.optimizer.build(model.optimized_variables())
     model.learning_rate_at = learning_rate_schedule(params)
     return model
 

@@ -21,8 +21,9 @@ else of a model:
   auxiliary one, made by `part.evaluation_noise`) makes from `posterior`: `vae_tf.log_likelihood`'s importance
   weights; `kl_in_closed_form` says whether the ELBO may use the parts' closed-form KL at `encode(x)` instead of
   the sampled log p(code) − log q(code|x);
-- `latent` (a `vae_tf.latents.Latent`: the parts of the code), `objective` (its `checkpointables` join the
-  checkpoint), `negative_log_likelihood(x, logits)`;
+- `latent` (a `vae_tf.latents.Latent`: the parts of the code), `objective`, `checkpointables()` (what the checkpoint
+  holds besides the weights and the optimizer), `negative_log_likelihood(x, logits)`;
+- `aggressive`: the schedule of He et al.'s aggressive inference training (`vae_tf.aggressive`), or None;
 - `classify(x)`: q(y|x) [B, K], where `classifies` (M2); other models raise a one-line UserError.
 """
 
@@ -68,6 +69,7 @@ class Model(keras.Model):
         self.loss_scaled = self.params.precision == "mixed_float16"
         self.learning_rate_at = None  # step -> learning rate, for a schedule (build_model sets it from params)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
+        self.aggressive = None  # a family that offers aggressive training sets it (`vae_tf.aggressive`)
 
     def get_config(self):
         return {**super().get_config(), "params": self.params.to_dict(), "image_shape": list(self.image_shape),
@@ -76,6 +78,16 @@ class Model(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    def checkpointables(self):
+        """What a resumable checkpoint holds besides the model and its optimizer (name -> trackable): the
+        objective's own state (FactorVAE's discriminator) and aggressive training's."""
+        return {**self.objective.checkpointables(), **(self.aggressive.checkpointables() if self.aggressive else {})}
+
+    def optimized_variables(self):
+        """The variables the run's optimizer updates: all, but the decoder's under aggressive training (which gives
+        the decoder an optimizer of its own)."""
+        return self.aggressive.encoder_variables if self.aggressive else self.trainable_variables
 
     def noise(self, shape, step, stream=0):
         """Standard normal noise that is a pure function of (seed, step, stream): resumed runs draw the same noise."""
@@ -177,7 +189,10 @@ class Model(keras.Model):
         finite = usable_step(terms["loss"], terms["grad_norm"], self.loss_scaled)
 
         def apply():
-            self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            if self.aggressive is None:
+                self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            else:
+                self.aggressive.apply(gradients, self.trainable_variables, terms["loss"])
             if self.loss_scaled:  # an overflowing step leaves the counter, which the schedule and noise read
                 tf.cond(overflow, lambda: self.optimizer.iterations.assign_add(1), lambda: self.optimizer.iterations)
             apply_auxiliary()
@@ -188,6 +203,8 @@ class Model(keras.Model):
         else:
             apply()
         terms["skipped"] = 1.0 - tf.cast(finite & tf.logical_not(overflow), tf.float32)
+        if self.aggressive is not None:
+            terms.update(self.aggressive.figures())
         self._track(terms, finite)
         return terms
 

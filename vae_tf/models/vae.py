@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from vae_tf import networks
+from vae_tf import aggressive, networks
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights
 from vae_tf.models.base import Model
@@ -26,12 +26,12 @@ CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", 
 INDEPENDENCE_FIGURES = ("categorical_hsic",)
 
 
-def step_figures(objective, categorical=False, independent=False):
+def step_figures(objective, categorical=False, independent=False, aggressively=False):
     """The per-step figures of a model trained with `objective` (and `categorical` latents, kept `independent` of the
-    Gaussian part), in log.csv's column order."""
+    Gaussian part, and trained `aggressively`: `vae_tf.aggressive`), in log.csv's column order."""
     return (LOSS_FIGURES + (CATEGORICAL_FIGURES if categorical else ())
             + (INDEPENDENCE_FIGURES if categorical and independent else ())
-            + OBJECTIVES[objective].figures + STATISTICS_FIGURES)
+            + OBJECTIVES[objective].figures + STATISTICS_FIGURES + (aggressive.FIGURES if aggressively else ()))
 
 
 def categorical_capacity_schedule(sizes, capacity, gamma, start_step, end_step, marginal_weight, independence=0.0):
@@ -79,8 +79,11 @@ class VAE(Model):
             categorical_capacity_schedule(p.categorical_sizes, p.categorical_capacity, p.categorical_gamma,
                                           p.categorical_start_step, p.categorical_end_step,
                                           p.categorical_marginal_weight, p.categorical_independence))
-        self.step_figures = step_figures(p.objective, bool(p.categorical_sizes), self.independence_kernel is not None)
+        self.step_figures = step_figures(p.objective, bool(p.categorical_sizes), self.independence_kernel is not None,
+                                         p.aggressive)
         self.built = True  # both networks are built on keras.Input above; saving needs to know it
+        if p.aggressive:
+            self.aggressive = aggressive.AggressiveTraining(self)
 
     @classmethod
     def from_config(cls, config):

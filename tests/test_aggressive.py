@@ -1,0 +1,135 @@
+"""Aggressive inference-network training (He et al. 2019): which network each step updates, against the paper's
+loop written out in Python; the end of the aggressive phase; exact resume, reload and analysis; bad input."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from vae_tf import aggressive
+from vae_tf.cli import analyze_main, train_main
+
+from conftest import ROOT, assert_train_refuses, tiny_args
+
+
+def rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def he_et_al_updates(losses):
+    """What He et al.'s training loop (their image.py, Algorithm 1 of the paper) updates at each step, fed the loss
+    of each encoder update in turn: "encoder" for each inner update, "decoder" for the update that ends an inner loop.
+    The inner loop sums its losses over windows of 10 updates and breaks when a window's sum exceeds the previous
+    one's, or when `sub_iter` reaches 100."""
+    updates, losses = [], iter(losses)
+    while True:
+        sub_iter, previous, current = 1, 1e30, 0.0
+        try:
+            while sub_iter < 100:
+                current += next(losses)
+                updates.append("encoder")
+                if sub_iter % 10 == 0:
+                    if previous - current < 0:
+                        break
+                    previous, current = current, 0.0
+                sub_iter += 1
+        except StopIteration:
+            return updates
+        updates.append("decoder")
+
+
+def tiny_model(**overrides):
+    import vae_tf
+    return vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides=dict(
+        objective="beta_vae", latent_size=4, image_size=16, encoder_layers=[[8, 4, 2], [32]], decoder="deconv",
+        decoder_layers=None, aggressive=True, **overrides)))
+
+
+@pytest.mark.parametrize("losses", [
+    [100.0 - i for i in range(25)] + [200.0] * 10 + [50.0 - 0.1 * i for i in range(150)],  # a worse window, then 99
+    [10.0 + (i % 20 >= 10) for i in range(60)],  # windows that alternate: no improvement, every other one worse
+    list(np.random.default_rng(0).normal(100.0, 5.0, 300)),  # noise
+])
+def test_each_step_updates_the_network_he_et_al_s_loop_updates(losses):
+    """The compiled schedule, fed each encoder step's loss, updates the networks the paper's loop updates, in order:
+    the encoder alone (the decoder's weights unchanged), and the decoder alone when the inner loop ends (the
+    encoder's unchanged); both together after the aggressive phase."""
+    import tensorflow as tf
+
+    model = tiny_model()
+    schedule = model.aggressive
+    variables = model.trainable_variables
+    gradients = [tf.ones_like(v) for v in variables]
+    apply = tf.function(lambda loss: schedule.apply(gradients, variables, loss))
+    expected = he_et_al_updates(losses)
+    feed = iter(losses)
+    for want in expected[:len(expected) - 1]:
+        encoder_before = [v.numpy().copy() for v in schedule.encoder_variables]
+        decoder_before = [v.numpy().copy() for v in schedule.decoder_variables]
+        # A decoder update's own loss is not watched: the loss it is fed does not matter.
+        figures = apply(tf.constant(next(feed) if want == "encoder" else math.nan, tf.float32))
+        encoder_moved = any(not np.array_equal(b, v.numpy()) for b, v in zip(encoder_before, schedule.encoder_variables))
+        decoder_moved = any(not np.array_equal(b, v.numpy()) for b, v in zip(decoder_before, schedule.decoder_variables))
+        assert (encoder_moved, decoder_moved) == (want == "encoder", want == "decoder")
+        assert float(figures["aggressive"]) == 1.0
+    assert "decoder" in expected  # every case ends at least one inner loop
+    steps = int(model.optimizer.iterations.numpy())
+    assert steps == len(expected) - 1  # one step per update, decoder updates included
+    assert int(schedule.decoder_optimizer.iterations.numpy()) == expected[:-1].count("decoder")
+
+    schedule.end()
+    before = [v.numpy().copy() for v in variables]
+    figures = apply(tf.constant(1.0))
+    assert all(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
+    assert float(figures["aggressive"]) == 0.0 and int(model.optimizer.iterations.numpy()) == steps + 1
+
+
+@pytest.mark.parametrize("information, ends", [
+    ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], False),  # rising
+    ([0.5, 0.4, 0.3, 0.2, 0.1], False),  # four misses
+    ([0.5, 0.4, 0.3, 0.2, 0.1, 0.05], True),  # the fifth
+    ([0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.1, 0.05], True),  # misses counted over the phase, not in a row (He et al.)
+    ([0.5, 0.4, 0.3, 0.2, 0.1, 0.9], False),  # five misses, but the latest check beats the best: not a stop
+    ([0.0], False),
+])
+def test_the_phase_ends_at_the_fifth_check_of_i_x_z_that_does_not_beat_its_best(information, ends):
+    assert aggressive.ends([(1, value, 1.0) for value in information]) is ends
+
+
+def test_an_aggressive_run_ends_its_phase_resumes_exactly_reloads_and_analyses(tmp_path, capsys, monkeypatch):
+    import vae_tf
+
+    monkeypatch.chdir(ROOT)
+    common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=96, validation_step=4, validation_size=16,
+                                                     checkpoint_step=8, aggressive=True)]
+    assert train_main([*common, "--run_name=straight"]) == 0
+    assert "aggressive inference training ends" in capsys.readouterr().out
+    # Resumed before the phase ends (at step 72 here): the end is decided on the validations of both sessions.
+    assert train_main([*common, "--run_name=resumed", "--num_steps=48"]) == 0
+    assert train_main([*common, "--run_name=resumed"]) == 0
+    straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")
+    for column in ("aggressive", "encoder_updates"):
+        assert [r[column] for r in resumed] == [r[column] for r in straight]
+    np.testing.assert_allclose([float(r["loss"]) for r in resumed], [float(r["loss"]) for r in straight], rtol=1e-5)
+    phase = [float(r["aggressive"]) for r in straight]
+    assert phase[0] == 1.0 and phase[-1] == 0.0 and sorted(phase, reverse=True) == phase  # it ends, for good
+    assert max(float(r["encoder_updates"]) for r in straight) >= 1
+
+    model = vae_tf.load_run(tmp_path / "resumed")
+    assert not bool(model.aggressive.on.numpy())
+    assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(aggressive=True, objective="factor_vae"), "objective factor_vae trains its discriminator"),
+    (dict(aggressive=True, validation_step=0), "set validation_step > 0"),
+    (dict(aggressive=True, strategy="mirrored", cpu_devices=2), "use strategy default"),
+    (dict(aggressive=True, precision="mixed_float16"), "outside mixed_float16's loss scaling"),
+    (dict(aggressive=True, model="m2", labels=30, label_factor="shape"), "model m2 trains a classifier"),
+])
+def test_aggressive_training_it_cannot_drive_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, overrides,
+                                                                          message):
+    monkeypatch.chdir(ROOT)
+    assert_train_refuses(tmp_path, capsys, overrides, message)

@@ -1,0 +1,113 @@
+"""Aggressive inference-network training (He et al. 2019, "Lagging Inference Networks and Posterior Collapse in
+Variational Autoencoders", Algorithm 1), `params.aggressive`.
+
+Early in training the encoder lags behind the decoder's true posterior, and the decoder learns to do without z
+before the encoder has anything to give it. The remedy: train the encoder alone, a fresh batch per update, until its
+loss stops improving, then update the decoder once; repeat, and return to training both together once I(x; z) on
+the validation images stops rising (`ends`).
+
+Every training step is one update, of the encoder, the decoder or both, so `num_steps` counts the inner encoder
+updates too (what the method costs). The encoder keeps the run's optimizer, whose counter is the step; the decoder
+has an Adam of its own, as in the paper's code, so that its moments and their bias correction count its own, rarer,
+updates. The choice is made inside the compiled step from the state below, which the checkpoint holds: a resumed run
+updates what an uninterrupted one would.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+# He et al.'s image experiments: the encoder's losses are summed over windows of 10 updates, and the inner loop ends
+# when a window's sum exceeds the one before, or after 99 updates (their `while sub_iter < 100`).
+WINDOW = 10
+MOST_ENCODER_UPDATES = 99
+# Their image experiments check I(x; z) once an epoch and end the aggressive phase at the fifth check that does not
+# beat the best so far.
+PATIENCE = 5
+
+FIGURES = ("aggressive", "encoder_updates")  # log.csv's columns of an aggressive run
+
+
+class AggressiveTraining:
+    """The schedule of updates of one model, and the decoder's optimizer.
+
+    State (tf.Variables, in the checkpoint through `checkpointables`): `on`, whether the aggressive phase lasts;
+    `updates`, the encoder updates since the decoder's last; `window` and `previous`, the current and the last whole
+    window's summed losses; `decoder_due`, whether the next step updates the decoder."""
+
+    def __init__(self, model):
+        self.model = model
+        self.encoder_variables = list(model.encoder.trainable_variables)
+        encoder = {id(v) for v in self.encoder_variables}
+        self.decoder_variables = [v for v in model.trainable_variables if id(v) not in encoder]
+        # The learning rate is read from the run's optimizer at every update: a schedule sets that one.
+        self.decoder_optimizer = keras.optimizers.Adam(lambda: model.optimizer.learning_rate,
+                                                       beta_1=model.params.adam_beta_1)
+        self.decoder_optimizer.build(self.decoder_variables)
+        self.on = tf.Variable(True, trainable=False, name="aggressive")
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="encoder_updates")
+        self.window = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="window_loss")
+        self.previous = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="previous_window_loss")
+        self.decoder_due = tf.Variable(False, trainable=False, name="decoder_due")
+
+    def checkpointables(self):
+        return {"decoder_optimizer": self.decoder_optimizer, "aggressive_on": self.on,
+                "aggressive_updates": self.updates, "aggressive_window": self.window,
+                "aggressive_previous": self.previous, "aggressive_decoder_due": self.decoder_due}
+
+    def apply(self, gradients, variables, loss):
+        """Apply one step's `gradients` (of `variables`, the model's trainable ones) to the networks this step
+        updates; `loss` is the step's loss, which the inner loop watches. Returns the step's figures."""
+        by_variable = {id(v): g for v, g in zip(variables, gradients)}
+        encoder = [(by_variable[id(v)], v) for v in self.encoder_variables]
+        decoder = [(by_variable[id(v)], v) for v in self.decoder_variables]
+        optimizer = self.model.optimizer
+
+        def encoder_alone():
+            optimizer.apply_gradients(encoder)
+            updates = self.updates.assign_add(1)
+            window = self.window.assign_add(tf.cast(loss, tf.float64))
+            ended = tf.equal(updates % WINDOW, 0)
+            # He et al. compare the mean loss of two windows of equal size: the sums do the same.
+            worse = ended & (window > self.previous)
+            self.previous.assign(tf.where(ended, window, self.previous))
+            self.window.assign(tf.where(ended, tf.zeros_like(window), window))
+            self.decoder_due.assign(worse | (updates >= MOST_ENCODER_UPDATES))
+            return tf.constant(0)
+
+        def decoder_alone():
+            self.decoder_optimizer.apply_gradients(decoder)
+            optimizer.iterations.assign_add(1)  # the encoder's optimizer counts the run's steps
+            self.updates.assign(0)
+            self.window.assign(0.0)
+            self.previous.assign(math.inf)
+            self.decoder_due.assign(False)
+            return tf.constant(0)
+
+        def both():
+            optimizer.apply_gradients(encoder)
+            self.decoder_optimizer.apply_gradients(decoder)
+            return tf.constant(0)
+
+        tf.cond(self.on, lambda: tf.cond(self.decoder_due, decoder_alone, encoder_alone), both)
+        return self.figures()
+
+    def figures(self):
+        return {"aggressive": tf.cast(self.on, tf.float32), "encoder_updates": tf.cast(self.updates, tf.float32)}
+
+    def end(self):
+        """Train both networks together from the next step on (I(x; z) stopped rising)."""
+        self.on.assign(False)
+        self.updates.assign(0)
+        self.decoder_due.assign(False)
+
+
+def ends(history):
+    """Whether the aggressive phase ends after the latest validation: He et al.'s image experiments end it at the
+    PATIENCE-th validation whose I(x; z) does not beat the best before it (a single fall, their text experiments'
+    rule, ends it on the noise of the first validations, when the code holds almost nothing). `history`: (active
+    units, I(x; z), KL) per validation, oldest first."""
+    information = [row[1] for row in history]
+    misses = sum(value <= max(information[:i]) for i, value in enumerate(information) if i)
+    return misses >= PATIENCE and information[-1] <= max(information[:-1])
