@@ -163,6 +163,8 @@ class LatentActivity(Job):
         self.images = split.images(tf.range(count, dtype=tf.int64))
         self.batch_size = params.batch_size
         self.encode = tf.function(lambda x: model.encode(x)[:2])  # the Gaussian part's mean and log_std
+        gaussian = model.latent.gaussian
+        self.sampled_kl = None if gaussian.closed_form else self._sampled_kl_of(gaussian)
         self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
         columns = latent_columns(params.latent_size)
         if chief and self.every:
@@ -175,25 +177,39 @@ class LatentActivity(Job):
         encoded = [self.encode(self.images[i:i + self.batch_size]) for i in range(0, len(self.images), self.batch_size)]
         mean, log_std = (np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64) for j in (0, 1))
         kl, active = self.latent_space.kl_per_dimension(mean, log_std), self.latent_space.active_units(mean)
+        total = float(kl.sum()) if self.sampled_kl is None else self.sampled_kl(mean, log_std)
         information = self.latent_space.kl_parts(mean, log_std, self.seed)["index_code_mi"]
-        self.history.append((int(active.sum()), information, float(kl.sum())))
-        row = {"step": step, "kl": float(kl.sum()), "mutual_information": information,
+        self.history.append((int(active.sum()), information, total))
+        row = {"step": step, "kl": total, "mutual_information": information,
                "active_units": int(active.sum()), **{f"kl_{d}": float(k) for d, k in enumerate(kl)},
                **{f"active_{d}": int(a) for d, a in enumerate(active)}, "wall_time": time.time()}
         self.log.append(row)
         self.background.submit(step, self._write_scalars, step, row)
+        self.notice = "\n".join(self._notices(step)) or None
+
+    def _notices(self, step):
+        """The lines the latest validation gives the progress bar: a collapse warning, the end of aggressive training."""
         state, sentence = self.latent_space.training_warning(self.history)
-        notices = []
         if state and state not in self.warned:
-            notices.append(f"warning at step {step}: {sentence}")
             self.warned.add(state)
+            yield f"warning at step {step}: {sentence}"
         if self.aggressive is not None and bool(self.aggressive.on.numpy()) and aggressive.ends(self.history):
             self.aggressive.end()
-            best = max(row[1] for row in self.history[:-1])
-            notices.append(f"step {step}: aggressive inference training ends, I(x; z) on the validation images "
-                           f"({information:.3g} nats) has not beaten its best ({best:.3g}) {aggressive.PATIENCE} "
-                           f"times; both networks train together from here (He et al. 2019)")
-        self.notice = "\n".join(notices) or None
+            information, best = self.history[-1][1], max(row[1] for row in self.history[:-1])
+            yield (f"step {step}: aggressive inference training ends, I(x; z) on the validation images "
+                   f"({information:.3g} nats) has not beaten its best ({best:.3g}) {aggressive.PATIENCE} times; "
+                   f"both networks train together from here (He et al. 2019)")
+
+    def _sampled_kl_of(self, gaussian):
+        """For a learned prior: (mean, log_std) [n, D] -> the mean one-sample KL estimate (nats) at the same draws of
+        each posterior every time."""
+        estimate = tf.function(lambda mean, log_std, z: tf.reduce_mean(gaussian.kl((mean, log_std), z)))
+
+        def sampled_kl(mean, log_std):
+            z = mean + np.exp(log_std) * np.random.default_rng(self.seed).standard_normal(mean.shape)
+            return float(estimate(*(tf.constant(t, tf.float32) for t in (mean, log_std, z))))
+
+        return sampled_kl
 
     def _write_scalars(self, step, row):
         with self.writer.as_default(step=step):
@@ -208,8 +224,9 @@ class Snapshot(Job):
     def __init__(self, params, model, split, run, writer, background, chief):
         self.every, self.extra_steps, self.chief = params.plot_step, params.log_step, chief
         self.run_dir, self.writer, self.background = run, writer, background
-        self.panels = _compiled_snapshot(model, split, params.seed)
-        self.panels.get_concrete_function()
+        self.panels, self.codes = _compiled_snapshot(model, split), model.latent.prior_codes
+        self.seed = params.seed
+        self.panels.get_concrete_function(tf.TensorSpec([SNAPSHOT_IMAGES, model.latent.code_size], tf.float32))
         self.draw = SnapshotFigure()  # used on the background thread only
         self.last = None  # the last step drawn
 
@@ -228,7 +245,9 @@ class Snapshot(Job):
         """The model's images at `step`, computed now; drawing and writing them goes on in the background."""
         if not self.chief:
             return
-        panels = [images.numpy() for images in self.panels()]
+        # The same draws each time, of the prior as it is now (a learned one moves).
+        codes = self.codes(np.random.default_rng(self.seed), SNAPSHOT_IMAGES).astype(np.float32)
+        panels = [images.numpy() for images in self.panels(tf.constant(codes))]
         self.background.submit(step, self._write, step, panels)
         self.last = step
 
@@ -320,12 +339,11 @@ def _compiled_validation(model, split, batch_size, count):
     return validate
 
 
-def _compiled_snapshot(model, split, seed):
-    """A compiled function `() -> (originals, reconstructions, generations)`, each [SNAPSHOT_IMAGES, H, W, C]: the
-    first validation images, their reconstructions and decoded codes drawn once from the prior with the run's seed."""
+def _compiled_snapshot(model, split):
+    """A compiled function `codes -> (originals, reconstructions, generations)`, each [SNAPSHOT_IMAGES, H, W, C]: the
+    first validation images, their reconstructions and the decoded `codes` [SNAPSHOT_IMAGES, code_size]."""
     originals = split.images(tf.range(min(SNAPSHOT_IMAGES, split.num_examples), dtype=tf.int64))
-    codes = tf.constant(model.latent.prior_codes(np.random.default_rng(seed), SNAPSHOT_IMAGES))
-    return tf.function(lambda: (originals, model.reconstruct(originals), model.decode(codes)))
+    return tf.function(lambda codes: (originals, model.reconstruct(originals), model.decode(codes)))
 
 
 def _scalar_writer(writer, names):

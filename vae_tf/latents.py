@@ -6,8 +6,9 @@ it from noise, what its KL to the prior is, how it is decoded deterministically 
 and how the prior is sampled. The model, the objectives, the likelihood, the metrics' representation and the
 analysis all go through these methods, so a new posterior family is one class here.
 
-- `Gaussian(size)`: q(z|x) = N(mean, exp(log_std)²), prior N(0, I); z = mean + exp(log_std)·ε (the
-  reparameterisation trick, Kingma & Welling 2014); KL in closed form (their appendix B).
+- `Gaussian(size, prior)`: q(z|x) = N(mean, exp(log_std)²), prior N(0, I) or a learned one (`vae_tf.priors`);
+  z = mean + exp(log_std)·ε (the reparameterisation trick, Kingma & Welling 2014); KL in closed form to N(0, I)
+  (their appendix B), else estimated at the sample, log q(z|x) − log p(z).
 - `Categorical(size, temperature)`: q(c|x) = Cat(softmax(logits)), prior uniform over `size` categories. Training
   decodes the concrete (Gumbel-softmax) relaxation softmax((logits + g)/τ), g ~ Gumbel(0, 1) (Maddison et al. 2017;
   Jang et al. 2017); evaluation decodes the category itself, one-hot: its mode, or a Gumbel-max draw (an exact
@@ -23,20 +24,24 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from vae_tf.losses import LOG_2PI, gaussian_kl, gaussian_log_density
+from vae_tf.losses import gaussian_kl, gaussian_log_density
+from vae_tf.priors import StandardNormal
 
 GUMBEL_EPSILON = 1e-20  # keeps log(−log u) finite at u = 0
 
 
 class Gaussian:
-    """Diagonal Gaussian posterior, standard normal prior."""
+    """Diagonal Gaussian posterior; the standard normal prior, or `prior` (`vae_tf.priors`)."""
 
-    def __init__(self, size):
-        self.size = size
+    def __init__(self, size, prior=None):
+        self.size, self.prior = size, prior or StandardNormal(size)
         self.heads = (("mean", size), ("log_std", size))
+        self.closed_form = self.prior.closed_form  # whether `kl` is exact, or a one-sample estimate
 
     def describe(self):
-        return f"{self.size} Gaussian dimensions (KL in closed form)"
+        if self.closed_form:
+            return f"{self.size} Gaussian dimensions (KL in closed form)"
+        return f"{self.size} Gaussian dimensions, {self.prior.describe()} (KL: a one-sample estimate)"
 
     def noise(self, rows, seed):
         return tf.random.stateless_normal(tf.stack([rows, self.size]), seed=seed)
@@ -47,8 +52,12 @@ class Gaussian:
 
     draw = sample  # the reparameterised sample is an exact one
 
-    def kl(self, parameters):
-        return gaussian_kl(*parameters)
+    def kl(self, parameters, z=None):
+        """KL(q(z|x) ‖ p(z)) [B]: in closed form to N(0, I); to a learned prior, its one-sample estimate
+        log q(z|x) − log p(z) at the sample z [B, size] the step decodes (unbiased; Tomczak & Welling 2018, eq. 4)."""
+        if self.closed_form:
+            return gaussian_kl(*parameters)
+        return -self.log_prior_ratio(parameters, z)
 
     def mode(self, parameters):
         return parameters[0]
@@ -60,14 +69,13 @@ class Gaussian:
     def log_prior_ratio(self, parameters, z):
         """log p(z) − log q(z|x) summed over the part, for samples z [..., B, size] -> [..., B]."""
         mean, log_std = parameters
-        log_prior = tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=-1)
-        return log_prior - tf.reduce_sum(gaussian_log_density(z, mean, log_std), axis=-1)
+        return self.prior.log_density(z) - tf.reduce_sum(gaussian_log_density(z, mean, log_std), axis=-1)
 
     def evaluation_noise(self, rng, samples):
         return rng.standard_normal((samples, self.size))
 
     def prior_codes(self, rng, n):
-        return rng.standard_normal((n, self.size))
+        return self.prior.codes(rng, n)
 
 
 class Categorical:
@@ -120,10 +128,11 @@ class Categorical:
 
 
 class Latent:
-    """The whole code: `latent_size` Gaussian dimensions, then one categorical per entry of `categorical_sizes`."""
+    """The whole code: `latent_size` Gaussian dimensions (with `prior`, None: N(0, I)), then one categorical per entry
+    of `categorical_sizes`."""
 
-    def __init__(self, latent_size, categorical_sizes=(), temperature=0.67):
-        self.gaussian = Gaussian(latent_size)
+    def __init__(self, latent_size, categorical_sizes=(), temperature=0.67, prior=None):
+        self.gaussian = Gaussian(latent_size, prior)
         self.categoricals = [Categorical(size, temperature, i) for i, size in enumerate(categorical_sizes)]
         self.parts = [self.gaussian, *self.categoricals]
         self.heads = [head for part in self.parts for head in part.heads]

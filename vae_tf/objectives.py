@@ -254,9 +254,8 @@ class IWAE(BetaVAE):
             decoded = model.likelihood_logits(tf.reshape(others, [-1, model.latent_size]), x[rows:], training=True)
             logits = tf.concat([logits, decoded], axis=0)  # [K·B, H, W, C], sample-major
         log_likelihood = -tf.reshape(model.negative_log_likelihood(x, logits), [k, rows])
-        log_prior = tf.reduce_sum(-0.5 * (losses.LOG_2PI + tf.square(z)), axis=2)
-        log_posterior = tf.reduce_sum(losses.gaussian_log_density(z, batch.mean[None], batch.log_std[None]), axis=2)
-        bound = tf.reduce_mean(losses.importance_weighted_bound(log_likelihood + log_prior - log_posterior))
+        prior_ratio = model.latent.gaussian.log_prior_ratio((batch.mean[None], batch.log_std[None]), z)  # [K, B]
+        bound = tf.reduce_mean(losses.importance_weighted_bound(log_likelihood + prior_ratio))
         return -bound, {"iwae_bound": bound}
 
 

@@ -52,6 +52,11 @@ class Params:
                                 "al. 2014's semi-supervised model: a classifier q(y|x) beside the code) | adgm (Maaløe et al. 2016: M2 "
                                 "with an auxiliary variable a; docs/model.md)")
     latent_size: int = _option(10, "number of Gaussian (continuous) latent dimensions")
+    prior: str = _option("normal", "the Gaussian code's prior: normal (N(0, I), KL in closed form) | mog (a mixture of "
+                                   "prior_components learned Gaussians) | vamp (the VampPrior of Tomczak & Welling "
+                                   "2018: the encoder's posteriors of prior_components learned pseudo-inputs); a "
+                                   "learned prior's KL is a one-sample estimate")
+    prior_components: int = _option(10, "mog, vamp: components of the prior (vamp: pseudo-inputs; the paper uses 500)")
     categorical_sizes: list = _option([], "JointVAE (Dupont 2018): a categorical latent per entry, of that many "
                                           "categories (>= 2), beside the Gaussian ones; [] = none")
     temperature: float = _option(0.67, "categoricals: temperature of their concrete (Gumbel-softmax) relaxation while "
@@ -146,7 +151,7 @@ class Params:
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
-              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive")
+              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive", "prior", "prior_components")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -174,6 +179,10 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 DECODERS = ("deconv", "broadcast", "pixelcnn")
 MMD_KERNELS = ("rbf", "imq")
+PRIORS = ("normal", "mog", "vamp")
+# Objectives that read nothing of the prior but its density: the others assume N(0, I) (β-TCVAE's dimension-wise KL,
+# DIP-VAE's identity covariance, InfoVAE's prior samples, FactorVAE's decomposed KL).
+LEARNED_PRIOR_OBJECTIVES = ("beta_vae", "iwae")
 INDEPENDENCE_KERNELS = ("linear", "rbf")
 
 
@@ -320,7 +329,7 @@ def _check_values(p):
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
                            ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS),
                            ("independence_kernel", INDEPENDENCE_KERNELS), ("precision", PRECISIONS), ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
-                           ("model", MODELS)):
+                           ("model", MODELS), ("prior", PRIORS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
@@ -358,6 +367,7 @@ def _check_values(p):
              f"{p.kl_start_step} and kl_end_step {p.kl_end_step}")
     _check_free_bits(p)
     _check_aggressive(p)
+    _check_prior(p)
     _require(p.kl_end_step >= p.kl_start_step,
              f"kl_end_step ({p.kl_end_step}) precedes kl_start_step ({p.kl_start_step}); the ramp must end after it starts")
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
@@ -425,6 +435,19 @@ def _check_aggressive(p):
                                       "replicas cannot synchronise: use strategy default")
     _require(p.precision != "mixed_float16", "aggressive gives the decoder an optimizer of its own, outside "
                                              "mixed_float16's loss scaling: use precision float32 or mixed_bfloat16")
+
+
+def _check_prior(p):
+    _require(p.prior_components >= 1, f"prior_components must be at least 1, got {p.prior_components}")
+    if p.prior == "normal":
+        return
+    _require(p.model == "vae", f"prior {p.prior} is a prior of the VAE's code; model {p.model} keeps N(0, I): use "
+                               f"prior normal")
+    _require(p.objective in LEARNED_PRIOR_OBJECTIVES,
+             f"objective {p.objective} assumes the prior N(0, I); with prior {p.prior} use "
+             f"{' or '.join(LEARNED_PRIOR_OBJECTIVES)}")
+    _require(not p.free_bits, f"free_bits frees each dimension's KL to N(0, 1); prior {p.prior} has no KL per "
+                              f"dimension: drop free_bits, or use prior normal")
 
 
 def _check_labels(p):

@@ -256,6 +256,10 @@ def train(params, progress=True):
     train_split, validation_split = source.split("train"), source.fixed_split("validation")
     # A semi-supervised run's labelled images: checked (a label the data lacks, too many asked) before any write.
     labelled = _labelled(run, params, train_split) if params.model in LABELLED_MODELS else None
+    if params.prior == "vamp" and params.prior_components > train_split.num_examples:
+        raise UserError(f"prior vamp learns {params.prior_components} pseudo-inputs, more than the "
+                        f"{train_split.num_examples} training images; set prior_components to at most "
+                        f"{train_split.num_examples}")
     # Data sets with known factors; every worker ends its calls at the MIG steps, so all make the same calls.
     ground_truth = source.ground_truth() if params.mig_step and hasattr(source, "ground_truth") else None
     if chief:

@@ -18,14 +18,20 @@ DECOMPOSITION_IMAGES = 2000
 
 def test_losses(model, images, encoded):
     """Reconstruction loss of the posterior's mode and KL (Gaussian and categorical parts), averaged over the encoded
-    test images."""
+    test images; a learned prior's KL is estimated at one draw of each posterior."""
     import tensorflow as tf
 
     modes = encoded.modes()
     logits = tf.concat([model.likelihood_logits(modes[i:i + BATCH].astype(np.float32), images[i:i + BATCH])
                         for i in range(0, len(modes), BATCH)], 0)
     reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
-    kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
+    gaussian = model.latent.gaussian
+    if gaussian.closed_form:
+        kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
+    else:  # a learned prior: the one-sample estimate at a draw of each image's posterior
+        z = encoded.mean + np.exp(encoded.log_std) * np.random.default_rng(0).standard_normal(encoded.mean.shape)
+        parameters = (tf.constant(encoded.mean, tf.float32), tf.constant(encoded.log_std, tf.float32))
+        kl = float(np.mean(gaussian.kl(parameters, tf.constant(z, tf.float32)).numpy()))
     return float(np.mean(reconstruction)), float(kl + sum(map(latent_space.categorical_kl, encoded.probabilities)))
 
 
@@ -55,7 +61,7 @@ def run_summary(params, checkpoint, model, log, validation, images, encoded, cat
     likelihood = likelihood_summary(model, images, *likelihood, progress=progress)
     decomposition = test_decomposition(encoded.mean, encoded.log_std, params.seed)
     return {
-        "run": params.run_name, "checkpoint": checkpoint,
+        "run": params.run_name, "checkpoint": checkpoint, "prior": params.prior,
         "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
         "final_training": final_figures(log, validation) if log is not None else None,
         "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken,
@@ -109,6 +115,8 @@ def summary_lines(summary):
     categorical_kl = sum(c["kl"] for c in summary.get("categoricals", []))
     kl = (f"KL {test['kl_loss']:.2f} = categorical {categorical_kl:.2f} + Gaussian {test['kl_loss'] - categorical_kl:.2f}"
           f"; the Gaussian KL's parts:" if "categoricals" in summary else f"KL {test['kl_loss']:.2f} =")
+    if summary.get("prior", "normal") != "normal":  # the decomposition is the KL to N(0, I)'s, whose parts do not add up to the KL to a learned prior
+        kl = f"KL {test['kl_loss']:.2f} to the learned prior {summary['prior']} (a one-sample estimate); to N(0, I):"
     return "\n".join([
         f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
         f"  reconstruction loss {test['reconstruction_loss']:.2f}, {kl} index-code MI "

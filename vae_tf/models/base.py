@@ -140,10 +140,13 @@ class Model(keras.Model):
 
     def sample(self, n, seed=0):
         """n images decoded from the prior (a fixed seed gives the same images)."""
-        size = self.latent.gaussian.size
-        code = tf.random.stateless_normal((n, size), seed=[seed, 0])
+        gaussian = self.latent.gaussian
+        if gaussian.closed_form:
+            code = tf.random.stateless_normal((n, gaussian.size), seed=[seed, 0])
+        else:  # a learned prior, drawn as it is now
+            code = tf.constant(gaussian.prior_codes(np.random.default_rng(seed), n), tf.float32)
         if self.latent.categoricals:
-            categories = self.latent.prior_codes(np.random.default_rng(seed), n)[:, size:]
+            categories = self.latent.prior_codes(np.random.default_rng(seed), n)[:, gaussian.size:]
             code = tf.concat([code, categories], axis=1)
         return self.decode(code)
 

@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from vae_tf import aggressive, networks
+from vae_tf import aggressive, networks, priors
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights
 from vae_tf.models.base import Model
@@ -63,7 +63,10 @@ class VAE(Model):
         super().__init__(params, image_shape, dataset_size, **kwargs)
         p = self.params
         self.latent_size = p.latent_size
-        self.latent = Latent(p.latent_size, p.categorical_sizes, p.temperature)
+        # The prior is built before the encoder it may read (the VampPrior's), which it calls only once both exist.
+        self.prior = priors.build_prior(p, image_shape, lambda images: self.encoder(images)[:2])
+        self.latent = Latent(p.latent_size, p.categorical_sizes, p.temperature, self.prior)
+        self.kl_in_closed_form = self.latent.gaussian.closed_form
         # HSIC between the parts is computed only when it is weighted (and logged): None leaves it out of the step.
         self.independence_kernel = (p.independence_kernel if p.categorical_sizes and p.categorical_independence > 0
                                     else None)
@@ -136,7 +139,7 @@ class VAE(Model):
         *whole_posterior, whole_z = global_batch([*posterior, z], replicas)
         whole_gaussian, categorical = self.latent.split(whole_posterior)[0], bool(self.latent.categoricals)
         batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits),
-                      self.latent.gaussian.kl(whole_gaussian), replica, replicas,
+                      self.latent.gaussian.kl(whole_gaussian, whole_z), replica, replicas,
                       self.latent.categorical_kl(whole_posterior) if categorical else None,
                       self.latent.categorical_marginal_kl(whole_posterior) if categorical else None,
                       self.latent.hsic(whole_posterior, self.independence_kernel) if self.independence_kernel else None,

@@ -1,0 +1,103 @@
+"""Priors p(z) of the Gaussian code, by name (`params.prior`): the standard normal, a mixture of Gaussians, the
+VampPrior.
+
+A prior offers `log_density(z)` (z [..., D] -> [...], nats) and `codes(rng, n)`, n draws as a NumPy array [n, D]. A
+learned prior is a Keras layer whose weights train with the model's; with it KL(q(z|x) ‖ p(z)) has no closed form,
+and the Gaussian part estimates it at the step's sample (`vae_tf.latents.Gaussian.kl`).
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_tf.losses import LOG_2PI, gaussian_log_density
+
+
+def mixture_log_density(z, means, log_stds):
+    """log (1/K) Σ_k N(z; means_k, diag exp(log_stds_k)²) of z [..., D], components [K, D] -> [...] (nats)."""
+    per_component = tf.reduce_sum(gaussian_log_density(z[..., None, :], means, log_stds), axis=-1)  # [..., K]
+    return tf.reduce_logsumexp(per_component, axis=-1) - math.log(means.shape[0])
+
+
+class StandardNormal:
+    """p(z) = N(0, I), the VAE's (Kingma & Welling 2014); the KL to it has a closed form."""
+
+    closed_form = True
+
+    def __init__(self, size):
+        self.size = size
+
+    def describe(self):
+        return "N(0, I) as the prior"
+
+    def log_density(self, z):
+        return tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=-1)
+
+    def codes(self, rng, n):
+        return rng.standard_normal((n, self.size))
+
+
+class Mixture(keras.layers.Layer):
+    """p(z) = (1/K) Σ_k N(z; μ_k, diag σ_k²), equal weights; `components()` gives (μ [K, D], log σ [K, D])."""
+
+    closed_form = False
+
+    def codes(self, rng, n):
+        """n draws [n, D] from the prior as it is now: a component drawn uniformly, then its Gaussian."""
+        epsilon, chosen = rng.standard_normal((n, self.size)), rng.integers(self.count, size=n)
+        means, log_stds = (t.numpy().astype(np.float64) for t in self.components())
+        return means[chosen] + np.exp(log_stds[chosen]) * epsilon
+
+    def log_density(self, z):
+        return mixture_log_density(z, *self.components())
+
+
+class MixtureOfGaussians(Mixture):
+    """A mixture of `components` Gaussians with learned means and standard deviations (the MoG prior Tomczak & Welling
+    2018 compare with the VampPrior). The means start as standard-normal draws (a single component at 0), the
+    standard deviations at 1: one component starts as N(0, I)."""
+
+    def __init__(self, components, size, **kwargs):
+        super().__init__(**kwargs)
+        self.count, self.size = components, size
+        spread = 1.0 if components > 1 else 0.0
+        self.means = self.add_weight(shape=(components, size), name="means",
+                                     initializer=keras.initializers.RandomNormal(0.0, spread, seed=components))
+        self.log_stds = self.add_weight(shape=(components, size), name="log_stds", initializer="zeros")
+
+    def describe(self):
+        return f"a mixture of {self.count} learned Gaussians as the prior"
+
+    def components(self):
+        return self.means, self.log_stds
+
+
+class VampPrior(Mixture):
+    """The VampPrior (Tomczak & Welling 2018, eq. 9): p(z) = (1/K) Σ_k q(z|u_k), the encoder's posteriors of K learned
+    pseudo-inputs u_k. The pseudo-inputs are images [K, H, W, C] clipped to [0, 1], starting near 0.05 (their code's
+    initialisation for binary images: N(0.05, 0.01)); the encoder is the model's own, so that the prior follows it."""
+
+    def __init__(self, components, size, image_shape, encode=None, **kwargs):
+        """`encode`: images -> (mean, log_std) of q(z|x), the model's encoder (set by the model, not saved)."""
+        super().__init__(**kwargs)
+        self.count, self.size = components, size
+        self.pseudo_inputs = self.add_weight(shape=(components, *image_shape), name="pseudo_inputs",
+                                             initializer=keras.initializers.RandomNormal(0.05, 0.01, seed=components))
+        self.encode = encode
+
+    def describe(self):
+        return f"a VampPrior of {self.count} learned pseudo-inputs"
+
+    def components(self):
+        return self.encode(tf.clip_by_value(self.pseudo_inputs, 0.0, 1.0))
+
+
+def build_prior(params, image_shape, encode):
+    """The prior `params.prior` names over the Gaussian code; `encode` (images -> mean, log_std) for the VampPrior."""
+    if params.prior == "mog":
+        return MixtureOfGaussians(params.prior_components, params.latent_size, name="prior")
+    if params.prior == "vamp":
+        return VampPrior(params.prior_components, params.latent_size, image_shape, encode, name="prior")
+    return StandardNormal(params.latent_size)
