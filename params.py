@@ -23,6 +23,8 @@ model = "vae"  # vae: encoder, latent code, decoder | m2: semi-supervised, a cla
 latent_size = 10  # number of Gaussian (continuous) latent dimensions
 prior = "normal"  # the Gaussian code's prior: normal (N(0, I)) | mog (a learned mixture) | vamp (the VampPrior)
 prior_components = 10  # mog, vamp: components of the prior (vamp: learned pseudo-inputs; the paper uses 500)
+flow = "none"  # a normalizing flow on the posterior: none | planar | iaf (inverse autoregressive)
+flow_length = 4  # planar, iaf: flow steps (0 = none)
 categorical_sizes = []  # JointVAE: a categorical latent per entry, of that many categories (e.g. [3]); [] = none
 temperature = 0.67  # categoricals: temperature of their concrete (Gumbel-softmax) relaxation while training
 categorical_gamma = 30.0  # categoricals: weight of |KL_c - C_c|, their capacity term (Dupont 2018)

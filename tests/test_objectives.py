@@ -63,7 +63,8 @@ def objective_loss(fixed, name, step=0, **options):
     objective_model = vae_tf.build_model(vae_tf.Params(**overrides), dataset_size=1000)
     objective_model.set_weights(model.get_weights())
     batch = Batch(tf.constant(x), tf.constant(mean), tf.constant(log_std), tf.constant(z), tf.constant(logits),
-                  objective_model.reconstruction_fn(x, logits), losses.gaussian_kl(mean, log_std), 0, 1)
+                  objective_model.reconstruction_fn(x, logits), losses.gaussian_kl(mean, log_std), 0, 1,
+                  noise=tf.constant((z - mean) / np.exp(log_std)))  # the draw that made z, which IWAE weighs
     loss, figures = objective_model.objective.loss(objective_model, batch, tf.constant(step, tf.int64))
     return float(loss), figures, objective_model
 

@@ -162,7 +162,7 @@ class LatentActivity(Job):
         count = min(params.validation_size, split.num_examples) if self.every else 0
         self.images = split.images(tf.range(count, dtype=tf.int64))
         self.batch_size = params.batch_size
-        self.encode = tf.function(lambda x: model.encode(x)[:2])  # the Gaussian part's mean and log_std
+        self.encode = tf.function(lambda x: model.latent.split(model.encode(x))[0])  # the Gaussian part's parameters
         gaussian = model.latent.gaussian
         self.sampled_kl = None if gaussian.closed_form else self._sampled_kl_of(gaussian)
         self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
@@ -175,9 +175,10 @@ class LatentActivity(Job):
         if not self.chief:
             return
         encoded = [self.encode(self.images[i:i + self.batch_size]) for i in range(0, len(self.images), self.batch_size)]
-        mean, log_std = (np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64) for j in (0, 1))
+        parameters = [np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64) for j in range(len(encoded[0]))]
+        mean, log_std = parameters[:2]
         kl, active = self.latent_space.kl_per_dimension(mean, log_std), self.latent_space.active_units(mean)
-        total = float(kl.sum()) if self.sampled_kl is None else self.sampled_kl(mean, log_std)
+        total = float(kl.sum()) if self.sampled_kl is None else self.sampled_kl(parameters)
         information = self.latent_space.kl_parts(mean, log_std, self.seed)["index_code_mi"]
         self.history.append((int(active.sum()), information, total))
         row = {"step": step, "kl": total, "mutual_information": information,
@@ -201,13 +202,13 @@ class LatentActivity(Job):
                    f"both networks train together from here (He et al. 2019)")
 
     def _sampled_kl_of(self, gaussian):
-        """For a learned prior: (mean, log_std) [n, D] -> the mean one-sample KL estimate (nats) at the same draws of
-        each posterior every time."""
-        estimate = tf.function(lambda mean, log_std, z: tf.reduce_mean(gaussian.kl((mean, log_std), z)))
+        """For a learned prior or a flow: the Gaussian part's parameters [n, ...] -> the mean one-sample KL estimate
+        (nats) at the same draws of each posterior every time."""
+        estimate = tf.function(lambda parameters, noise: tf.reduce_mean(gaussian.kl(parameters, noise)))
 
-        def sampled_kl(mean, log_std):
-            z = mean + np.exp(log_std) * np.random.default_rng(self.seed).standard_normal(mean.shape)
-            return float(estimate(*(tf.constant(t, tf.float32) for t in (mean, log_std, z))))
+        def sampled_kl(parameters):
+            noise = np.random.default_rng(self.seed).standard_normal(parameters[0].shape)
+            return float(estimate([tf.constant(p, tf.float32) for p in parameters], tf.constant(noise, tf.float32)))
 
         return sampled_kl
 

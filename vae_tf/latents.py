@@ -9,6 +9,8 @@ analysis all go through these methods, so a new posterior family is one class he
 - `Gaussian(size, prior)`: q(z|x) = N(mean, exp(log_std)²), prior N(0, I) or a learned one (`vae_tf.priors`);
   z = mean + exp(log_std)·ε (the reparameterisation trick, Kingma & Welling 2014); KL in closed form to N(0, I)
   (their appendix B), else estimated at the sample, log q(z|x) − log p(z).
+- `FlowGaussian(size, flow, prior)`: the Gaussian's draw pushed through a normalizing flow (`vae_tf.flows`); the
+  code is the flow's output, its KL a one-sample estimate.
 - `Categorical(size, temperature)`: q(c|x) = Cat(softmax(logits)), prior uniform over `size` categories. Training
   decodes the concrete (Gumbel-softmax) relaxation softmax((logits + g)/τ), g ~ Gumbel(0, 1) (Maddison et al. 2017;
   Jang et al. 2017); evaluation decodes the category itself, one-hot: its mode, or a Gumbel-max draw (an exact
@@ -30,7 +32,16 @@ from vae_tf.priors import StandardNormal
 GUMBEL_EPSILON = 1e-20  # keeps log(−log u) finite at u = 0
 
 
-class Gaussian:
+class Part:
+    """What every part shares: an exact draw for the likelihood with its importance weight."""
+
+    def draw_with_ratio(self, parameters, noise):
+        """An exact draw of q(code|x) made by `noise` [..., B, width], and log p(code) − log q(code|x) [..., B]."""
+        code = self.draw(parameters, noise)
+        return code, self.log_prior_ratio(parameters, code)
+
+
+class Gaussian(Part):
     """Diagonal Gaussian posterior; the standard normal prior, or `prior` (`vae_tf.priors`)."""
 
     def __init__(self, size, prior=None):
@@ -52,12 +63,13 @@ class Gaussian:
 
     draw = sample  # the reparameterised sample is an exact one
 
-    def kl(self, parameters, z=None):
-        """KL(q(z|x) ‖ p(z)) [B]: in closed form to N(0, I); to a learned prior, its one-sample estimate
-        log q(z|x) − log p(z) at the sample z [B, size] the step decodes (unbiased; Tomczak & Welling 2018, eq. 4)."""
+    def kl(self, parameters, noise=None):
+        """KL(q(z|x) ‖ p(z)) [B]: in closed form to N(0, I); else (a learned prior, a flow) its one-sample estimate
+        log q(z|x) − log p(z) at the draw `noise` [B, size] makes, the one the step decodes (unbiased; Tomczak &
+        Welling 2018, eq. 4)."""
         if self.closed_form:
-            return gaussian_kl(*parameters)
-        return -self.log_prior_ratio(parameters, z)
+            return gaussian_kl(*parameters[:2])
+        return -self.draw_with_ratio(parameters, noise)[1]
 
     def mode(self, parameters):
         return parameters[0]
@@ -78,7 +90,44 @@ class Gaussian:
         return self.prior.codes(rng, n)
 
 
-class Categorical:
+class FlowGaussian(Gaussian):
+    """A diagonal Gaussian q_0(z_0|x) pushed through a normalizing flow (`vae_tf.flows`): the code is z_K, and
+    log q(z_K|x) = log q_0(z_0|x) − Σ_k log |det ∂f_k/∂z| per sample. Its KL has no closed form."""
+
+    def __init__(self, size, flow, prior=None):
+        super().__init__(size, prior)
+        self.flow = flow
+        self.heads = self.heads + flow.heads  # the flow's amortised parameters follow the mean and log_std
+        self.closed_form = False
+
+    def describe(self):
+        return (f"{self.size} Gaussian dimensions through {self.flow.describe()}, {self.prior.describe()} (KL: a "
+                f"one-sample estimate)")
+
+    def draw_with_ratio(self, parameters, noise):
+        mean, log_std, *flow_parameters = parameters
+        base = mean + tf.exp(log_std) * noise
+        z, log_det = self.flow.transform(base, flow_parameters)
+        log_q = tf.reduce_sum(gaussian_log_density(base, mean, log_std), axis=-1) - log_det
+        return z, self.prior.log_density(z) - log_q
+
+    def sample(self, parameters, noise):
+        return self.draw_with_ratio(parameters, noise)[0]
+
+    draw = sample
+
+    def mode(self, parameters):
+        """The flow's image of the base mean: a deterministic code (the mode of q_0, not of q_K)."""
+        mean, _, *flow_parameters = parameters
+        return self.flow.transform(mean, flow_parameters)[0]
+
+    representation = mode
+
+    def log_prior_ratio(self, parameters, z):
+        raise NotImplementedError("a flow's log q(z_K|x) needs the draw's noise: use draw_with_ratio")
+
+
+class Categorical(Part):
     """A categorical posterior over `size` categories with a uniform prior, relaxed at `temperature` while training."""
 
     def __init__(self, size, temperature, index=0):
@@ -128,11 +177,11 @@ class Categorical:
 
 
 class Latent:
-    """The whole code: `latent_size` Gaussian dimensions (with `prior`, None: N(0, I)), then one categorical per entry
-    of `categorical_sizes`."""
+    """The whole code: `latent_size` Gaussian dimensions (with `prior`, None: N(0, I), and through `flow`, None: none),
+    then one categorical per entry of `categorical_sizes`."""
 
-    def __init__(self, latent_size, categorical_sizes=(), temperature=0.67, prior=None):
-        self.gaussian = Gaussian(latent_size, prior)
+    def __init__(self, latent_size, categorical_sizes=(), temperature=0.67, prior=None, flow=None):
+        self.gaussian = Gaussian(latent_size, prior) if flow is None else FlowGaussian(latent_size, flow, prior)
         self.categoricals = [Categorical(size, temperature, i) for i, size in enumerate(categorical_sizes)]
         self.parts = [self.gaussian, *self.categoricals]
         self.heads = [head for part in self.parts for head in part.heads]

@@ -51,20 +51,24 @@ class Batch:
     image [B].
 
     The global batch, B·replicas rows gathered across the replicas (`global_batch`; on one device the same rows):
-    `whole` = (mean, log_std, z) [B·replicas, D], read as global_mean, global_log_std, global_z; the Gaussian part's KL
+    `whole` = (mean, log_std, z) [B·replicas, D], read as global_mean, global_log_std, global_z (with a flow, z is the
+    Gaussian draw z_0 the flow starts from); the Gaussian part's KL
     per image kl [B·replicas]; the categoricals' summed KL per image [B·replicas] and the KL of their average (a
     scalar), None without categoricals; the HSIC between the parts (`Latent.hsic`, a scalar), None unless weighted.
     The penalties read these: besides the batch statistics, the capacity terms |KL − C| are not linear in the KL's
     batch mean, so a mean over the replicas' own |KL − C| would differ."""
 
     def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, categorical_kl=None,
-                 categorical_marginal_kl=None, categorical_hsic=None, whole=None):
+                 categorical_marginal_kl=None, categorical_hsic=None, whole=None, parameters=None, noise=None):
         self.x, self.mean, self.log_std, self.z, self.logits = x, mean, log_std, z, logits
         self.reconstruction, self.kl = reconstruction, kl
         self.replica, self.replicas = replica, replicas
         self.categorical_kl, self.categorical_marginal_kl = categorical_kl, categorical_marginal_kl
         self.categorical_hsic = categorical_hsic
         self.global_mean, self.global_log_std, self.global_z = whole or (mean, log_std, z)
+        # The Gaussian part's parameters (with a flow's) and the noise that drew z, of the replica's rows: what IWAE
+        # needs to weigh z and its other draws.
+        self.parameters, self.noise = parameters or (mean, log_std), noise
 
 
 class BetaVAE:
@@ -245,16 +249,18 @@ class IWAE(BetaVAE):
 
     def loss(self, model, batch, step):
         k, rows = self.params.iwae_samples, tf.shape(batch.z)[0]
-        z, logits = batch.z[None], batch.logits  # the first sample is the step's own z
+        noise = batch.noise[None]  # the step's own draw first: z_1 is the step's z
         x = tf.tile(batch.x, [k, 1, 1, 1])
         if k > 1:  # the others come from their own noise stream, sliced like the step's own noise
-            noise = model.noise(tf.stack([k - 1, rows * batch.replicas, model.latent_size]), step, stream=2)
-            others = batch.mean + tf.exp(batch.log_std) * replica_rows(noise, batch.replica, batch.replicas, axis=1)
-            z = tf.concat([z, others], axis=0)  # [K, B, D]
-            decoded = model.likelihood_logits(tf.reshape(others, [-1, model.latent_size]), x[rows:], training=True)
+            others = model.noise(tf.stack([k - 1, rows * batch.replicas, model.latent_size]), step, stream=2)
+            noise = tf.concat([noise, replica_rows(others, batch.replica, batch.replicas, axis=1)], axis=0)
+        parameters = [p[None] for p in batch.parameters]
+        z, prior_ratio = model.latent.gaussian.draw_with_ratio(parameters, noise)  # [K, B, D], [K, B]
+        logits = batch.logits
+        if k > 1:
+            decoded = model.likelihood_logits(tf.reshape(z[1:], [-1, model.latent_size]), x[rows:], training=True)
             logits = tf.concat([logits, decoded], axis=0)  # [K·B, H, W, C], sample-major
         log_likelihood = -tf.reshape(model.negative_log_likelihood(x, logits), [k, rows])
-        prior_ratio = model.latent.gaussian.log_prior_ratio((batch.mean[None], batch.log_std[None]), z)  # [K, B]
         bound = tf.reduce_mean(losses.importance_weighted_bound(log_likelihood + prior_ratio))
         return -bound, {"iwae_bound": bound}
 

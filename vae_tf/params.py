@@ -57,6 +57,10 @@ class Params:
                                    "2018: the encoder's posteriors of prior_components learned pseudo-inputs); a "
                                    "learned prior's KL is a one-sample estimate")
     prior_components: int = _option(10, "mog, vamp: components of the prior (vamp: pseudo-inputs; the paper uses 500)")
+    flow: str = _option("none", "a normalizing flow on the Gaussian posterior, the decoder reading its output: none | "
+                                "planar (Rezende & Mohamed 2015) | iaf (inverse autoregressive, Kingma et al. "
+                                "2016); its KL is a one-sample estimate")
+    flow_length: int = _option(4, "planar, iaf: flow steps K (0 = the Gaussian posterior itself)")
     categorical_sizes: list = _option([], "JointVAE (Dupont 2018): a categorical latent per entry, of that many "
                                           "categories (>= 2), beside the Gaussian ones; [] = none")
     temperature: float = _option(0.67, "categoricals: temperature of their concrete (Gumbel-softmax) relaxation while "
@@ -151,7 +155,8 @@ class Params:
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
-              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive", "prior", "prior_components")
+              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive", "prior", "prior_components",
+              "flow", "flow_length")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -180,9 +185,10 @@ LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 DECODERS = ("deconv", "broadcast", "pixelcnn")
 MMD_KERNELS = ("rbf", "imq")
 PRIORS = ("normal", "mog", "vamp")
-# Objectives that read nothing of the prior but its density: the others assume N(0, I) (β-TCVAE's dimension-wise KL,
-# DIP-VAE's identity covariance, InfoVAE's prior samples, FactorVAE's decomposed KL).
-LEARNED_PRIOR_OBJECTIVES = ("beta_vae", "iwae")
+FLOWS = ("none", "planar", "iaf")
+# Objectives that read the code's KL through its estimate alone: the others assume a Gaussian posterior and the prior
+# N(0, I) (β-TCVAE's dimension-wise KL, DIP-VAE's identity covariance, InfoVAE's prior samples, FactorVAE's KL).
+SAMPLED_KL_OBJECTIVES = ("beta_vae", "iwae")
 INDEPENDENCE_KERNELS = ("linear", "rbf")
 
 
@@ -329,7 +335,7 @@ def _check_values(p):
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
                            ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS),
                            ("independence_kernel", INDEPENDENCE_KERNELS), ("precision", PRECISIONS), ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
-                           ("model", MODELS), ("prior", PRIORS)):
+                           ("model", MODELS), ("prior", PRIORS), ("flow", FLOWS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
@@ -438,16 +444,20 @@ def _check_aggressive(p):
 
 
 def _check_prior(p):
+    """A learned prior and a flow: their sizes, and what they cannot be combined with."""
     _require(p.prior_components >= 1, f"prior_components must be at least 1, got {p.prior_components}")
-    if p.prior == "normal":
-        return
-    _require(p.model == "vae", f"prior {p.prior} is a prior of the VAE's code; model {p.model} keeps N(0, I): use "
-                               f"prior normal")
-    _require(p.objective in LEARNED_PRIOR_OBJECTIVES,
-             f"objective {p.objective} assumes the prior N(0, I); with prior {p.prior} use "
-             f"{' or '.join(LEARNED_PRIOR_OBJECTIVES)}")
-    _require(not p.free_bits, f"free_bits frees each dimension's KL to N(0, 1); prior {p.prior} has no KL per "
-                              f"dimension: drop free_bits, or use prior normal")
+    _require(p.flow_length >= 0, f"flow_length must be 0 or more (0 = no flow), got {p.flow_length}")
+    for name, plain in (("prior", "normal"), ("flow", "none")):
+        value = getattr(p, name)
+        if value == plain:
+            continue
+        _require(p.model == "vae", f"{name} {value} acts on the VAE's code; model {p.model} keeps a Gaussian posterior "
+                                   f"and N(0, I): use {name} {plain}")
+        _require(p.objective in SAMPLED_KL_OBJECTIVES,
+                 f"objective {p.objective} assumes a Gaussian posterior and the prior N(0, I); with {name} {value} use "
+                 f"{' or '.join(SAMPLED_KL_OBJECTIVES)}")
+        _require(not p.free_bits, f"free_bits frees each dimension's KL to N(0, 1); with {name} {value} the KL has no "
+                                  f"part per dimension: drop free_bits, or use {name} {plain}")
 
 
 def _check_labels(p):

@@ -28,14 +28,20 @@ def evaluation_images(params, count):
 
 
 class Encoded:
-    """Test images encoded: the Gaussian part's `mean` and `log_std` [n, latent_size] (float64), each categorical's
+    """Test images encoded: the Gaussian part's `mean` and `log_std` [n, latent_size] (float64; with a flow, the base
+    q_0's), all its `gaussian_parameters` and its `gaussian_mode` (the code the decoder reads), each categorical's
     `probabilities` q(c|x) [n, K], and `categories`, each categorical's most probable category [n]."""
 
     def __init__(self, model, images):
         chunks = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
         heads = [np.concatenate([chunk[h].numpy() for chunk in chunks]).astype(np.float64)
                  for h in range(len(model.latent.heads))]
-        (self.mean, self.log_std), *categorical = model.latent.split(heads)
+        gaussian, *categorical = model.latent.split(heads)
+        self.mean, self.log_std = gaussian[:2]
+        # The code the decoder reads: the mean, or through a flow, the flow's image of the mean.
+        self.gaussian_mode = (self.mean if len(gaussian) == 2 else
+                              model.latent.gaussian.mode([np.float32(p) for p in gaussian]).numpy().astype(np.float64))
+        self.gaussian_parameters = gaussian
         exp = [np.exp(logits - logits.max(axis=1, keepdims=True)) for (logits,) in categorical]
         self.probabilities = [e / e.sum(axis=1, keepdims=True) for e in exp]  # softmax
         self.categories = [np.argmax(q, axis=1) for q in self.probabilities]
@@ -54,9 +60,9 @@ class Encoded:
         return np.concatenate([codes, np.broadcast_to(categoricals, codes.shape[:-1] + categoricals.shape)], axis=-1)
 
     def modes(self):
-        """Each image's deterministic code [n, code_size]: its mean and its most probable categories."""
+        """Each image's deterministic code [n, code_size]: its Gaussian mode and its most probable categories."""
         one_hot = [np.eye(size)[categories] for size, categories in zip(self.sizes, self.categories)]
-        return np.concatenate([self.mean, *one_hot], axis=1)
+        return np.concatenate([self.gaussian_mode, *one_hot], axis=1)
 
 
 def decode(model, codes):

@@ -18,7 +18,7 @@ DECOMPOSITION_IMAGES = 2000
 
 def test_losses(model, images, encoded):
     """Reconstruction loss of the posterior's mode and KL (Gaussian and categorical parts), averaged over the encoded
-    test images; a learned prior's KL is estimated at one draw of each posterior."""
+    test images; a learned prior's or a flow's KL is estimated at one draw of each posterior."""
     import tensorflow as tf
 
     modes = encoded.modes()
@@ -28,10 +28,10 @@ def test_losses(model, images, encoded):
     gaussian = model.latent.gaussian
     if gaussian.closed_form:
         kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
-    else:  # a learned prior: the one-sample estimate at a draw of each image's posterior
-        z = encoded.mean + np.exp(encoded.log_std) * np.random.default_rng(0).standard_normal(encoded.mean.shape)
-        parameters = (tf.constant(encoded.mean, tf.float32), tf.constant(encoded.log_std, tf.float32))
-        kl = float(np.mean(gaussian.kl(parameters, tf.constant(z, tf.float32)).numpy()))
+    else:  # a learned prior or a flow: the one-sample estimate at a draw of each image's posterior
+        noise = np.random.default_rng(0).standard_normal(encoded.mean.shape)
+        parameters = [tf.constant(p, tf.float32) for p in encoded.gaussian_parameters]
+        kl = float(np.mean(gaussian.kl(parameters, tf.constant(noise, tf.float32)).numpy()))
     return float(np.mean(reconstruction)), float(kl + sum(map(latent_space.categorical_kl, encoded.probabilities)))
 
 

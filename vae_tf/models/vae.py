@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from vae_tf import aggressive, networks, priors
+from vae_tf import aggressive, flows, networks, priors
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights
 from vae_tf.models.base import Model
@@ -65,7 +65,8 @@ class VAE(Model):
         self.latent_size = p.latent_size
         # The prior is built before the encoder it may read (the VampPrior's), which it calls only once both exist.
         self.prior = priors.build_prior(p, image_shape, lambda images: self.encoder(images)[:2])
-        self.latent = Latent(p.latent_size, p.categorical_sizes, p.temperature, self.prior)
+        self.flow = flows.build_flow(p)  # None: the Gaussian posterior itself
+        self.latent = Latent(p.latent_size, p.categorical_sizes, p.temperature, self.prior, self.flow)
         self.kl_in_closed_form = self.latent.gaussian.closed_form
         # HSIC between the parts is computed only when it is weighted (and logged): None leaves it out of the step.
         self.independence_kernel = (p.independence_kernel if p.categorical_sizes and p.categorical_independence > 0
@@ -103,47 +104,54 @@ class VAE(Model):
 
     def log_densities(self, x, posterior, noise):
         """(log p(x|code_k), log p(code_k) − log q(code_k|x)), each [k, n], at exact draws code_k of q(code|x) made by
-        `noise` (one [k, n, width] per part): the Gaussian part mean + exp(log_std)·noise_k, each categorical a
-        Gumbel-max draw (`vae_tf.latents`)."""
+        `noise` (one [k, n, width] per part): the Gaussian part mean + exp(log_std)·noise_k (through the flow, if
+        any), each categorical a Gumbel-max draw (`vae_tf.latents`)."""
         k, latent = tf.shape(noise[0])[0], self.latent
-        parts = latent.split(posterior)
-        codes = [part.draw([p[None] for p in parameters], part_noise)  # [k, n, size]
-                 for part, parameters, part_noise in zip(latent.parts, parts, noise)]
-        prior_ratio = tf.add_n([part.log_prior_ratio([p[None] for p in parameters], code)
-                                for part, parameters, code in zip(latent.parts, parts, codes)])
-        code = latent.join(codes)
+        draws = [part.draw_with_ratio([p[None] for p in parameters], part_noise)  # [k, n, size], [k, n]
+                 for part, parameters, part_noise in zip(latent.parts, latent.split(posterior), noise)]
+        code, prior_ratio = latent.join([d[0] for d in draws]), tf.add_n([d[1] for d in draws])
         tiled = tf.tile(x, [k, 1, 1, 1])  # sample-major, as the codes
         logits = self.likelihood_logits(tf.reshape(code, [-1, latent.code_size]), tiled)
         log_likelihood = -self.negative_log_likelihood(tiled, logits)
         return tf.reshape(log_likelihood, tf.shape(prior_ratio)), prior_ratio
 
-    def forward(self, x, step, stream, replica=0, replicas=1):
-        """(figures, Batch) of one batch: the objective's loss, the shared terms and posterior statistics as scalars.
-
-        A replica holding one of `replicas` equal slices of the global batch draws the global batch's noise
-        and takes its own rows, so a mirrored step samples exactly what a single-device step would. The KL terms and
-        the batch statistics (the objectives' penalties, the categoricals' marginal KL, the logged decomposition) are
-        computed on the global batch's posteriors and samples, gathered once here (`objectives.global_batch`)."""
-        posterior = self.encoder(x, training=True)
-        parts = self.latent.split(posterior)
-        (mean, log_std), rows = parts[0], tf.shape(posterior[0])[0]
-        seed = stream_seed(self.params.seed, step, stream)
-        samples = []
+    def sample_code(self, parts, seed, rows, replica, replicas):
+        """(each part's training sample [B, size] of this replica's rows, the Gaussian part's noise of the global
+        batch [B·replicas, latent_size]). A replica draws the global batch's noise and takes its own rows, so a
+        mirrored step samples exactly what a single-device step would."""
+        samples, whole_noise = [], None
         for index, (part, parameters) in enumerate(zip(self.latent.parts, parts)):
             # The Gaussian part draws from the stream's own seed, each categorical from a seed folded from it.
             part_seed = seed if index == 0 else tf.random.experimental.stateless_fold_in(seed, index)
-            noise = replica_rows(part.noise(rows * replicas, part_seed), replica, replicas)
-            samples.append(part.sample(parameters, noise))
+            noise = part.noise(rows * replicas, part_seed)
+            whole_noise = noise if index == 0 else whole_noise
+            samples.append(part.sample(parameters, replica_rows(noise, replica, replicas)))
+        return samples, whole_noise
+
+    def forward(self, x, step, stream, replica=0, replicas=1):
+        """(figures, Batch) of one batch: the objective's loss, the shared terms and posterior statistics as scalars.
+
+        The KL terms and the batch statistics (the objectives' penalties, the categoricals' marginal KL, the logged
+        decomposition) are computed on the global batch's posteriors and samples, gathered once here
+        (`objectives.global_batch`)."""
+        posterior = self.encoder(x, training=True)
+        parts = self.latent.split(posterior)
+        (mean, log_std), rows = parts[0][:2], tf.shape(posterior[0])[0]
+        samples, whole_noise = self.sample_code(parts, stream_seed(self.params.seed, step, stream), rows, replica,
+                                                replicas)
         z, code = samples[0], self.latent.join(samples)
         logits = self.likelihood_logits(code, x, training=True)
         *whole_posterior, whole_z = global_batch([*posterior, z], replicas)
         whole_gaussian, categorical = self.latent.split(whole_posterior)[0], bool(self.latent.categoricals)
+        # The KL's decomposition reads the Gaussian draw: before a flow, z_0, whose posterior q_0 is Gaussian.
+        base_z = whole_z if self.flow is None else whole_gaussian[0] + tf.exp(whole_gaussian[1]) * whole_noise
         batch = Batch(x, mean, log_std, z, logits, self.reconstruction_fn(x, logits),
-                      self.latent.gaussian.kl(whole_gaussian, whole_z), replica, replicas,
+                      self.latent.gaussian.kl(whole_gaussian, whole_noise), replica, replicas,
                       self.latent.categorical_kl(whole_posterior) if categorical else None,
                       self.latent.categorical_marginal_kl(whole_posterior) if categorical else None,
                       self.latent.hsic(whole_posterior, self.independence_kernel) if self.independence_kernel else None,
-                      whole=(*whole_gaussian, whole_z))
+                      whole=(*whole_gaussian[:2], base_z), parameters=parts[0],
+                      noise=replica_rows(whole_noise, replica, replicas))
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)
         kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
