@@ -116,6 +116,26 @@ PRESETS = {
     "fashion_mnist_vae": dict(_VAE_PROJECT, dataset="fashion_mnist", binarize=True, reconstruction_loss="bernoulli",
                               encoder_layers=[[32, 4, 2], [64, 4, 2], [256]], beta=1.0, learning_rate=1e-3,
                               num_steps=30000, validation_step=1000),
+    # The seeds' own collapse experiment (the VAE project's "AE vs VAE", seed 001), offline on Fashion-MNIST: its conv
+    # model and summed squared error, trained as an autoencoder (KL weight 0) for 3,000 steps, then switched to a VAE
+    # at once, or (annealed) with the weight ramping to 1 over the next 10,000 steps, as its AE_1 did over 50,000
+    # (docs/experiments/ae-to-vae.md).
+    "fashion_mnist_ae_to_vae": dict(_VAE_PROJECT, dataset="fashion_mnist", kl_schedule="linear", kl_start_step=3000,
+                                    kl_end_step=3000, kl_start_value=0.0, kl_end_value=1.0, num_steps=20000,
+                                    plot_step=1000),
+    "fashion_mnist_ae_to_vae_annealed": dict(_VAE_PROJECT, dataset="fashion_mnist", kl_schedule="linear",
+                                             kl_start_step=3000, kl_end_step=13000, kl_start_value=0.0,
+                                             kl_end_value=1.0, num_steps=20000, plot_step=1000),
+    # The likelihood papers' protocol on Fashion-MNIST (docs/experiments/likelihood.md): dynamically binarised training
+    # images, an MLP of two hidden layers of 300 units each way (ReLU; the VampPrior paper's are gated), latent 40,
+    # batch 100, Adam 5e-4, validation every epoch with early stopping after 20 epochs without improvement, at most
+    # 200 epochs. No KL warm-up (the VampPrior paper's): validation.csv's loss weighs the KL by the schedule, so a
+    # warm-up would stop the run early, on losses that rise with the weight.
+    "fashion_mnist_mlp": dict(dataset="fashion_mnist", image_size=None, binarize=True, encoder_layers=[[300], [300]],
+                              decoder="deconv", decoder_layers=[[300], [300]], latent_size=40, activation="relu",
+                              reconstruction_loss="bernoulli", objective="beta_vae", kl_schedule="constant",
+                              beta=1.0, batch_size=100, learning_rate=5e-4, num_steps=120_000, validation_step=600,
+                              validation_tolerance=20, plot_step=6000, mig_step=0),
     # The semi-supervised comparison on Fashion-MNIST (docs/experiments/semi-supervised.md): 100 labels per class,
     # the papers' MLPs (2 x 500 hidden units, latent 50: Kingma et al. 2014; Maaløe et al. 2016) on dynamically
     # binarised images, Adam 3e-4, batch 100 labelled beside 100 unlabelled, 10,000 steps (about 17 epochs).
@@ -151,8 +171,15 @@ DESCRIPTIONS = {
                       "categorical splits the sprites by size and place, not shape (docs/experiments/jointvae.md)",
     "fashion_mnist_vae": "Fashion-MNIST 28x28, dynamically binarised, conv VAE (beta 1, latent 32, Bernoulli), "
                          "30000 steps: test log-likelihood with K = 1000",
+    "fashion_mnist_mlp": "the likelihood papers' protocol on Fashion-MNIST: dynamically binarised, MLP 300-300, "
+                         "latent 40, early stopping on the validation loss: the VAE row of the likelihood table; "
+                         "flows and priors by --flow and --prior",
     "fashion_mnist_m2": "Fashion-MNIST 28x28 binarised, M2 with 100 labels per class, MLP 500-500, latent 50, 10000 "
                         "steps: q(y|x)'s test error against logistic regression",
+    "fashion_mnist_ae_to_vae": "the seeds' AE -> VAE switch on Fashion-MNIST: the VAE project's conv model, squared "
+                               "error, KL weight 0 for 3000 steps then 1 at once, 20000 steps",
+    "fashion_mnist_ae_to_vae_annealed": "the same switch annealed: the KL weight ramps from 0 at step 3000 to 1 at "
+                                        "step 13000 (the seeds' AE_1, five times faster)",
     "fashion_mnist_adgm": "the same with ADGM (M2 and an auxiliary a of 50 dimensions)",
     "shapes2d_m2": "shapes2d 32x32, M2 (semi-supervised) with shape labelled on 1% of the training images, beta 4, "
                    "15000 steps: q(y|x) classifies shape, z keeps x, y and scale apart",
