@@ -21,6 +21,8 @@ decoder_layers = [[32, 1, 1], [32, 1, 1], [32, 1, 1]]  # broadcast: [filters, ke
 #   four [64, 3, 1]; deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs
 model = "vae"  # vae: encoder, latent code, decoder | m2: semi-supervised, a classifier beside the code | adgm
 latent_size = 10  # number of Gaussian (continuous) latent dimensions
+upper_latent_sizes = []  # hierarchical, ladder: sizes of the stochastic layers above z_1, bottom first (e.g. [16, 8])
+upper_layer_units = 100  # hierarchical, ladder: hidden units of the MLPs between stochastic layers
 prior = "normal"  # the Gaussian code's prior: normal (N(0, I)) | mog (a learned mixture) | vamp (the VampPrior)
 prior_components = 10  # mog, vamp: components of the prior (vamp: learned pseudo-inputs; the paper uses 500)
 flow = "none"  # a normalizing flow on the posterior: none | planar | iaf (inverse autoregressive)

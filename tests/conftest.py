@@ -75,6 +75,12 @@ def read_only_view(folder, view, monkeypatch):
     yield "simulated"
 
 
+def bernoulli_log_likelihood(images, logits):
+    """log p(x|z) of binary images [n, ...] under Bernoulli logits [G, P] at G points, written out in NumPy -> [G, n]."""
+    x, logits = images.reshape(len(images), -1).astype(np.float64)[None], logits[:, None].astype(np.float64)
+    return -(np.maximum(logits, 0) - logits * x + np.log1p(np.exp(-np.abs(logits)))).sum(-1)
+
+
 def tiny_args(**overrides):
     """TINY as train.py command-line arguments."""
     return [f"--{name}={value}" for name, value in {**TINY, **overrides}.items()]

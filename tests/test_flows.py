@@ -13,7 +13,7 @@ from vae_tf.cli import analyze_main, train_main
 from vae_tf.flows import made_masks
 from vae_tf.likelihood import log_likelihood
 
-from conftest import ROOT, assert_train_refuses, tiny_args
+from conftest import ROOT, assert_train_refuses, bernoulli_log_likelihood, tiny_args
 
 RNG = np.random.default_rng(0)
 
@@ -79,10 +79,8 @@ def exact_log_likelihood(model, images, half_width=8.0, points=401):
     """log ∫ p(x|z) N(z; 0, I) dz over a 2-D grid by the rectangle rule: it knows nothing of the flow."""
     axis = np.linspace(-half_width, half_width, points)
     grid = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
-    logits = model.decoder(grid.astype(np.float32)).numpy().reshape(len(grid), -1).astype(np.float64)
-    x = images.reshape(len(images), -1).astype(np.float64)[None]
-    log_likelihood = -(np.maximum(logits[:, None], 0) - logits[:, None] * x
-                       + np.log1p(np.exp(-np.abs(logits[:, None])))).sum(-1)
+    log_likelihood = bernoulli_log_likelihood(images, model.decoder(grid.astype(np.float32)).numpy().reshape(
+        len(grid), -1))  # [G, n]
     joint = log_likelihood + (-np.log(2 * np.pi) - 0.5 * (grid ** 2).sum(1))[:, None]
     top = joint.max(0)
     return top + np.log(np.exp(joint - top).sum(0) * (axis[1] - axis[0]) ** 2)

@@ -14,7 +14,7 @@ from vae_tf.cli import analyze_main, train_main
 from vae_tf.likelihood import log_likelihood
 from vae_tf.priors import mixture_log_density
 
-from conftest import ROOT, assert_train_refuses, snapshot_of, tiny_args
+from conftest import ROOT, assert_train_refuses, bernoulli_log_likelihood, snapshot_of, tiny_args
 
 RNG = np.random.default_rng(0)
 
@@ -62,10 +62,8 @@ def prior_components(model):
 def exact_log_likelihood(model, images, half_width=12.0, points=6001):
     """log ∫ p(x|z) p(z) dz by the rectangle rule, p(z) the prior's mixture written out in NumPy."""
     grid = np.linspace(-half_width, half_width, points)[:, None]
-    logits = model.decoder(grid.astype(np.float32)).numpy().reshape(len(grid), -1).astype(np.float64)
-    x = images.reshape(len(images), -1).astype(np.float64)[None]
-    log_likelihood = -(np.maximum(logits[:, None], 0) - logits[:, None] * x
-                       + np.log1p(np.exp(-np.abs(logits[:, None])))).sum(-1)  # [G, n]
+    log_likelihood = bernoulli_log_likelihood(images, model.decoder(grid.astype(np.float32)).numpy().reshape(
+        len(grid), -1))  # [G, n]
     joint = log_likelihood + np_mixture_log_density(grid, *prior_components(model))[:, None]
     top = joint.max(0)
     return top + np.log(np.exp(joint - top).sum(0) * (grid[1, 0] - grid[0, 0]))

@@ -162,11 +162,14 @@ class LatentActivity(Job):
         count = min(params.validation_size, split.num_examples) if self.every else 0
         self.images = split.images(tf.range(count, dtype=tf.int64))
         self.batch_size = params.batch_size
-        self.encode = tf.function(lambda x: model.latent.split(model.encode(x))[0])  # the Gaussian part's parameters
+        # A layered model gives every layer's posterior along its mean path and each dimension's KL to its prior.
+        self.layered = getattr(model, "layered", False)
+        self.encode = tf.function(model.code_posterior if self.layered else
+                                  lambda x: model.latent.split(model.encode(x))[0])  # the Gaussian part's parameters
         gaussian = model.latent.gaussian
-        self.sampled_kl = None if gaussian.closed_form else self._sampled_kl_of(gaussian)
+        self.sampled_kl = None if gaussian.closed_form or self.layered else self._sampled_kl_of(gaussian)
         self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
-        columns = latent_columns(params.latent_size)
+        columns = latent_columns(model.latent.code_size if self.layered else params.latent_size)
         if chief and self.every:
             self.log = CsvLog(run.latents_csv, columns, resume_step + 1)
             self.history = latent_history(run.latents_csv)  # the run's earlier validations, for the trend
@@ -177,7 +180,8 @@ class LatentActivity(Job):
         encoded = [self.encode(self.images[i:i + self.batch_size]) for i in range(0, len(self.images), self.batch_size)]
         parameters = [np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64) for j in range(len(encoded[0]))]
         mean, log_std = parameters[:2]
-        kl, active = self.latent_space.kl_per_dimension(mean, log_std), self.latent_space.active_units(mean)
+        kl = parameters[2].mean(axis=0) if self.layered else self.latent_space.kl_per_dimension(mean, log_std)
+        active = self.latent_space.active_units(mean)
         total = float(kl.sum()) if self.sampled_kl is None else self.sampled_kl(parameters)
         information = self.latent_space.kl_parts(mean, log_std, self.seed)["index_code_mi"]
         self.history.append((int(active.sum()), information, total))

@@ -50,8 +50,16 @@ class Params:
                                                "[filters, odd kernel, 1], None = five [32, 5, 1]")
     model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md) | m2 (Kingma et "
                                 "al. 2014's semi-supervised model: a classifier q(y|x) beside the code) | adgm (Maaløe et al. 2016: M2 "
-                                "with an auxiliary variable a; docs/model.md)")
-    latent_size: int = _option(10, "number of Gaussian (continuous) latent dimensions")
+                                "with an auxiliary variable a; docs/model.md) | hierarchical (Burda et al. 2016's "
+                                "stochastic layers, inferred bottom-up) | ladder (the Ladder VAE, Sønderby et al. "
+                                "2016)")
+    latent_size: int = _option(10, "number of Gaussian (continuous) latent dimensions (hierarchical, ladder: of z_1, "
+                                   "the layer the decoder reads)")
+    upper_latent_sizes: list = _option([], "hierarchical, ladder: the sizes of the stochastic layers above z_1, bottom "
+                                           "first (Burda et al.: [50] above 100; Sønderby et al.: [32, 16, 8, 4] above "
+                                           "64)")
+    upper_layer_units: int = _option(100, "hierarchical, ladder: hidden units of the two-layer MLPs between the "
+                                          "stochastic layers (Burda et al.: 100)")
     prior: str = _option("normal", "the Gaussian code's prior: normal (N(0, I), KL in closed form) | mog (a mixture of "
                                    "prior_components learned Gaussians) | vamp (the VampPrior of Tomczak & Welling "
                                    "2018: the encoder's posteriors of prior_components learned pseudo-inputs); a "
@@ -156,7 +164,7 @@ class Params:
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
               "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive", "prior", "prior_components",
-              "flow", "flow_length")
+              "flow", "flow_length", "upper_latent_sizes", "upper_layer_units")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -171,7 +179,9 @@ NATIVE_SIZES = {"shapes2d": 64, "mnist": 28, "fashion_mnist": 28, "celeb_a": 64,
 RECONSTRUCTION_LOSSES = ("bernoulli", "squared_error", "absolute_error")
 KL_SCHEDULES = ("constant", "linear", "capacity", "cyclical")
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae", "iwae")
-MODELS = ("vae", "m2", "adgm")
+MODELS = ("vae", "m2", "adgm", "hierarchical", "ladder")
+# Models of several stochastic layers (vae_tf.models.layered).
+LAYERED_MODELS = ("hierarchical", "ladder")
 # Models that classify as well as encode: they train on labelled images beside the others.
 LABELLED_MODELS = ("m2", "adgm")
 # Objectives that estimate their penalty from the minibatch's codes: a batch of one has no statistics.
@@ -374,6 +384,7 @@ def _check_values(p):
     _check_free_bits(p)
     _check_aggressive(p)
     _check_prior(p)
+    _check_layers_of_latents(p)
     _require(p.kl_end_step >= p.kl_start_step,
              f"kl_end_step ({p.kl_end_step}) precedes kl_start_step ({p.kl_start_step}); the ramp must end after it starts")
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
@@ -458,6 +469,24 @@ def _check_prior(p):
                  f"{' or '.join(SAMPLED_KL_OBJECTIVES)}")
         _require(not p.free_bits, f"free_bits frees each dimension's KL to N(0, 1); with {name} {value} the KL has no "
                                   f"part per dimension: drop free_bits, or use {name} {plain}")
+
+
+def _check_layers_of_latents(p):
+    sizes = p.upper_latent_sizes
+    _require(all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in sizes),
+             f"upper_latent_sizes must list the sizes of the layers above z_1, each an integer >= 1, got {sizes!r}")
+    _require(p.upper_layer_units >= 1, f"upper_layer_units must be at least 1, got {p.upper_layer_units}")
+    if p.model not in LAYERED_MODELS:
+        _require(not sizes, f"upper_latent_sizes are the layers of models {' and '.join(LAYERED_MODELS)}; model "
+                            f"{p.model} has one: drop them, or set model ladder")
+        return
+    _require(sizes, f"model {p.model} needs stochastic layers above z_1: set upper_latent_sizes, e.g. [16] (without "
+                    f"them it is model vae)")
+    _require(p.objective in SAMPLED_KL_OBJECTIVES,
+             f"model {p.model} trains its layers' KL or IWAE's bound; objective {p.objective} needs one Gaussian code "
+             f"under N(0, I): use {' or '.join(SAMPLED_KL_OBJECTIVES)}")
+    _require(not p.categorical_sizes and not p.free_bits,
+             f"model {p.model} has Gaussian layers only, no KL per group: drop categorical_sizes and free_bits")
 
 
 def _check_labels(p):

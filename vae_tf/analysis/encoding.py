@@ -33,6 +33,14 @@ class Encoded:
     `probabilities` q(c|x) [n, K], and `categories`, each categorical's most probable category [n]."""
 
     def __init__(self, model, images):
+        self.kl = None  # per image and dimension [n, D], for a layered model: each layer's KL to its prior
+        if getattr(model, "layered", False):  # every layer's posterior along the mean path, bottom first
+            chunks = [model.code_posterior(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
+            self.mean, self.log_std, self.kl = (np.concatenate([c[j].numpy() for c in chunks]).astype(np.float64)
+                                                for j in range(3))
+            self.gaussian_mode, self.gaussian_parameters = self.mean, (self.mean, self.log_std)
+            self.probabilities, self.categories, self.sizes = [], [], []
+            return
         chunks = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
         heads = [np.concatenate([chunk[h].numpy() for chunk in chunks]).astype(np.float64)
                  for h in range(len(model.latent.heads))]
@@ -46,6 +54,14 @@ class Encoded:
         self.probabilities = [e / e.sum(axis=1, keepdims=True) for e in exp]  # softmax
         self.categories = [np.argmax(q, axis=1) for q in self.probabilities]
         self.sizes = [q.shape[1] for q in self.probabilities]
+
+    def kl_per_dimension(self):
+        """Each dimension's KL averaged over the images [D] (nats): to N(0, 1) in closed form, or a layered model's
+        to each layer's prior."""
+        if self.kl is not None:
+            return self.kl.mean(axis=0)
+        from vae_tf.latent_space import kl_per_dimension
+        return kl_per_dimension(self.mean, self.log_std)
 
     def modal_categories(self):
         """Each categorical's most common category among the images, one-hot side by side [Σ K]."""

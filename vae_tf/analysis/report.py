@@ -26,8 +26,8 @@ def test_losses(model, images, encoded):
                         for i in range(0, len(modes), BATCH)], 0)
     reconstruction = model.reconstruction_fn(tf.constant(images), logits).numpy()
     gaussian = model.latent.gaussian
-    if gaussian.closed_form:
-        kl = np.sum(latent_space.kl_per_dimension(encoded.mean, encoded.log_std))
+    if encoded.kl is not None or gaussian.closed_form:  # a layered model's along its mean path
+        kl = np.sum(encoded.kl_per_dimension())
     else:  # a learned prior or a flow: the one-sample estimate at a draw of each image's posterior
         noise = np.random.default_rng(0).standard_normal(encoded.mean.shape)
         parameters = [tf.constant(p, tf.float32) for p in encoded.gaussian_parameters]
@@ -70,10 +70,18 @@ def run_summary(params, checkpoint, model, log, validation, images, encoded, cat
                  **decomposition},
         **likelihood,
         "kl_per_dimension": kl.tolist(),
+        **(_layers(model.sizes, kl, active) if getattr(model, "layered", False) else {}),
         "active_units": int(active.sum()), "active_dimensions": np.flatnonzero(active).tolist(),
         "traversal_dimension": dimension, "collapsed": collapse is not None, "collapse": collapse,
         **({"categoricals": categoricals} if categoricals else {}),
     }
+
+
+def _layers(sizes, kl, active):
+    """A layered model's KL (nats, along the mean path) and active units of each stochastic layer, bottom first."""
+    bounds = np.cumsum([0, *sizes])
+    return {"layers": [{"size": size, "kl": float(kl[start:end].sum()), "active_units": int(active[start:end].sum())}
+                       for size, start, end in zip(sizes, bounds, bounds[1:])]}
 
 
 def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES, progress=False):
@@ -115,7 +123,10 @@ def summary_lines(summary):
     categorical_kl = sum(c["kl"] for c in summary.get("categoricals", []))
     kl = (f"KL {test['kl_loss']:.2f} = categorical {categorical_kl:.2f} + Gaussian {test['kl_loss'] - categorical_kl:.2f}"
           f"; the Gaussian KL's parts:" if "categoricals" in summary else f"KL {test['kl_loss']:.2f} =")
-    if summary.get("prior", "normal") != "normal":  # the decomposition is the KL to N(0, I)'s, whose parts do not add up to the KL to a learned prior
+    if "layers" in summary:  # each layer's KL is to its own prior: the N(0, I) decomposition of the code is not it
+        kl = ("KL " + " + ".join(f"z_{l + 1} {layer['kl']:.2f}" for l, layer in enumerate(summary["layers"]))
+              + " (each layer's to its prior); the whole code's to N(0, I):")
+    elif summary.get("prior", "normal") != "normal":  # the decomposition is the KL to N(0, I)'s, whose parts do not add up to the KL to a learned prior
         kl = f"KL {test['kl_loss']:.2f} to the learned prior {summary['prior']} (a one-sample estimate); to N(0, I):"
     return "\n".join([
         f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
@@ -126,7 +137,10 @@ def summary_lines(summary):
            if test.get("decomposition_images", test["images"]) < test["images"] else ")"),
         f"  log-likelihood {summary['test_log_likelihood']:.2f} nats (K = {summary['likelihood_samples']} on "
         f"{summary['likelihood_images']} images), ELBO {summary['test_elbo']:.2f}",
-        f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active; "
+        f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active"
+        + ("" if "layers" not in summary else " (" + ", ".join(
+            f"z_{l + 1} {layer['active_units']} of {layer['size']}" for l, layer in enumerate(summary["layers"])) + ")")
+        + "; "
         + (summary["collapse"] or "no posterior collapse")]
         + [f"  categorical {c['name']} ({c['size']} categories, KL {c['kl']:.2f} nats): its category agrees with "
            + ", ".join(f"{name} {share:.1%}" for name, share in c["agreement"].items())

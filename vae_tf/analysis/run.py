@@ -79,7 +79,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
             return None
         stage("encoding")
         images, labels, taken, encoded = encoded_test_images(model, params, test, say)
-        kl = latent_space.kl_per_dimension(encoded.mean, encoded.log_std)
+        kl = encoded.kl_per_dimension()
         active = latent_space.active_units(encoded.mean)
         stage("figures")
         categoricals = categorical_summary(model, encoded, labels)

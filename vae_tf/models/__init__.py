@@ -7,11 +7,12 @@ import keras
 
 from vae_tf.models.adgm import ADGM
 from vae_tf.models.base import Model
+from vae_tf.models.layered import Hierarchical, Ladder
 from vae_tf.models.m2 import M2
 from vae_tf.models.vae import VAE
 
 # name -> model class (`params.model`; vae_tf.params.MODELS lists the names for checking before TensorFlow loads).
-MODELS = {"vae": VAE, "m2": M2, "adgm": ADGM}
+MODELS = {"vae": VAE, "m2": M2, "adgm": ADGM, "hierarchical": Hierarchical, "ladder": Ladder}
 
 
 def build_model(params, image_shape=None, dataset_size=0):
@@ -40,4 +41,4 @@ def learning_rate_schedule(params):
     return None
 
 
-__all__ = ["ADGM", "M2", "MODELS", "Model", "VAE", "build_model", "learning_rate_schedule"]
+__all__ = ["ADGM", "Hierarchical", "Ladder", "M2", "MODELS", "Model", "VAE", "build_model", "learning_rate_schedule"]

@@ -1,0 +1,170 @@
+"""Models of several stochastic layers (Burda et al.'s hierarchical VAE, the Ladder VAE): the Gaussian maths against
+NumPy, the Ladder's training loss against its equations written out in NumPy, log p(x) against numerical integration
+over two 1-D layers, decoding that regenerates the layers below, real runs that resume exactly, reload and analyse,
+and bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vae_tf
+from vae_tf.cli import analyze_main, train_main
+from vae_tf.likelihood import log_likelihood
+from vae_tf.models.layered import gaussian_kl_between, merge
+
+from conftest import ROOT, assert_train_refuses, bernoulli_log_likelihood, tiny_args
+
+RNG = np.random.default_rng(0)
+
+
+def np_log_normal(z, mean, std):
+    return -0.5 * np.log(2 * np.pi) - np.log(std) - 0.5 * ((z - mean) / std) ** 2
+
+
+def test_the_kl_between_gaussians_and_the_ladder_s_merge_against_numpy():
+    mean, log_std, prior_mean, prior_log_std = (RNG.normal(size=(6, 3)) * 0.7 for _ in range(4))
+    grid = np.linspace(-15, 15, 30001)[:, None, None]
+    q = np.exp(np_log_normal(grid, mean, np.exp(log_std)))
+    integral = (q * (np_log_normal(grid, mean, np.exp(log_std)) - np_log_normal(grid, prior_mean,
+                                                                                  np.exp(prior_log_std)))).sum(0) * 1e-3
+    np.testing.assert_allclose(gaussian_kl_between(mean, log_std, prior_mean, prior_log_std).numpy(), integral,
+                               rtol=1e-4, atol=1e-6)
+    # The merge is the normalised product of the two densities (Sønderby et al. eq. 18-19).
+    product = np_log_normal(grid, mean, np.exp(log_std)) + np_log_normal(grid, prior_mean, np.exp(prior_log_std))
+    weights = np.exp(product - product.max(0))
+    weights /= weights.sum(0)
+    merged_mean, merged_log_std = (t.numpy() for t in merge(mean, log_std, prior_mean, prior_log_std))
+    np.testing.assert_allclose(merged_mean, (weights * grid).sum(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.exp(merged_log_std), np.sqrt((weights * (grid - merged_mean) ** 2).sum(0)),
+                               rtol=1e-4)
+
+
+def tiny_model(model, objective="beta_vae"):
+    """A model on 4×4 images with z_1 and z_2 of one dimension each, wide posteriors, and a decoder and a prior
+    p(z_1|z_2) that depend strongly on their input."""
+    params = vae_tf.load_params(None, overrides=dict(
+        model=model, image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1,
+        upper_latent_sizes=[1], upper_layer_units=8, objective=objective, beta=1.0))
+    built = vae_tf.build_model(params)
+    built.decoder.set_weights([w * 1.5 for w in built.decoder.get_weights()])
+    for network in [built.encoder, *built.up, *built.down]:
+        for layer in network.layers:
+            if layer.name.startswith("log_std"):  # wide posteriors, so that K = 5000 converges
+                layer.set_weights([np.zeros_like(w) if w.ndim == 2 else np.full_like(w, np.log(1.3))
+                                   for w in layer.get_weights()])
+    down = built.down[0]
+    down.get_layer("mean").set_weights([w * 3.0 for w in down.get_layer("mean").get_weights()])
+    return built
+
+
+def exact_log_likelihood(model, images, half_width=9.0, points=401):
+    """log ∫∫ p(x|z_1) p(z_1|z_2) N(z_2; 0, 1) dz_1 dz_2 over a 2-D grid by the rectangle rule; the networks give
+    the decoder's logits and p(z_1|z_2)'s mean and log std at the grid's points, NumPy the densities."""
+    axis = np.linspace(-half_width, half_width, points)
+    log_likelihood = bernoulli_log_likelihood(images, model.decoder(axis[:, None].astype(np.float32)).numpy().reshape(
+        points, -1))  # [z_1, n]
+    prior_mean, prior_log_std = (t.numpy()[:, 0].astype(np.float64) for t in model.prior(0, axis[:, None]))  # [z_2]
+    log_p_z1 = np_log_normal(axis[:, None], prior_mean[None], np.exp(prior_log_std)[None])  # [z_1, z_2]
+    joint = log_likelihood[:, None, :] + log_p_z1[:, :, None] + np_log_normal(axis, 0, 1)[None, :, None]
+    top = joint.max((0, 1))
+    return top + np.log(np.exp(joint - top).sum((0, 1)) * (axis[1] - axis[0]) ** 2)
+
+
+@pytest.mark.parametrize("model", ["hierarchical", "ladder"])
+def test_log_likelihood_matches_numerical_integration_over_both_layers(model):
+    built = tiny_model(model)
+    images = (RNG.random((4, 4, 4, 1)) > 0.5).astype(np.float32)
+    # q(z_2|z_1) proposes z_2 from a draw of z_1, a poorer proposal than one Gaussian: K = 50,000 for 0.05 nats.
+    np.testing.assert_allclose(log_likelihood(built, images, num_samples=50000), exact_log_likelihood(built, images),
+                               atol=0.05)
+
+
+def test_the_ladder_s_training_loss_is_its_equations_in_numpy():
+    """Reconstruction at z_1 plus each layer's KL in closed form given the layer above: q(z_2|x) the bottom-up
+    Gaussian, q(z_1|x, z_2) its merge with p(z_1|z_2), the posterior's own draw z_2 passed down."""
+    model = tiny_model("ladder")
+    x = (RNG.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
+    step = tf.constant(0, tf.int64)
+    figures, _ = model.forward(tf.constant(x), step, stream=0)
+    bottom_up = [t.numpy().astype(np.float64) for t in model.encoder_posterior(x, training=True)]
+    seed = vae_tf.objectives.stream_seed(model.params.seed, step, 0)
+    noise = [tf.random.stateless_normal([5, 1], seed=tf.random.experimental.stateless_fold_in(seed, level)).numpy()
+             for level in range(2)]
+    mean_2, std_2 = bottom_up[2], np.exp(bottom_up[3])
+    z_2 = mean_2 + std_2 * noise[1]
+    prior_mean, prior_log_std = (t.numpy().astype(np.float64) for t in model.prior(0, z_2.astype(np.float32),
+                                                                                 training=True))
+    precision, prior_precision = np.exp(-2 * bottom_up[1]), np.exp(-2 * prior_log_std)
+    variance = 1 / (precision + prior_precision)
+    mean_1 = (bottom_up[0] * precision + prior_mean * prior_precision) * variance
+    z_1 = mean_1 + np.sqrt(variance) * noise[0]
+    logits = model.decoder(z_1.astype(np.float32), training=True).numpy().reshape(5, -1).astype(np.float64)
+    flat = x.reshape(5, -1)
+    reconstruction = (np.maximum(logits, 0) - logits * flat + np.log1p(np.exp(-np.abs(logits)))).sum(1).mean()
+    kl_2 = (0.5 * (mean_2 ** 2 + std_2 ** 2 - 1) - np.log(std_2)).sum(1).mean()
+    kl_1 = (prior_log_std - 0.5 * np.log(variance) + 0.5 * (variance + (mean_1 - prior_mean) ** 2)
+            / np.exp(2 * prior_log_std) - 0.5).sum(1).mean()
+    assert float(figures["kl_layer1"]) == pytest.approx(kl_1, rel=1e-4)
+    assert float(figures["kl_layer2"]) == pytest.approx(kl_2, rel=1e-4)
+    assert float(figures["loss"]) == pytest.approx(reconstruction + kl_1 + kl_2, rel=1e-4)
+
+
+def test_a_code_holds_what_each_layer_adds_and_decoding_rebuilds_the_layers_below():
+    model = tiny_model("ladder")
+    x = (RNG.random((3, 4, 4, 1)) > 0.5).astype(np.float32)
+    _, _, _, _, path = model.walk(x, model.encoder_posterior(x), [np.zeros((3, 1), np.float32)] * 2, with_path=True)
+    z_1, z_2 = (mean.numpy() for mean, _ in path)  # the mean path
+    code = model.represent(x).numpy()
+    np.testing.assert_allclose(code, np.concatenate([z_1 - model.prior(0, z_2)[0].numpy(), z_2], 1), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(model.bottom_layer(code).numpy(), z_1, rtol=1e-5, atol=1e-5)
+    moved = code.copy()
+    moved[:, 1] += 1.0  # z_2 moved: z_1 follows its prior's mean
+    shift = model.prior(0, z_2 + 1.0)[0].numpy() - model.prior(0, z_2)[0].numpy()
+    np.testing.assert_allclose(model.bottom_layer(moved).numpy(), z_1 + shift, rtol=1e-5, atol=1e-5)
+    assert np.all(np.abs(shift) > 1e-3)
+
+
+def rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("model, objective", [("ladder", "beta_vae"), ("hierarchical", "iwae")])
+def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, monkeypatch, model, objective):
+    monkeypatch.chdir(ROOT)
+    common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=12, model=model, upper_latent_sizes=[3],
+                                                     upper_layer_units=16, objective=objective, beta=1.0)]
+    assert train_main([*common, "--run_name=straight"]) == 0
+    assert "z_1 of 4, z_2 of 3" in capsys.readouterr().out
+    assert train_main([*common, "--run_name=resumed", "--num_steps=6"]) == 0
+    assert train_main([*common, "--run_name=resumed"]) == 0
+    straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")
+    np.testing.assert_allclose([float(r["loss"]) for r in resumed], [float(r["loss"]) for r in straight], rtol=1e-5)
+    for r in straight:
+        assert float(r["kl_loss"]) == pytest.approx(float(r["kl_layer1"]) + float(r["kl_layer2"]), rel=1e-5)
+    assert float(straight[-1]["loss"]) < float(straight[0]["loss"])
+    assert len(rows(tmp_path / "straight" / "latents.csv")[0]) == 4 + 2 * 7 + 1  # every layer's dimensions
+    images = RNG.random((8, 16, 16, 1)).astype(np.float32)
+    reloaded, trained = vae_tf.load_run(tmp_path / "resumed"), vae_tf.load_run(tmp_path / "straight")
+    np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)
+    assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
+    summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
+    assert [layer["size"] for layer in summary["layers"]] == [4, 3]
+    assert sum(layer["kl"] for layer in summary["layers"]) == pytest.approx(summary["test"]["kl_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(model="ladder"), "needs stochastic layers above z_1"),
+    (dict(upper_latent_sizes=[4]), "model vae has one"),
+    (dict(model="hierarchical", upper_latent_sizes=[4, 0]), "each an integer >= 1"),
+    (dict(model="ladder", upper_latent_sizes=[4], objective="dip_vae_ii"), "objective dip_vae_ii needs one Gaussian"),
+    (dict(model="ladder", upper_latent_sizes=[4], upper_layer_units=0), "upper_layer_units must be at least 1"),
+    (dict(model="hierarchical", upper_latent_sizes=[4], categorical_sizes=[3]), "drop categorical_sizes"),
+])
+def test_bad_layers_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
+    monkeypatch.chdir(ROOT)
+    assert_train_refuses(tmp_path, capsys, overrides, message)
