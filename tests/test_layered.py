@@ -152,6 +152,7 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
     reloaded, trained = vae_tf.load_run(tmp_path / "resumed"), vae_tf.load_run(tmp_path / "straight")
     np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
+    assert (tmp_path / "resumed" / "analysis" / "layer_kl.png").stat().st_size > 0
     summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
     assert [layer["size"] for layer in summary["layers"]] == [4, 3]
     assert sum(layer["kl"] for layer in summary["layers"]) == pytest.approx(summary["test"]["kl_loss"], rel=1e-6)

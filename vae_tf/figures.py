@@ -239,6 +239,20 @@ def comparison(logs, title):
     return figure
 
 
+def layer_kl(log, title):
+    """A layered model's KL of each stochastic layer against step (log.csv's kl_layer1, kl_layer2, …), one curve each."""
+    layers = sorted((name for name in log if name.startswith("kl_layer")), key=lambda name: int(name[len("kl_layer"):]))
+    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for name, colour in zip(layers, _run_colours(len(layers))):
+        _curve(axis, log["step"], log[name], "KL of each layer (nats)", label=f"z_{name[len('kl_layer'):]}",
+               colour=colour, scale=False)
+    _log_scale_if_decades(axis, *[log[name] for name in layers])
+    axis.legend(loc="best", fontsize=8)
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
+    return figure
+
+
 def mig_curves(curves, title):
     """MIG and each factor's normalised gap against training time, one line per run: curves run name -> mig.csv
     columns. A ring marks a score where the factor's most informative latent is also that of a factor with a larger

@@ -45,13 +45,16 @@ def read_mig(run):
 
 
 def draw_training_figures(run, params, log, validation, say):
-    """graphs.png and mig.png from the logs, training.gif from the snapshots: what needs no checkpoint."""
+    """graphs.png, mig.png and (a layered model's) layer_kl.png from the logs, training.gif from the snapshots: what
+    needs no checkpoint."""
     if log is not None:
         save_figure(figures.graphs(log, validation, params.run_name, params.reconstruction_loss),
                     run.analysis / "graphs.png")
     else:
         say(f"note: {run.log_csv} not found (the run folder holds its checkpoint without its log); graphs.png "
             f"skipped")
+    if log is not None and "kl_layer1" in log:  # a model of several stochastic layers
+        save_figure(figures.layer_kl(log, f"{params.run_name}: KL of each layer"), run.analysis / "layer_kl.png")
     mig = read_mig(run)
     if mig:
         save_figure(figures.mig_curves({params.run_name: mig}, f"{params.run_name}: MIG while training"),
