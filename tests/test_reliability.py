@@ -45,12 +45,17 @@ def logged_steps(path):
 
 
 @pytest.mark.slow
-def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path):
+@pytest.mark.parametrize("model", [
+    {},  # the VAE
+    dict(model="ladder", upper_latent_sizes=[3], upper_layer_units=16),  # batch norm's moving statistics too
+    dict(flow="planar", flow_length=2, prior="vamp", prior_components=4, beta=1.0),  # the prior's pseudo-inputs
+], ids=["vae", "ladder", "planar_flow_and_vampprior"])
+def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path, model):
     """Kill -9 a real train.py at several points of a run that checkpoints every step (so kills land inside
     saves too); each rerun resumes from the last good checkpoint, and the finished log, snapshots and
     validations equal an uninterrupted run's."""
     args = [f"--output_dir={tmp_path}", *tiny_args(num_steps=100, checkpoint_step=1, plot_step=10, log_step=[],
-                                                   validation_step=25)]
+                                                   validation_step=25, **model)]
     log = tmp_path / "killed" / "log.csv"
     for threshold in (5, 35, 70):
         process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--run_name=killed", *args], cwd=ROOT,
