@@ -144,3 +144,20 @@ def test_runs_with_each_remedy_train_and_resume_exactly(tmp_path, monkeypatch):
         if name == "cyclical":  # the weight rises over the first half of each 4-step cycle, then holds
             assert [float(r["kl_weight"]) for r in straight] == pytest.approx(
                 fu_et_al_weights(range(12), 0, 12, 3, 0.5, 0.0, 1.0))
+
+
+@pytest.mark.parametrize("values, scale", [
+    ([1.0, 10.0, 1000.0], "log"),  # positive, over decades
+    ([1400.0, 8.0, 1e-7, 0.0, -3e-8], "symlog"),  # a KL that collapses to 0 (rounded just below it): still readable
+    ([1.0, 2.0, 3.0], "linear"),  # within a decade and a half
+    ([5.0, -2.0, 300.0], "linear"),  # truly negative values
+])
+def test_curves_spanning_decades_get_a_log_axis_even_when_a_collapsed_kl_reaches_zero(values, scale):
+    import matplotlib.pyplot as plt
+
+    from vae_tf.figures import _log_scale_if_decades
+    figure, axis = plt.subplots()
+    axis.plot(values)
+    _log_scale_if_decades(axis, values)
+    assert axis.get_yscale() == scale
+    plt.close(figure)

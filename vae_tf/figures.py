@@ -25,12 +25,19 @@ def _smooth(values, window):
 
 
 def _log_scale_if_decades(axis, *curves):
-    """Log y-axis when every value is positive and they span more than one and a half decades (a factor 30)."""
+    """Log y-axis when every value is positive and they span more than one and a half decades (a factor 30); when some
+    are 0 or rounded just below it (a collapsed code's KL), a log axis above 10⁻³ that is linear below it."""
     values = np.concatenate([np.asarray(c, np.float64) for c in curves])
     values = values[np.isfinite(values)]
-    if values.size and values.min() > 0 and values.max() / values.min() > 30:
+    if not values.size or values.max() <= 0:
+        return
+    if values.min() > 0 and values.max() / values.min() > 30:
         axis.set_yscale("log")
-        axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades labelled, not every minor tick
+    elif -1e-6 * values.max() <= values.min() <= 0 and values.max() > 30e-3:
+        axis.set_yscale("symlog", linthresh=1e-3)
+    else:
+        return
+    axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades labelled, not every minor tick
 
 
 def _curve(axis, steps, values, title, label=None, colour=None, scale=True):
