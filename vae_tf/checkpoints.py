@@ -28,10 +28,13 @@ class Checkpointer:
         self.best_validation = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self.checks_since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # time in training calls so far
+        # The weights reach the checkpoint through the optimizers' lists of the variables they train; what no
+        # optimizer trains (batch normalisation's moving statistics, in the Ladder VAE) is listed here.
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
                                               best_validation=self.best_validation,
                                               checks_since_best=self.checks_since_best,
                                               train_seconds=self.train_seconds,
+                                              untrained=list(model.non_trainable_variables),
                                               **model.checkpointables())
         # A non-chief worker saves into scratch space, removed with this object.
         self.scratch = None if chief else tempfile.TemporaryDirectory(prefix="vae_tf_worker_")
