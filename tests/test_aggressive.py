@@ -62,7 +62,11 @@ def test_each_step_updates_the_network_he_et_al_s_loop_updates(losses):
     schedule = model.aggressive
     variables = model.trainable_variables
     gradients = [tf.ones_like(v) for v in variables]
-    apply = tf.function(lambda loss: schedule.apply(gradients, variables, loss))
+    @tf.function
+    def apply(loss):
+        schedule.apply(gradients, variables, loss)
+        return schedule.figures()
+
     expected = he_et_al_updates(losses)
     feed = iter(losses)
     for want in expected[:len(expected) - 1]:
@@ -84,6 +88,17 @@ def test_each_step_updates_the_network_he_et_al_s_loop_updates(losses):
     figures = apply(tf.constant(1.0))
     assert all(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
     assert float(figures["aggressive"]) == 0.0 and int(model.optimizer.iterations.numpy()) == steps + 1
+
+
+def test_an_iaf_trains_with_the_encoder_and_a_learned_prior_with_the_decoder():
+    """He et al.'s inner loop trains the inference network: an IAF's weights are the encoder's side, a prior's the
+    generative side's."""
+    model = tiny_model(flow="iaf", flow_length=2, prior="mog", prior_components=3)
+    encoder = {id(v) for v in model.aggressive.encoder_variables}
+    decoder = {id(v) for v in model.aggressive.decoder_variables}
+    assert all(id(v) in encoder for v in model.flow.trainable_variables)
+    assert all(id(v) in decoder for v in model.prior.trainable_variables)
+    assert encoder.isdisjoint(decoder) and encoder | decoder == {id(v) for v in model.trainable_variables}
 
 
 @pytest.mark.parametrize("information, ends", [

@@ -36,8 +36,20 @@ def tiny_model(flow, length=3, latent_size=2):
     model.encoder.get_layer("mean").bias.assign(np.zeros(latent_size, np.float32))
     model.encoder.get_layer("log_std").bias.assign(np.full(latent_size, np.log(1.5), np.float32))
     if model.flow is not None and hasattr(model.flow, "w_in"):  # IAF: weights large enough to bend z
-        model.flow.set_weights([w + RNG.normal(size=w.shape).astype(np.float32) * 0.2 for w in model.flow.get_weights()])
+        model.flow.set_weights([w + RNG.normal(size=w.shape).astype(np.float32) * 0.1 for w in model.flow.get_weights()])
     return model
+
+
+def test_the_iaf_s_weights_start_apart_at_glorot_s_scale_whatever_the_length():
+    for length in (1, 4):
+        model = vae_tf.build_model(vae_tf.load_params(None, overrides=dict(
+            image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=3, flow="iaf",
+            flow_length=length, objective="beta_vae")))
+        weights = {w.name: w.numpy() for w in model.flow.weights}
+        assert not np.allclose(weights["w_in"], weights["w_context"])
+        assert not np.allclose(weights["w_mean"], weights["w_gate"])
+        limit = np.sqrt(6.0 / (3 + 6))  # one step's [3, 6] matrix
+        assert limit * 0.8 < np.abs(weights["w_in"]).max() <= limit
 
 
 def test_made_masks_make_each_output_depend_on_earlier_inputs_only():
@@ -133,6 +145,7 @@ def test_runs_through_a_flow_train_resume_exactly_reload_and_analyse(tmp_path, c
     (dict(flow="iaf", objective="dip_vae_ii"), "objective dip_vae_ii assumes a Gaussian posterior"),
     (dict(flow="planar", free_bits=0.5), "the KL has no part per dimension"),
     (dict(flow="radial"), "flow 'radial' is not one of none, planar, iaf"),
+    (dict(flow="iaf", prior="vamp", beta=1.0), "through a flow the posteriors are no longer Gaussian"),
 ])
 def test_bad_flows_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)

@@ -128,6 +128,22 @@ def test_a_code_holds_what_each_layer_adds_and_decoding_rebuilds_the_layers_belo
     assert np.all(np.abs(shift) > 1e-3)
 
 
+def test_validation_evaluates_the_ladder_without_touching_its_batch_norm_statistics():
+    """Training updates the moving statistics; validation (`loss_terms`) reads them and leaves them as they are, and
+    gives what the networks in inference mode give."""
+    model = tiny_model("ladder")
+    x = tf.constant((RNG.random((8, 4, 4, 1)) > 0.5).astype(np.float32))
+    statistics = [v for v in model.non_trainable_variables if "moving" in v.path]
+    before = [v.numpy().copy() for v in statistics]
+    model.forward(x, tf.constant(0, tf.int64), stream=0)
+    trained = [v.numpy().copy() for v in statistics]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, trained))
+    figures = model.loss_terms(x, tf.constant(0, tf.int64), stream=1)
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(trained, statistics))
+    assert float(figures["loss"]) == pytest.approx(float(model.forward(x, tf.constant(0, tf.int64), 1,
+                                                                       training=False)[0]["loss"]), rel=1e-6)
+
+
 def rows(path):
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
@@ -170,6 +186,7 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
     (dict(model="ladder", upper_latent_sizes=[4], objective="dip_vae_ii"), "objective dip_vae_ii needs one Gaussian"),
     (dict(model="ladder", upper_latent_sizes=[4], upper_layer_units=0), "upper_layer_units must be at least 1"),
     (dict(model="hierarchical", upper_latent_sizes=[4], categorical_sizes=[3]), "drop categorical_sizes"),
+    (dict(model="ladder", upper_latent_sizes=[4], strategy="mirrored", cpu_devices=2), "trains on one device"),
 ])
 def test_bad_layers_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)

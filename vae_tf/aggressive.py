@@ -38,7 +38,10 @@ class AggressiveTraining:
 
     def __init__(self, model):
         self.model = model
-        self.encoder_variables = list(model.encoder.trainable_variables)
+        # The inference network: the encoder, and a flow's weights of its own (IAF's); the prior's are generative.
+        flow = getattr(model, "flow", None)
+        self.encoder_variables = list(model.encoder.trainable_variables) + list(getattr(flow, "trainable_variables",
+                                                                                        []))
         encoder = {id(v) for v in self.encoder_variables}
         self.decoder_variables = [v for v in model.trainable_variables if id(v) not in encoder]
         # The learning rate is read from the run's optimizer at every update: a schedule sets that one.
@@ -58,7 +61,7 @@ class AggressiveTraining:
 
     def apply(self, gradients, variables, loss):
         """Apply one step's `gradients` (of `variables`, the model's trainable ones) to the networks this step
-        updates; `loss` is the step's loss, which the inner loop watches. Returns the step's figures."""
+        updates; `loss` is the step's loss, which the inner loop watches."""
         by_variable = {id(v): g for v, g in zip(variables, gradients)}
         encoder = [(by_variable[id(v)], v) for v in self.encoder_variables]
         decoder = [(by_variable[id(v)], v) for v in self.decoder_variables]
@@ -91,7 +94,6 @@ class AggressiveTraining:
             return tf.constant(0)
 
         tf.cond(self.on, lambda: tf.cond(self.decoder_due, decoder_alone, encoder_alone), both)
-        return self.figures()
 
     def figures(self):
         return {"aggressive": tf.cast(self.on, tf.float32), "encoder_updates": tf.cast(self.updates, tf.float32)}

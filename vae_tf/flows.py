@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 IAF_HIDDEN = 2  # the MADE's hidden units per latent dimension
-IAF_GATE_BIAS = 1.0  # s starts near +1, σ near sigmoid(1) ≈ 0.73: each step starts close to the identity's mix
+IAF_GATE_BIAS = 1.0  # s starts near +1, σ near sigmoid(1) ≈ 0.73: each step starts keeping most of z (Kingma et al.)
 
 
 class Planar:
@@ -64,12 +64,19 @@ class InverseAutoregressive(keras.layers.Layer):
         self.size, self.length, hidden = size, length, IAF_HIDDEN * size
         self.heads = (("flow_context", size),)
         self.masks = made_masks(size, hidden)
-        glorot = keras.initializers.GlorotUniform(seed=size)
-        self.w_in = self.add_weight(shape=(length, size, hidden), initializer=glorot, name="w_in")
-        self.w_context = self.add_weight(shape=(length, size, hidden), initializer=glorot, name="w_context")
+        # Glorot's uniform range for one step's [size, hidden] matrix, each weight drawn from its own seed (a seeded
+        # Keras initializer repeats its values for every weight of the same shape).
+        limit = (6.0 / (size + hidden)) ** 0.5
+
+        def glorot(seed):
+            return keras.initializers.RandomUniform(-limit, limit, seed=seed)
+
+        self.w_in = self.add_weight(shape=(length, size, hidden), initializer=glorot(4 * size), name="w_in")
+        self.w_context = self.add_weight(shape=(length, size, hidden), initializer=glorot(4 * size + 1),
+                                         name="w_context")
         self.b_in = self.add_weight(shape=(length, hidden), initializer="zeros", name="b_in")
-        self.w_mean = self.add_weight(shape=(length, hidden, size), initializer=glorot, name="w_mean")
-        self.w_gate = self.add_weight(shape=(length, hidden, size), initializer=glorot, name="w_gate")
+        self.w_mean = self.add_weight(shape=(length, hidden, size), initializer=glorot(4 * size + 2), name="w_mean")
+        self.w_gate = self.add_weight(shape=(length, hidden, size), initializer=glorot(4 * size + 3), name="w_gate")
         self.b_mean = self.add_weight(shape=(length, size), initializer="zeros", name="b_mean")
         self.b_gate = self.add_weight(shape=(length, size), initializer=keras.initializers.Constant(IAF_GATE_BIAS),
                                       name="b_gate")

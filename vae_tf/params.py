@@ -469,6 +469,9 @@ def _check_prior(p):
                  f"{' or '.join(SAMPLED_KL_OBJECTIVES)}")
         _require(not p.free_bits, f"free_bits frees each dimension's KL to N(0, 1); with {name} {value} the KL has no "
                                   f"part per dimension: drop free_bits, or use {name} {plain}")
+    _require(p.prior != "vamp" or p.flow == "none",
+             "prior vamp mixes the encoder's Gaussian posteriors of its pseudo-inputs; through a flow the posteriors "
+             "are no longer Gaussian: use prior mog with a flow, or no flow")
 
 
 def _check_layers_of_latents(p):
@@ -487,6 +490,7 @@ def _check_layers_of_latents(p):
              f"under N(0, I): use {' or '.join(SAMPLED_KL_OBJECTIVES)}")
     _require(not p.categorical_sizes and not p.free_bits,
              f"model {p.model} has Gaussian layers only, no KL per group: drop categorical_sizes and free_bits")
+    _require(p.strategy == "default", f"model {p.model} trains on one device (strategy default)")
 
 
 def _check_labels(p):

@@ -56,8 +56,8 @@ class Mixture(keras.layers.Layer):
 
 class MixtureOfGaussians(Mixture):
     """A mixture of `components` Gaussians with learned means and standard deviations (the MoG prior Tomczak & Welling
-    2018 compare with the VampPrior). The means start as standard-normal draws (a single component at 0), the
-    standard deviations at 1: one component starts as N(0, I)."""
+    2018 compare with the VampPrior). The means start as standard-normal draws, the standard deviations at 1; a
+    mixture of one component starts at mean 0, as N(0, I)."""
 
     def __init__(self, components, size, **kwargs):
         super().__init__(**kwargs)

@@ -45,16 +45,18 @@ def merge(mean, log_std, prior_mean, prior_log_std):
     return (mean * precision + prior_mean * prior_precision) * variance, 0.5 * tf.math.log(variance)
 
 
-def mlp(input_size, units, heads, activation, batch_norm, name):
-    """[B, input_size] -> [the hidden features [B, units], then one Dense output per head (name, width)]: two hidden
-    layers of `units`, batch-normalised before the activation where `batch_norm` (the Ladder VAE's)."""
+def mlp(input_size, units, heads, activation, batch_norm, precision, name):
+    """[B, input_size] -> [the hidden features [B, units], then one float32 Dense output per head (name, width)]: two
+    hidden layers of `units` computing in `precision`, batch-normalised before the activation where `batch_norm`
+    (the Ladder VAE's)."""
     x = inputs = keras.Input((input_size,), name="input")
     for i in range(2):
-        x = keras.layers.Dense(units, name=f"dense{i}")(x)
+        x = keras.layers.Dense(units, name=f"dense{i}", dtype=precision)(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"batch_norm{i}")(x)
-        x = keras.layers.Activation(activation, name=f"activation{i}")(x)
-    return keras.Model(inputs, [x] + [keras.layers.Dense(width, name=head)(x) for head, width in heads], name=name)
+            x = keras.layers.BatchNormalization(name=f"batch_norm{i}", dtype=precision)(x)
+        x = keras.layers.Activation(activation, name=f"activation{i}", dtype=precision)(x)
+    return keras.Model(inputs, [x] + [keras.layers.Dense(width, name=head, dtype="float32")(x) for head, width in heads],
+                       name=name)
 
 
 class LayeredLatent:
@@ -94,7 +96,7 @@ class Layered(Model):
         self.latent.model = self
         # p(z_l | z_{l+1}) for l = 1 … L−1
         self.down = [mlp(self.sizes[l + 1], p.upper_layer_units, [("mean", size), ("log_std", size)], p.activation,
-                         self.batch_norm, f"down{l + 1}") for l, size in enumerate(self.sizes[:-1])]
+                         self.batch_norm, p.precision, f"down{l + 1}") for l, size in enumerate(self.sizes[:-1])]
         self.decoder = networks.build_decoder(image_shape, self.sizes[0], p.encoder_layers, p.decoder_layers,
                                               p.activation, p.precision, p.decoder)
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
@@ -118,10 +120,18 @@ class Layered(Model):
     def walk(self, x, posterior, noise, training=False):
         """One draw of every layer for rows of images x [R, ...] with the encoder's `posterior` [R, ...] and `noise`,
         one [R, size] per layer: (z per layer, log q − log p per layer and dimension [R, size]: the draw's log
-        weights, KL per layer and dimension [R, size]: what the training loss takes, mean path posteriors)."""
+        weights, KL per layer and dimension [R, size]: what the training loss takes, z_1's posterior (mean, log_std)),
+        and with `with_path` every layer's posterior (mean, log_std) too."""
         raise NotImplementedError
 
-    def forward(self, x, step, stream, replica=0, replicas=1):
+    def loss_terms(self, data, step, stream):
+        """Validation's and evaluation's figures: the networks in inference mode (batch normalisation's moving
+        statistics, left as training made them)."""
+        return self.forward(data, step, stream, training=False)[0]
+
+    def forward(self, x, step, stream, replica=0, replicas=1, training=True):
+        """(figures, None) of one batch on one device (the layered models train on one); `training` False evaluates
+        with batch normalisation's moving statistics and updates none."""
         seed = stream_seed(self.params.seed, step, stream)
         k = self.params.iwae_samples if self.params.objective == "iwae" else 1
         rows = tf.shape(x)[0]
@@ -129,9 +139,9 @@ class Layered(Model):
                                             seed=tf.random.experimental.stateless_fold_in(seed, level))
                  for level, size in enumerate(self.sizes)]
         repeated = tf.tile(x, [k, 1, 1, 1])  # sample-major
-        posterior = [tf.tile(p, [k, 1]) for p in self.encoder_posterior(x, training=True)]
-        z, log_ratio, kls, (mean, log_std) = self.walk(repeated, posterior, noise, training=True)
-        logits = self.decoder(z[0], training=True)
+        posterior = [tf.tile(p, [k, 1]) for p in self.encoder_posterior(x, training=training)]
+        z, log_ratio, kls, (mean, log_std) = self.walk(repeated, posterior, noise, training=training)
+        logits = self.decoder(z[0], training=training)
         reconstruction = self.reconstruction_fn(repeated, logits)  # [k·B]
         layer_kls = [tf.reduce_mean(tf.reduce_sum(kl, -1)) for kl in kls]
         figures = {f"kl_layer{l + 1}": value for l, value in enumerate(layer_kls)}
@@ -234,7 +244,7 @@ class Hierarchical(Layered):
         self.encoder = networks.build_encoder(self.image_shape, p.encoder_layers, self.heads, p.activation,
                                               p.precision)
         self.up = [mlp(below, p.upper_layer_units, [("mean", size), ("log_std", size)], p.activation, False,
-                       f"up{l + 2}") for l, (below, size) in enumerate(zip(self.sizes, self.sizes[1:]))]
+                       p.precision, f"up{l + 2}") for l, (below, size) in enumerate(zip(self.sizes, self.sizes[1:]))]
 
     def encoder_posterior(self, x, training=False):
         return self.encoder(x, training=training)
@@ -276,7 +286,7 @@ class Ladder(Layered):
                                               (("features", p.upper_layer_units),) + self.heads[:2], p.activation,
                                               p.precision)
         self.up = [mlp(p.upper_layer_units, p.upper_layer_units, [("mean", size), ("log_std", size)], p.activation,
-                       True, f"up{l + 2}") for l, size in enumerate(self.sizes[1:])]
+                       True, p.precision, f"up{l + 2}") for l, size in enumerate(self.sizes[1:])]
 
     def encoder_posterior(self, x, training=False):
         """The bottom-up Gaussians (μ̂_l, log σ̂_l) of every layer, bottom first: [mean_1, log_std_1, mean_2, …]."""
