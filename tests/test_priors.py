@@ -135,7 +135,7 @@ def test_runs_with_a_learned_prior_train_resume_exactly_reload_and_analyse(tmp_p
     for mine, theirs in zip(model.prior.get_weights(), trained.prior.get_weights()):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5)
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
-    assert f"to the learned prior {prior}" in capsys.readouterr().out
+    assert f"with the learned prior {prior}" in capsys.readouterr().out
     summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
     assert summary["prior"] == prior and np.isfinite(summary["test"]["kl_loss"])
 

@@ -179,8 +179,9 @@ class LatentActivity(Job):
             return
         encoded = [self.encode(self.images[i:i + self.batch_size]) for i in range(0, len(self.images), self.batch_size)]
         parameters = [np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64) for j in range(len(encoded[0]))]
-        mean, log_std = parameters[:2]
-        kl = parameters[2].mean(axis=0) if self.layered else self.latent_space.kl_per_dimension(mean, log_std)
+        # A layered model's: (code, each layer's posterior mean, log std, KL) along its mean path.
+        mean, log_std = parameters[1:3] if self.layered else parameters[:2]
+        kl = parameters[3].mean(axis=0) if self.layered else self.latent_space.kl_per_dimension(mean, log_std)
         active = self.latent_space.active_units(mean)
         total = float(kl.sum()) if self.sampled_kl is None else self.sampled_kl(parameters)
         information = self.latent_space.kl_parts(mean, log_std, self.seed)["index_code_mi"]

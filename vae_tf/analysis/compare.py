@@ -157,7 +157,7 @@ def udr_scores(runs, names, params, output):
     for run in runs:
         encoded = Encoded(load_run(run.path), images)
         codes.append(np.column_stack([encoded.mean, *encoded.categories]))
-        kls.append(np.concatenate([latent_space.kl_per_dimension(encoded.mean, encoded.log_std),
+        kls.append(np.concatenate([encoded.kl_per_dimension(),
                                    [latent_space.categorical_kl(q) for q in encoded.probabilities]]))
     result = udr_from_arrays(codes, kl=kls)
     write_json(output / "udr.json", {"runs": names, "dataset": params[0].dataset, "images": len(images),

@@ -28,27 +28,31 @@ def evaluation_images(params, count):
 
 
 class Encoded:
-    """Test images encoded: the Gaussian part's `mean` and `log_std` [n, latent_size] (float64; with a flow, the base
-    q_0's), all its `gaussian_parameters` and its `gaussian_mode` (the code the decoder reads), each categorical's
-    `probabilities` q(c|x) [n, K], and `categories`, each categorical's most probable category [n]."""
+    """Test images encoded. The Gaussian part's `mean` [n, D] (float64) is the code the figures decode and the metrics
+    read (`model.represent`: the posterior mean; through a flow, its image; a layered model's innovations), its
+    `posterior_mean` and `log_std` [n, D] are the posterior's (a flow's base q_0; a layered model's layers along the
+    mean path), which the KL per dimension, the active units and the decomposition read; all its
+    `gaussian_parameters`; each categorical's `probabilities` q(c|x) [n, K], and `categories`, each categorical's most
+    probable category [n]."""
 
     def __init__(self, model, images):
         self.kl = None  # per image and dimension [n, D], for a layered model: each layer's KL to its prior
         if getattr(model, "layered", False):  # every layer's posterior along the mean path, bottom first
             chunks = [model.code_posterior(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
-            self.mean, self.log_std, self.kl = (np.concatenate([c[j].numpy() for c in chunks]).astype(np.float64)
-                                                for j in range(3))
-            self.gaussian_mode, self.gaussian_parameters = self.mean, (self.mean, self.log_std)
+            self.mean, self.posterior_mean, self.log_std, self.kl = (
+                np.concatenate([c[j].numpy() for c in chunks]).astype(np.float64) for j in range(4))
+            self.gaussian_mode, self.gaussian_parameters = self.mean, (self.posterior_mean, self.log_std)
             self.probabilities, self.categories, self.sizes = [], [], []
             return
         chunks = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
         heads = [np.concatenate([chunk[h].numpy() for chunk in chunks]).astype(np.float64)
                  for h in range(len(model.latent.heads))]
         gaussian, *categorical = model.latent.split(heads)
-        self.mean, self.log_std = gaussian[:2]
+        self.posterior_mean, self.log_std = gaussian[:2]
         # The code the decoder reads: the mean, or through a flow, the flow's image of the mean.
-        self.gaussian_mode = (self.mean if len(gaussian) == 2 else
-                              model.latent.gaussian.mode([np.float32(p) for p in gaussian]).numpy().astype(np.float64))
+        self.mean = self.gaussian_mode = (
+            self.posterior_mean if len(gaussian) == 2 else
+            model.latent.gaussian.mode([np.float32(p) for p in gaussian]).numpy().astype(np.float64))
         self.gaussian_parameters = gaussian
         exp = [np.exp(logits - logits.max(axis=1, keepdims=True)) for (logits,) in categorical]
         self.probabilities = [e / e.sum(axis=1, keepdims=True) for e in exp]  # softmax
@@ -61,7 +65,7 @@ class Encoded:
         if self.kl is not None:
             return self.kl.mean(axis=0)
         from vae_tf.latent_space import kl_per_dimension
-        return kl_per_dimension(self.mean, self.log_std)
+        return kl_per_dimension(self.posterior_mean, self.log_std)
 
     def modal_categories(self):
         """Each categorical's most common category among the images, one-hot side by side [Σ K]."""

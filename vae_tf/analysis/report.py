@@ -59,9 +59,9 @@ def run_summary(params, checkpoint, model, log, validation, images, encoded, cat
     _, collapse = latent_space.collapse_state(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl,
                                               history)
     likelihood = likelihood_summary(model, images, *likelihood, progress=progress)
-    decomposition = test_decomposition(encoded.mean, encoded.log_std, params.seed)
+    decomposition = test_decomposition(encoded.posterior_mean, encoded.log_std, params.seed)
     return {
-        "run": params.run_name, "checkpoint": checkpoint, "prior": params.prior,
+        "run": params.run_name, "checkpoint": checkpoint, "prior": params.prior, "flow": params.flow,
         "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
         "final_training": final_figures(log, validation) if log is not None else None,
         "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken,
@@ -126,8 +126,12 @@ def summary_lines(summary):
     if "layers" in summary:  # each layer's KL is to its own prior: the N(0, I) decomposition of the code is not it
         kl = ("KL " + " + ".join(f"z_{l + 1} {layer['kl']:.2f}" for l, layer in enumerate(summary["layers"]))
               + " (each layer's to its prior); the whole code's to N(0, I):")
-    elif summary.get("prior", "normal") != "normal":  # the decomposition is the KL to N(0, I)'s, whose parts do not add up to the KL to a learned prior
-        kl = f"KL {test['kl_loss']:.2f} to the learned prior {summary['prior']} (a one-sample estimate); to N(0, I):"
+    elif summary.get("prior", "normal") != "normal" or summary.get("flow", "none") != "none":
+        # the decomposition is the base Gaussian's to N(0, I), whose parts do not add up to this KL
+        through = " and ".join(([f"the learned prior {summary['prior']}"] if summary.get("prior", "normal") != "normal"
+                                else []) + ([f"the flow {summary['flow']}"] if summary.get("flow", "none") != "none"
+                                            else []))
+        kl = f"KL {test['kl_loss']:.2f} with {through} (a one-sample estimate); the base Gaussian's to N(0, I):"
     return "\n".join([
         f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
         f"  reconstruction loss {test['reconstruction_loss']:.2f}, {kl} index-code MI "

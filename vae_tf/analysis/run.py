@@ -80,7 +80,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         stage("encoding")
         images, labels, taken, encoded = encoded_test_images(model, params, test, say)
         kl = encoded.kl_per_dimension()
-        active = latent_space.active_units(encoded.mean)
+        active = latent_space.active_units(encoded.posterior_mean)
         stage("figures")
         categoricals = categorical_summary(model, encoded, labels)
         dimension = draw_model_figures(run, params, model, images, encoded, kl, active, categoricals)

@@ -173,13 +173,14 @@ class Layered(Model):
         return tf.reshape(log_likelihood, [k, n]), tf.reshape(prior_ratio, [k, n])
 
     def code_posterior(self, x):
-        """(code, log_std, KL) [B, Σ sizes] each, bottom layer first, along the mean path (every layer at its mean
-        given the means above or below): the code (`decode`), each layer's posterior log std, and each dimension's KL
-        to its prior there; latents.csv's and the analysis' per-dimension figures."""
+        """(code, mean, log_std, KL) [B, Σ sizes] each, bottom layer first, along the mean path (every layer at its
+        mean given the means above or below): the code (`innovations`, what `decode` reads), each layer's posterior
+        mean and log std there, and each dimension's KL to its prior; latents.csv's and the analysis' figures."""
         posterior = self.encoder_posterior(x, training=False)
         zeros = [tf.zeros([tf.shape(x)[0], size]) for size in self.sizes]
         means, _, kls, _, path = self.walk(x, posterior, zeros, with_path=True)
-        return self.innovations(means), tf.concat([s for _, s in path], -1), tf.concat(kls, -1)
+        return (self.innovations(means), tf.concat(means, -1), tf.concat([s for _, s in path], -1),
+                tf.concat(kls, -1))
 
     def innovations(self, layers):
         """Layers [z_1, …, z_L] -> their code [B, Σ sizes]: each z_l less its prior's mean given z_{l+1} (what the
