@@ -147,7 +147,8 @@ def test_train_py_help_lists_every_parameter_with_default_and_meaning():
     text = " ".join(result.stdout.split())
     for name in names():
         assert f"--{name}" in text
-    assert "number of Gaussian (continuous) latent dimensions (default: 10)" in text
+    assert "number of Gaussian (continuous) latent dimensions (hierarchical, ladder: of z_1, the layer the decoder " \
+           "reads) (default: 10)" in text
 
 
 @pytest.mark.parametrize("main, argv, shown", [("train_main", ["--help"], "--objective"),
