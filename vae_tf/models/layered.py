@@ -82,7 +82,12 @@ class LayeredLatent:
 
 
 class Layered(Model):
-    """The shared generative model, training step and evaluation of the layered models; `infer` is the family's."""
+    """The shared generative model, training step and evaluation of the layered models. A family adds its inference:
+    `build_inference()` (its encoder, `heads` and `up` networks), `encoder_posterior(x, training)` (what `encode`
+    returns) and `walk(x, posterior, noise, training, with_path=False)`: one draw of every layer for rows of images x
+    [R, ...] with the encoder's `posterior` [R, ...] and `noise`, one [R, size] per layer, giving (z per layer,
+    log q − log p per layer and dimension [R, size]: the draw's log weights, KL per layer and dimension [R, size]: what
+    the training loss takes, z_1's posterior (mean, log_std)), and with `with_path` every layer's posterior too."""
 
     kl_in_closed_form = False  # the ELBO averages the sampled log weights
     layered = True  # latents.csv and the analysis read `code_posterior`
@@ -116,13 +121,6 @@ class Layered(Model):
         """p(z_level | z_{level+1} = above): (mean, log_std) [B, size], level counted from 0."""
         _, mean, log_std = self.down[level](above, training=training)
         return mean, tf.maximum(log_std, LOG_STD_FLOOR)
-
-    def walk(self, x, posterior, noise, training=False):
-        """One draw of every layer for rows of images x [R, ...] with the encoder's `posterior` [R, ...] and `noise`,
-        one [R, size] per layer: (z per layer, log q − log p per layer and dimension [R, size]: the draw's log
-        weights, KL per layer and dimension [R, size]: what the training loss takes, z_1's posterior (mean, log_std)),
-        and with `with_path` every layer's posterior (mean, log_std) too."""
-        raise NotImplementedError
 
     def loss_terms(self, data, step, stream):
         """Validation's and evaluation's figures: the networks in inference mode (batch normalisation's moving
