@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import vae_tf
+from vae_tf.analysis.model_figures import COLUMNS, LAYER_ROWS, layer_traversal_codes
 from vae_tf.cli import analyze_main, train_main
 from vae_tf.likelihood import log_likelihood
 from vae_tf.models.layered import gaussian_kl_between, merge
@@ -173,10 +174,30 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
     np.testing.assert_allclose(trained.represent(images), exported.represent(images), rtol=1e-4, atol=1e-5)
     assert all(np.array_equal(a, b) for a, b in zip(trained.get_weights(), exported.get_weights()))
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
-    assert (tmp_path / "resumed" / "analysis" / "layer_kl.png").stat().st_size > 0
+    for figure in ("layer_kl.png", "layer_traversals.png"):
+        assert (tmp_path / "resumed" / "analysis" / figure).stat().st_size > 0
     summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
     assert [layer["size"] for layer in summary["layers"]] == [4, 3]
     assert sum(layer["kl"] for layer in summary["layers"]) == pytest.approx(summary["test"]["kl_loss"], rel=1e-6)
+
+
+def test_layer_traversals_take_each_layers_most_informative_dimensions_top_layer_first():
+    sizes = [6, 5, 2]  # the last layer has fewer dimensions than LAYER_ROWS
+    mean = RNG.normal(size=(200, sum(sizes)))
+    kl = RNG.random(sum(sizes))
+    codes, labels = layer_traversal_codes(sizes, mean, kl)
+    expected = []  # (layer, dimension within it), written out: the top layer first, by decreasing KL
+    for level, start in ((2, 11), (1, 6), (0, 0)):
+        within = sorted(range(sizes[level]), key=lambda d: -kl[start + d])[:LAYER_ROWS]
+        expected += [(level, start + d, d) for d in within]
+    assert codes.shape == (len(expected), COLUMNS, sum(sizes))
+    for row, (level, column, within) in zip(codes, expected):
+        moving = np.flatnonzero(np.ptp(row, axis=0) > 0)
+        assert list(moving) == [column]  # one dimension moves, the others stay at the code's average
+        np.testing.assert_allclose(row[0, column], np.percentile(mean[:, column], 2))
+        np.testing.assert_allclose(row[-1, column], np.percentile(mean[:, column], 98))
+        np.testing.assert_allclose(np.delete(row[0], column), np.delete(mean.mean(axis=0), column))
+    assert [label.split("\n")[0] for label in labels] == [f"z_{level + 1}, dim {d}" for level, _, d in expected]
 
 
 @pytest.mark.parametrize("overrides, message", [

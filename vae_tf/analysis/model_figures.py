@@ -72,6 +72,31 @@ def _traversals_all(model, encoded, kl):
                               "others at their average" + _sampled(model), [f"z{d}\nKL {kl[d]:.2f}" for d in order])
 
 
+LAYER_ROWS = 4  # dimensions of each layer in layer_traversals.png
+
+
+def layer_traversal_codes(sizes, mean, kl):
+    """Codes [rows, COLUMNS, Σ sizes] and row labels of a layered model's traversals grouped by layer, the top layer
+    first: each layer's LAYER_ROWS dimensions of largest KL over their data range, the rest at its average."""
+    offsets = np.cumsum([0] + list(sizes))
+    rows, labels = [], []
+    for level in reversed(range(len(sizes))):
+        dimensions = offsets[level] + np.argsort(-kl[offsets[level]:offsets[level + 1]], kind="stable")[:LAYER_ROWS]
+        rows += [_data_range(mean, d) for d in dimensions]
+        labels += [f"z_{level + 1}, dim {d - offsets[level]}\nKL {kl[d]:.2f}" for d in dimensions]
+    return np.stack(rows), labels
+
+
+def _layer_traversals(model, encoded, kl):
+    """The code holds each layer's innovation (`Layered.innovations`), so a row of an upper layer also moves every
+    layer below it, as sampling would."""
+    codes, labels = layer_traversal_codes(model.sizes, encoded.mean, kl)
+    return figures.image_rows(decode(model, codes),
+                              f"each layer's {LAYER_ROWS} dimensions of largest KL over their data range (2nd to 98th "
+                              f"percentile), top layer first; an upper layer moves the layers below it"
+                              + _sampled(model), labels)
+
+
 def _categorical_traversals(model, encoded, kl, names):
     """A categorical's traversal: one row per category, along which the Gaussian dimension of largest KL runs over
     its data range (the other dimensions at their average, the other categoricals at their most common category)."""
@@ -120,6 +145,8 @@ def draw_model_figures(run, params, model, images, encoded, kl, active, categori
     traversal, dimension = _traversal(model, encoded)
     save_figure(traversal, run.analysis / "latent_traversal.png")
     save_figure(_traversals_all(model, encoded, kl), run.analysis / "latent_traversals_all.png")
+    if getattr(model, "layered", False):
+        save_figure(_layer_traversals(model, encoded, kl), run.analysis / "layer_traversals.png")
     names = [part.name for part in model.latent.categoricals]
     if names:
         save_figure(_categorical_traversals(model, encoded, kl, names), run.analysis / "categorical_traversals.png")
