@@ -4,7 +4,8 @@ import tensorflow as tf
 
 import keras
 import vae_tf
-from vae_tf.networks import SpatialBroadcast, decoder_plan
+from vae_tf.models.layered import mlp
+from vae_tf.networks import SpatialBroadcast, build_decoder, build_encoder, decoder_plan
 
 from conftest import ROOT
 
@@ -15,6 +16,37 @@ def test_the_mirrored_decoder_restores_each_conv_s_input_channels():
     assert decoder_plan((64, 64, 3), [[500], [500]]) == ([500, 500], None, [])
     # An explicit decoder's last conv is the output layer: its filters become the image's channels.
     assert decoder_plan((64, 64, 3), [[32, 4, 2]], [[256], [16, 4, 2], [99, 4, 2]]) == ([256], 16, [(16, 4, 2), (3, 4, 2)])
+
+
+def test_gated_units_compute_a_times_sigmoid_b_in_every_hidden_layer():
+    # Dauphin et al. 2017's gated linear unit, the VampPrior paper's GatedDense: each hidden layer of n units is
+    # h = (x W_a + b_a) ⊙ σ(x W_b + b_b), written out here in NumPy from the layers' weights.
+    def gate(y):
+        a, b = np.split(y, 2, axis=-1)
+        return a / (1 + np.exp(-b))
+
+    def dense_weights(network):
+        return [layer.get_weights() for layer in network.layers if isinstance(layer, keras.layers.Dense)]
+
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 6, 6, 1)).astype(np.float32)
+    encoder = build_encoder((6, 6, 1), [[7], [3]], [("mean", 2)], "glu")
+    (k0, b0), (k1, b1), (k2, b2) = dense_weights(encoder)
+    assert k0.shape == (36, 14) and k1.shape == (7, 6)  # each linear map twice its layer's width
+    hidden = gate(gate(x.reshape(5, 36) @ k0 + b0) @ k1 + b1)
+    np.testing.assert_allclose(encoder(x).numpy(), hidden @ k2 + b2, rtol=1e-5, atol=1e-5)
+    decoder = build_decoder((6, 6, 1), 2, [[7], [3]], [[4]], "glu")  # an MLP decoder's hidden layer gated too
+    (k0, b0), (k1, b1) = dense_weights(decoder)
+    z = rng.normal(size=(5, 2)).astype(np.float32)
+    np.testing.assert_allclose(decoder(z).numpy().reshape(5, 36), gate(z @ k0 + b0) @ k1 + b1, rtol=1e-5, atol=1e-5)
+    # The Ladder's networks gate after their batch norm, here at its initial statistics: y / sqrt(1 + ε).
+    network = mlp(2, 3, [("mean", 1)], "glu", True, "float32", "up")
+    (k0, b0), (k1, b1), (k2, b2) = dense_weights(network)
+    scale = 1 / np.sqrt(1 + network.get_layer("batch_norm0").epsilon)
+    features = gate(scale * (gate(scale * (z @ k0 + b0)) @ k1 + b1))
+    outputs = network(z)
+    np.testing.assert_allclose(outputs[0].numpy(), features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outputs[1].numpy(), features @ k2 + b2, rtol=1e-5, atol=1e-5)
 
 
 def test_spatial_broadcast_copies_z_to_every_pixel_beside_its_coordinates():
@@ -82,8 +114,9 @@ def test_keras_fit_and_evaluate_work_unchanged(tiny):
     assert set(result) >= {"loss", "reconstruction_loss", "kl_loss"}
 
 
-def test_saved_keras_file_reloads_with_identical_outputs(tiny, tmp_path):
-    model = vae_tf.build_model(tiny(kl_schedule="linear", kl_end_step=50))
+@pytest.mark.parametrize("activation", ["relu", "glu"])
+def test_saved_keras_file_reloads_with_identical_outputs(tiny, tmp_path, activation):
+    model = vae_tf.build_model(tiny(kl_schedule="linear", kl_end_step=50, activation=activation))
     x = tf.random.uniform((4, 16, 16, 1))
     model.train_step(tf.round(x))
     path = tmp_path / "model.keras"

@@ -8,11 +8,48 @@ decoder (`decoder="broadcast"`) lists stride-1 convs only, run over z tiled acro
 `precision` is a Keras dtype policy for the hidden layers ("float32", "mixed_bfloat16", "mixed_float16"): they keep
 float32 weights and compute in the low precision, while the output layers (mean, log_std, logits) compute in float32,
 so every loss, KL and likelihood is a float32 sum (Micikevicius et al. 2018, "Mixed precision training").
+
+`activation="glu"` makes every hidden layer gated: a ⊙ σ(b) of the two halves of a linear map twice the layer's
+width (Dauphin et al. 2017; the gated MLPs of the VampPrior paper, Tomczak & Welling 2018, and its successors).
 """
 
 import math
 
 import keras
+
+
+@keras.saving.register_keras_serializable(package="vae_tf")
+class Gate(keras.layers.Layer):
+    """[..., 2n] -> [..., n]: the gated linear unit a ⊙ σ(b) of its input's halves a, b (Dauphin et al. 2017). A
+    layer of its own, not Dense's `activation="glu"`: Keras would infer the next layer's input as the wider one."""
+
+    def call(self, x):
+        return keras.activations.glu(x)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], shape[-1] // 2)
+
+
+def widened(width, activation):
+    """The width of a hidden layer's linear map for `width` outputs: twice as wide for glu, whose Gate halves it."""
+    return 2 * width if activation == "glu" else width
+
+
+def activation_layer(activation, name, precision):
+    """The activation as a layer of its own (after a batch norm, say): a Gate for glu."""
+    if activation == "glu":
+        return Gate(name=name, dtype=precision)
+    return keras.layers.Activation(activation, name=name, dtype=precision)
+
+
+def hidden(layer_class, width, activation, name, precision, **options):
+    """A hidden layer of `width` outputs (units or filters) as a callable: `layer_class` (Dense, Conv2D,
+    Conv2DTranspose) with `options` and the activation; for glu a linear map twice as wide, then its Gate."""
+    if activation != "glu":
+        return layer_class(width, activation=activation, name=name, dtype=precision, **options)
+    linear = layer_class(widened(width, activation), name=name, dtype=precision, **options)
+    gate = activation_layer(activation, f"{name}_gate", precision)
+    return lambda x: gate(linear(x))
 
 
 def _convs(layers):
@@ -56,14 +93,14 @@ def build_conditional_head(feature_size, condition_size, layers, heads, activati
 
 def _conv_stack(x, layers, precision, activation):
     for i, (filters, kernel, stride) in enumerate(_convs(layers)):
-        x = keras.layers.Conv2D(filters, kernel, stride, padding="same", activation=activation, name=f"conv{i}",
-                                dtype=precision)(x)
+        x = hidden(keras.layers.Conv2D, filters, activation, f"conv{i}", precision, kernel_size=kernel,
+                   strides=stride, padding="same")(x)
     return keras.layers.Flatten(name="flatten", dtype=precision)(x)
 
 
 def _dense_stack(x, layers, precision, activation):
     for i, units in enumerate(_dense(layers)):
-        x = keras.layers.Dense(units, activation=activation, name=f"dense{i}", dtype=precision)(x)
+        x = hidden(keras.layers.Dense, units, activation, f"dense{i}", precision)(x)
     return x
 
 
@@ -102,20 +139,20 @@ def build_decoder(image_shape, code_size, encoder_layers, decoder_layers, activa
     dense_units, start_channels, deconvs = decoder_plan(image_shape, encoder_layers, decoder_layers)
     x = inputs = keras.Input((code_size,), name="z")
     for i, units in enumerate(dense_units):
-        x = keras.layers.Dense(units, activation=activation, name=f"dense{i}", dtype=precision)(x)
+        x = hidden(keras.layers.Dense, units, activation, f"dense{i}", precision)(x)
     if not deconvs:
         x = keras.layers.Dense(height * width * channels, name="logits", dtype="float32")(x)
         return keras.Model(inputs, keras.layers.Reshape(tuple(image_shape))(x), name="decoder")
     stride = math.prod(s for _, _, s in deconvs)
     start = (height // stride, width // stride, start_channels)
-    x = keras.layers.Dense(math.prod(start), activation=activation, name=f"dense{len(dense_units)}", dtype=precision)(x)
+    x = hidden(keras.layers.Dense, math.prod(start), activation, f"dense{len(dense_units)}", precision)(x)
     x = keras.layers.Reshape(start, dtype=precision)(x)
     for i, (filters, kernel, stride) in enumerate(deconvs):
-        last = i == len(deconvs) - 1
-        x = keras.layers.Conv2DTranspose(filters, kernel, stride, padding="same",
-                                         activation=None if last else activation,
-                                         name="logits" if last else f"deconv{i}",
-                                         dtype="float32" if last else precision)(x)
+        if i == len(deconvs) - 1:  # the output layer
+            x = keras.layers.Conv2DTranspose(filters, kernel, stride, padding="same", name="logits", dtype="float32")(x)
+        else:
+            x = hidden(keras.layers.Conv2DTranspose, filters, activation, f"deconv{i}", precision, kernel_size=kernel,
+                       strides=stride, padding="same")(x)
     return keras.Model(inputs, x, name="decoder")
 
 
@@ -160,7 +197,7 @@ def build_broadcast_decoder(image_shape, latent_size, layers, activation, precis
     x = inputs = keras.Input((latent_size,), name="z")
     x = SpatialBroadcast(height + shrink, width + shrink, name="broadcast", dtype=precision)(x)
     for i, (filters, kernel, _) in enumerate(layers):
-        x = keras.layers.Conv2D(filters, kernel, 1, padding="valid", activation=activation, name=f"conv{i}",
-                                dtype=precision)(x)
+        x = hidden(keras.layers.Conv2D, filters, activation, f"conv{i}", precision, kernel_size=kernel,
+                   padding="valid")(x)
     x = keras.layers.Conv2D(channels, 1, name="logits", dtype="float32")(x)
     return keras.Model(inputs, x, name="decoder")

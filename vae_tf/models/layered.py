@@ -51,10 +51,10 @@ def mlp(input_size, units, heads, activation, batch_norm, precision, name):
     (the Ladder VAE's)."""
     x = inputs = keras.Input((input_size,), name="input")
     for i in range(2):
-        x = keras.layers.Dense(units, name=f"dense{i}", dtype=precision)(x)
+        x = keras.layers.Dense(networks.widened(units, activation), name=f"dense{i}", dtype=precision)(x)
         if batch_norm:
             x = keras.layers.BatchNormalization(name=f"batch_norm{i}", dtype=precision)(x)
-        x = keras.layers.Activation(activation, name=f"activation{i}", dtype=precision)(x)
+        x = networks.activation_layer(activation, f"activation{i}", precision)(x)
     return keras.Model(inputs, [x] + [keras.layers.Dense(width, name=head, dtype="float32")(x) for head, width in heads],
                        name=name)
 
