@@ -246,6 +246,23 @@ def comparison(logs, title):
     return figure
 
 
+def stacked_pictures(paths, title):
+    """Saved figures one above the other, each labelled: paths run name -> a PNG (each run's samples.png)."""
+    pictures = {name: plt.imread(path) for name, path in paths.items()}
+    width = max(picture.shape[1] for picture in pictures.values())
+    heights = [picture.shape[0] for picture in pictures.values()]
+    figure, axes = plt.subplots(len(pictures), 1, figsize=(width / 100 + 1.5, max(sum(heights) / 100 + 0.6, 2)), dpi=100,
+                                squeeze=False, gridspec_kw={"height_ratios": heights})
+    for axis, (name, picture) in zip(axes[:, 0], pictures.items()):
+        axis.imshow(picture)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+    figure.suptitle(title, fontsize=12)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / figure.get_size_inches()[1]))
+    return figure
+
+
 def layer_kl(log, title):
     """A layered model's KL of each stochastic layer against step (log.csv's kl_layer1, kl_layer2, …), one curve each."""
     layers = sorted((name for name in log if name.startswith("kl_layer")), key=lambda name: int(name[len("kl_layer"):]))

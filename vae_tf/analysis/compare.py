@@ -70,7 +70,8 @@ def runs_of(paths):
 def compare(run_dirs, output_dir=None, note=print, udr=False):
     """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
 
-    Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder);
+    Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder), and
+    `comparison_samples.png` stacking the samples.png of the runs analysed before;
     returns the table. Runs of different losses or image sizes get a `note` each, and so does a run shipped without
     its log.csv (its training figures are left out; its MIG curve and test figures stay). `udr` also ranks the runs
     by UDR (`udr_scores`, written to `udr.json`) in a last column.
@@ -126,6 +127,11 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     migs = {name: mig for run, name in zip(runs, names) if (mig := read_mig(run))}
     if migs:
         save_figure(figures.mig_curves(migs, "MIG while training"), output / "comparison_mig.png")
+    samples = {name: run.analysis / "samples.png" for run, name in zip(runs, names)
+               if (run.analysis / "samples.png").exists()}
+    if samples:
+        save_figure(figures.stacked_pictures(samples, "each run's samples.png, from the checkpoint it was analysed at"),
+                    output / "comparison_samples.png")
     replace_atomically(output / "comparison.md", lambda temporary: Path(temporary).write_text(table))
     return table
 
