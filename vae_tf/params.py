@@ -115,6 +115,11 @@ class Params:
     aggressive: bool = _option(False, "aggressive inference training (He et al. 2019): the encoder alone on fresh "
                                       "batches until its loss stops improving, then one decoder update, until "
                                       "I(x; z) on the validation images stops rising; num_steps counts every update")
+    svi_steps: int = _option(0, "the semi-amortized VAE (Kim et al. 2018): steps of stochastic variational "
+                                "inference that refine each image's posterior from the encoder's, differentiated "
+                                "through in training; 0 = off (Kim et al. use 20)")
+    svi_learning_rate: float = _option(1.0, "svi_steps: SVI's step size on the gradient of the batch's mean loss "
+                                            "(Kim et al.'s 1; momentum 0.5, gradients clipped to norm 5)")
     tc_alpha: float = _option(1.0, "beta_tcvae: weight alpha of the index-code mutual information (beta weights the total correlation)")
     tc_gamma: float = _option(1.0, "beta_tcvae: weight gamma of the dimension-wise KL")
     tc_estimator: str = _option("mss", "beta_tcvae: minibatch estimator of q(z), mss (stratified) | mws (weighted) (Chen et al. 2018, app. C)")
@@ -164,8 +169,8 @@ class Params:
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
-              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive", "prior", "prior_components",
-              "flow", "flow_length", "upper_latent_sizes", "upper_layer_units")
+              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive", "svi_steps",
+              "prior", "prior_components", "flow", "flow_length", "upper_latent_sizes", "upper_layer_units")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -384,6 +389,7 @@ def _check_values(p):
              f"{p.kl_start_step} and kl_end_step {p.kl_end_step}")
     _check_free_bits(p)
     _check_aggressive(p)
+    _check_svi(p)
     _check_prior(p)
     _check_layers_of_latents(p)
     _require(p.kl_end_step >= p.kl_start_step,
@@ -453,6 +459,24 @@ def _check_aggressive(p):
                                       "replicas cannot synchronise: use strategy default")
     _require(p.precision != "mixed_float16", "aggressive gives the decoder an optimizer of its own, outside "
                                              "mixed_float16's loss scaling: use precision float32 or mixed_bfloat16")
+
+
+def _check_svi(p):
+    _require(p.svi_steps >= 0, f"svi_steps must be at least 0 (0 = off), got {p.svi_steps}")
+    _require(math.isfinite(p.svi_learning_rate) and p.svi_learning_rate > 0,
+             f"svi_learning_rate must be a finite number > 0, got {p.svi_learning_rate}")
+    if not p.svi_steps:
+        return
+    _require(p.model == "vae" and not p.categorical_sizes and p.flow == "none" and p.prior == "normal",
+             "svi_steps refines a Gaussian posterior under the N(0, I) prior: use model vae without "
+             "categorical_sizes, flow none and prior normal")
+    _require(p.objective == "beta_vae", f"svi_steps refines each posterior on its own ELBO, which objective "
+                                        f"{p.objective} does not train: use objective beta_vae")
+    _require(not p.aggressive, "svi_steps and aggressive are two remedies for a lagging encoder: use one")
+    _require(p.strategy == "default", "svi_steps takes SVI steps on the batch's mean loss, which replicas would "
+                                      "each take on their own rows: use strategy default")
+    _require(p.precision != "mixed_float16", "svi_steps differentiates SVI's gradients, outside mixed_float16's loss "
+                                             "scaling: use precision float32 or mixed_bfloat16")
 
 
 def _check_prior(p):

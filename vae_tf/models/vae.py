@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from vae_tf import aggressive, flows, networks, priors
+from vae_tf import aggressive, flows, networks, priors, svi
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights
 from vae_tf.models.base import Model
@@ -26,12 +26,19 @@ CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", 
 INDEPENDENCE_FIGURES = ("categorical_hsic",)
 
 
-def step_figures(objective, categorical=False, independent=False, aggressively=False):
+# With SVI steps (`vae_tf.svi`): how much they lowered the batch's loss, the one at the encoder's posterior less the
+# one at the refined posterior (nats).
+SVI_FIGURES = ("svi_gain",)
+
+
+def step_figures(objective, categorical=False, independent=False, aggressively=False, refined=False):
     """The per-step figures of a model trained with `objective` (and `categorical` latents, kept `independent` of the
-    Gaussian part, and trained `aggressively`: `vae_tf.aggressive`), in log.csv's column order."""
+    Gaussian part, trained `aggressively`: `vae_tf.aggressive`, its posteriors `refined` by SVI: `vae_tf.svi`), in
+    log.csv's column order."""
     return (LOSS_FIGURES + (CATEGORICAL_FIGURES if categorical else ())
             + (INDEPENDENCE_FIGURES if categorical and independent else ())
-            + OBJECTIVES[objective].figures + STATISTICS_FIGURES + (aggressive.FIGURES if aggressively else ()))
+            + OBJECTIVES[objective].figures + STATISTICS_FIGURES + (aggressive.FIGURES if aggressively else ())
+            + (SVI_FIGURES if refined else ()))
 
 
 def categorical_capacity_schedule(sizes, capacity, gamma, start_step, end_step, marginal_weight, independence=0.0):
@@ -84,7 +91,7 @@ class VAE(Model):
                                           p.categorical_start_step, p.categorical_end_step,
                                           p.categorical_marginal_weight, p.categorical_independence))
         self.step_figures = step_figures(p.objective, bool(p.categorical_sizes), self.independence_kernel is not None,
-                                         p.aggressive)
+                                         p.aggressive, p.svi_steps > 0)
         self.built = True  # both networks are built on keras.Input above; saving needs to know it
         if p.aggressive:
             self.aggressive = aggressive.AggressiveTraining(self)
@@ -99,8 +106,28 @@ class VAE(Model):
 
     def encode(self, x):
         """images [B, H, W, C] in [0, 1] -> the posterior's parameters, [mean, log_std] ([B, latent_size] each) then
-        each categorical's logits [B, size] (`vae_tf.latents`)."""
-        return self.encoder(x, training=False)
+        each categorical's logits [B, size] (`vae_tf.latents`); with SVI steps, the refined ones (on the ELBO itself,
+        the KL weighed 1, from noise of a fixed seed)."""
+        if not self.params.svi_steps:
+            return self.encoder(x, training=False)
+        return self._refined_encoding(tf.convert_to_tensor(x, tf.float32))
+
+    @tf.function(reduce_retracing=True)
+    def _refined_encoding(self, x):
+        posterior = self.encoder(x, training=False)
+        return list(self.refine(x, posterior, tf.constant([self.params.seed, 0]), 1.0, training=False)[:2])
+
+    def refine(self, x, posterior, seed, kl_weight, training):
+        """(mean, log_std, the loss at the encoder's posterior) after `params.svi_steps` SVI steps on the batch's
+        mean of reconstruction + `kl_weight`·KL from the encoder's `posterior` (`vae_tf.svi`)."""
+        def loss(mean, log_std, noise):
+            logits = self.likelihood_logits(mean + tf.exp(log_std) * noise, x, training=training)
+            return tf.reduce_mean(self.reconstruction_fn(x, logits)
+                                  + kl_weight * self.latent.gaussian.kl((mean, log_std), noise))
+
+        mean = posterior[0]
+        return svi.refine(loss, mean, posterior[1], svi.step_noise(seed, self.params.svi_steps, tf.shape(mean)),
+                          self.params.svi_learning_rate)
 
     def log_densities(self, x, posterior, noise):
         """(log p(x|code_k), log p(code_k) − log q(code_k|x)), each [k, n], at exact draws code_k of q(code|x) made by
@@ -134,11 +161,12 @@ class VAE(Model):
         The KL terms and the batch statistics (the objectives' penalties, the categoricals' marginal KL, the logged
         decomposition) are computed on the global batch's posteriors and samples, gathered once here
         (`objectives.global_batch`)."""
-        posterior = self.encoder(x, training=True)
+        posterior, seed = self.encoder(x, training=True), stream_seed(self.params.seed, step, stream)
+        if self.params.svi_steps:  # the semi-amortized VAE: the model's posterior is the one SVI refines
+            *posterior, encoder_loss = self.refine(x, posterior, seed, self.schedule.weight(step), training=True)
         parts = self.latent.split(posterior)
         (mean, log_std), rows = parts[0][:2], tf.shape(posterior[0])[0]
-        samples, whole_noise = self.sample_code(parts, stream_seed(self.params.seed, step, stream), rows, replica,
-                                                replicas)
+        samples, whole_noise = self.sample_code(parts, seed, rows, replica, replicas)
         z, code = samples[0], self.latent.join(samples)
         logits = self.likelihood_logits(code, x, training=True)
         *whole_posterior, whole_z = global_batch([*posterior, z], replicas)
@@ -155,6 +183,9 @@ class VAE(Model):
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)
         kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
+        if self.params.svi_steps:
+            refined_loss = tf.reduce_mean(batch.reconstruction + self.schedule.weight(step) * kl)
+            own_figures["svi_gain"] = encoder_loss - refined_loss
         return {"loss": loss, "reconstruction_loss": tf.reduce_mean(batch.reconstruction),
                 "kl_loss": tf.reduce_mean(kl),
                 "kl_weight": self.schedule.weight(step), "kl_target": self.schedule.target(step),

@@ -1,0 +1,119 @@
+"""The semi-amortized VAE (Kim et al. 2018): the SVI steps against their code's update written out in NumPy, their
+derivative against finite differences, a run that resumes exactly, reloads and analyses, and bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vae_tf
+from vae_tf import svi
+from vae_tf.cli import analyze_main, train_main
+
+from conftest import ROOT, assert_train_refuses, tiny_args
+
+RNG = np.random.default_rng(0)
+TARGET = RNG.normal(size=(3, 2))  # the loss's minimum, per image and dimension
+
+
+def quadratic_loss(mean, log_std, noise):
+    """The batch's mean of ½ Σ_d (mean + σ·noise − target)², a stand-in for a negative ELBO that reads the draw."""
+    return tf.reduce_mean(0.5 * tf.reduce_sum((mean + tf.exp(log_std) * noise - TARGET) ** 2, 1))
+
+
+def kim_et_al_steps(mean, log_std, noise, learning_rate):
+    """Their optim_n2n.py's forward_mom in NumPy: each step's gradient of the batch-mean loss (here by hand), each
+    of its two parts clipped to norm 5, momentum 0.5, one noise draw per step."""
+    velocity = [np.zeros_like(mean), np.zeros_like(log_std)]
+    for noise_k in noise:
+        residual = (mean + np.exp(log_std) * noise_k - TARGET) / len(mean)  # d loss / d z, per image
+        gradients = [residual, residual * np.exp(log_std) * noise_k]
+        gradients = [g * min(1.0, 5.0 / (np.linalg.norm(g) + 1e-12)) for g in gradients]
+        velocity = [0.5 * v - g for v, g in zip(velocity, gradients)]
+        mean, log_std = mean + learning_rate * velocity[0], log_std + learning_rate * velocity[1]
+    return mean, log_std
+
+
+@pytest.mark.parametrize("learning_rate, scale", [(1.0, 1.0), (0.3, 40.0)])  # the second clips its first steps
+def test_svi_steps_are_kim_et_al_s_momentum_steps(learning_rate, scale):
+    mean, log_std = scale * RNG.normal(size=(3, 2)), 0.3 * RNG.normal(size=(3, 2))
+    noise = RNG.normal(size=(4, 3, 2))
+    refined = svi.refine(quadratic_loss, tf.constant(mean), tf.constant(log_std),
+                         tf.constant(noise), learning_rate)
+    expected = kim_et_al_steps(mean, log_std, noise, learning_rate)
+    np.testing.assert_allclose(refined[0].numpy(), expected[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(refined[1].numpy(), expected[1], rtol=1e-10, atol=1e-12)
+    first = np.mean(0.5 * np.sum((mean + np.exp(log_std) * noise[0] - TARGET) ** 2, 1))
+    np.testing.assert_allclose(refined[2].numpy(), first, rtol=1e-12)
+
+
+def test_the_refined_posterior_is_differentiated_through_the_steps():
+    # Training takes the gradient of a loss at λ_K with respect to λ_0 through every step (the second-order terms
+    # Kim et al. take by finite differences): here against central differences of the NumPy steps.
+    mean, log_std, noise = RNG.normal(size=(3, 2)), 0.2 * RNG.normal(size=(3, 2)), RNG.normal(size=(3, 3, 2))
+    weights = RNG.normal(size=(3, 2))
+
+    def read_out(m, s):  # a scalar of the refined parameters
+        return np.sum(weights * m) + np.sum(weights ** 2 * s)
+
+    start = [tf.constant(mean), tf.constant(log_std)]
+    with tf.GradientTape() as tape:
+        tape.watch(start)
+        refined = svi.refine(quadratic_loss, *start, tf.constant(noise), 0.7)
+        value = tf.reduce_sum(weights * refined[0]) + tf.reduce_sum(weights ** 2 * refined[1])
+    gradients = [g.numpy() for g in tape.gradient(value, start)]
+    for which, gradient in enumerate(gradients):
+        numeric = np.zeros_like(gradient)
+        for index in np.ndindex(gradient.shape):
+            shifted = []
+            for sign in (1, -1):
+                point = [mean.copy(), log_std.copy()]
+                point[which][index] += sign * 1e-6
+                shifted.append(read_out(*kim_et_al_steps(*point, noise, 0.7)))
+            numeric[index] = (shifted[0] - shifted[1]) / 2e-6
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-7)
+
+
+def rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_a_semi_amortized_run_resumes_exactly_reloads_and_analyses(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=12, svi_steps=3, beta=1.0)]
+    assert train_main([*common, "--run_name=straight"]) == 0
+    assert train_main([*common, "--run_name=resumed", "--num_steps=6"]) == 0
+    assert train_main([*common, "--run_name=resumed"]) == 0
+    straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")
+    for column in ("loss", "svi_gain"):
+        np.testing.assert_allclose([float(r[column]) for r in resumed], [float(r[column]) for r in straight],
+                                   rtol=1e-5)
+    # SVI starts at the encoder's posterior and lowers the loss from there (their NumPy steps above), on average
+    assert np.mean([float(r["svi_gain"]) for r in straight]) > 0
+    model = vae_tf.load_run(tmp_path / "resumed")
+    images = RNG.random((5, 16, 16, 1)).astype(np.float32)
+    encoder_mean = model.encoder(images)[0].numpy()
+    refined_mean = model.encode(images)[0].numpy()
+    assert not np.allclose(refined_mean, encoder_mean)  # what the analysis reads is the refined posterior
+    np.testing.assert_array_equal(model.encode(images)[0].numpy(), refined_mean)  # from a fixed seed
+    assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
+    summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
+    assert np.isfinite(summary["test_log_likelihood"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(svi_steps=-1), "svi_steps must be at least 0"),
+    (dict(svi_steps=2, svi_learning_rate=0.0), "svi_learning_rate must be a finite number > 0"),
+    (dict(svi_steps=2, flow="iaf", objective="beta_vae"), "use model vae without categorical_sizes, flow none"),
+    (dict(svi_steps=2, categorical_sizes=[3]), "use model vae without categorical_sizes"),
+    (dict(svi_steps=2, objective="iwae", beta=1.0), "objective iwae does not train"),
+    (dict(svi_steps=2, aggressive=True), "use one"),
+    (dict(svi_steps=2, strategy="mirrored", cpu_devices=2), "use strategy default"),
+    (dict(svi_steps=2, precision="mixed_float16"), "outside mixed_float16's loss scaling"),
+])
+def test_svi_it_cannot_drive_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, overrides, message):
+    monkeypatch.chdir(ROOT)
+    assert_train_refuses(tmp_path, capsys, overrides, message)
