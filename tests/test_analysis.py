@@ -186,7 +186,7 @@ def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     assert (tmp_path / "comparison_mig.png").stat().st_size > 0
     stacked = figures.stacked_pictures({"second": second / "analysis" / "samples.png"}, "")
     [axis] = stacked.axes
-    assert axis.get_ylabel() == "second"
+    assert axis.get_title(loc="left") == "second"
     np.testing.assert_allclose(axis.images[0].get_array()[..., :3], samples / 255, atol=1e-6)
     assert (tmp_path / "comparison_samples.png").stat().st_size > 0
     assert "warning: these runs have different reconstruction losses" in printed

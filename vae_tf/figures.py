@@ -246,18 +246,26 @@ def comparison(logs, title):
     return figure
 
 
+def _cropped(picture):
+    """A saved figure [H, W, C] less its blank margins (rows and columns as white as its top-left pixel)."""
+    content = np.any(np.abs(picture - picture[:1, :1]) > 1e-3, axis=-1)
+    rows, columns = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if not len(rows):
+        return picture
+    return picture[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+
+
 def stacked_pictures(paths, title):
-    """Saved figures one above the other, each labelled: paths run name -> a PNG (each run's samples.png)."""
-    pictures = {name: plt.imread(path) for name, path in paths.items()}
+    """Saved figures one above the other, each under its name: paths run name -> a PNG (each run's samples.png)."""
+    pictures = {name: _cropped(plt.imread(path)) for name, path in paths.items()}
     width = max(picture.shape[1] for picture in pictures.values())
-    heights = [picture.shape[0] for picture in pictures.values()]
-    figure, axes = plt.subplots(len(pictures), 1, figsize=(width / 100 + 1.5, max(sum(heights) / 100 + 0.6, 2)), dpi=100,
-                                squeeze=False, gridspec_kw={"height_ratios": heights})
+    heights = [picture.shape[0] + 30 for picture in pictures.values()]  # 30 pixels for each name
+    figure, axes = plt.subplots(len(pictures), 1, figsize=(width / 100 + 0.4, max(sum(heights) / 100 + 0.6, 2)),
+                                dpi=100, squeeze=False, gridspec_kw={"height_ratios": heights})
     for axis, (name, picture) in zip(axes[:, 0], pictures.items()):
         axis.imshow(picture)
-        axis.set_xticks([])
-        axis.set_yticks([])
-        axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+        axis.set_axis_off()
+        axis.set_title(name, loc="left", fontsize=11, fontweight="bold")
     figure.suptitle(title, fontsize=12)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / figure.get_size_inches()[1]))
     return figure
