@@ -69,7 +69,7 @@ free_bits = 0.0  # nats per group of latents free of the KL penalty: max(free_bi
 free_bits_groups = None  # free_bits: equal groups of latents (1 = the whole code); None = one per dimension
 aggressive = False  # He et al. 2019: the encoder alone until its loss stops improving, then one decoder update
 svi_steps = 0  # Kim et al. 2018's semi-amortized VAE: SVI steps refining each posterior, differentiated through
-svi_learning_rate = 1.0  # svi_steps: SVI's step size on the batch's mean loss (momentum 0.5, norms clipped to 5)
+svi_learning_rate = 1.0  # svi_steps: SVI's step size on the means and log variances (momentum 0.5, clipped)
 
 # --- optimisation ---
 batch_size = 64  # images per training step

@@ -177,8 +177,8 @@ def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     column = log[0].split(",").index("loss")
     rows = [",".join("5.9e31" if i == column else v for i, v in enumerate(line.split(","))) for line in log[1:]]
     (second / "log.csv").write_text("\n".join([log[0]] + rows) + "\n")
-    samples = np.random.default_rng(0).integers(0, 256, (30, 50, 3), np.uint8)  # analyze.py's, of the second run
-    iio.imwrite(second / "analysis" / "samples.png", samples)
+    samples = np.random.default_rng(0).integers(0, 255, (30, 50, 3), np.uint8)  # analyze.py's, of the second run
+    iio.imwrite(second / "analysis" / "samples.png", np.pad(samples, ((7, 5), (3, 9), (0, 0)), constant_values=255))
     assert analyze_main([str(first), str(second), "--compare"]) == 0
     printed = capsys.readouterr().out
     table = (tmp_path / "comparison.md").read_text()
@@ -187,7 +187,7 @@ def test_compare_overlays_runs_and_tabulates_them(trained, tmp_path, capsys):
     stacked = figures.stacked_pictures({"second": second / "analysis" / "samples.png"}, "")
     [axis] = stacked.axes
     assert axis.get_title(loc="left") == "second"
-    np.testing.assert_allclose(axis.images[0].get_array()[..., :3], samples / 255, atol=1e-6)
+    np.testing.assert_allclose(axis.images[0].get_array()[..., :3], samples / 255, atol=1e-6)  # its margins cropped
     assert (tmp_path / "comparison_samples.png").stat().st_size > 0
     assert "warning: these runs have different reconstruction losses" in printed
     assert "bernoulli: first; squared_error: second" in printed and "image sizes" not in printed

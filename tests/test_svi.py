@@ -15,53 +15,60 @@ from vae_tf.cli import analyze_main, train_main
 from conftest import ROOT, assert_train_refuses, tiny_args
 
 RNG = np.random.default_rng(0)
-TARGET = RNG.normal(size=(3, 2))  # the loss's minimum, per image and dimension
+BATCH = 4  # the training batch's size, against which SVI's steps are scaled (3 images are refined here)
 
 
-def quadratic_loss(mean, log_std, noise):
-    """The batch's mean of ½ Σ_d (mean + σ·noise − target)², a stand-in for a negative ELBO that reads the draw."""
-    return tf.reduce_mean(0.5 * tf.reduce_sum((mean + tf.exp(log_std) * noise - TARGET) ** 2, 1))
+def quadratic_loss(target):
+    """Per image, ½ Σ_d (mean + σ·noise − target)² with σ = exp(½ log variance): a stand-in for a negative ELBO
+    that reads the draw and something trained (`target`)."""
+    def loss(mean, log_variance, noise):
+        return 0.5 * tf.reduce_sum((mean + tf.exp(0.5 * log_variance) * noise - target) ** 2, 1)
+    return loss
 
 
-def kim_et_al_steps(mean, log_std, noise, learning_rate):
-    """Their optim_n2n.py's forward_mom in NumPy: each step's gradient of the batch-mean loss (here by hand), each
-    of its two parts clipped to norm 5, momentum 0.5, one noise draw per step."""
-    velocity = [np.zeros_like(mean), np.zeros_like(log_std)]
+def kim_et_al_steps(mean, log_variance, noise, learning_rate, target):
+    """Their optim_n2n.py's forward_mom in NumPy, with vae_tf's per-image scaling and clipping: each image's gradient
+    of Σ_i loss_i / BATCH (here by hand), clipped to norm 5/√BATCH, momentum 0.5, one noise draw per step."""
+    velocity = [np.zeros_like(mean), np.zeros_like(log_variance)]
     for noise_k in noise:
-        residual = (mean + np.exp(log_std) * noise_k - TARGET) / len(mean)  # d loss / d z, per image
-        gradients = [residual, residual * np.exp(log_std) * noise_k]
-        gradients = [g * min(1.0, 5.0 / (np.linalg.norm(g) + 1e-12)) for g in gradients]
+        std = np.exp(0.5 * log_variance)
+        residual = (mean + std * noise_k - target) / BATCH  # d loss / d z, per image
+        gradients = [residual, residual * std * noise_k * 0.5]
+        clip = 5.0 / np.sqrt(BATCH)
+        gradients = [g * np.minimum(1.0, clip / np.linalg.norm(g, axis=1, keepdims=True)) for g in gradients]
         velocity = [0.5 * v - g for v, g in zip(velocity, gradients)]
-        mean, log_std = mean + learning_rate * velocity[0], log_std + learning_rate * velocity[1]
-    return mean, log_std
+        mean, log_variance = mean + learning_rate * velocity[0], log_variance + learning_rate * velocity[1]
+    return mean, log_variance
 
 
 @pytest.mark.parametrize("learning_rate, scale", [(1.0, 1.0), (0.3, 40.0)])  # the second clips its first steps
 def test_svi_steps_are_kim_et_al_s_momentum_steps(learning_rate, scale):
-    mean, log_std = scale * RNG.normal(size=(3, 2)), 0.3 * RNG.normal(size=(3, 2))
+    target = RNG.normal(size=(3, 2))
+    mean, log_variance = scale * RNG.normal(size=(3, 2)), 0.3 * RNG.normal(size=(3, 2))
     noise = RNG.normal(size=(4, 3, 2))
-    refined = svi.refine(quadratic_loss, tf.constant(mean), tf.constant(log_std),
-                         tf.constant(noise), learning_rate)
-    expected = kim_et_al_steps(mean, log_std, noise, learning_rate)
+    refined = svi.refine(quadratic_loss(target), tf.constant(mean), tf.constant(log_variance), tf.constant(noise),
+                         learning_rate, BATCH)
+    expected = kim_et_al_steps(mean, log_variance, noise, learning_rate, target)
     np.testing.assert_allclose(refined[0].numpy(), expected[0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(refined[1].numpy(), expected[1], rtol=1e-10, atol=1e-12)
-    first = np.mean(0.5 * np.sum((mean + np.exp(log_std) * noise[0] - TARGET) ** 2, 1))
+    first = 0.5 * np.sum((mean + np.exp(0.5 * log_variance) * noise[0] - target) ** 2, 1)
     np.testing.assert_allclose(refined[2].numpy(), first, rtol=1e-12)
 
 
 def test_the_refined_posterior_is_differentiated_through_the_steps():
-    # Training takes the gradient of a loss at λ_K with respect to λ_0 through every step (the second-order terms
-    # Kim et al. take by finite differences): here against central differences of the NumPy steps.
-    mean, log_std, noise = RNG.normal(size=(3, 2)), 0.2 * RNG.normal(size=(3, 2)), RNG.normal(size=(3, 3, 2))
-    weights = RNG.normal(size=(3, 2))
+    # Training takes the gradient of a loss at λ_K with respect to λ_0 and to what the loss reads (the decoder)
+    # through every step, the second-order terms Kim et al. take by finite differences: here against central
+    # differences of the NumPy steps.
+    mean, log_variance, noise = RNG.normal(size=(3, 2)), 0.2 * RNG.normal(size=(3, 2)), RNG.normal(size=(3, 3, 2))
+    target, weights = RNG.normal(size=(3, 2)), RNG.normal(size=(3, 2))
 
-    def read_out(m, s):  # a scalar of the refined parameters
-        return np.sum(weights * m) + np.sum(weights ** 2 * s)
+    def read_out(m, v):  # a scalar of the refined parameters
+        return np.sum(weights * m) + np.sum(weights ** 2 * v)
 
-    start = [tf.constant(mean), tf.constant(log_std)]
+    start = [tf.constant(mean), tf.constant(log_variance), tf.Variable(target)]
     with tf.GradientTape() as tape:
-        tape.watch(start)
-        refined = svi.refine(quadratic_loss, *start, tf.constant(noise), 0.7)
+        tape.watch(start[:2])
+        refined = svi.refine(quadratic_loss(start[2]), *start[:2], tf.constant(noise), 0.7, BATCH)
         value = tf.reduce_sum(weights * refined[0]) + tf.reduce_sum(weights ** 2 * refined[1])
     gradients = [g.numpy() for g in tape.gradient(value, start)]
     for which, gradient in enumerate(gradients):
@@ -69,9 +76,9 @@ def test_the_refined_posterior_is_differentiated_through_the_steps():
         for index in np.ndindex(gradient.shape):
             shifted = []
             for sign in (1, -1):
-                point = [mean.copy(), log_std.copy()]
+                point = [mean.copy(), log_variance.copy(), target.copy()]
                 point[which][index] += sign * 1e-6
-                shifted.append(read_out(*kim_et_al_steps(*point, noise, 0.7)))
+                shifted.append(read_out(*kim_et_al_steps(point[0], point[1], noise, 0.7, point[2])))
             numeric[index] = (shifted[0] - shifted[1]) / 2e-6
         np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-7)
 
@@ -99,6 +106,9 @@ def test_a_semi_amortized_run_resumes_exactly_reloads_and_analyses(tmp_path, mon
     refined_mean = model.encode(images)[0].numpy()
     assert not np.allclose(refined_mean, encoder_mean)  # what the analysis reads is the refined posterior
     np.testing.assert_array_equal(model.encode(images)[0].numpy(), refined_mean)  # from a fixed seed
+    # An image's refined posterior does not depend on the images beside it: the likelihood encodes one at a time.
+    for part, alone in zip(model.encode(images), model.encode(images[1:2])):
+        np.testing.assert_allclose(part.numpy()[1:2], alone.numpy(), rtol=1e-5, atol=1e-6)
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
     summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
     assert np.isfinite(summary["test_log_likelihood"])
@@ -111,6 +121,10 @@ def test_a_semi_amortized_run_resumes_exactly_reloads_and_analyses(tmp_path, mon
     (dict(svi_steps=2, categorical_sizes=[3]), "use model vae without categorical_sizes"),
     (dict(svi_steps=2, objective="iwae", beta=1.0), "objective iwae does not train"),
     (dict(svi_steps=2, aggressive=True), "use one"),
+    (dict(svi_steps=2, prior="vamp"), "flow none and prior normal"),
+    (dict(svi_steps=2, model="ladder", upper_latent_sizes=[3]), "use model vae"),
+    (dict(svi_steps=2, kl_schedule="capacity"), "use kl_schedule constant, linear or cyclical, and free_bits 0"),
+    (dict(svi_steps=2, free_bits=0.5), "use kl_schedule constant, linear or cyclical, and free_bits 0"),
     (dict(svi_steps=2, strategy="mirrored", cpu_devices=2), "use strategy default"),
     (dict(svi_steps=2, precision="mixed_float16"), "outside mixed_float16's loss scaling"),
 ])

@@ -118,8 +118,8 @@ class Params:
     svi_steps: int = _option(0, "the semi-amortized VAE (Kim et al. 2018): steps of stochastic variational "
                                 "inference that refine each image's posterior from the encoder's, differentiated "
                                 "through in training; 0 = off (Kim et al. use 20)")
-    svi_learning_rate: float = _option(1.0, "svi_steps: SVI's step size on the gradient of the batch's mean loss "
-                                            "(Kim et al.'s 1; momentum 0.5, gradients clipped to norm 5)")
+    svi_learning_rate: float = _option(1.0, "svi_steps: SVI's step size on the means and log variances, for the "
+                                            "batch's mean loss (Kim et al.'s 1; momentum 0.5, gradients clipped)")
     tc_alpha: float = _option(1.0, "beta_tcvae: weight alpha of the index-code mutual information (beta weights the total correlation)")
     tc_gamma: float = _option(1.0, "beta_tcvae: weight gamma of the dimension-wise KL")
     tc_estimator: str = _option("mss", "beta_tcvae: minibatch estimator of q(z), mss (stratified) | mws (weighted) (Chen et al. 2018, app. C)")
@@ -472,6 +472,9 @@ def _check_svi(p):
              "categorical_sizes, flow none and prior normal")
     _require(p.objective == "beta_vae", f"svi_steps refines each posterior on its own ELBO, which objective "
                                         f"{p.objective} does not train: use objective beta_vae")
+    _require(p.kl_schedule != "capacity" and not p.free_bits,
+             "svi_steps refines each posterior on reconstruction + weight·KL, not on the KL's capacity or free bits "
+             "that this run trains: use kl_schedule constant, linear or cyclical, and free_bits 0")
     _require(not p.aggressive, "svi_steps and aggressive are two remedies for a lagging encoder: use one")
     _require(p.strategy == "default", "svi_steps takes SVI steps on the batch's mean loss, which replicas would "
                                       "each take on their own rows: use strategy default")

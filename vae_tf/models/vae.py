@@ -2,6 +2,7 @@
 objective of `vae_tf.objectives` trains it."""
 
 import math
+import weakref
 
 import keras
 import tensorflow as tf
@@ -24,10 +25,11 @@ CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", 
 # With the parts kept independent (categorical_independence > 0): the penalised HSIC between them. Only then, so that
 # the log.csv of a run from before it resumes with the same columns.
 INDEPENDENCE_FIGURES = ("categorical_hsic",)
+_REFINED_ENCODINGS = weakref.WeakKeyDictionary()  # model -> its compiled `refined_encoding`
 
 
 # With SVI steps (`vae_tf.svi`): how much they lowered the batch's loss, the one at the encoder's posterior less the
-# one at the refined posterior (nats).
+# one at the refined posterior, both at SVI's first draw (nats).
 SVI_FIGURES = ("svi_gain",)
 
 
@@ -106,28 +108,40 @@ class VAE(Model):
 
     def encode(self, x):
         """images [B, H, W, C] in [0, 1] -> the posterior's parameters, [mean, log_std] ([B, latent_size] each) then
-        each categorical's logits [B, size] (`vae_tf.latents`); with SVI steps, the refined ones (on the ELBO itself,
-        the KL weighed 1, from noise of a fixed seed)."""
+        each categorical's logits [B, size] (`vae_tf.latents`); with SVI steps, the refined ones
+        (`refined_encoding`)."""
         if not self.params.svi_steps:
             return self.encoder(x, training=False)
-        return self._refined_encoding(tf.convert_to_tensor(x, tf.float32))
+        if self not in _REFINED_ENCODINGS:
+            _REFINED_ENCODINGS[self] = tf.function(self.refined_encoding, reduce_retracing=True)
+        return _REFINED_ENCODINGS[self](tf.cast(x, tf.float32))
 
-    @tf.function(reduce_retracing=True)
-    def _refined_encoding(self, x):
-        posterior = self.encoder(x, training=False)
-        return list(self.refine(x, posterior, tf.constant([self.params.seed, 0]), 1.0, training=False)[:2])
+    def refined_encoding(self, x):
+        """The encoder's posteriors of images x refined by SVI on the objective the run ends with (the KL weight of its
+        last step), from draws of a fixed seed shared by every image: an image's posterior does not depend on the
+        images encoded beside it."""
+        noise = svi.step_noise(tf.constant([self.params.seed, 0]), self.params.svi_steps, [1, self.latent_size])
+        return list(self.refine(x, self.encoder(x, training=False), noise, self.schedule.weight(self.params.num_steps),
+                                training=False)[:2])
 
-    def refine(self, x, posterior, seed, kl_weight, training):
-        """(mean, log_std, the loss at the encoder's posterior) after `params.svi_steps` SVI steps on the batch's
-        mean of reconstruction + `kl_weight`·KL from the encoder's `posterior` (`vae_tf.svi`)."""
-        def loss(mean, log_std, noise):
+    def svi_loss(self, x, kl_weight, training):
+        """What SVI descends for images x: (mean, log variance, noise) -> each image's reconstruction loss plus
+        `kl_weight`·KL at the draw mean + σ·noise [B]."""
+        def loss(mean, log_variance, noise):
+            log_std = 0.5 * log_variance
             logits = self.likelihood_logits(mean + tf.exp(log_std) * noise, x, training=training)
-            return tf.reduce_mean(self.reconstruction_fn(x, logits)
-                                  + kl_weight * self.latent.gaussian.kl((mean, log_std), noise))
+            return self.reconstruction_fn(x, logits) + kl_weight * self.latent.gaussian.kl((mean, log_std), noise)
+        return loss
 
-        mean = posterior[0]
-        return svi.refine(loss, mean, posterior[1], svi.step_noise(seed, self.params.svi_steps, tf.shape(mean)),
-                          self.params.svi_learning_rate)
+    def refine(self, x, posterior, noise, kl_weight, training):
+        """(mean, log_std, how much the steps lowered the batch's mean loss at the first draw) after
+        `params.svi_steps` SVI steps from the encoder's `posterior` with `noise` [K, B or 1, latent_size]
+        (`vae_tf.svi`)."""
+        loss = self.svi_loss(x, kl_weight, training)
+        mean, log_variance, first = svi.refine(loss, posterior[0], 2.0 * posterior[1], noise,
+                                               self.params.svi_learning_rate, self.params.batch_size)
+        refined = loss(tf.stop_gradient(mean), tf.stop_gradient(log_variance), noise[0])  # a figure, not trained
+        return mean, 0.5 * log_variance, tf.reduce_mean(first - refined)
 
     def log_densities(self, x, posterior, noise):
         """(log p(x|code_k), log p(code_k) − log q(code_k|x)), each [k, n], at exact draws code_k of q(code|x) made by
@@ -163,7 +177,8 @@ class VAE(Model):
         (`objectives.global_batch`)."""
         posterior, seed = self.encoder(x, training=True), stream_seed(self.params.seed, step, stream)
         if self.params.svi_steps:  # the semi-amortized VAE: the model's posterior is the one SVI refines
-            *posterior, encoder_loss = self.refine(x, posterior, seed, self.schedule.weight(step), training=True)
+            noise = svi.step_noise(seed, self.params.svi_steps, tf.shape(posterior[0]))
+            *posterior, svi_gain = self.refine(x, posterior, noise, self.schedule.weight(step), training=True)
         parts = self.latent.split(posterior)
         (mean, log_std), rows = parts[0][:2], tf.shape(posterior[0])[0]
         samples, whole_noise = self.sample_code(parts, seed, rows, replica, replicas)
@@ -184,8 +199,7 @@ class VAE(Model):
         std = tf.exp(log_std)
         kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
         if self.params.svi_steps:
-            refined_loss = tf.reduce_mean(batch.reconstruction + self.schedule.weight(step) * kl)
-            own_figures["svi_gain"] = encoder_loss - refined_loss
+            own_figures["svi_gain"] = svi_gain
         return {"loss": loss, "reconstruction_loss": tf.reduce_mean(batch.reconstruction),
                 "kl_loss": tf.reduce_mean(kl),
                 "kl_weight": self.schedule.weight(step), "kl_target": self.schedule.target(step),
