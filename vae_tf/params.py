@@ -94,8 +94,8 @@ class Params:
                                                            "paper's 0.1 * N, N the training images)")
     auxiliary_size: Optional[int] = _option(None, "adgm: dimensions of the auxiliary variable a (None = "
                                                   "latent_size)")
-    activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus, glu (gated units: "
-                                           "each layer a ⊙ σ(b), twice its width before the gate)")
+    activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus, "
+                                      "glu (gated units: each layer a ⊙ σ(b), twice its width before the gate)")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
     objective: str = _option("dip_vae_ii", "training objective: beta_vae | beta_tcvae | factor_vae | dip_vae_i | dip_vae_ii | "
                                          "info_vae | iwae (docs/objectives.md); beta / kl_schedule weight its KL-type term")

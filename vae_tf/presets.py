@@ -130,8 +130,8 @@ PRESETS = {
     # it (Norouzi et al. 2020, after Tomczak & Welling 2018): dynamically binarised training images, an MLP of two
     # gated hidden layers of 300 units each way, latent 40, batch 100, Adam 5e-4, validation on the whole validation
     # split every epoch, early stopping after 50 epochs without improvement, at most 2,000 epochs. No KL warm-up (theirs
-    # ramps over 100 epochs): validation.csv's loss weighs the KL by the schedule, so a warm-up would stop the run early,
-    # on losses that rise with the weight.
+    # ramps over 100 epochs): validation.csv's loss weighs the KL by the schedule, so a warm-up would stop the run
+    # early, on losses that rise with the weight.
     "fashion_mnist_mlp": dict(dataset="fashion_mnist", image_size=None, binarize=True, encoder_layers=[[300], [300]],
                               decoder="deconv", decoder_layers=[[300], [300]], latent_size=40, activation="glu",
                               reconstruction_loss="bernoulli", objective="beta_vae", kl_schedule="constant",
