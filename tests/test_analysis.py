@@ -537,7 +537,8 @@ def test_a_run_shipped_without_its_log_gets_every_figure_but_the_graphs(trained,
     assert "has no log.csv" in capsys.readouterr().out
     row = table.splitlines()[3].split(" | ")
     assert row[0] == "| shipped" and row[1:6] == ["–"] * 5 and row[6] != "–" and row[7] != "–"
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"comparison.png", "comparison_mig.png", "comparison.md"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"comparison.png", "comparison_mig.png", "comparison.md",
+                                                              "comparison_samples.png"}
 
 
 def test_the_originals_of_a_binarised_run_are_called_binarised(tmp_path, monkeypatch):

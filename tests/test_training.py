@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -255,7 +256,11 @@ def test_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path):
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), f"--output_dir={tmp_path}"], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(1.0)  # Python is running; TensorFlow takes seconds to import
+    # Interrupted once TensorFlow's library is mapped into the process (it takes seconds more to import), not after
+    # a fixed delay: on a loaded machine Python may not have reached the import by then.
+    maps, deadline = Path(f"/proc/{process.pid}/maps"), time.monotonic() + 60
+    while "tensorflow" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
