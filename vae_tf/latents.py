@@ -2,7 +2,7 @@
 
 A part says what the encoder outputs for it (`heads`: Dense layers, by name and width), how a training step samples
 it from noise, what its KL to the prior is, how it is decoded deterministically (`mode`), what the metrics read of it
-(`representation`), how evaluation draws it exactly (`draw`, with `log_prior_ratio` = log p − log q of that draw),
+(`representation`), how evaluation draws it exactly (`draw_with_ratio`: the draw and log p − log q of it),
 and how the prior is sampled. The model, the objectives, the likelihood, the metrics' representation and the
 analysis all go through these methods, so a new posterior family is one class here.
 
@@ -41,8 +41,9 @@ class Part:
         return code, self.log_prior_ratio(parameters, code)
 
 
-class Gaussian(Part):
-    """Diagonal Gaussian posterior; the standard normal prior, or `prior` (`vae_tf.priors`)."""
+class GaussianHeads(Part):
+    """What a diagonal Gaussian q_0(z_0|x) = N(mean, exp(log_std)²) gives both Gaussian families: its heads, noise,
+    prior, and the KL, in closed form to N(0, I), else estimated at the draw the step decodes."""
 
     def __init__(self, size, prior=None):
         self.size, self.prior = size, prior or StandardNormal(size)
@@ -57,12 +58,6 @@ class Gaussian(Part):
     def noise(self, rows, seed):
         return tf.random.stateless_normal(tf.stack([rows, self.size]), seed=seed)
 
-    def sample(self, parameters, noise):
-        mean, log_std = parameters
-        return mean + tf.exp(log_std) * noise
-
-    draw = sample  # the reparameterised sample is an exact one
-
     def kl(self, parameters, noise=None):
         """KL(q(z|x) ‖ p(z)) [B]: in closed form to N(0, I); else (a learned prior, a flow) its one-sample estimate
         log q(z|x) − log p(z) at the draw `noise` [B, size] makes, the one the step decodes (unbiased; Tomczak &
@@ -70,6 +65,22 @@ class Gaussian(Part):
         if self.closed_form:
             return gaussian_kl(*parameters[:2])
         return -self.draw_with_ratio(parameters, noise)[1]
+
+    def evaluation_noise(self, rng, samples):
+        return rng.standard_normal((samples, self.size))
+
+    def prior_codes(self, rng, n):
+        return self.prior.codes(rng, n)
+
+
+class Gaussian(GaussianHeads):
+    """Diagonal Gaussian posterior; the standard normal prior, or `prior` (`vae_tf.priors`)."""
+
+    def sample(self, parameters, noise):
+        mean, log_std = parameters
+        return mean + tf.exp(log_std) * noise
+
+    draw = sample  # the reparameterised sample is an exact one
 
     def mode(self, parameters):
         return parameters[0]
@@ -83,16 +94,11 @@ class Gaussian(Part):
         mean, log_std = parameters
         return self.prior.log_density(z) - tf.reduce_sum(gaussian_log_density(z, mean, log_std), axis=-1)
 
-    def evaluation_noise(self, rng, samples):
-        return rng.standard_normal((samples, self.size))
 
-    def prior_codes(self, rng, n):
-        return self.prior.codes(rng, n)
-
-
-class FlowGaussian(Gaussian):
+class FlowGaussian(GaussianHeads):
     """A diagonal Gaussian q_0(z_0|x) pushed through a normalizing flow (`vae_tf.flows`): the code is z_K, and
-    log q(z_K|x) = log q_0(z_0|x) − Σ_k log |det ∂f_k/∂z| per sample. Its KL has no closed form."""
+    log q(z_K|x) = log q_0(z_0|x) − Σ_k log |det ∂f_k/∂z| per sample. Its KL has no closed form, and log q(z_K|x)
+    needs the draw's noise (z_0), so its weight comes with the draw (`draw_with_ratio`), never from z_K alone."""
 
     def __init__(self, size, flow, prior=None):
         super().__init__(size, prior)
@@ -122,9 +128,6 @@ class FlowGaussian(Gaussian):
         return self.flow.transform(mean, flow_parameters)[0]
 
     representation = mode
-
-    def log_prior_ratio(self, parameters, z):
-        raise NotImplementedError("a flow's log q(z_K|x) needs the draw's noise: use draw_with_ratio")
 
 
 class Categorical(Part):
