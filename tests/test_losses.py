@@ -117,6 +117,10 @@ def test_dip_penalty_covariance_and_importance_weighted_bound_against_numpy():
     x = rng.normal(size=(40, 3))
     cov = covariance(tf.constant(x)).numpy()
     np.testing.assert_allclose(cov, np.cov(x, rowvar=False, bias=True), rtol=1e-10)
+    weights = rng.random(40)
+    weights /= weights.sum()
+    np.testing.assert_allclose(covariance(tf.constant(x), tf.constant(weights)).numpy(),
+                               np.cov(x, rowvar=False, aweights=weights, bias=True), rtol=1e-10)
     expected = 2.0 * ((cov ** 2).sum() - (np.diag(cov) ** 2).sum()) + 5.0 * ((np.diag(cov) - 1) ** 2).sum()
     assert float(dip_penalty(tf.constant(cov), 2.0, 5.0)) == pytest.approx(expected, rel=1e-10)
     log_w = rng.normal(size=(6, 4)) * 10

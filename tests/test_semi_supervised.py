@@ -98,6 +98,40 @@ def test_the_loss_is_the_papers_bound_summed_over_each_class_in_turn():
     assert figures["labelled_accuracy"] == pytest.approx(np.mean(logits_l.argmax(1) == classes))
 
 
+def test_dip_vae_ii_decorrelates_the_mixture_over_the_classes():
+    """DIP-VAE-II on M2 (Kumar et al. 2018, eq. 7): the penalty on the covariance of the step's aggregate posterior,
+    each unlabelled image's q(z|x) the mixture Σ_y q(y|x) q(z|x,y), here from its first and second moments."""
+    lambda_od, lambda_d = 3.0, 7.0
+    model = m2(objective="dip_vae_ii", dip_lambda_od=lambda_od, dip_lambda_d=lambda_d)
+    x, labelled, classes, figures, *_ = one_step(model)
+    model.decorrelates = False  # the same weights and noise, without the penalty
+    without = one_step(model)[3]
+    k = 3
+
+    def moments(images, y):
+        """Each image's E[z] [n, d] and E[z zᵀ] [n, d, d] under q(z|x,y)."""
+        mean, log_std = (t.numpy().astype(np.float64) for t in model.encoder_head([model.features(images),
+                                                                                    tf.constant(y)]))
+        return mean, mean[:, :, None] * mean[:, None, :] + np.stack([np.diag(v) for v in np.exp(2 * log_std)])
+
+    first_l, second_l = moments(labelled, np.eye(k, dtype=np.float32)[classes])
+    logits = model.classifier(x).numpy().astype(np.float64)
+    q = np.exp(log_softmax(logits))
+    per_class = [moments(x, np.tile(np.eye(k, dtype=np.float32)[c], (5, 1))) for c in range(k)]
+    first_u = sum(q[:, c, None] * per_class[c][0] for c in range(k))
+    second_u = sum(q[:, c, None, None] * per_class[c][1] for c in range(k))
+    first, second = np.concatenate([first_l, first_u]).mean(0), np.concatenate([second_l, second_u]).mean(0)
+    cov = second - np.outer(first, first)
+    diagonal = np.diag(cov)
+    expected = lambda_od * ((cov ** 2).sum() - (diagonal ** 2).sum()) + lambda_d * ((diagonal - 1) ** 2).sum()
+    assert expected > 1.0
+    assert figures["loss"] - without["loss"] == pytest.approx(expected, rel=1e-3)
+    model = adgm(objective="dip_vae_ii")  # the same penalty, on the mixture at the step's draw of a
+    penalised = one_step(model)[3]["loss"]
+    model.decorrelates = False
+    assert penalised - one_step(model)[3]["loss"] > 1.0
+
+
 def test_the_adgm_loss_is_the_papers_bound_summed_over_each_class_in_turn():
     """Eq. 15 of Maaløe et al. 2016 with β on the latents' cost: one a ~ q(a|x) per image, then for each class the
     reconstruction, KL(q(z|a,y,x) ‖ p(z)) and log q(a|x) − log p(a|x,y,z), combined here in NumPy class by class."""
@@ -258,7 +292,7 @@ def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(t
     (dict(labels=30), "labels, label_factor and classification_weight are for the semi-supervised models"),
     (dict(model="m2", labels=30), "set label_factor"),
     (dict(model="m2", label_factor="shape"), "needs labelled images"),
-    (dict(**LABELLED, objective="dip_vae_ii"), "use objective beta_vae"),
+    (dict(**LABELLED, objective="dip_vae_i"), "use objective beta_vae or dip_vae_ii"),
     (dict(**LABELLED, categorical_sizes=[3]), "use categorical_sizes []"),
     (dict(LABELLED, label_factor="colour"), "data set shapes2d has no label 'colour'"),
     (dict(LABELLED, labels=31), "not a multiple of the 3 classes"),
@@ -317,6 +351,24 @@ def test_label_baselines_fit_logistic_regression_on_the_runs_own_labelled_images
     assert analyze_main([str(tmp_path / "m2"), str(tmp_path / "vae"), "--compare"]) == 0
     table = (tmp_path / "comparison.md").read_text()
     assert "logistic regression on pixels" in table and f"{pixels:.2%}" in table
+    assert not (tmp_path / "comparison_accuracy.png").exists()  # one classifier: no curve to draw
+    # A second M2 run, of twice the labels: the accuracy against the labels, with the first run's baselines.
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=m2_60", *tiny_args(**{**LABELLED, "labels": 60},
+                                                                                   num_steps=6)]) == 0
+    assert analyze_main([str(tmp_path / "m2_60"), "--num_images=200", "--no_tsne", "--likelihood_samples=4"]) == 0
+    second = read_json(tmp_path / "m2_60" / "analysis" / "summary.json")["classifier"]["accuracy"]
+    assert analyze_main([str(tmp_path / "m2"), str(tmp_path / "m2_60"), str(tmp_path / "vae"), "--compare"]) == 0
+    assert (tmp_path / "comparison_accuracy.png").stat().st_size > 0
+    from vae_tf import figures
+    from vae_tf.analysis.compare import _accuracy_series
+    from vae_tf.runs import open_run
+    series = _accuracy_series({"m2": report, "m2_60": {"accuracy": second}},
+                              {name: open_run(tmp_path / name) for name in ("m2", "m2_60")})
+    assert series == {"m2 (shape)": [(30, report["accuracy"]), (60, second)],
+                      "logistic regression on pixels": [(30, pixels)],
+                      "logistic regression on means of run 1": [(30, report["baselines"]["means of run 1"])]}
+    line = figures.accuracy_against_labels(series, "").axes[0].lines[0]
+    assert list(line.get_xdata()) == [30, 60] and list(line.get_ydata()) == [report["accuracy"], second]
     # The same fit, made here from labelled.csv and the first 200 test images.
     params = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, **LABELLED})
     table = np.loadtxt(tmp_path / "m2" / "labelled.csv", delimiter=",", skiprows=1, dtype=int)

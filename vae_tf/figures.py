@@ -319,6 +319,28 @@ def mig_curves(curves, title):
     return figure
 
 
+def accuracy_against_labels(series, title):
+    """Test accuracy against the labelled images a classifier learnt from, one line per series (series name ->
+    [(labelled images, accuracy)], e.g. a model and each baseline), through the mean accuracy at each count; every
+    run a dot, so seeds show their spread."""
+    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for (name, points), colour in zip(series.items(), _run_colours(len(series))):
+        labels, accuracies = (np.asarray(values, float) for values in zip(*points))
+        counts = np.unique(labels)
+        axis.plot(counts, [accuracies[labels == count].mean() for count in counts], color=colour, marker="o",
+                  label=name)
+        axis.scatter(labels, accuracies, s=14, color=colour, zorder=3)
+    axis.set_xscale("log")
+    axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    axis.set_xlabel("labelled training images")
+    axis.set_ylabel("test accuracy")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(loc="best", fontsize=8)
+    axis.set_title(title, fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
 def _objective_colours(objectives):
     """One colour per objective, in order of first appearance."""
     names = list(dict.fromkeys(objectives))

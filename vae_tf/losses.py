@@ -100,10 +100,14 @@ def kl_decomposition(z, mean, log_std, log_weights):
             "dimension_wise_kl": tf.reduce_mean(log_q_marginals - log_p)}
 
 
-def covariance(x):
-    """Covariance over the batch of x [B, D] -> [D, D]: E[x xᵀ] − E[x] E[x]ᵀ (the population form)."""
-    centred = x - tf.reduce_mean(x, axis=0, keepdims=True)
-    return tf.matmul(centred, centred, transpose_a=True) / tf.cast(tf.shape(x)[0], x.dtype)
+def covariance(x, weights=None):
+    """Covariance over the batch of x [B, D] -> [D, D]: E[x xᵀ] − E[x] E[x]ᵀ (the population form), the rows
+    weighted by `weights` [B] (summing to 1: a mixture's components) or, None, equally."""
+    if weights is None:
+        centred = x - tf.reduce_mean(x, axis=0, keepdims=True)
+        return tf.matmul(centred, centred, transpose_a=True) / tf.cast(tf.shape(x)[0], x.dtype)
+    centred = x - tf.reduce_sum(weights[:, None] * x, axis=0, keepdims=True)
+    return tf.matmul(weights[:, None] * centred, centred, transpose_a=True)
 
 
 def dip_penalty(cov, lambda_off_diagonal, lambda_diagonal):

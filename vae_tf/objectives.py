@@ -208,22 +208,30 @@ class DIPVAEI(BetaVAE):
     """DIP-VAE-I (Kumar et al. 2018, eq. 6): reconstruction + KL + λ_od·Σ_{i≠j} C_ij² + λ_d·Σ_i (C_ii − 1)², C the
     covariance of the posterior means over the (global) batch."""
 
+    def covariance(self, mean, log_std, weights=None):
+        """C [D, D] of the posteriors (mean, log_std) [N, D], weighted as `losses.covariance` weighs rows."""
+        return losses.covariance(mean, weights)
 
-    def covariance(self, batch):
-        return losses.covariance(batch.global_mean)
+    def decorrelation(self, mean, log_std, weights=None):
+        """λ_od·Σ_{i≠j} C_ij² + λ_d·Σ_i (C_ii − 1)² (a scalar) of the posteriors (mean, log_std) [N, D]."""
+        return losses.dip_penalty(self.covariance(mean, log_std, weights), self.params.dip_lambda_od,
+                                  self.params.dip_lambda_d)
 
     def penalty(self, batch, step):
-        dip = losses.dip_penalty(self.covariance(batch), self.params.dip_lambda_od, self.params.dip_lambda_d)
+        dip = self.decorrelation(batch.global_mean, batch.global_log_std)
         return self.schedule.penalty(self.kl_term(batch), step) + dip, {}
 
 
 class DIPVAEII(DIPVAEI):
     """DIP-VAE-II (Kumar et al. 2018, eq. 7): as DIP-VAE-I with C the covariance of q(z),
-    Cov[mean] + E[diag(exp(2·log_std))]."""
+    Cov[mean] + E[diag(exp(2·log_std))]. Weighted, the posteriors are the components of a mixture (M2's q(z|x) =
+    Σ_y q(y|x) q(z|x,y)), and C is that mixture's covariance exactly."""
 
-    def covariance(self, batch):
-        variances = tf.reduce_mean(tf.exp(2.0 * batch.global_log_std), axis=0)
-        return losses.covariance(batch.global_mean) + tf.linalg.diag(variances)
+    def covariance(self, mean, log_std, weights=None):
+        variances = tf.exp(2.0 * log_std)
+        variances = (tf.reduce_mean(variances, axis=0) if weights is None
+                     else tf.reduce_sum(weights[:, None] * variances, axis=0))
+        return losses.covariance(mean, weights) + tf.linalg.diag(variances)
 
 
 class InfoVAE(BetaVAE):

@@ -190,6 +190,9 @@ MODELS = ("vae", "m2", "adgm", "hierarchical", "ladder")
 LAYERED_MODELS = ("hierarchical", "ladder")
 # Models that classify as well as encode: they train on labelled images beside the others.
 LABELLED_MODELS = ("m2", "adgm")
+# What the labelled models train: their bound, weighted by beta and the KL schedules, and DIP-VAE-II's penalty on the
+# covariance of the aggregate posterior, which the mixture over y gives exactly (vae_tf.models.m2).
+LABELLED_OBJECTIVES = ("beta_vae", "dip_vae_ii")
 # Objectives that estimate their penalty from the minibatch's codes: a batch of one has no statistics.
 BATCH_STATISTICS = ("beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae")
 TC_ESTIMATORS = ("mss", "mws")
@@ -539,9 +542,9 @@ def _check_labels(p):
     _require(p.classification_weight is None or (math.isfinite(p.classification_weight)
                                                  and p.classification_weight >= 0),
              f"classification_weight must be a finite number >= 0 or None, got {p.classification_weight}")
-    _require(p.objective == "beta_vae",
+    _require(p.objective in LABELLED_OBJECTIVES,
              f"model {p.model} trains its own bound (labelled and unlabelled ELBOs), with beta and the KL schedules; "
-             f"objective {p.objective} needs one Gaussian code per image: use objective beta_vae")
+             f"objective {p.objective} needs one Gaussian code per image: use objective beta_vae or dip_vae_ii")
     _require(not p.categorical_sizes, f"model {p.model}'s class is its categorical latent: use categorical_sizes []")
     _require(p.strategy == "default", f"model {p.model} trains on one device (strategy default)")
 

@@ -56,6 +56,18 @@ def _classifier_columns(report, baselines):
                                              else "–" for b in baselines]
 
 
+def _accuracy_series(classifiers, opened):
+    """comparison_accuracy.png's lines: each labelled model's test accuracy of q(y|x), and each logistic-regression
+    baseline's, against the run's labelled images: name -> [(labels, accuracy)]."""
+    series = {}
+    for name, report in classifiers.items():
+        params = opened[name][1]
+        series.setdefault(f"{params.model} ({params.label_factor})", []).append((params.labels, report["accuracy"]))
+        for baseline, accuracy in report.get("baselines", {}).items():
+            series.setdefault(f"logistic regression on {baseline}", []).append((params.labels, accuracy))
+    return series
+
+
 def runs_of(paths):
     """The run folders that `paths` name: a study folder (one holding study.json) stands for each of its runs."""
     found = []
@@ -71,7 +83,8 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     """One figure overlaying the runs' KL and reconstruction curves, and a Markdown table of their final figures.
 
     Writes `comparison.png` and `comparison.md` into `output_dir` (default: the first run's parent folder), and
-    `comparison_samples.png` stacking the samples.png of the runs analysed before;
+    `comparison_samples.png` stacking the samples.png of the runs analysed before, and with two semi-supervised runs
+    analysed or more, `comparison_accuracy.png`: their test accuracy against their labelled images;
     returns the table. Runs of different losses or image sizes get a `note` each, and so does a run shipped without
     its log.csv (its training figures are left out; its MIG curve and test figures stay). `udr` also ranks the runs
     by UDR (`udr_scores`, written to `udr.json`) in a last column.
@@ -127,6 +140,10 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     migs = {name: mig for run, name in zip(runs, names) if (mig := read_mig(run))}
     if migs:
         save_figure(figures.mig_curves(migs, "MIG while training"), output / "comparison_mig.png")
+    if len(classifiers) >= 2:
+        save_figure(figures.accuracy_against_labels(_accuracy_series(classifiers, dict(zip(names, opened))),
+                                                    "q(y|x) on the test images against the labels it learnt from"),
+                    output / "comparison_accuracy.png")
     samples = {name: run.analysis / "samples.png" for run, name in zip(runs, names)
                if (run.analysis / "samples.png").exists()}
     if samples:

@@ -12,6 +12,9 @@ equal labelled and unlabelled batches used here, each averaging its ELBO, the sa
 term and one image's ELBO is α = 0.1·N / N_labelled (`classification_weight` None). β and the KL schedules weigh the
 KL of z, as in the VAE.
 
+DIP-VAE-II (Kumar et al. 2018) composes: its penalty is taken on the covariance of the step's aggregate posterior
+q(z), each unlabelled image's q(z|x) the mixture Σ_y q(y|x) q(z|x,y) (`decorrelation`).
+
 The sum over y is batched: the encoder's convolutions run once per image, their features are repeated for each of the
 K classes, and q(z|x,y) and the decoder each run once over the B·K rows. Unlike the reference implementation's known
 slips (a softplus applied to a log-variance; the KL taken at a sample the decoder never saw), q(z|x,y) is a
@@ -59,6 +62,7 @@ class M2(Model):
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
         self.schedule = schedule_of(p)
         self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size)  # its auxiliary update: none
+        self.decorrelates = p.objective == "dip_vae_ii"  # beta_vae's penalty is the KL schedule's, applied below
         labelled = max(p.labels, 1)
         self.alpha = (p.classification_weight if p.classification_weight is not None
                       else 0.1 * dataset_size / labelled)
@@ -131,7 +135,8 @@ class M2(Model):
         every_y = tf.tile(tf.eye(k), tf.stack([rows, 1]))
         noise = tf.random.stateless_normal(tf.stack([rows * k, size]),
                                            seed=tf.random.experimental.stateless_fold_in(seed, 1))
-        rec, kl, auxiliary, _ = self.elbo_terms(tf.repeat(x, k, axis=0), context, every_y, noise, True)
+        rec, kl, auxiliary, unlabelled_posterior = self.elbo_terms(tf.repeat(x, k, axis=0), context, every_y, noise,
+                                                                   True)
         figures = {}
         if auxiliary is not None:  # the auxiliary's cost joins z's KL: both are what the latents cost
             figures["auxiliary_kl"] = tf.reduce_mean(tf.reduce_sum(q * tf.reshape(auxiliary, [-1, k]), axis=1))
@@ -143,6 +148,8 @@ class M2(Model):
         loss = (tf.reduce_mean(rec_l) + self.schedule.penalty(tf.reduce_mean(kl_l), step) + log_k
                 + tf.reduce_mean(rec_u) + self.schedule.penalty(tf.reduce_mean(kl_u), step) + tf.reduce_mean(kl_y)
                 + self.alpha * tf.reduce_mean(cross_entropy))
+        if self.decorrelates:
+            loss += self.decorrelation((mean, log_std), unlabelled_posterior, q)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(label_logits, -1), classes), tf.float32))
         std = tf.exp(log_std)
         return {**figures, "loss": loss, "reconstruction_loss": tf.reduce_mean(rec_u), "kl_loss": tf.reduce_mean(kl_u + kl_y),
@@ -152,6 +159,15 @@ class M2(Model):
                 "classification_loss": tf.reduce_mean(cross_entropy), "labelled_accuracy": accuracy,
                 "mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
                 "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}, None
+
+    def decorrelation(self, labelled, unlabelled, q):
+        """DIP-VAE-II's penalty on the covariance of the step's aggregate posterior q(z), the mixture of each labelled
+        image's q(z|x,y) (mean, log_std) [B_l, D] and each unlabelled image's Σ_y q(y|x) q(z|x,y), its components
+        (mean, log_std) [B·K, D] weighted by q [B, K]: every image weighs the same."""
+        images = tf.cast(tf.shape(q)[0] + tf.shape(labelled[0])[0], q.dtype)
+        weights = tf.concat([tf.fill(tf.shape(labelled[0])[:1], 1.0 / images), tf.reshape(q, [-1]) / images], 0)
+        mean, log_std = (tf.concat([a, b], axis=0) for a, b in zip(labelled, unlabelled))
+        return self.objective.decorrelation(mean, log_std, weights)
 
     def training_data(self, data):
         """The stream's (unlabelled images, labelled images, their classes) as they are."""
