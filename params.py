@@ -40,6 +40,7 @@ labels = 0  # m2, adgm: labelled training images in all, the same number of each
 label_factor = None  # m2, adgm: the label they give: shapes2d's shape, scale, ...; fashion_mnist's label
 classification_weight = None  # m2, adgm: weight of the labelled cross-entropy; None = 0.1 * training images / labels
 auxiliary_size = None  # adgm: dimensions of the auxiliary variable a; None = latent_size
+classifier_layers = None  # m2: q(y|x)'s own network, convs then dense layers as encoder_layers; None = encoder_layers
 activation = "relu"  # hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus, glu (gated)
 reconstruction_loss = "bernoulli"  # bernoulli | squared_error | absolute_error, summed over pixels
 

@@ -34,7 +34,7 @@ ORIGINAL_WEIGHT.update({"shapes2d_beta_vae": lambda s: 4.0, "shapes2d_annealed_v
                         "shapes2d_dip_vae_i": lambda s: 1.0, "shapes2d_dip_vae_ii": lambda s: 1.0,
                         "shapes2d_info_vae": lambda s: 1.0, "shapes2d_iwae": lambda s: 1.0,
                         "shapes2d_64": lambda s: 4.0, "shapes2d_disentangle": lambda s: 2.0,
-                        "shapes2d_joint": lambda s: 2.0, "shapes2d_m2": lambda s: 4.0, "quick": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0,
+                        "shapes2d_joint": lambda s: 2.0, "shapes2d_m2": lambda s: 2.0, "quick": lambda s: 2.0, "fashion_mnist_vae": lambda s: 1.0,
                         # the seeds' AE -> VAE switch, at once and annealed (AE_1's ramp over 10,000 steps)
                         "fashion_mnist_ae_to_vae": lambda s: 0.0 if s < 3000 else 1.0,
                         "fashion_mnist_ae_to_vae_annealed": lambda s: 0.0 if s <= 3000 else min(1.0, (s - 3000) / 10000),

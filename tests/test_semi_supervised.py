@@ -257,7 +257,8 @@ def read_rows(path):
 def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(tmp_path, capsys, monkeypatch,
                                                                                 model_name):
     monkeypatch.chdir(ROOT)
-    common = [f"--output_dir={tmp_path}", *tiny_args(**dict(LABELLED, model=model_name), num_steps=12)]
+    own = dict(classifier_layers=[[8, 3, 1], [8, 4, 2], [16]]) if model_name == "m2" else {}  # q(y|x)'s own network
+    common = [f"--output_dir={tmp_path}", *tiny_args(**dict(LABELLED, model=model_name, **own), num_steps=12)]
     assert train_main([*common, "--run_name=straight"]) == 0, capsys.readouterr().err
     assert train_main([*common, "--run_name=resumed", "--num_steps=6"]) == 0
     labelled = (tmp_path / "resumed" / "labelled.csv").read_text()
@@ -299,11 +300,24 @@ def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(t
     (dict(LABELLED, labels=3 * 300_000), "class 0 of shape has"),
     (dict(LABELLED, auxiliary_size=4), "auxiliary_size is the auxiliary variable of model adgm"),
     (dict(LABELLED, model="adgm", auxiliary_size=0), "auxiliary_size must be a whole number >= 1"),
+    (dict(LABELLED, model="adgm", classifier_layers=[[8, 4, 2], [16]]), "shares the convolutions of q(y|a,x)"),
+    (dict(classifier_layers=[[8, 4, 2], [16]]), "model vae has no classifier"),
+    (dict(LABELLED, classifier_layers=[[16], [8, 4, 2]]), "classifier_layers must list convs before dense layers"),
     (dict(LABELLED, model="adgm", objective="beta_tcvae"), "use objective beta_vae"),
 ])
 def test_bad_labels_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)
     assert_train_refuses(tmp_path, capsys, overrides, message)
+
+
+def test_classifier_layers_give_q_y_x_its_own_network():
+    model, shared = m2(classifier_layers=[[8, 3, 1], [6, 4, 2], [16]]), m2()
+    convs = [(layer.filters, layer.kernel_size, layer.strides) for layer in model.classifier.layers
+             if isinstance(layer, tf.keras.layers.Conv2D)]
+    dense = [layer.units for layer in model.classifier.layers if isinstance(layer, tf.keras.layers.Dense)]
+    assert convs == [(8, (3, 3), (1, 1)), (6, (4, 4), (2, 2))] and dense == [16, 3]
+    assert model.features.count_params() == shared.features.count_params()  # q(z|x,y) keeps encoder_layers
+    assert model.classifier.count_params() != shared.classifier.count_params()
 
 
 def test_a_model_without_a_classifier_says_so_in_one_line():

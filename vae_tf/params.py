@@ -94,6 +94,9 @@ class Params:
                                                            "paper's 0.1 * N, N the training images)")
     auxiliary_size: Optional[int] = _option(None, "adgm: dimensions of the auxiliary variable a (None = "
                                                   "latent_size)")
+    classifier_layers: Optional[Layers] = _option(None, "m2: the network of the classifier q(y|x), [filters, "
+                                                        "kernel, stride] convs then [units] dense layers; None = "
+                                                        "encoder_layers")
     activation: str = _option("relu", "hidden-layer activation: relu, leaky_relu, elu, gelu, silu, tanh, softplus, "
                                       "glu (gated units: each layer a ⊙ σ(b), twice its width before the gate)")
     reconstruction_loss: str = _option("bernoulli", "bernoulli (cross-entropy) | squared_error | absolute_error, summed over pixels")
@@ -169,7 +172,8 @@ class Params:
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
-              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "aggressive", "svi_steps",
+              "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "classifier_layers",
+              "aggressive", "svi_steps",
               "prior", "prior_components", "flow", "flow_length", "upper_latent_sizes", "upper_layer_units")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
@@ -532,6 +536,12 @@ def _check_labels(p):
              f"({', '.join(LABELLED_MODELS)}); model {p.model} uses no labels: drop them, or set model m2")
     _require(p.model == "adgm" or p.auxiliary_size is None,
              f"auxiliary_size is the auxiliary variable of model adgm; model {p.model} has none: drop it")
+    _require(p.model == "m2" or p.classifier_layers is None,
+             f"classifier_layers is the network of model m2's classifier q(y|x); model {p.model} "
+             + ("shares the convolutions of q(y|a,x) and q(z|a,y,x): set encoder_layers" if p.model == "adgm"
+                else "has no classifier") + ", and drop classifier_layers")
+    if p.classifier_layers is not None:
+        _check_layers("classifier_layers", p.classifier_layers, conv_first=True)
     _require(p.auxiliary_size is None or p.auxiliary_size >= 1,
              f"auxiliary_size must be a whole number >= 1 or None (= latent_size), got {p.auxiliary_size}")
     if not labelled:

@@ -69,13 +69,15 @@ class M2(Model):
         self.built = True
 
     def build_networks(self):
-        """q(y|x) (`classifier`), q(z|x,y) (`features`, then `encoder_head`) and p(x|y,z) (`decoder`)."""
+        """q(y|x) (`classifier`, of `classifier_layers`), q(z|x,y) (`features`, then `encoder_head`) and p(x|y,z)
+        (`decoder`)."""
         p, image_shape = self.params, self.image_shape
         self.features = networks.build_features(image_shape, p.encoder_layers, p.activation, p.precision)
         self.encoder_head = networks.build_conditional_head(self.features.output_shape[-1], self.classes,
                                                             p.encoder_layers, self.latent.gaussian.heads,
                                                             p.activation, p.precision)
-        self.classifier = networks.build_encoder(image_shape, p.encoder_layers, [("logits", self.classes)],
+        self.classifier = networks.build_encoder(image_shape, p.classifier_layers or p.encoder_layers,
+                                                 [("logits", self.classes)],
                                                  p.activation, p.precision, name="classifier")
         self.decoder = networks.build_decoder(image_shape, self.latent.code_size, p.encoder_layers, p.decoder_layers,
                                               p.activation, p.precision, p.decoder)
