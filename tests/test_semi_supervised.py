@@ -3,6 +3,7 @@ class by class, each log-likelihood against numerical integration, a tiny run of
 and classifies, and bad input."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -11,8 +12,11 @@ import tensorflow as tf
 
 import vae_tf
 from vae_tf.cli import train_main
+from vae_tf.datasets import source_for
 from vae_tf.likelihood import log_likelihood
 from vae_tf.objectives import stream_seed
+from vae_tf.params import saved_params
+from vae_tf.runs import read_json
 
 from conftest import ROOT, TINY, assert_train_refuses, snapshot_of, tiny_args
 
@@ -267,7 +271,6 @@ def test_a_run_trains_resumes_exactly_keeps_its_labelled_images_and_classifies(t
     table = np.loadtxt(tmp_path / "straight" / "labelled.csv", delimiter=",", skiprows=1, dtype=int)
     assert np.bincount(table[:, 1], minlength=3).tolist() == [10, 10, 10] and len(set(table[:, 0])) == 30
     source = vae_tf.load_params(ROOT / "params.py", overrides={**TINY, **LABELLED})
-    from vae_tf.datasets import source_for
     shapes = np.asarray(source_for(source).split("train").labels["shape"])
     assert (shapes[table[:, 0]] == table[:, 1]).all()  # each saved class is the image's own shape
 
@@ -337,8 +340,6 @@ def test_label_baselines_fit_logistic_regression_on_the_runs_own_labelled_images
 
     from vae_tf.analysis.classifier import FOLDS, REGULARISATION
     from vae_tf.cli import analyze_main
-    from vae_tf.datasets import source_for
-    from vae_tf.runs import read_json
     monkeypatch.chdir(ROOT)
     assert train_main([f"--output_dir={tmp_path}", "--run_name=m2", *tiny_args(**LABELLED, num_steps=6)]) == 0
     assert train_main([f"--output_dir={tmp_path}", "--run_name=vae", *tiny_args()]) == 0
@@ -394,3 +395,20 @@ def test_label_baselines_fit_logistic_regression_on_the_runs_own_labelled_images
                                                                   scoring="accuracy"))
     fitted.fit(train, table[:, 1])
     assert pixels == pytest.approx(np.mean(fitted.predict(images) == np.asarray(test.labels["shape"])[:200]))
+
+
+def test_the_shipped_m2_run_is_the_preset_and_classifies_shape_as_its_summary_says():
+    """predictions/shapes2d_m2 (docs/experiments/semi-supervised.md): the preset's run, whose q(y|x) reloads and
+    classifies the first 2,000 test images as its analysis of 10,000 did, above the issue's 95%."""
+    shipped = ROOT / "predictions" / "shapes2d_m2"
+    preset = vae_tf.load_params(ROOT / "params.py", preset="shapes2d_m2")
+    assert saved_params(json.loads((shipped / "params.json").read_text())).to_dict() == preset.to_dict()
+    model = vae_tf.load_run(shipped)
+    assert int(model.optimizer.iterations.numpy()) == preset.num_steps
+    test = vae_tf.load_dataset("shapes2d", split="test", image_size=32, shuffle=False).batch(500).take(4)
+    predicted = np.concatenate([model.classify(images).numpy().argmax(1) for images in test])
+    truth = np.asarray(source_for(preset).split("test").labels["shape"])[:2000]
+    accuracy = np.mean(predicted == truth)
+    assert accuracy >= 0.95
+    summary = read_json(shipped / "analysis" / "summary.json")
+    assert accuracy == pytest.approx(summary["classifier"]["accuracy"], abs=0.01)
