@@ -5,7 +5,7 @@ what the labels give without M2's generative model, and which network generalise
     python experiments/classifier_alone.py --preset=shapes2d_m2 --steps=4000
     python experiments/classifier_alone.py --preset=shapes2d_m2 --steps=4000 --classifier_layers=None
 
-The labelled images are the run's own (`labelled_positions` of the preset's labels and seed; `--labels=0`: every
+The labelled images are the run's own (`labelled_positions` of the preset's labels and seed; `--every_label`: every
 training image), the network `classifier_layers` (None: `encoder_layers`), trained as M2's cross-entropy term with
 Adam at the preset's learning rate and batch size; the test accuracy is printed every `--every` steps.
 """
@@ -27,7 +27,8 @@ def main():
     parser.add_argument("--preset", default="shapes2d_m2")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--every", type=int, default=1000)
-    parser.add_argument("--labels", help="labelled images in all (0: every training image); default: the preset's")
+    parser.add_argument("--labels", help="labelled images in all; default: the preset's")
+    parser.add_argument("--every_label", action="store_true", help="train on every training image's label")
     parser.add_argument("--classifier_layers", help="e.g. None (the encoder's layers); default: the preset's")
     args = parser.parse_args()
     overrides = {name: value for name, value in (("labels", args.labels), ("classifier_layers", args.classifier_layers))
@@ -36,7 +37,7 @@ def main():
     source = source_for(p)
     train, test = source.fixed_split("train"), source.fixed_split("test")
     truth = np.asarray(train.labels[p.label_factor])
-    positions = labelled_positions(train, p) if p.labels else np.arange(train.num_examples)
+    positions = np.arange(train.num_examples) if args.every_label else labelled_positions(train, p)
     count = min(TEST_IMAGES, test.num_examples)
     test_images, test_truth = test.images(np.arange(count)), np.asarray(test.labels[p.label_factor])[:count]
     layers = p.classifier_layers or p.encoder_layers
