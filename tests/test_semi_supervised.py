@@ -378,7 +378,7 @@ def test_label_baselines_fit_logistic_regression_on_the_runs_own_labelled_images
     from vae_tf.analysis.compare import _accuracy_series
     from vae_tf.runs import open_run
     series = _accuracy_series({"m2": report, "m2_60": {"accuracy": second}},
-                              {name: open_run(tmp_path / name) for name in ("m2", "m2_60")})
+                              {name: open_run(tmp_path / name)[1] for name in ("m2", "m2_60")})
     assert series == {"m2 (shape)": [(30, report["accuracy"]), (60, second)],
                       "logistic regression on pixels": [(30, pixels)],
                       "logistic regression on means of run 1": [(30, report["baselines"]["means of run 1"])]}

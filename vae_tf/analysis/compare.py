@@ -56,12 +56,12 @@ def _classifier_columns(report, baselines):
                                              else "–" for b in baselines]
 
 
-def _accuracy_series(classifiers, opened):
+def _accuracy_series(classifiers, params_of):
     """comparison_accuracy.png's lines: each labelled model's test accuracy of q(y|x), and each logistic-regression
-    baseline's, against the run's labelled images: name -> [(labels, accuracy)]."""
+    baseline's, against the run's labelled images (`params_of`: run name -> Params): name -> [(labels, accuracy)]."""
     series = {}
     for name, report in classifiers.items():
-        params = opened[name][1]
+        params = params_of[name]
         series.setdefault(f"{params.model} ({params.label_factor})", []).append((params.labels, report["accuracy"]))
         for baseline, accuracy in report.get("baselines", {}).items():
             series.setdefault(f"logistic regression on {baseline}", []).append((params.labels, accuracy))
@@ -141,9 +141,9 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     if migs:
         save_figure(figures.mig_curves(migs, "MIG while training"), output / "comparison_mig.png")
     if len(classifiers) >= 2:
-        save_figure(figures.accuracy_against_labels(_accuracy_series(classifiers, dict(zip(names, opened))),
-                                                    "q(y|x) on the test images against the labels it learnt from"),
-                    output / "comparison_accuracy.png")
+        series = _accuracy_series(classifiers, {name: params for name, (_, params) in zip(names, opened)})
+        save_figure(figures.accuracy_against_labels(series, "q(y|x) on the test images against the labels it learnt "
+                                                            "from"), output / "comparison_accuracy.png")
     samples = {name: run.analysis / "samples.png" for run, name in zip(runs, names)
                if (run.analysis / "samples.png").exists()}
     if samples:
