@@ -23,7 +23,7 @@ model = "vae"  # vae: encoder, latent code, decoder | m2: semi-supervised, a cla
 latent_size = 10  # number of Gaussian (continuous) latent dimensions
 upper_latent_sizes = []  # hierarchical, ladder: sizes of the stochastic layers above z_1, bottom first (e.g. [16, 8])
 upper_layer_units = 100  # hierarchical, ladder: hidden units of the MLPs between stochastic layers
-prior = "normal"  # the Gaussian code's prior: normal (N(0, I)) | mog (a learned mixture) | vamp (the VampPrior)
+prior = "normal"  # the code's prior (layered: z_L's): normal (N(0, I)) | mog (a learned mixture) | vamp (VampPrior)
 prior_components = 10  # mog, vamp: components of the prior (vamp: learned pseudo-inputs; the paper uses 500)
 flow = "none"  # a normalizing flow on the posterior: none | planar | iaf (inverse autoregressive)
 flow_length = 4  # planar, iaf: flow steps (0 = none)

@@ -43,12 +43,13 @@ def test_the_kl_between_gaussians_and_the_ladder_s_merge_against_numpy():
                                rtol=1e-4)
 
 
-def tiny_model(model, objective="beta_vae"):
+def tiny_model(model, objective="beta_vae", prior="normal", components=3):
     """A model on 4×4 images with z_1 and z_2 of one dimension each, wide posteriors, and a decoder and a prior
-    p(z_1|z_2) that depend strongly on their input."""
+    p(z_1|z_2) that depend strongly on their input; z_2 under `prior` of `components`."""
     params = vae_tf.load_params(None, overrides=dict(
         model=model, image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1,
-        upper_latent_sizes=[1], upper_layer_units=8, objective=objective, beta=1.0))
+        upper_latent_sizes=[1], upper_layer_units=8, objective=objective, beta=1.0, prior=prior,
+        prior_components=components))
     built = vae_tf.build_model(params)
     built.decoder.set_weights([w * 1.5 for w in built.decoder.get_weights()])
     for network in [built.encoder, *built.up, *built.down]:
@@ -61,26 +62,83 @@ def tiny_model(model, objective="beta_vae"):
     return built
 
 
+def np_log_prior(model, z):
+    """log p(z_2) at points z [G] in NumPy: N(0, 1), or the mixture (1/K) Σ_k N(z; μ_k, σ_k²) of the learned prior's
+    components (the VampPrior's: the top layer's posteriors of its pseudo-inputs)."""
+    if model.params.prior == "normal":
+        return np_log_normal(z, 0, 1)
+    means, log_stds = (t.numpy()[:, 0].astype(np.float64) for t in model.top_prior.components())
+    per_component = np_log_normal(z[:, None], means[None], np.exp(log_stds)[None])  # [G, K]
+    top = per_component.max(1)
+    return top + np.log(np.exp(per_component - top[:, None]).mean(1))
+
+
 def exact_log_likelihood(model, images, half_width=9.0, points=401):
-    """log ∫∫ p(x|z_1) p(z_1|z_2) N(z_2; 0, 1) dz_1 dz_2 over a 2-D grid by the rectangle rule; the networks give
-    the decoder's logits and p(z_1|z_2)'s mean and log std at the grid's points, NumPy the densities."""
+    """log ∫∫ p(x|z_1) p(z_1|z_2) p(z_2) dz_1 dz_2 over a 2-D grid by the rectangle rule; the networks give the
+    decoder's logits, p(z_1|z_2)'s mean and log std at the grid's points and a learned p(z_2)'s components, NumPy the
+    densities."""
     axis = np.linspace(-half_width, half_width, points)
     log_likelihood = bernoulli_log_likelihood(images, model.decoder(axis[:, None].astype(np.float32)).numpy().reshape(
         points, -1))  # [z_1, n]
     prior_mean, prior_log_std = (t.numpy()[:, 0].astype(np.float64) for t in model.prior(0, axis[:, None]))  # [z_2]
     log_p_z1 = np_log_normal(axis[:, None], prior_mean[None], np.exp(prior_log_std)[None])  # [z_1, z_2]
-    joint = log_likelihood[:, None, :] + log_p_z1[:, :, None] + np_log_normal(axis, 0, 1)[None, :, None]
+    joint = log_likelihood[:, None, :] + log_p_z1[:, :, None] + np_log_prior(model, axis)[None, :, None]
     top = joint.max((0, 1))
     return top + np.log(np.exp(joint - top).sum((0, 1)) * (axis[1] - axis[0]) ** 2)
 
 
-@pytest.mark.parametrize("model", ["hierarchical", "ladder"])
-def test_log_likelihood_matches_numerical_integration_over_both_layers(model):
-    built = tiny_model(model)
+@pytest.mark.parametrize("model, prior", [("hierarchical", "normal"), ("ladder", "normal"), ("hierarchical", "vamp"),
+                                          ("ladder", "mog")])
+def test_log_likelihood_matches_numerical_integration_over_both_layers(model, prior):
+    built = tiny_model(model, prior=prior)
+    if prior == "mog":  # components apart, so that the mixture is far from one Gaussian
+        built.top_prior.set_weights([np.array([[-2.5], [0.0], [2.5]]), np.full((3, 1), np.log(0.6))])
     images = (RNG.random((4, 4, 4, 1)) > 0.5).astype(np.float32)
     # q(z_2|z_1) proposes z_2 from a draw of z_1, a poorer proposal than one Gaussian: K = 50,000 for 0.05 nats.
     np.testing.assert_allclose(log_likelihood(built, images, num_samples=50000), exact_log_likelihood(built, images),
                                atol=0.05)
+
+
+@pytest.mark.parametrize("model", ["hierarchical", "ladder"])
+def test_a_one_component_mixture_on_the_top_layer_starts_as_the_standard_normal(model):
+    """The same weights under N(0, I) and under a fresh one-component mixture on z_2: the same log p(x), and the
+    hierarchical model's training loss (the Ladder's top KL is in closed form under N(0, I), a one-sample estimate
+    under a mixture), to rounding."""
+    images = (RNG.random((6, 4, 4, 1)) > 0.5).astype(np.float32)
+    normal, mixture = tiny_model(model), tiny_model(model, prior="mog", components=1)
+    assert [w.tolist() for w in mixture.top_prior.get_weights()] == [[[0.0]], [[0.0]]]
+    for theirs, mine in zip([normal.encoder, *normal.up, *normal.down, normal.decoder],
+                            [mixture.encoder, *mixture.up, *mixture.down, mixture.decoder]):
+        mine.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(log_likelihood(mixture, images, num_samples=300),
+                               log_likelihood(normal, images, num_samples=300), rtol=1e-6)
+    step = tf.constant(0, tf.int64)
+    if model == "hierarchical":
+        assert float(mixture.forward(images, step, 0)[0]["loss"]) == pytest.approx(
+        float(normal.forward(images, step, 0)[0]["loss"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("model", ["hierarchical", "ladder"])
+def test_the_vampprior_of_the_top_layer_mixes_the_top_posteriors_of_its_pseudo_inputs(model):
+    """Its components are q(z_2|u_k) along the mean path (the walk's top Gaussian of each clipped pseudo-input, in
+    inference mode); along that path the top layer's KL is its KL to N(0, 1) plus the rest, E_q[log N(z) − log p(z)],
+    at one draw of a fixed seed."""
+    built = tiny_model(model, prior="vamp", components=4)
+    built.top_prior.pseudo_inputs.assign(RNG.normal(0.5, 0.6, (4, 4, 4, 1)))
+    pseudo_inputs = np.clip(built.top_prior.pseudo_inputs.numpy(), 0, 1)
+    zeros = [np.zeros((4, 1), np.float32)] * 2
+    *_, path = built.walk(pseudo_inputs, built.encoder_posterior(pseudo_inputs), zeros, with_path=True)
+    for component, expected in zip(built.top_prior.components(), path[-1]):
+        np.testing.assert_allclose(component.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    x = (RNG.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
+    *_, path = built.walk(x, built.encoder_posterior(x), [np.zeros((5, 1), np.float32)] * 2, with_path=True)
+    mean, log_std = (t.numpy().astype(np.float64) for t in path[-1])
+    z = mean + np.exp(log_std) * tf.random.stateless_normal([5, 1], seed=[built.params.seed, 1]).numpy()
+    means, log_stds = (t.numpy().astype(np.float64) for t in built.top_prior.components())
+    log_p = np.log(np.exp(np_log_normal(z, means[:, 0], np.exp(log_stds[:, 0]))).mean(1))  # [5]
+    kl_to_normal = (0.5 * (mean ** 2 + np.exp(2 * log_std) - 1) - log_std)[:, 0]
+    estimate = kl_to_normal + np_log_normal(z, 0, 1)[:, 0] - log_p  # KL(q ‖ N) + the one-draw E_q[log N − log p]
+    np.testing.assert_allclose(built.code_posterior(x)[3].numpy()[:, 1], estimate, rtol=1e-4, atol=1e-5)
 
 
 def test_the_ladder_s_training_loss_is_its_equations_in_numpy():
@@ -150,13 +208,17 @@ def rows(path):
         return list(csv.DictReader(file))
 
 
-@pytest.mark.parametrize("model, objective", [("ladder", "beta_vae"), ("hierarchical", "iwae")])
-def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, monkeypatch, model, objective):
+@pytest.mark.parametrize("model, objective, prior", [("ladder", "beta_vae", "normal"), ("hierarchical", "iwae", "normal"),
+                                                    ("ladder", "beta_vae", "vamp")])
+def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, monkeypatch, model, objective, prior):
     monkeypatch.chdir(ROOT)
     common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=12, model=model, upper_latent_sizes=[3],
-                                                     upper_layer_units=16, objective=objective, beta=1.0)]
+                                                     upper_layer_units=16, objective=objective, beta=1.0, prior=prior,
+                                                     prior_components=5)]
     assert train_main([*common, "--run_name=straight"]) == 0
-    assert "z_1 of 4, z_2 of 3" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "z_1 of 4, z_2 of 3" in printed
+    assert ("on z_2, a VampPrior of 5 learned pseudo-inputs" in printed) == (prior == "vamp")
     assert train_main([*common, "--run_name=resumed", "--num_steps=6"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
     straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")
@@ -173,6 +235,11 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
     exported = vae_tf.load_run(tmp_path / "straight", "final")
     np.testing.assert_allclose(trained.represent(images), exported.represent(images), rtol=1e-4, atol=1e-5)
     assert all(np.array_equal(a, b) for a, b in zip(trained.get_weights(), exported.get_weights()))
+    if prior == "vamp":  # the pseudo-inputs trained from their seeded start, and the checkpoint holds them
+        start = vae_tf.build_model(trained.params).top_prior.pseudo_inputs.numpy()
+        pseudo_inputs = [run.top_prior.pseudo_inputs.numpy() for run in (trained, reloaded)]
+        assert np.abs(pseudo_inputs[0] - start).max() > 1e-4
+        np.testing.assert_allclose(pseudo_inputs[0], pseudo_inputs[1], rtol=1e-5)
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
     for figure in ("layer_kl.png", "layer_traversals.png"):
         assert (tmp_path / "resumed" / "analysis" / figure).stat().st_size > 0
@@ -208,6 +275,8 @@ def test_layer_traversals_take_each_layers_most_informative_dimensions_top_layer
     (dict(model="ladder", upper_latent_sizes=[4], upper_layer_units=0), "upper_layer_units must be at least 1"),
     (dict(model="hierarchical", upper_latent_sizes=[4], categorical_sizes=[3]), "drop categorical_sizes"),
     (dict(model="ladder", upper_latent_sizes=[4], strategy="mirrored", cpu_devices=2), "trains on one device"),
+    (dict(model="ladder", upper_latent_sizes=[4], flow="iaf"), "flow iaf acts on the code of model vae; model ladder"),
+    (dict(model="hierarchical", upper_latent_sizes=[4], prior="vamp", free_bits=0.5), "model hierarchical weighs its own bound"),
 ])
 def test_bad_layers_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)

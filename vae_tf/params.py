@@ -60,10 +60,11 @@ class Params:
                                            "64)")
     upper_layer_units: int = _option(100, "hierarchical, ladder: hidden units of the two-layer MLPs between the "
                                           "stochastic layers (Burda et al.: 100)")
-    prior: str = _option("normal", "the Gaussian code's prior: normal (N(0, I), KL in closed form) | mog (a mixture of "
-                                   "prior_components learned Gaussians) | vamp (the VampPrior of Tomczak & Welling "
-                                   "2018: the encoder's posteriors of prior_components learned pseudo-inputs); a "
-                                   "learned prior's KL is a one-sample estimate")
+    prior: str = _option("normal", "the Gaussian code's prior (hierarchical, ladder: the top layer's): normal (N(0, "
+                                   "I), KL in closed form) | mog (a mixture of prior_components learned Gaussians) | "
+                                   "vamp (the VampPrior of Tomczak & Welling 2018: the encoder's posteriors of "
+                                   "prior_components learned pseudo-inputs); a learned prior's KL is a one-sample "
+                                   "estimate")
     prior_components: int = _option(10, "mog, vamp: components of the prior (vamp: pseudo-inputs; the paper uses 500)")
     flow: str = _option("none", "a normalizing flow on the Gaussian posterior, the decoder reading its output: none | "
                                 "planar (Rezende & Mohamed 2015) | iaf (inverse autoregressive, Kingma et al. "
@@ -497,8 +498,9 @@ def _check_prior(p):
         value = getattr(p, name)
         if value == plain:
             continue
-        _require(p.model == "vae", f"{name} {value} acts on the VAE's code; model {p.model} keeps a Gaussian posterior "
-                                   f"and N(0, I): use {name} {plain}")
+        takes = ("vae",) if name == "flow" else ("vae", *LAYERED_MODELS)  # a layered model's prior is its top layer's
+        _require(p.model in takes, f"{name} {value} acts on the code of model {', '.join(takes)}; model {p.model} "
+                                   f"keeps a Gaussian posterior and N(0, I): use {name} {plain}")
         _require(p.objective in SAMPLED_KL_OBJECTIVES,
                  f"objective {p.objective} assumes a Gaussian posterior and the prior N(0, I); with {name} {value} use "
                  f"{' or '.join(SAMPLED_KL_OBJECTIVES)}")

@@ -94,10 +94,11 @@ class VampPrior(Mixture):
         return self.encode(tf.clip_by_value(self.pseudo_inputs, 0.0, 1.0))
 
 
-def build_prior(params, image_shape, encode):
-    """The prior `params.prior` names over the Gaussian code; `encode` (images -> mean, log_std) for the VampPrior."""
+def build_prior(params, size, image_shape, encode, name="prior"):
+    """The prior `params.prior` names over a Gaussian code of `size` dimensions (the VAE's code, a layered model's top
+    layer); `encode` (images -> mean, log_std of that code's posterior) for the VampPrior."""
     if params.prior == "mog":
-        return MixtureOfGaussians(params.prior_components, params.latent_size, name="prior")
+        return MixtureOfGaussians(params.prior_components, size, name=name)
     if params.prior == "vamp":
-        return VampPrior(params.prior_components, params.latent_size, image_shape, encode, name="prior")
-    return StandardNormal(params.latent_size)
+        return VampPrior(params.prior_components, size, image_shape, encode, name=name)
+    return StandardNormal(size)

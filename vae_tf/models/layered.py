@@ -2,8 +2,10 @@
 Ladder VAE of Sønderby et al. 2016 (`model = "ladder"`), `latent_size` the size of z_1 and `upper_latent_sizes` those
 above it, bottom first.
 
-Both share the generative model p(x, z) = p(x|z_1) Π_{l<L} p(z_l|z_{l+1}) p(z_L): p(z_L) = N(0, I), each
-p(z_l|z_{l+1}) a diagonal Gaussian from an MLP (`down_l`), the decoder reading z_1. They differ in inference:
+Both share the generative model p(x, z) = p(x|z_1) Π_{l<L} p(z_l|z_{l+1}) p(z_L): p(z_L) = N(0, I) or a learned
+prior (`params.prior`, `vae_tf.priors`: the mixture, or the VampPrior of the top layer's posteriors of learned
+pseudo-inputs, Tomczak & Welling 2018's hierarchical VampPrior), each p(z_l|z_{l+1}) a diagonal Gaussian from an MLP
+(`down_l`), the decoder reading z_1. They differ in inference:
 
 - hierarchical (Burda et al. §5): bottom-up, q(z_1|x) Π_l q(z_{l+1}|z_l), each an MLP of the draw below (`up_l`).
   Each layer's KL, log q(z_l|z_{l−1}) − log p(z_l|z_{l+1}), is estimated at the draws (z_{l+1} depends on z_l).
@@ -16,13 +18,18 @@ p(z_l|z_{l+1}) a diagonal Gaussian from an MLP (`down_l`), the decoder reading z
 The code, for the metrics and the figures, holds every layer along the mean path (each layer at its mean given the
 means above or below), bottom first, each as what it adds to its prior's mean given the layer above (`innovations`):
 `decode` rebuilds the layers from the top, so that traversing an upper dimension moves every layer below it.
+
+A learned prior on z_L has no KL per dimension: there the top layer's KL is the one-sample estimate log q(z_L|·) −
+log p(z_L) while training, and along the mean path each of its dimensions' KL to N(0, 1) plus an equal share of
+E_q[log N(z_L; 0, I) − log p(z_L)], estimated at one draw of a fixed seed: the layer's total is the estimate of its
+KL, its dimensions keep their order.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf import networks
+from vae_tf import networks, priors
 from vae_tf.latents import Gaussian
 from vae_tf.losses import RECONSTRUCTION_LOSSES, gaussian_log_density, importance_weighted_bound
 from vae_tf.models.base import Model
@@ -78,7 +85,12 @@ class LayeredLatent:
         return [tuple(posterior)]
 
     def prior_codes(self, rng, n):
-        return self.model.ancestral_codes(rng.standard_normal((n, self.code_size)))
+        """n codes [n, Σ sizes] of draws from p(z): z_L from its prior as it is now, then down the layers."""
+        noise = rng.standard_normal((n, self.code_size))
+        top = self.model.top_prior
+        if not top.closed_form:
+            noise[:, -top.size:] = top.codes(rng, n)
+        return self.model.ancestral_codes(noise)
 
 
 class Layered(Model):
@@ -97,6 +109,7 @@ class Layered(Model):
         p = self.params
         self.sizes = [p.latent_size, *p.upper_latent_sizes]
         self.build_inference()
+        self.top_prior = priors.build_prior(p, self.sizes[-1], image_shape, self.top_posterior, name="top_prior")
         self.latent = LayeredLatent(self.sizes, self.heads)
         self.latent.model = self
         # p(z_l | z_{l+1}) for l = 1 … L−1
@@ -115,7 +128,27 @@ class Layered(Model):
         self.built = True
 
     def describe(self):
-        return f"{self.params.model}: {self.latent.describe()[len('latent: '):]} (KL per layer)"
+        prior = "" if self.top_prior.closed_form else f"; on z_{len(self.sizes)}, {self.top_prior.describe()}"
+        return f"{self.params.model}: {self.latent.describe()[len('latent: '):]}{prior} (KL per layer)"
+
+    def top_log_ratio(self, z, mean, log_std):
+        """log q(z_L|·) − log p(z_L) at draws z [R, size] of the top layer's posterior N(mean, exp(log_std)²): per
+        dimension [R, size] under N(0, I); under a learned prior, which has no part per dimension, [R, 1]."""
+        if self.top_prior.closed_form:
+            return _log_normal_ratio(z, mean, log_std, tf.zeros_like(z), tf.zeros_like(z))
+        log_q = tf.reduce_sum(gaussian_log_density(z, mean, log_std), -1, keepdims=True)
+        return log_q - self.top_prior.log_density(z)[:, None]
+
+    def top_kl_along_path(self, mean, log_std):
+        """The top layer's KL per dimension [R, size] along the mean path: to N(0, 1) in closed form, and under a
+        learned prior each dimension's plus an equal share of E_q[log N(z; 0, I) − log p(z)] at one fixed draw."""
+        kl = gaussian_kl_between(mean, log_std, tf.zeros_like(mean), tf.zeros_like(mean))
+        if self.top_prior.closed_form:
+            return kl
+        z = mean + tf.exp(log_std) * tf.random.stateless_normal(tf.shape(mean), seed=[self.params.seed, 1])
+        rest = self.top_log_ratio(z, mean, log_std) - tf.reduce_sum(
+            _log_normal_ratio(z, mean, log_std, tf.zeros_like(z), tf.zeros_like(z)), -1, keepdims=True)
+        return kl + rest / self.sizes[-1]
 
     def prior(self, level, above, training=False):
         """p(z_level | z_{level+1} = above): (mean, log_std) [B, size], level counted from 0."""
@@ -223,7 +256,7 @@ class Layered(Model):
         return tf.concat(code, -1).numpy()
 
     def sample(self, n, seed=0):
-        return self.decode(self.ancestral_codes(np.random.default_rng(seed).standard_normal((n, sum(self.sizes)))))
+        return self.decode(self.latent.prior_codes(np.random.default_rng(seed), n))
 
 
 def _log_normal_ratio(z, mean, log_std, prior_mean, prior_log_std):
@@ -248,6 +281,14 @@ class Hierarchical(Layered):
     def encoder_posterior(self, x, training=False):
         return self.encoder(x, training=training)
 
+    def top_posterior(self, x):
+        """q(z_L | x) along the mean path, in inference mode: (mean, log_std) [B, size] (what the VampPrior mixes)."""
+        mean, log_std = self.encoder(x, training=False)
+        for up in self.up:
+            _, mean, log_std = up(mean, training=False)
+            log_std = tf.maximum(log_std, LOG_STD_FLOOR)
+        return mean, log_std
+
     def walk(self, x, posterior, noise, training=False, with_path=False):
         (mean, log_std), draws, gaussians = posterior, [], []
         for level in range(len(self.sizes)):
@@ -256,16 +297,15 @@ class Hierarchical(Layered):
                 log_std = tf.maximum(log_std, LOG_STD_FLOOR)
             gaussians.append((mean, log_std))
             draws.append(mean + tf.exp(log_std) * noise[level])
-        log_ratio = []
-        for level, (z, (mean, log_std)) in enumerate(zip(draws, gaussians)):
-            prior = (self.prior(level, draws[level + 1], training) if level + 1 < len(self.sizes)
-                     else (tf.zeros_like(z), tf.zeros_like(z)))
-            log_ratio.append(_log_normal_ratio(z, mean, log_std, *prior))
+        top = len(self.sizes) - 1
+        log_ratio = [_log_normal_ratio(z, mean, log_std, *self.prior(level, draws[level + 1], training))
+                     for level, (z, (mean, log_std)) in enumerate(zip(draws[:top], gaussians[:top]))]
+        log_ratio.append(self.top_log_ratio(draws[top], *gaussians[top]))
         # Along the mean path (noise 0) the draws are the means: the KL per dimension there is q's to the prior
         # given the mean above, in closed form; while training, the sampled estimate (z_{l+1} depends on z_l).
-        kls = ([gaussian_kl_between(m, s, *(self.prior(level, draws[level + 1]) if level + 1 < len(self.sizes)
-                                            else (tf.zeros_like(m), tf.zeros_like(m))))
-                for level, (m, s) in enumerate(gaussians)] if with_path else log_ratio)
+        kls = ([gaussian_kl_between(m, s, *self.prior(level, draws[level + 1]))
+                for level, (m, s) in enumerate(gaussians[:top])] + [self.top_kl_along_path(*gaussians[top])]
+               if with_path else log_ratio)
         result = (draws, log_ratio, kls, gaussians[0])
         return result + (gaussians,) if with_path else result
 
@@ -296,6 +336,12 @@ class Ladder(Layered):
             gaussians += [mean, log_std]
         return gaussians
 
+    def top_posterior(self, x):
+        """q(z_L | x), the top layer's bottom-up Gaussian, in inference mode (batch normalisation's moving
+        statistics): (mean, log_std) [B, size], what the VampPrior mixes."""
+        mean, log_std = self.encoder_posterior(x, training=False)[-2:]
+        return mean, tf.maximum(log_std, LOG_STD_FLOOR)
+
     def walk(self, x, posterior, noise, training=False, with_path=False):
         levels = len(self.sizes)
         bottom_up = [(posterior[2 * l], tf.maximum(posterior[2 * l + 1], LOG_STD_FLOOR)) for l in range(levels)]
@@ -306,10 +352,14 @@ class Ladder(Layered):
                 mean, log_std = merge(*bottom_up[level], *prior)
             else:
                 mean, log_std = bottom_up[level]
-                prior = (tf.zeros_like(mean), tf.zeros_like(mean))
             draws[level] = mean + tf.exp(log_std) * noise[level]
             gaussians[level] = (mean, log_std)
-            log_ratio[level] = _log_normal_ratio(draws[level], mean, log_std, *prior)
-            kls[level] = gaussian_kl_between(mean, log_std, *prior)
+            if level + 1 < levels:
+                log_ratio[level] = _log_normal_ratio(draws[level], mean, log_std, *prior)
+                kls[level] = gaussian_kl_between(mean, log_std, *prior)
+            else:  # the top layer: in closed form to N(0, I); to a learned prior, its estimate
+                log_ratio[level] = self.top_log_ratio(draws[level], mean, log_std)
+                kls[level] = (self.top_kl_along_path(mean, log_std) if with_path or self.top_prior.closed_form
+                              else log_ratio[level])
         result = (draws, log_ratio, kls, gaussians[0])
         return result + (gaussians,) if with_path else result

@@ -73,7 +73,7 @@ class VAE(Model):
         p = self.params
         self.latent_size = p.latent_size
         # The prior is built before the encoder it may read (the VampPrior's), which it calls only once both exist.
-        self.prior = priors.build_prior(p, image_shape, lambda images: self.encoder(images)[:2])
+        self.prior = priors.build_prior(p, p.latent_size, image_shape, lambda images: self.encoder(images)[:2])
         self.flow = flows.build_flow(p)  # None: the Gaussian posterior itself
         self.latent = Latent(p.latent_size, p.categorical_sizes, p.temperature, self.prior, self.flow)
         self.kl_in_closed_form = self.latent.gaussian.closed_form
