@@ -280,6 +280,27 @@ def test_metrics_reuse_current_figures_and_an_interrupted_analysis_is_marked(tra
     assert "scoring only" not in capsys.readouterr().out
 
 
+def test_no_figures_writes_the_summary_alone_and_metrics_then_draw_them(trained, tmp_path, capsys,
+                                                                        small_quick_protocol):
+    """--no_figures: the same summary.json as a full analysis (the traversal's dimension aside), the training graphs,
+    none of the figures drawn from the model; --metrics afterwards does not take that analysis for a finished one."""
+    full, bare = _copy(trained, tmp_path, "full"), _copy(trained, tmp_path, "bare")
+    assert analyze_main([str(full), "--num_images=32", "--no_tsne"]) == 0
+    capsys.readouterr()
+    assert analyze_main([str(bare), "--num_images=32", "--no_tsne", "--no_figures"]) == 0
+    assert "summary.json and the training graphs written to" in capsys.readouterr().out
+    drawn = {path.name for path in (bare / "analysis").iterdir()}
+    assert {"graphs.png", "training.gif", "summary.json"} <= drawn
+    assert not drawn & {"latent_traversal.png", "reconstructions.png", "samples.png", "latent_space.png"}
+    summaries = [json.loads((run / "analysis" / "summary.json").read_text()) for run in (full, bare)]
+    assert [s.pop("figures") for s in summaries] == [True, False]
+    assert summaries[1].pop("traversal_dimension") is None and summaries[0].pop("traversal_dimension") is not None
+    assert summaries[0] == summaries[1]
+    assert analyze_main([str(bare), "--num_images=32", "--metric_names=mig", "--quick"]) == 0
+    assert "scoring only" not in capsys.readouterr().out
+    assert (bare / "analysis" / "latent_traversal.png").exists()
+
+
 def test_metrics_need_a_data_set_with_ground_truth(trained, tmp_path, capsys):
     run = _copy(trained, tmp_path, "digits")
     values = json.loads((run / "params.json").read_text())

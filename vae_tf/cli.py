@@ -152,6 +152,9 @@ def _analyze_parser():
                         help="importance samples per image for it (default: 500; the likelihood papers use 5000)")
     parser.add_argument("--no_tsne", action="store_true",
                         help="leave t-SNE out of latent_space.png (PCA stays): most of the analysis time on a CPU")
+    parser.add_argument("--no_figures", action="store_true",
+                        help="summary.json and the training graphs only, not the figures drawn from the model (a "
+                             "PixelCNN decoder draws those pixel by pixel: minutes a run)")
     parser.add_argument("--compare", action="store_true",
                         help="instead of the per-run figures: overlay the runs' curves and tabulate their final "
                              "figures (comparison.png and comparison.md beside the runs, or in --output); a study "
@@ -197,7 +200,7 @@ def _check_combination(args):
         given = [flag for flag, value in (("--metrics", args.metrics), ("--metric_names", args.metric_names),
                                           ("--export", args.export),
                                           ("--checkpoint", args.checkpoint), ("--num_images", args.num_images),
-                                          ("--no_tsne", args.no_tsne),
+                                          ("--no_tsne", args.no_tsne), ("--no_figures", args.no_figures),
                                           ("--label_baselines", args.label_baselines is not None),
                                           ("--likelihood_images", args.likelihood_images),
                                           ("--likelihood_samples", args.likelihood_samples))
@@ -263,12 +266,14 @@ def analyze_main(argv=None):
                     print(analysis.summary_lines(analysis.read_summary(run, output)))
                 else:
                     analysis.analyze(run, checkpoint, num_images, tsne=not args.no_tsne, likelihood=likelihood,
-                                     output=output, label_baselines=args.label_baselines)
+                                     output=output, label_baselines=args.label_baselines,
+                                     figures=not args.no_figures)
                 if args.metrics:
                     print(analysis.score_run(run, checkpoint, args.quick, names=args.metric_names, output=output),
                           end="")
                 if not current:
-                    print(f"figures written to {RunDir(run, output).analysis}")
+                    written = "summary.json and the training graphs" if args.no_figures else "figures"
+                    print(f"{written} written to {RunDir(run, output).analysis}")
                 for path in analysis.export(run, args.export_dir or "images", output) if args.export else []:
                     print(f"exported {path}")
         if args.baselines:

@@ -107,11 +107,13 @@ def read_summary(run_dir, output=None):
 
 def is_current(run_dir, checkpoint, num_images, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), output=None):
     """Whether the run's analysis (in `output`, default <run>/analysis) finished for these weights of `checkpoint`,
-    this many images and this likelihood estimate (images, samples): then --metrics need not redraw it."""
+    this many images and this likelihood estimate (images, samples), with its figures: then --metrics need not redraw
+    it."""
     run = RunDir(run_dir, output)
     summary = read_summary(run_dir, output)
     images = min(likelihood[0], summary.get("test", {}).get("images", 0))
-    return (not run.analysis_incomplete.exists() and summary.get("checkpoint") == checkpoint
+    return (not run.analysis_incomplete.exists() and summary.get("figures", True)
+            and summary.get("checkpoint") == checkpoint
             and summary.get("stamp") == run.checkpoint_stamp(checkpoint)
             and summary.get("test", {}).get("requested_images") == num_images
             and (summary.get("likelihood_images"), summary.get("likelihood_samples")) == (images, likelihood[1]))

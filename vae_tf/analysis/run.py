@@ -31,10 +31,12 @@ def analysis_folder(run_dir, output=None):
 
 
 def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, progress=True, note=print, tsne=True,
-            likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), output=None, label_baselines=None):
+            likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), output=None, label_baselines=None, figures=True):
     """Write every figure of a run into `<run>/analysis/` (or `output`); returns the summary (None when only graphs
     could be drawn). `label_baselines` (a list of run folders, maybe empty) fits logistic regression on a
     classifying run's labelled images, on pixels and on each listed run's means (`classifier.logistic_baselines`).
+    `figures` False draws the training graphs and writes summary.json without the figures drawn from the model (an
+    autoregressive decoder draws those pixel by pixel: minutes a run).
 
     User problems (not a run, no log, unreadable weights) raise UserError before anything is written; a missing
     checkpoint or snapshot folder gets a one-line `note` and the figures that need it are skipped.
@@ -59,7 +61,8 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     run.analysis.mkdir(parents=True, exist_ok=True)
     run.analysis_incomplete.write_text("analyze.py was interrupted here: the files in this folder may mix this "
                                        "analysis with an older one; rerun it to finish\n")
-    stages = ["graphs", "training.gif"] + (["encoding", "figures", "latent space", "likelihood"] if model else [])
+    stages = ["graphs", "training.gif"] + (["encoding"] + (["figures", "latent space"] if figures else [])
+                                           + ["likelihood"] if model else [])
     bar = tqdm(stages, desc=f"analyze {run.name}", unit="stage", disable=not progress, leave=False)
     say = note if not progress else _beside_bars(note)
 
@@ -81,11 +84,13 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         images, labels, taken, encoded = encoded_test_images(model, params, test, say)
         kl = encoded.kl_per_dimension()
         active = latent_space.active_units(encoded.posterior_mean)
-        stage("figures")
         categoricals = categorical_summary(model, encoded, labels)
-        dimension = draw_model_figures(run, params, model, images, encoded, kl, active, categoricals)
-        stage("latent space (t-SNE)" if tsne else "latent space")
-        draw_latent_space(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
+        dimension = None  # the dimension latent_traversal.png shows, when it is drawn
+        if figures:
+            stage("figures")
+            dimension = draw_model_figures(run, params, model, images, encoded, kl, active, categoricals)
+            stage("latent space (t-SNE)" if tsne else "latent space")
+            draw_latent_space(run, params, encoded, labels, tsne, [part.name for part in model.latent.categoricals])
         # A model that classifies (M2) reports q(y|x): its accuracy, confusion matrix and conditional generation.
         classifier = (classifier_report(run, params, model, images, labels, encoded, features)
                       if model.classifies else None)
@@ -95,7 +100,8 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         if classifier is not None:
             summary["classifier"] = classifier
         bar.update()
-        write_json(run.analysis / "summary.json", {**summary, "stamp": run.checkpoint_stamp(checkpoint)})
+        write_json(run.analysis / "summary.json", {**summary, "figures": figures,
+                                                   "stamp": run.checkpoint_stamp(checkpoint)})
         run.analysis_incomplete.unlink()
         say(summary_lines(summary))
         return summary
