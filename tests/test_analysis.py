@@ -299,6 +299,8 @@ def test_no_figures_writes_the_summary_alone_and_metrics_then_draw_them(trained,
     assert analyze_main([str(bare), "--num_images=32", "--metric_names=mig", "--quick"]) == 0
     assert "scoring only" not in capsys.readouterr().out
     assert (bare / "analysis" / "latent_traversal.png").exists()
+    assert analyze_main([str(bare), "--no_figures", "--export"]) == 2  # nothing to export
+    assert "--no_figures leaves out the figures that --export copies" in capsys.readouterr().err
 
 
 def test_metrics_need_a_data_set_with_ground_truth(trained, tmp_path, capsys):

@@ -214,6 +214,8 @@ def _check_combination(args):
         if repeated:
             raise UserError(f"--output would write the figures of several runs named {', '.join(repeated)} into one "
                             f"folder: analyse them one at a time, each with its own --output")
+    if args.no_figures and args.export:
+        raise UserError("--no_figures leaves out the figures that --export copies: drop one of them")
     if args.udr and not args.compare:
         raise UserError("--udr ranks several runs against each other: use it with --compare and at least two runs")
     if args.metric_names is not None:
