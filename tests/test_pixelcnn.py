@@ -1,6 +1,7 @@
 """The gated PixelCNN decoder: no pixel's distribution reads itself or a later pixel, and none misses the pixels above
 and to its right (no blind spot); pixel-by-pixel sampling draws from the density teacher forcing gives; a VAE with it
-has the log-likelihood numerical integration gives; runs with it train, resume exactly and analyse; bad input."""
+has the log-likelihood numerical integration gives; pixel dropout hides pixels from it in training steps only; runs
+with it train, resume exactly and analyse; bad input."""
 
 import itertools
 
@@ -86,10 +87,34 @@ def test_a_pixelcnn_vae_has_the_integrated_log_likelihood():
     np.testing.assert_allclose(log_likelihood(model, images, num_samples=4000), exact, atol=0.05)
 
 
-def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, monkeypatch):
+def test_pixel_dropout_hides_a_share_of_the_decoders_pixels_in_training_steps_and_scores_all():
+    """With pixel_dropout 0.4, a training step's decoder reads its images with about 40% of the pixels at 0.5 (the
+    rest unchanged), the same ones at the same step, and the loss scores the true pixels under those logits (a NumPy
+    Bernoulli log-likelihood); a validation pass reads the images whole."""
+    model = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides={
+        **TINY, **PIXELCNN, "pixel_dropout": 0.4}))
+    x = tf.constant((np.random.default_rng(0).random((8, 16, 16, 1)) > 0.5).astype(np.float32))
+    _, batch = model.forward(x, tf.constant(5, tf.int64), stream=0)
+    context = batch.context.numpy()
+    hidden = context == 0.5
+    assert 0.35 < hidden.mean() < 0.45
+    np.testing.assert_array_equal(context[~hidden], x.numpy()[~hidden])
+    np.testing.assert_array_equal(model.forward(x, tf.constant(5, tf.int64), stream=0)[1].context.numpy(), context)
+    assert not np.array_equal(model.forward(x, tf.constant(6, tf.int64), stream=0)[1].context.numpy(), context)
+    logits = model.decoder([batch.z, batch.context]).numpy().astype(np.float64)
+    np.testing.assert_allclose(batch.logits.numpy(), logits, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(model.decoder([batch.z, x]).numpy(), logits, atol=1e-3)
+    pixels = x.numpy().astype(np.float64)
+    nll = (np.maximum(logits, 0) - logits * pixels + np.log1p(np.exp(-np.abs(logits)))).sum((1, 2, 3))
+    np.testing.assert_allclose(batch.reconstruction.numpy(), nll, rtol=1e-5)
+    np.testing.assert_array_equal(model.forward(x, tf.constant(5, tf.int64), stream=1)[1].context.numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("remedy", [{}, {"pixel_dropout": 0.3}])
+def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, monkeypatch, remedy):
     import csv
     monkeypatch.chdir(ROOT)
-    common = [f"--output_dir={tmp_path}", *tiny_args(**PIXELCNN, num_steps=8, plot_step=4)]
+    common = [f"--output_dir={tmp_path}", *tiny_args(**PIXELCNN, **remedy, num_steps=8, plot_step=4)]
     assert train_main([*common, "--run_name=straight"]) == 0
     assert train_main([*common, "--run_name=resumed", "--num_steps=4"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
@@ -115,6 +140,9 @@ def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, mo
     (dict(PIXELCNN, reconstruction_loss="squared_error"), "use reconstruction_loss bernoulli"),
     (dict(PIXELCNN, channels=3), "use channels 1"),
     (dict(PIXELCNN, model="m2", labels=30, label_factor="shape"), "decoder pixelcnn is built for model vae"),
+    (dict(PIXELCNN, pixel_dropout=1.0), "pixel_dropout is a share of the pixels, in [0, 1)"),
+    (dict(PIXELCNN, pixel_dropout=-0.1), "pixel_dropout is a share of the pixels, in [0, 1)"),
+    (dict(pixel_dropout=0.5), "reads z alone: use decoder pixelcnn, or drop pixel_dropout"),
 ])
 def test_bad_pixelcnn_parameters_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)

@@ -59,7 +59,8 @@ class Batch:
     batch mean, so a mean over the replicas' own |KL − C| would differ."""
 
     def __init__(self, x, mean, log_std, z, logits, reconstruction, kl, replica, replicas, categorical_kl=None,
-                 categorical_marginal_kl=None, categorical_hsic=None, whole=None, parameters=None, noise=None):
+                 categorical_marginal_kl=None, categorical_hsic=None, whole=None, parameters=None, noise=None,
+                 context=None):
         self.x, self.mean, self.log_std, self.z, self.logits = x, mean, log_std, z, logits
         self.reconstruction, self.kl = reconstruction, kl
         self.replica, self.replicas = replica, replicas
@@ -69,6 +70,7 @@ class Batch:
         # The Gaussian part's parameters (with a flow's) and the noise that drew z, of the replica's rows: what IWAE
         # needs to weigh z and its other draws.
         self.parameters, self.noise = parameters or (mean, log_std), noise
+        self.context = x if context is None else context  # what an autoregressive decoder read (`decoder_context`)
 
 
 class BetaVAE:
@@ -266,7 +268,8 @@ class IWAE(BetaVAE):
         z, prior_ratio = model.latent.gaussian.draw_with_ratio(parameters, noise)  # [K, B, D], [K, B]
         logits = batch.logits
         if k > 1:
-            decoded = model.likelihood_logits(tf.reshape(z[1:], [-1, model.latent_size]), x[rows:], training=True)
+            context = tf.tile(batch.context, [k - 1, 1, 1, 1])  # each draw's decoder reads the step's context
+            decoded = model.likelihood_logits(tf.reshape(z[1:], [-1, model.latent_size]), context, training=True)
             logits = tf.concat([logits, decoded], axis=0)  # [K·B, H, W, C], sample-major
         log_likelihood = -tf.reshape(model.negative_log_likelihood(x, logits), [k, rows])
         bound = tf.reduce_mean(losses.importance_weighted_bound(log_likelihood + prior_ratio))

@@ -122,6 +122,9 @@ class Params:
     svi_steps: int = _option(0, "the semi-amortized VAE (Kim et al. 2018): steps of stochastic variational "
                                 "inference that refine each image's posterior from the encoder's, differentiated "
                                 "through in training; 0 = off (Kim et al. use 20)")
+    pixel_dropout: float = _option(0.0, "decoder pixelcnn: the share of the pixels it reads that a training step "
+                                        "replaces by 0.5, unknown (Bowman et al. 2016's word dropout): it must read "
+                                        "z to predict them; the loss still scores every pixel; 0 = off")
     svi_learning_rate: float = _option(1.0, "svi_steps: SVI's step size on the means and log variances, for the "
                                             "batch's mean loss (Kim et al.'s 1; momentum 0.5, gradients clipped)")
     tc_alpha: float = _option(1.0, "beta_tcvae: weight alpha of the index-code mutual information (beta weights the total correlation)")
@@ -398,6 +401,10 @@ def _check_values(p):
     _check_free_bits(p)
     _check_aggressive(p)
     _check_svi(p)
+    _require(0 <= p.pixel_dropout < 1, f"pixel_dropout is a share of the pixels, in [0, 1), got {p.pixel_dropout}")
+    _require(not p.pixel_dropout or p.decoder == "pixelcnn",
+             f"pixel_dropout hides pixels from a decoder that reads them; decoder {p.decoder} reads z alone: use "
+             f"decoder pixelcnn, or drop pixel_dropout")
     _check_prior(p)
     _check_layers_of_latents(p)
     _require(p.kl_end_step >= p.kl_start_step,

@@ -146,9 +146,8 @@ class Layered(Model):
         if self.top_prior.closed_form:
             return kl
         z = mean + tf.exp(log_std) * tf.random.stateless_normal(tf.shape(mean), seed=[self.params.seed, 1])
-        rest = self.top_log_ratio(z, mean, log_std) - tf.reduce_sum(
-            _log_normal_ratio(z, mean, log_std, tf.zeros_like(z), tf.zeros_like(z)), -1, keepdims=True)
-        return kl + rest / self.sizes[-1]
+        rest = priors.StandardNormal(self.sizes[-1]).log_density(z) - self.top_prior.log_density(z)  # [R]
+        return kl + rest[:, None] / self.sizes[-1]
 
     def prior(self, level, above, training=False):
         """p(z_level | z_{level+1} = above): (mean, log_std) [B, size], level counted from 0."""

@@ -124,20 +124,21 @@ class VAE(Model):
         return list(self.refine(x, self.encoder(x, training=False), noise, self.schedule.weight(self.params.num_steps),
                                 training=False)[:2])
 
-    def svi_loss(self, x, kl_weight, training):
+    def svi_loss(self, x, kl_weight, training, context=None):
         """What SVI descends for images x: (mean, log variance, noise) -> each image's reconstruction loss plus
-        `kl_weight`·KL at the draw mean + σ·noise [B]."""
+        `kl_weight`·KL at the draw mean + σ·noise [B]; an autoregressive decoder reads `context` (default x)."""
         def loss(mean, log_variance, noise):
             log_std = 0.5 * log_variance
-            logits = self.likelihood_logits(mean + tf.exp(log_std) * noise, x, training=training)
+            logits = self.likelihood_logits(mean + tf.exp(log_std) * noise, x if context is None else context,
+                                            training=training)
             return self.reconstruction_fn(x, logits) + kl_weight * self.latent.gaussian.kl((mean, log_std), noise)
         return loss
 
-    def refine(self, x, posterior, noise, kl_weight, training):
+    def refine(self, x, posterior, noise, kl_weight, training, context=None):
         """(mean, log_std, how much the steps lowered the batch's mean loss at the first draw) after
         `params.svi_steps` SVI steps from the encoder's `posterior` with `noise` [K, B or 1, latent_size]
-        (`vae_tf.svi`)."""
-        loss = self.svi_loss(x, kl_weight, training)
+        (`vae_tf.svi`), the decoder reading `context` (`svi_loss`)."""
+        loss = self.svi_loss(x, kl_weight, training, context)
         mean, log_variance, first = svi.refine(loss, posterior[0], 2.0 * posterior[1], noise,
                                                self.params.svi_learning_rate, self.params.batch_size)
         refined = loss(tf.stop_gradient(mean), tf.stop_gradient(log_variance), noise[0])  # a figure, not trained
@@ -176,14 +177,16 @@ class VAE(Model):
         decomposition) are computed on the global batch's posteriors and samples, gathered once here
         (`objectives.global_batch`)."""
         posterior, seed = self.encoder(x, training=True), stream_seed(self.params.seed, step, stream)
+        context = self.decoder_context(x, step, stream, replica, replicas)
         if self.params.svi_steps:  # the semi-amortized VAE: the model's posterior is the one SVI refines
             noise = svi.step_noise(seed, self.params.svi_steps, tf.shape(posterior[0]))
-            *posterior, svi_gain = self.refine(x, posterior, noise, self.schedule.weight(step), training=True)
+            *posterior, svi_gain = self.refine(x, posterior, noise, self.schedule.weight(step), training=True,
+                                               context=context)
         parts = self.latent.split(posterior)
         (mean, log_std), rows = parts[0][:2], tf.shape(posterior[0])[0]
         samples, whole_noise = self.sample_code(parts, seed, rows, replica, replicas)
         z, code = samples[0], self.latent.join(samples)
-        logits = self.likelihood_logits(code, x, training=True)
+        logits = self.likelihood_logits(code, context, training=True)
         *whole_posterior, whole_z = global_batch([*posterior, z], replicas)
         whole_gaussian, categorical = self.latent.split(whole_posterior)[0], bool(self.latent.categoricals)
         # The KL's decomposition reads the Gaussian draw: before a flow, z_0, whose posterior q_0 is Gaussian.
@@ -194,7 +197,7 @@ class VAE(Model):
                       self.latent.categorical_marginal_kl(whole_posterior) if categorical else None,
                       self.latent.hsic(whole_posterior, self.independence_kernel) if self.independence_kernel else None,
                       whole=(*whole_gaussian[:2], base_z), parameters=parts[0],
-                      noise=replica_rows(whole_noise, replica, replicas))
+                      noise=replica_rows(whole_noise, replica, replicas), context=context)
         loss, own_figures = self.objective.loss(self, batch, step)
         std = tf.exp(log_std)
         kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
