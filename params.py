@@ -18,6 +18,7 @@ binarize = False  # Bernoulli pixels: training batches binarised afresh each ste
 encoder_layers = [[32, 4, 2], [32, 4, 2], [32, 4, 2], [256], [256]]  # [filters, kernel, stride] convs, then [units] dense
 decoder = "broadcast"  # broadcast: spatial broadcast decoder (Watters et al. 2019) | deconv: dense then transposed convs
 decoder_layers = [[32, 1, 1], [32, 1, 1], [32, 1, 1]]  # broadcast: [filters, kernel, 1] convs, None = Watters et al.'s
+pixelcnn_conditioning = "global"  # decoder pixelcnn: global (z projected alike at every pixel) | spatial (z, x, y)
 #   four [64, 3, 1]; deconv: None mirrors the encoder, else [units] dense then [filters, kernel, stride] transposed convs
 model = "vae"  # vae: encoder, latent code, decoder | m2: semi-supervised, a classifier beside the code | adgm
 latent_size = 10  # number of Gaussian (continuous) latent dimensions

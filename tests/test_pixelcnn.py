@@ -19,12 +19,14 @@ from conftest import ROOT, TINY, assert_train_refuses, tiny_args
 PIXELCNN = dict(decoder="pixelcnn", decoder_layers=[[8, 3, 1]] * 3)
 
 
-def test_each_logit_reads_every_earlier_pixel_in_reach_and_no_later_one():
+@pytest.mark.parametrize("conditioning", ["global", "spatial"])
+def test_each_logit_reads_every_earlier_pixel_in_reach_and_no_later_one(conditioning):
     """The gradient of pixel (i, j)'s logit with respect to the image is zero at (i, j) and after it in raster order,
     and nonzero at the pixel before it and at the one above and to its right (the plain PixelCNN's blind spot)."""
     import keras
     keras.utils.set_random_seed(0)
-    decoder = build_pixelcnn_decoder((6, 6, 1), 2, [[16, 3, 1]] * 3)  # wide enough that no pixel's ReLUs all die
+    decoder = build_pixelcnn_decoder((6, 6, 1), 2, [[16, 3, 1]] * 3,  # wide enough that no pixel's ReLUs all die
+                                     conditioning=conditioning)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((1, 6, 6, 1)).astype(np.float32))
     code = tf.constant(rng.normal(size=(1, 2)).astype(np.float32))
@@ -39,6 +41,23 @@ def test_each_logit_reads_every_earlier_pixel_in_reach_and_no_later_one():
             assert reads[position - 1], (i, j)
         if i > 0 and j < 5:
             assert reads[(i - 1) * 6 + j + 1], (i, j)
+
+
+def test_global_conditioning_tells_every_interior_pixel_the_same_and_spatial_conditioning_does_not():
+    """On a blank 12 × 12 image, the logits of the pixels out of the borders' reach (rows and columns 4 to 9, two
+    gated 3 × 3 layers) are one value under global conditioning, whatever z: the convolutions are
+    translation-equivariant and z is the same at every pixel. Under spatial conditioning they differ."""
+    import keras
+    keras.utils.set_random_seed(1)
+    blank = tf.zeros((3, 12, 12, 1))
+    code = tf.constant(np.random.default_rng(1).normal(size=(3, 2)).astype(np.float32))
+    interior = {}
+    for conditioning in ("global", "spatial"):
+        decoder = build_pixelcnn_decoder((12, 12, 1), 2, [[8, 3, 1]] * 2, conditioning=conditioning)
+        interior[conditioning] = decoder([code, blank]).numpy()[:, 4:10, 4:10, 0].reshape(3, -1)
+    np.testing.assert_allclose(interior["global"], interior["global"][:, :1].repeat(36, 1), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(interior["global"][0], interior["global"][1])  # z changes them, alike
+    assert (interior["spatial"].std(1) > 1e-3).all()
 
 
 def test_sampling_pixel_by_pixel_draws_from_the_teacher_forced_density():
@@ -110,11 +129,11 @@ def test_pixel_dropout_hides_a_share_of_the_decoders_pixels_in_training_steps_an
     np.testing.assert_array_equal(model.forward(x, tf.constant(5, tf.int64), stream=1)[1].context.numpy(), x.numpy())
 
 
-@pytest.mark.parametrize("remedy", [{}, {"pixel_dropout": 0.3}])
-def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, monkeypatch, remedy):
+@pytest.mark.parametrize("options", [{}, {"pixel_dropout": 0.3, "pixelcnn_conditioning": "spatial"}])
+def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, monkeypatch, options):
     import csv
     monkeypatch.chdir(ROOT)
-    common = [f"--output_dir={tmp_path}", *tiny_args(**PIXELCNN, **remedy, num_steps=8, plot_step=4)]
+    common = [f"--output_dir={tmp_path}", *tiny_args(**PIXELCNN, **options, num_steps=8, plot_step=4)]
     assert train_main([*common, "--run_name=straight"]) == 0
     assert train_main([*common, "--run_name=resumed", "--num_steps=4"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
@@ -143,6 +162,8 @@ def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, mo
     (dict(PIXELCNN, pixel_dropout=1.0), "pixel_dropout is a share of the pixels, in [0, 1)"),
     (dict(PIXELCNN, pixel_dropout=-0.1), "pixel_dropout is a share of the pixels, in [0, 1)"),
     (dict(pixel_dropout=0.5), "reads z alone: use decoder pixelcnn, or drop pixel_dropout"),
+    (dict(pixelcnn_conditioning="spatial"), "has no PixelCNN: use decoder pixelcnn, or drop pixelcnn_conditioning"),
+    (dict(PIXELCNN, pixelcnn_conditioning="local"), "pixelcnn_conditioning 'local' is not one of global, spatial"),
 ])
 def test_bad_pixelcnn_parameters_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)

@@ -127,14 +127,11 @@ def decoder_plan(image_shape, encoder_layers, decoder_layers=None):
 def build_decoder(image_shape, code_size, encoder_layers, decoder_layers, activation, precision="float32",
                   decoder="deconv"):
     """codes [B, code_size] -> float32 logits [B, H, W, C] (the output activation belongs to the loss); code_size is
-    the width of the whole code (`Latent.code_size`). `decoder` "pixelcnn" reads [codes, images] instead
-    (`vae_tf.pixelcnn`)."""
+    the width of the whole code (`Latent.code_size`). The PixelCNN, which reads the images too, is
+    `vae_tf.pixelcnn`'s."""
     if decoder == "broadcast":
         return build_broadcast_decoder(image_shape, code_size, decoder_layers or BROADCAST_LAYERS, activation,
                                        precision)
-    if decoder == "pixelcnn":
-        from vae_tf.pixelcnn import build_pixelcnn_decoder
-        return build_pixelcnn_decoder(image_shape, code_size, decoder_layers or PIXELCNN_LAYERS, precision)
     height, width, channels = image_shape
     dense_units, start_channels, deconvs = decoder_plan(image_shape, encoder_layers, decoder_layers)
     x = inputs = keras.Input((code_size,), name="z")
@@ -158,8 +155,6 @@ def build_decoder(image_shape, code_size, encoder_layers, decoder_layers, activa
 
 # Watters et al. 2019 (appendix B): four 3×3 convs of 64 channels, stride 1.
 BROADCAST_LAYERS = [[64, 3, 1]] * 4
-# A small gated PixelCNN: five gated layers of 32 channels per stack, 5×5 kernels (receptive field 11 rows up).
-PIXELCNN_LAYERS = [[32, 5, 1]] * 5
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")

@@ -48,6 +48,9 @@ class Params:
                                                "None = mirror the encoder; broadcast: [filters, kernel, 1] convs, "
                                                "None = Watters et al.'s four [64, 3, 1]; pixelcnn: gated layers "
                                                "[filters, odd kernel, 1], None = five [32, 5, 1]")
+    pixelcnn_conditioning: str = _option("global", "decoder pixelcnn: how z reaches its gates (van den Oord et al. "
+                                                   "2016, §2.3): global (one projection for every pixel) | spatial "
+                                                   "(a map of z and each pixel's coordinates: z can say where)")
     model: str = _option("vae", "model family: vae (encoder, latent code, decoder; docs/latents.md) | m2 (Kingma et "
                                 "al. 2014's semi-supervised model: a classifier q(y|x) beside the code) | adgm (Maaløe et al. 2016: M2 "
                                 "with an auxiliary variable a; docs/model.md) | hierarchical (Burda et al. 2016's "
@@ -175,6 +178,7 @@ class Params:
 # Parameters that change the model's variables, its arithmetic or the data order: a resumed run may not change them
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
+              "pixelcnn_conditioning",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
               "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "classifier_layers",
               "aggressive", "svi_steps",
@@ -210,6 +214,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 DECODERS = ("deconv", "broadcast", "pixelcnn")
+PIXELCNN_CONDITIONINGS = ("global", "spatial")
 MMD_KERNELS = ("rbf", "imq")
 PRIORS = ("normal", "mog", "vamp")
 FLOWS = ("none", "planar", "iaf")
@@ -361,7 +366,9 @@ def _check_values(p):
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
                            ("tc_estimator", TC_ESTIMATORS), ("mmd_kernel", MMD_KERNELS),
-                           ("independence_kernel", INDEPENDENCE_KERNELS), ("precision", PRECISIONS), ("decoder", DECODERS), ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
+                           ("independence_kernel", INDEPENDENCE_KERNELS), ("precision", PRECISIONS),
+                           ("decoder", DECODERS), ("pixelcnn_conditioning", PIXELCNN_CONDITIONINGS),
+                           ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
                            ("model", MODELS), ("prior", PRIORS), ("flow", FLOWS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
@@ -413,6 +420,9 @@ def _check_values(p):
              f"log_step must be a list of steps >= 0, got {p.log_step!r}")
     _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
     _check_categoricals(p)
+    _require(p.pixelcnn_conditioning == "global" or p.decoder == "pixelcnn",
+             f"pixelcnn_conditioning sets how the PixelCNN reads z; decoder {p.decoder} has no PixelCNN: use decoder "
+             f"pixelcnn, or drop pixelcnn_conditioning")
     if p.decoder == "pixelcnn":
         _require(p.model == "vae", f"decoder pixelcnn is built for model vae; model {p.model} decodes every class "
                                    f"and needs a decoder that reads z alone: use deconv or broadcast")

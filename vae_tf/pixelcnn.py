@@ -8,6 +8,13 @@ later one and the receptive field has no blind spot (§2.2). Both stacks' activa
 convolution plus a projection of the code (§2.3, "global conditioning"), and the horizontal stack is residual after
 its first layer. The horizontal output then goes through two 1 × 1 convolutions to the logits.
 
+The code conditions the gates one of two ways (§2.3). "global": a projection of z, the same at every pixel. The
+convolutions are translation-equivariant, so z can then say what is drawn but hardly where: on shapes2d, whose
+images differ mostly by position, the code collapses. "spatial", the location-dependent form: a map s = m(z) with a
+value at each pixel, which each gate reads through a 1 × 1 convolution; m here tiles z over the image with each
+pixel's coordinates (`networks.SpatialBroadcast`, Watters et al. 2019) and mixes them in two 1 × 1 convolutions with
+ReLU (van den Oord et al. use a deconvolutional network), so that z can say where.
+
 Training and the likelihood read the image itself (teacher forcing: one pass gives every p(x_i | x_<i, z));
 sampling draws the pixels one at a time, each pass of the network inside one compiled loop. Images of one channel
 (binary or grey read as Bernoulli means); colour images would need the channel masks of van den Oord et al. 2016a.
@@ -21,6 +28,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_tf.networks import SpatialBroadcast
+
+LAYERS = [[32, 5, 1]] * 5  # the default: five gated layers of 32 channels per stack, 5×5 kernels (11 rows up)
+SPATIAL_MAP_CHANNELS = 32  # the width of s = m(z) and of its hidden 1 × 1 convolution
 _SAMPLERS = weakref.WeakKeyDictionary()  # decoder -> its compiled `sample`, traced once per code width
 
 
@@ -64,15 +75,29 @@ def _down_shift(x):
     return keras.ops.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]
 
 
-def build_pixelcnn_decoder(image_shape, code_size, layers, precision="float32"):
+def _spatial_map(code, height, width, precision):
+    """s = m(z) [B, H, W, SPATIAL_MAP_CHANNELS]: z tiled over the image beside each pixel's x and y, then two 1 × 1
+    convolutions with ReLU (a value of the code at each pixel, §2.3)."""
+    s = SpatialBroadcast(height, width, name="broadcast", dtype=precision)(code)
+    for i in range(2):
+        s = keras.layers.Conv2D(SPATIAL_MAP_CHANNELS, 1, activation="relu", name=f"spatial_map{i}",
+                                dtype=precision)(s)
+    return s
+
+
+def build_pixelcnn_decoder(image_shape, code_size, layers, precision="float32", conditioning="global"):
     """[codes [B, code_size], images [B, H, W, 1]] -> float32 logits [B, H, W, 1] of p(x_i | x_<i, z); `layers`
-    [[filters, kernel, 1], ...] the gated layers (filters per stack, kernel k)."""
+    [[filters, kernel, 1], ...] the gated layers (filters per stack, kernel k); `conditioning` "global" or
+    "spatial" (the module's docstring)."""
     code, images = keras.Input((code_size,), name="z"), keras.Input(tuple(image_shape), name="images")
+    spatial_map = _spatial_map(code, *image_shape[:2], precision) if conditioning == "spatial" else None
     vertical = horizontal = images
     for i, (filters, kernel, _) in enumerate(layers):
         first = i == 0
 
-        def conditioning(name):
+        def conditioning_term(name):
+            if spatial_map is not None:
+                return keras.layers.Conv2D(2 * filters, 1, name=f"{name}{i}", dtype=precision)(spatial_map)
             projected = keras.layers.Dense(2 * filters, name=f"{name}{i}", dtype=precision)(code)
             return keras.layers.Reshape((1, 1, 2 * filters), dtype=precision)(projected)
 
@@ -83,9 +108,9 @@ def build_pixelcnn_decoder(image_shape, code_size, layers, precision="float32"):
         horizontal_conv = MaskedConv2D(2 * filters, (1, kernel), "horizontal", include_centre=not first,
                                        name=f"horizontal{i}", dtype=precision)(horizontal)
         vertical = keras.layers.Lambda(_gate, name=f"vertical_gate{i}", dtype=precision)(
-            keras.layers.Add(dtype=precision)([vertical_conv, conditioning("vertical_code")]))
+            keras.layers.Add(dtype=precision)([vertical_conv, conditioning_term("vertical_code")]))
         gated = keras.layers.Lambda(_gate, name=f"horizontal_gate{i}", dtype=precision)(
-            keras.layers.Add(dtype=precision)([horizontal_conv, link, conditioning("horizontal_code")]))
+            keras.layers.Add(dtype=precision)([horizontal_conv, link, conditioning_term("horizontal_code")]))
         out = keras.layers.Conv2D(filters, 1, name=f"horizontal_out{i}", dtype=precision)(gated)
         # The first layer's input is the image, whose pixel i must not reach its own logit.
         horizontal = out if first else keras.layers.Add(dtype=precision)([horizontal, out])

@@ -7,7 +7,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from vae_tf import aggressive, flows, networks, priors, svi
+from vae_tf import aggressive, flows, networks, pixelcnn, priors, svi
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights
 from vae_tf.models.base import Model
@@ -82,8 +82,13 @@ class VAE(Model):
                                     else None)
         self.encoder = networks.build_encoder(image_shape, p.encoder_layers, self.latent.heads, p.activation,
                                               p.precision)
-        self.decoder = networks.build_decoder(image_shape, self.latent.code_size, p.encoder_layers, p.decoder_layers,
-                                              p.activation, p.precision, p.decoder)
+        if p.decoder == "pixelcnn":  # it reads the images too
+            self.decoder = pixelcnn.build_pixelcnn_decoder(image_shape, self.latent.code_size,
+                                                           p.decoder_layers or pixelcnn.LAYERS, p.precision,
+                                                           p.pixelcnn_conditioning)
+        else:
+            self.decoder = networks.build_decoder(image_shape, self.latent.code_size, p.encoder_layers,
+                                                  p.decoder_layers, p.activation, p.precision, p.decoder)
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
         self.schedule = schedule_of(p)
         # A plain attribute, not a tracked layer: FactorVAE's discriminator must stay out of the VAE's variables.
