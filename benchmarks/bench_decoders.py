@@ -9,7 +9,8 @@ reported:
   deconv      the transposed-conv decoder mirroring the encoder
   broadcast   the spatial broadcast decoder (four [64, 3, 1] convs)
   pixelcnn    the gated PixelCNN decoder, `--depth` gated layers [filters, kernel, 1] (teacher forcing: one pass
-              per step)
+              per step), z projected alike at every pixel (pixelcnn_conditioning "global")
+  spatial     the same with pixelcnn_conditioning "spatial" (a map of z and each pixel's coordinates)
 and, once, the time to sample 64 images pixel by pixel from each PixelCNN (784 passes in one compiled loop).
 """
 
@@ -23,19 +24,21 @@ from timing import seconds_per_call
 ENCODER = [[32, 4, 2], [64, 4, 2], [256]]
 
 
-def model_of(decoder, layers):
+def model_of(case, layers):
     import vae_tf
 
+    decoder = "pixelcnn" if case == "spatial" else case
     return vae_tf.build_model(vae_tf.load_params("params.py", overrides=dict(
         dataset="fashion_mnist", image_size=None, encoder_layers=ENCODER, decoder=decoder,
         decoder_layers=layers if decoder == "pixelcnn" else (None if decoder == "deconv" else [[64, 3, 1]] * 4),
+        pixelcnn_conditioning="spatial" if case == "spatial" else "global",
         latent_size=32, batch_size=64, objective="beta_vae", beta=1.0, mig_step=0)), image_shape=(28, 28, 1))
 
 
-def time_steps(decoder, layers, steps):
+def time_steps(case, layers, steps):
     import tensorflow as tf
 
-    model = model_of(decoder, layers)
+    model = model_of(case, layers)
     x = tf.constant((np.random.default_rng(0).random((64, 28, 28, 1)) > 0.5).astype(np.float32))
     step = tf.function(lambda: model.train_step(x))
     return seconds_per_call(step, steps)
@@ -59,7 +62,7 @@ def main():
     parser.add_argument("--kernel", type=int, default=5, help="each gated layer's (odd) kernel")
     args = parser.parse_args()
     layers = [[args.filters, args.kernel, 1]] * args.depth
-    cases = ["deconv", "broadcast", "pixelcnn"]
+    cases = ["deconv", "broadcast", "pixelcnn", "spatial"]
     times = {case: [] for case in cases}
     for round_number in range(args.rounds):
         for case in cases if round_number % 2 == 0 else reversed(cases):
