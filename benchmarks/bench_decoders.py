@@ -11,7 +11,8 @@ reported:
   pixelcnn    the gated PixelCNN decoder, `--depth` gated layers [filters, kernel, 1] (teacher forcing: one pass
               per step), z projected alike at every pixel (pixelcnn_conditioning "global")
   spatial     the same with pixelcnn_conditioning "spatial" (a map of z and each pixel's coordinates)
-and, once, the time to sample 64 images pixel by pixel from each PixelCNN (784 passes in one compiled loop).
+and, once, the time to sample 64 images pixel by pixel from the globally conditioned PixelCNN (784 passes in one
+compiled loop).
 """
 
 import argparse

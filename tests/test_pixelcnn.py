@@ -108,10 +108,10 @@ def test_a_pixelcnn_vae_has_the_integrated_log_likelihood():
 
 def test_pixel_dropout_hides_a_share_of_the_decoders_pixels_in_training_steps_and_scores_all():
     """With pixel_dropout 0.4, a training step's decoder reads its images with about 40% of the pixels at 0.5 (the
-    rest unchanged), the same ones at the same step, and the loss scores the true pixels under those logits (a NumPy
-    Bernoulli log-likelihood); a validation pass reads the images whole."""
+    rest unchanged), the same ones at the same step and on two replicas as on one device, and the loss scores the
+    true pixels under those logits (a NumPy Bernoulli log-likelihood); a validation pass reads the images whole."""
     model = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides={
-        **TINY, **PIXELCNN, "pixel_dropout": 0.4}))
+        **TINY, **PIXELCNN, "pixel_dropout": 0.4, "binarize": True}))
     x = tf.constant((np.random.default_rng(0).random((8, 16, 16, 1)) > 0.5).astype(np.float32))
     _, batch = model.forward(x, tf.constant(5, tf.int64), stream=0)
     context = batch.context.numpy()
@@ -127,9 +127,11 @@ def test_pixel_dropout_hides_a_share_of_the_decoders_pixels_in_training_steps_an
     nll = (np.maximum(logits, 0) - logits * pixels + np.log1p(np.exp(-np.abs(logits)))).sum((1, 2, 3))
     np.testing.assert_allclose(batch.reconstruction.numpy(), nll, rtol=1e-5)
     np.testing.assert_array_equal(model.forward(x, tf.constant(5, tf.int64), stream=1)[1].context.numpy(), x.numpy())
+    halves = [model.decoder_context(x[4 * r:4 * (r + 1)], tf.constant(5, tf.int64), 0, r, 2) for r in range(2)]
+    np.testing.assert_array_equal(np.concatenate(halves), context)  # two replicas hide what one device does
 
 
-@pytest.mark.parametrize("options", [{}, {"pixel_dropout": 0.3, "pixelcnn_conditioning": "spatial"}])
+@pytest.mark.parametrize("options", [{}, {"pixel_dropout": 0.3, "binarize": True, "pixelcnn_conditioning": "spatial"}])
 def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, monkeypatch, options):
     import csv
     monkeypatch.chdir(ROOT)
@@ -162,6 +164,7 @@ def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, mo
     (dict(PIXELCNN, pixel_dropout=1.0), "pixel_dropout is a share of the pixels, in [0, 1)"),
     (dict(PIXELCNN, pixel_dropout=-0.1), "pixel_dropout is a share of the pixels, in [0, 1)"),
     (dict(pixel_dropout=0.5), "reads z alone: use decoder pixelcnn, or drop pixel_dropout"),
+    (dict(PIXELCNN, pixel_dropout=0.5), "which a grey image holds too: set binarize True"),
     (dict(pixelcnn_conditioning="spatial"), "has no PixelCNN: use decoder pixelcnn, or drop pixelcnn_conditioning"),
     (dict(PIXELCNN, pixelcnn_conditioning="local"), "pixelcnn_conditioning 'local' is not one of global, spatial"),
 ])

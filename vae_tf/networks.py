@@ -129,6 +129,8 @@ def build_decoder(image_shape, code_size, encoder_layers, decoder_layers, activa
     """codes [B, code_size] -> float32 logits [B, H, W, C] (the output activation belongs to the loss); code_size is
     the width of the whole code (`Latent.code_size`). The PixelCNN, which reads the images too, is
     `vae_tf.pixelcnn`'s."""
+    if decoder not in ("deconv", "broadcast"):
+        raise ValueError(f"networks builds the deconv and broadcast decoders, not {decoder!r}")
     if decoder == "broadcast":
         return build_broadcast_decoder(image_shape, code_size, decoder_layers or BROADCAST_LAYERS, activation,
                                        precision)

@@ -14,9 +14,10 @@ from vae_tf import losses
 
 # The random streams of a run: each draws from its own stateless seed `stream_seed(seed, step, stream)`, so a resumed
 # run draws exactly what an uninterrupted one would. 0: the training step's reparameterisation noise; 1: validation;
-# 2: IWAE's extra samples; 3: FactorVAE's dimension permutation; 4: InfoVAE's prior samples; 6: dynamic binarisation
-# (`datasets.TrainingStream`). A categorical latent part i draws from stream s's seed folded with i (`VAE.forward`).
-FACTOR_VAE_STREAM, INFO_VAE_STREAM = 3, 4
+# 2: IWAE's extra samples; 3: FactorVAE's dimension permutation; 4: InfoVAE's prior samples; 5: the pixels
+# pixel_dropout hides (`Model.decoder_context`); 6: dynamic binarisation (`datasets.TrainingStream`). A categorical
+# latent part i draws from stream s's seed folded with i (`VAE.forward`).
+FACTOR_VAE_STREAM, INFO_VAE_STREAM, PIXEL_DROPOUT_STREAM = 3, 4, 5
 
 
 def stream_seed(seed, step, stream):

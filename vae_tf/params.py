@@ -412,6 +412,8 @@ def _check_values(p):
     _require(not p.pixel_dropout or p.decoder == "pixelcnn",
              f"pixel_dropout hides pixels from a decoder that reads them; decoder {p.decoder} reads z alone: use "
              f"decoder pixelcnn, or drop pixel_dropout")
+    _require(not p.pixel_dropout or p.binarize, "pixel_dropout marks a hidden pixel 0.5, which a grey image holds "
+                                                "too: set binarize True")
     _check_prior(p)
     _check_layers_of_latents(p)
     _require(p.kl_end_step >= p.kl_start_step,

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from vae_tf.errors import UserError
 from vae_tf.losses import negative_log_likelihood
-from vae_tf.objectives import replica_rows, stream_seed
+from vae_tf.objectives import PIXEL_DROPOUT_STREAM, replica_rows, stream_seed
 from vae_tf.params import Params, saved_params
 
 TRACKED = ("loss", "reconstruction_loss", "kl_loss")
@@ -127,11 +127,11 @@ class Model(keras.Model):
         """The images [B, H, W, C] an autoregressive decoder reads in `forward`: x, but in a training step (stream 0)
         with `pixel_dropout` a share of its pixels replaced by 0.5, unknown (Bowman et al. 2016's word dropout): the
         decoder can then no longer predict a pixel from the ones before it alone, and must read the code. The mask
-        is drawn for the global batch from its own stream (3), as `noise` is, and each replica takes its rows."""
+        is drawn for the global batch from its own stream, as `noise` is, and each replica takes its rows."""
         if not self.params.pixel_dropout or stream != 0:
             return x
         shape = tf.concat([[tf.shape(x)[0] * replicas], tf.shape(x)[1:]], axis=0)
-        uniform = tf.random.stateless_uniform(shape, seed=stream_seed(self.params.seed, step, 3))
+        uniform = tf.random.stateless_uniform(shape, seed=stream_seed(self.params.seed, step, PIXEL_DROPOUT_STREAM))
         hidden = replica_rows(uniform, replica, replicas) < self.params.pixel_dropout
         return tf.where(hidden, tf.constant(0.5, x.dtype), x)
 
