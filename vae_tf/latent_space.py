@@ -41,8 +41,8 @@ def traversal_range(mean, log_std, dimension, seed=0):
     return float(sampled.max()), float(sampled.min())
 
 
-REMEDIES = ("kl_schedule='linear' (annealing) or 'cyclical', free_bits, aggressive, svi_steps, a smaller beta, or "
-            "a weaker decoder (docs/collapse.md)")
+REMEDIES = ("kl_schedule='linear' (annealing) or 'cyclical', free_bits, aggressive, svi_steps, a smaller beta, a "
+            "weaker decoder, or for a PixelCNN pixelcnn_conditioning='spatial' and pixel_dropout (docs/collapse.md)")
 
 
 def kl_parts(mean, log_std, seed=0):
