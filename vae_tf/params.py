@@ -408,12 +408,6 @@ def _check_values(p):
     _check_free_bits(p)
     _check_aggressive(p)
     _check_svi(p)
-    _require(0 <= p.pixel_dropout < 1, f"pixel_dropout is a share of the pixels, in [0, 1), got {p.pixel_dropout}")
-    _require(not p.pixel_dropout or p.decoder == "pixelcnn",
-             f"pixel_dropout hides pixels from a decoder that reads them; decoder {p.decoder} reads z alone: use "
-             f"decoder pixelcnn, or drop pixel_dropout")
-    _require(not p.pixel_dropout or p.binarize, "pixel_dropout marks a hidden pixel 0.5, which a grey image holds "
-                                                "too: set binarize True")
     _check_prior(p)
     _check_layers_of_latents(p)
     _require(p.kl_end_step >= p.kl_start_step,
@@ -422,18 +416,7 @@ def _check_values(p):
              f"log_step must be a list of steps >= 0, got {p.log_step!r}")
     _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
     _check_categoricals(p)
-    _require(p.pixelcnn_conditioning == "global" or p.decoder == "pixelcnn",
-             f"pixelcnn_conditioning sets how the PixelCNN reads z; decoder {p.decoder} has no PixelCNN: use decoder "
-             f"pixelcnn, or drop pixelcnn_conditioning")
-    if p.decoder == "pixelcnn":
-        _require(p.model == "vae", f"decoder pixelcnn is built for model vae; model {p.model} decodes every class "
-                                   f"and needs a decoder that reads z alone: use deconv or broadcast")
-        _require(p.reconstruction_loss == "bernoulli", f"decoder pixelcnn models each pixel as a Bernoulli given "
-                                                       f"those before it: use reconstruction_loss bernoulli")
-        _require(p.channels == 1 or (p.channels is None and p.dataset in ("shapes2d", "mnist", "fashion_mnist",
-                                                                          "dsprites")),
-                 "decoder pixelcnn models one channel (colour needs van den Oord et al.'s channel masks): use "
-                 "channels 1")
+    _check_pixelcnn(p)
     _require(not p.binarize or p.reconstruction_loss == "bernoulli",
              f"binarize draws binary pixels for a Bernoulli decoder; use reconstruction_loss bernoulli with it "
              f"(got {p.reconstruction_loss})")
@@ -470,6 +453,29 @@ def _check_free_bits(p):
     groups = p.free_bits_groups
     _require(groups is None or (groups >= 1 and p.latent_size % groups == 0),
              f"free_bits_groups must divide latent_size {p.latent_size} into equal groups, got {groups}")
+
+
+def _check_pixelcnn(p):
+    """The PixelCNN decoder and its own options (pixel_dropout, pixelcnn_conditioning)."""
+    _require(0 <= p.pixel_dropout < 1, f"pixel_dropout is a share of the pixels, in [0, 1), got {p.pixel_dropout}")
+    _require(not p.pixel_dropout or p.decoder == "pixelcnn",
+             f"pixel_dropout hides pixels from a decoder that reads them; decoder {p.decoder} reads z alone: use "
+             f"decoder pixelcnn, or drop pixel_dropout")
+    _require(not p.pixel_dropout or p.binarize, "pixel_dropout marks a hidden pixel 0.5, which a grey image holds "
+                                                "too: set binarize True")
+    _require(p.pixelcnn_conditioning == "global" or p.decoder == "pixelcnn",
+             f"pixelcnn_conditioning sets how the PixelCNN reads z; decoder {p.decoder} has no PixelCNN: use decoder "
+             f"pixelcnn, or drop pixelcnn_conditioning")
+    if p.decoder != "pixelcnn":
+        return
+    _require(p.model == "vae", f"decoder pixelcnn is built for model vae; model {p.model} decodes every class "
+                               f"and needs a decoder that reads z alone: use deconv or broadcast")
+    _require(p.reconstruction_loss == "bernoulli", f"decoder pixelcnn models each pixel as a Bernoulli given "
+                                                   f"those before it: use reconstruction_loss bernoulli")
+    _require(p.channels == 1 or (p.channels is None and p.dataset in ("shapes2d", "mnist", "fashion_mnist",
+                                                                      "dsprites")),
+             "decoder pixelcnn models one channel (colour needs van den Oord et al.'s channel masks): use "
+             "channels 1")
 
 
 def _check_aggressive(p):

@@ -126,24 +126,24 @@ class VAE(Model):
         last step), from draws of a fixed seed shared by every image: an image's posterior does not depend on the
         images encoded beside it."""
         noise = svi.step_noise(tf.constant([self.params.seed, 0]), self.params.svi_steps, [1, self.latent_size])
-        return list(self.refine(x, self.encoder(x, training=False), noise, self.schedule.weight(self.params.num_steps),
-                                training=False)[:2])
+        return list(self.refine(x, x, self.encoder(x, training=False), noise,
+                                self.schedule.weight(self.params.num_steps), training=False)[:2])
 
-    def svi_loss(self, x, kl_weight, training, context=None):
+    def svi_loss(self, x, context, kl_weight, training):
         """What SVI descends for images x: (mean, log variance, noise) -> each image's reconstruction loss plus
-        `kl_weight`·KL at the draw mean + σ·noise [B]; an autoregressive decoder reads `context` (default x)."""
+        `kl_weight`·KL at the draw mean + σ·noise [B]; an autoregressive decoder reads `context` (x, or a training
+        step's `decoder_context`)."""
         def loss(mean, log_variance, noise):
             log_std = 0.5 * log_variance
-            logits = self.likelihood_logits(mean + tf.exp(log_std) * noise, x if context is None else context,
-                                            training=training)
+            logits = self.likelihood_logits(mean + tf.exp(log_std) * noise, context, training=training)
             return self.reconstruction_fn(x, logits) + kl_weight * self.latent.gaussian.kl((mean, log_std), noise)
         return loss
 
-    def refine(self, x, posterior, noise, kl_weight, training, context=None):
+    def refine(self, x, context, posterior, noise, kl_weight, training):
         """(mean, log_std, how much the steps lowered the batch's mean loss at the first draw) after
         `params.svi_steps` SVI steps from the encoder's `posterior` with `noise` [K, B or 1, latent_size]
         (`vae_tf.svi`), the decoder reading `context` (`svi_loss`)."""
-        loss = self.svi_loss(x, kl_weight, training, context)
+        loss = self.svi_loss(x, context, kl_weight, training)
         mean, log_variance, first = svi.refine(loss, posterior[0], 2.0 * posterior[1], noise,
                                                self.params.svi_learning_rate, self.params.batch_size)
         refined = loss(tf.stop_gradient(mean), tf.stop_gradient(log_variance), noise[0])  # a figure, not trained
@@ -185,8 +185,7 @@ class VAE(Model):
         context = self.decoder_context(x, step, stream, replica, replicas)
         if self.params.svi_steps:  # the semi-amortized VAE: the model's posterior is the one SVI refines
             noise = svi.step_noise(seed, self.params.svi_steps, tf.shape(posterior[0]))
-            *posterior, svi_gain = self.refine(x, posterior, noise, self.schedule.weight(step), training=True,
-                                               context=context)
+            *posterior, svi_gain = self.refine(x, context, posterior, noise, self.schedule.weight(step), training=True)
         parts = self.latent.split(posterior)
         (mean, log_std), rows = parts[0][:2], tf.shape(posterior[0])[0]
         samples, whole_noise = self.sample_code(parts, seed, rows, replica, replicas)
