@@ -131,6 +131,26 @@ def test_pixel_dropout_hides_a_share_of_the_decoders_pixels_in_training_steps_an
     np.testing.assert_array_equal(np.concatenate(halves), context)  # two replicas hide what one device does
 
 
+@pytest.mark.parametrize("options", [dict(objective="iwae", iwae_samples=3, beta=1.0), dict(svi_steps=2)])
+def test_iwaes_extra_draws_and_svis_steps_read_the_training_steps_hidden_pixels(options):
+    """Every decoder pass of a training step with pixel_dropout (IWAE's other draws, SVI's steps) reads the step's
+    images with the same pixels hidden, never the whole images: a decoder shown them whole could predict each pixel
+    from its neighbours and leave the code unread, which pixel dropout is there to stop."""
+    model = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides={
+        **TINY, **PIXELCNN, "pixel_dropout": 0.4, "binarize": True, **options}))
+    x = tf.constant((np.random.default_rng(2).random((8, 16, 16, 1)) > 0.5).astype(np.float32))
+    read, decode = [], model.likelihood_logits
+    model.likelihood_logits = lambda code, images, **kwargs: read.append(images.numpy()) or decode(code, images,
+                                                                                                     **kwargs)
+    step = tf.constant(5, tf.int64)
+    context = model.decoder_context(x, step, stream=0).numpy()
+    assert 0.3 < (context == 0.5).mean() < 0.5
+    model.forward(x, step, stream=0)
+    assert sum(map(len, read)) >= 3 * len(x)  # the step's own draw and two more (IWAE's 2 draws, or SVI's 2 steps)
+    for images in read:
+        np.testing.assert_array_equal(images, np.tile(context, [len(images) // len(x), 1, 1, 1]))
+
+
 @pytest.mark.parametrize("options", [{}, {"pixel_dropout": 0.3, "binarize": True, "pixelcnn_conditioning": "spatial"}])
 def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, monkeypatch, options):
     import csv
