@@ -353,12 +353,14 @@ def test_a_study_runs_on_a_cluster_of_two_ray_nodes(tmp_path):
         nodes.append(subprocess.Popen([ray, "start", f"--address={address}", *common], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         _wait_for_cpus(ray, address, env, 2)
-        folder = tmp_path / "smoke"
-        result = subprocess.run([sys.executable, str(ROOT / "study.py"), "studies/smoke.py", f"--output_dir={folder}",
+        # Two trials that train at once, one per CPU: the scheduler must place them on both nodes.
+        path = study_file(tmp_path, "two", base={**TINY_BASE, "num_steps": 20}, grid={"beta": [1.0, 4.0]})
+        folder = tmp_path / "two_nodes"
+        result = subprocess.run([sys.executable, str(ROOT / "study.py"), str(path), f"--output_dir={folder}",
                                  f"--address={address}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
         records = [json.loads((p / "trial.json").read_text()) for p in folder.iterdir() if p.is_dir()]
-        assert [r["status"] for r in records] == ["finished"] * 4
+        assert [r["status"] for r in records] == ["finished"] * 2
         assert len({r["node"] for r in records}) == 2  # one CPU each: both nodes trained runs
     finally:
         for node in nodes:
