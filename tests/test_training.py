@@ -14,6 +14,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import vae_tf
+from vae_tf import jobs
 from vae_tf.models.vae import step_figures
 from vae_tf.runs import log_columns, params_history, read_log
 
@@ -191,14 +192,38 @@ def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpo
     assert not (tmp_path / "nan" / "model.keras").exists()
 
 
-def test_early_stopping_after_validations_without_improvement(tiny, capsys):
-    # A KL weight that grows by 10^5 per step makes every validation loss worse than the one before.
-    params = tiny(run_name="early", num_steps=50, validation_step=1, validation_tolerance=2, learning_rate=1e-9,
-                  kl_schedule="linear", kl_start_step=0, kl_end_step=10, kl_end_value=1e6, plot_step=0, log_step=[])
+def test_early_stopping_after_validations_without_improvement(tiny, capsys, monkeypatch):
+    real, penalties = jobs.Validate.figures, iter(range(0, 10 ** 12, 10 ** 9))
+
+    def worse(self):  # each validation's loss 10^9 worse than the one before, on top of the model's own
+        figures = real(self)
+        return {**figures, "loss": figures["loss"] + next(penalties)}
+
+    monkeypatch.setattr(jobs.Validate, "figures", worse)
+    params = tiny(run_name="early", num_steps=50, validation_step=1, validation_tolerance=2, plot_step=0, log_step=[])
     run = vae_tf.train(params, progress=False)
     assert len(read_rows(run / "log.csv")) == 3  # best at step 1, then two worse validations
+    assert sorted(p.name for p in (run / "checkpoints" / "best").glob("*.index")) == ["ckpt-1.index"]
     vae_tf.train(params, progress=False)
     assert "stopped early at step 3" in capsys.readouterr().out
+
+
+def test_validations_while_the_kl_weight_ramps_are_neither_best_nor_counted(tiny):
+    """A KL weight growing by 10^5 per step to step 10 makes each validation's loss worse than the one before; they
+    are logged, but the best checkpoint and the count towards validation_tolerance start at step 10, when the weight
+    stops changing (a warm-up's first, lightly weighted losses would otherwise win and stop the run)."""
+    params = tiny(run_name="ramp", num_steps=12, validation_step=1, validation_tolerance=2, learning_rate=1e-9,
+                  kl_schedule="linear", kl_start_step=0, kl_end_step=10, kl_end_value=1e6, plot_step=0, log_step=[])
+    run = vae_tf.train(params, progress=False)
+    validations = read_rows(run / "validation.csv")
+    assert [int(r["step"]) for r in validations] == list(range(1, 13))  # not stopped at step 3
+    assert all(float(a["loss"]) < float(b["loss"]) for a, b in zip(validations[:10], validations[1:10]))
+    best = [int(p.name.split("-")[1].split(".")[0]) for p in (run / "checkpoints" / "best").glob("*.index")]
+    assert best and best[0] >= 10
+    with pytest.raises(vae_tf.UserError, match=r"compared from the KL schedule's end \(kl_end_step 10\) on"):
+        vae_tf.load_run(vae_tf.train(tiny(run_name="short", num_steps=5, validation_step=1, kl_schedule="linear",
+                                          kl_start_step=0, kl_end_step=10, plot_step=0, log_step=[]), progress=False),
+                        checkpoint="best")
 
 
 @pytest.mark.slow

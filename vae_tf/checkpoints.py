@@ -13,6 +13,7 @@ import tensorflow as tf
 from vae_tf.errors import UserError
 from vae_tf.models import build_model
 from vae_tf.runs import checkpoint_steps, open_run
+from vae_tf.schedules import schedule_of
 
 
 class Checkpointer:
@@ -141,6 +142,10 @@ def missing_checkpoint(run, params, which):
     """Why a run has no `which` checkpoint, and what to use instead."""
     if which == "best" and not params.validation_step:
         return f"{run.path} has no best checkpoint: it never validates (validation_step=0); use the latest checkpoint"
+    settled = schedule_of(params).settled_step()
+    if which == "best" and settled:
+        return (f"{run.path} has no best checkpoint: validations are compared from the KL schedule's end "
+                f"(kl_end_step {settled}) on, and none came after it; use checkpoint 'latest' or 'final'")
     if run.model_keras.exists():
         return f"{run.path} finished without a {which} checkpoint; use the final one (model.keras)"
     return f"{run.path} has no {which} checkpoint yet: train it first"

@@ -23,9 +23,16 @@ def linear_ramp(step, start_step, end_step, start_value, end_value):
 class Constant:
     """β-VAE (Higgins et al. 2017): loss = reconstruction + β·KL. β = 1 is the plain VAE, β = 0 an autoencoder."""
 
+    ramps = False  # whether the KL term's weighting changes between kl_start_step and kl_end_step
+
     def __init__(self, beta, start_step, end_step, start_value, end_value):
         self.beta = beta
         self.ramp = (start_step, end_step, start_value, end_value)
+
+    def settled_step(self):
+        """The first step from which the KL term is weighted as it will be to the end: losses of earlier steps weigh
+        it otherwise, and early stopping does not compare them with later ones."""
+        return self.ramp[1] if self.ramps else 0
 
     def weight(self, step):
         return tf.constant(self.beta, tf.float32)
@@ -40,12 +47,16 @@ class Constant:
 class Linear(Constant):
     """KL annealing (Bowman et al. 2016, §3.1) and its reverse, the "KL decrease" runs: the weight ramps linearly."""
 
+    ramps = True
+
     def weight(self, step):
         return linear_ramp(step, *self.ramp)
 
 
 class Capacity(Constant):
     """Controlled capacity (Burgess et al. 2018, eq. 8): loss = reconstruction + β·|KL − C|, C ramping linearly in nats."""
+
+    ramps = True
 
     def target(self, step):
         return linear_ramp(step, *self.ramp)
@@ -59,6 +70,8 @@ class Cyclical(Constant):
     length, each a linear ramp from kl_start_value to kl_end_value over the first `ratio` of the cycle, then that
     value held; kl_start_value before, kl_end_value after. Each cycle reopens the code to information the decoder
     would otherwise learn to do without."""
+
+    ramps = True
 
     def __init__(self, beta, start_step, end_step, start_value, end_value, cycles=4, ratio=0.5):
         super().__init__(beta, start_step, end_step, start_value, end_value)
