@@ -38,7 +38,7 @@ ORIGINAL_WEIGHT.update({"shapes2d_beta_vae": lambda s: 4.0, "shapes2d_annealed_v
                         # the seeds' AE -> VAE switch, at once and annealed (AE_1's ramp over 10,000 steps)
                         "fashion_mnist_ae_to_vae": lambda s: 0.0 if s < 3000 else 1.0,
                         "fashion_mnist_ae_to_vae_annealed": lambda s: 0.0 if s <= 3000 else min(1.0, (s - 3000) / 10000),
-                        "fashion_mnist_mlp": lambda s: min(1.0, s / 60000),  # Tomczak & Welling's warm-up over 100 epochs
+                        "fashion_mnist_mlp": lambda s: min(1.0, s / 60000),  # a warm-up over 100 epochs
                         "fashion_mnist_m2": lambda s: 1.0, "fashion_mnist_adgm": lambda s: 1.0})
 MODEL = ("dataset", "image_size", "encoder_layers", "decoder", "decoder_layers", "latent_size", "activation",
          "reconstruction_loss", "objective")

@@ -4,12 +4,24 @@ import pytest
 import tensorflow as tf
 
 import vae_tf
-from vae_tf.schedules import make_schedule
+from vae_tf.schedules import comparable_from, make_schedule
 
 
 def weights(tiny, steps, **overrides):
     schedule = vae_tf.kl_weight_schedule(tiny(**overrides))
     return [schedule(step) for step in steps]
+
+
+@pytest.mark.parametrize("overrides, step", [
+    (dict(kl_schedule="constant", kl_end_step=500), 0),
+    (dict(kl_schedule="linear", kl_end_step=500), 500),
+    (dict(kl_schedule="linear", kl_end_step=500, kl_start_value=1.0, kl_end_value=1.0), 0),  # a weight that holds
+    (dict(kl_schedule="cyclical", kl_end_step=800), 800),
+    (dict(kl_schedule="capacity", kl_end_step=500, categorical_sizes=[3], categorical_end_step=700), 700),
+    (dict(kl_schedule="linear", kl_end_step=900, categorical_sizes=[3], categorical_end_step=700), 900),
+])
+def test_validations_are_compared_from_the_last_ramps_end(tiny, overrides, step):
+    assert comparable_from(tiny(**overrides)) == step
 
 
 def test_constant_is_beta_at_every_step(tiny):

@@ -13,7 +13,7 @@ import tensorflow as tf
 from vae_tf.errors import UserError
 from vae_tf.models import build_model
 from vae_tf.runs import checkpoint_steps, open_run
-from vae_tf.schedules import schedule_of
+from vae_tf.schedules import comparable_from
 
 
 class Checkpointer:
@@ -142,10 +142,11 @@ def missing_checkpoint(run, params, which):
     """Why a run has no `which` checkpoint, and what to use instead."""
     if which == "best" and not params.validation_step:
         return f"{run.path} has no best checkpoint: it never validates (validation_step=0); use the latest checkpoint"
-    settled = schedule_of(params).settled_step()
-    if which == "best" and settled:
-        return (f"{run.path} has no best checkpoint: validations are compared from the KL schedule's end "
-                f"(kl_end_step {settled}) on, and none came after it; use checkpoint 'latest' or 'final'")
+    compared_from, last = comparable_from(params), max(checkpoint_steps(run.checkpoints), default=0)
+    if which == "best" and 0 < last < compared_from:
+        final = " or 'final'" if run.model_keras.exists() else ""
+        return (f"{run.path} has no best checkpoint: validations are compared from step {compared_from} on, where its "
+                f"schedule's ramp ends, and it stopped at step {last}; use checkpoint 'latest'{final}")
     if run.model_keras.exists():
         return f"{run.path} finished without a {which} checkpoint; use the final one (model.keras)"
     return f"{run.path} has no {which} checkpoint yet: train it first"

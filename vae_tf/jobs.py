@@ -23,6 +23,7 @@ from tensorboard.plugins.image import metadata as image_metadata
 from vae_tf import aggressive, metrics
 from vae_tf.baselines import model_representation
 from vae_tf.runs import CsvLog, latent_history, log_columns, mig_columns, replace_atomically
+from vae_tf.schedules import comparable_from
 from vae_tf.snapshots import SnapshotFigure
 
 SNAPSHOT_IMAGES = 16
@@ -103,13 +104,14 @@ class LogRows(Job):
 class Validate(Job):
     """The validation loss on fixed images every `validation_step` steps (validation.csv, TensorBoard), and the best
     checkpoint whenever it improves. Every worker validates the same images, so all take the same early-stopping
-    decision. While the KL schedule ramps, the loss weighs the KL by a weight still changing: those validations are
-    logged but neither saved as the best nor counted towards `validation_tolerance` (Tomczak & Welling 2018's code
-    does not count its warm-up's epochs either), or a warm-up's light first weights would win."""
+    decision. While a schedule ramps (`schedules.comparable_from`), the loss weighs its term by a weight still
+    changing: those validations are logged but neither saved as the best nor counted towards `validation_tolerance`
+    (Tomczak & Welling 2018's code does not count its warm-up's epochs either), or a warm-up's light first weights
+    would win."""
 
     def __init__(self, params, model, split, state, run, writer, background, resume_step, chief):
         self.every = params.validation_step
-        self.compared_from = model.schedule.settled_step()
+        self.compared_from = comparable_from(params)
         self.state, self.writer, self.background = state, writer, background
         self.names = model.validation_figures  # the figures a validation averages
         self.validation = _compiled_validation(model, split, params.batch_size,

@@ -30,9 +30,9 @@ class Constant:
         self.ramp = (start_step, end_step, start_value, end_value)
 
     def settled_step(self):
-        """The first step from which the KL term is weighted as it will be to the end: losses of earlier steps weigh
-        it otherwise, and early stopping does not compare them with later ones."""
-        return self.ramp[1] if self.ramps else 0
+        """The first step from which the term is weighted as it will be to the end (0: from the start)."""
+        start_step, end_step, start_value, end_value = self.ramp
+        return end_step if self.ramps and start_value != end_value else 0
 
     def weight(self, step):
         return tf.constant(self.beta, tf.float32)
@@ -118,6 +118,14 @@ def schedule_of(params):
                else {})
     return make_schedule(params.kl_schedule, params.beta, params.kl_start_step, params.kl_end_step,
                          params.kl_start_value, params.kl_end_value, **options)
+
+
+def comparable_from(params):
+    """The first step whose loss weighs every scheduled term as the run's last step will (0: from the start): the end
+    of the KL schedule's ramp and, with categorical latents, of their capacity's (JointVAE). Validation losses of
+    earlier steps weigh them otherwise and are not compared with later ones (`jobs.Validate`)."""
+    categorical = params.categorical_end_step if params.categorical_sizes and params.categorical_capacity != 0 else 0
+    return max(schedule_of(params).settled_step(), categorical)
 
 
 def kl_weight_schedule(params):

@@ -23,6 +23,7 @@ from vae_tf.objectives import replica_rows
 from vae_tf.params import LABELLED_MODELS, STRUCTURAL, check_image_size, names
 from vae_tf.runs import (TRIAL_JSON, TRIAL_LOG, RunDir, check_columns, checkpoint_steps, log_columns, log_header,
                          record_params, replace_atomically, write_json)
+from vae_tf.schedules import comparable_from
 
 MAX_SKIPPED_IN_A_ROW = 100
 # TensorFlow reports a failed file write as an OpError without an errno; these words tell it from a failed computation.
@@ -316,6 +317,9 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
     step = int(model.optimizer.iterations.numpy())
     if strategy.num_replicas_in_sync > 1:
         _check_same_step_everywhere(strategy, step)
+    if step < comparable_from(params):  # a ramp's best and count, saved by an older vae_tf or under another schedule
+        state.best_validation.assign(math.inf)
+        state.checks_since_best.assign(0)
     stopped_early = params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance
     if step >= params.num_steps or stopped_early:
         why = (f"stopped early at step {step} after {int(state.checks_since_best.numpy())} validations without improvement; "
@@ -327,6 +331,9 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
         return run.path
     if chief:
         print(model.describe())
+        if params.validation_step and comparable_from(params) >= params.num_steps:
+            print(f"note: validations are compared from step {comparable_from(params)} on, where the schedule's ramp "
+                  f"ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and does not stop early")
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
 
