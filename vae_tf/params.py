@@ -150,8 +150,8 @@ class Params:
     log_step: list = _option([20, 50, 100, 200], "extra early steps that also get a snapshot image")
     validation_step: int = _option(500, "validate every validation_step steps (0 = no validation)")
     validation_tolerance: int = _option(20, "stop after this many validations without improvement (0 = never stop "
-                                            "early); while a KL schedule ramps (to kl_end_step) validations are "
-                                            "logged, not compared")
+                                            "early); while a schedule ramps (to kl_end_step, or a categorical "
+                                            "capacity to categorical_end_step) validations are logged, not compared")
     validation_size: int = _option(1024, "held-out images per validation")
     checkpoint_step: int = _option(500, "save a resumable checkpoint every checkpoint_step steps")
     mig_step: int = _option(1000, "score MIG (published protocol) every mig_step steps and at the end into mig.csv "

@@ -317,7 +317,8 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
     step = int(model.optimizer.iterations.numpy())
     if strategy.num_replicas_in_sync > 1:
         _check_same_step_everywhere(strategy, step)
-    if step < comparable_from(params):  # a ramp's best and count, saved by an older vae_tf or under another schedule
+    compared_from = comparable_from(params)
+    if step < compared_from:  # a ramp's best and count, saved by an older vae_tf or under another schedule
         state.best_validation.assign(math.inf)
         state.checks_since_best.assign(0)
     stopped_early = params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance
@@ -331,8 +332,8 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
         return run.path
     if chief:
         print(model.describe())
-        if params.validation_step and comparable_from(params) >= params.num_steps:
-            print(f"note: validations are compared from step {comparable_from(params)} on, where the schedule's ramp "
+        if params.validation_step and compared_from >= params.num_steps:
+            print(f"note: validations are compared from step {compared_from} on, where the schedule's ramp "
                   f"ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and does not stop early")
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
