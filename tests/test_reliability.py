@@ -80,6 +80,44 @@ def test_sigkill_at_any_moment_then_rerun_gives_the_uninterrupted_log(tmp_path, 
 
 
 @pytest.mark.slow
+def test_a_kill_while_tensorflow_writes_the_index_resumes_from_the_checkpoint_before(tmp_path):
+    """TensorFlow writes a checkpoint's index in place. A real SIGKILL lands just after the save of step 5 wrote half
+    its index (the state a kill inside the write leaves): the rerun resumes from step 4's checkpoint."""
+    script = tmp_path / "killed_in_save.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, runpy, signal, sys
+        from pathlib import Path
+        from vae_tf import checkpoints
+        build = checkpoints.Checkpointer.__init__
+        def killed_in_save(self, *args, **kwargs):
+            build(self, *args, **kwargs)
+            write = self.write
+            def write_half_an_index(prefix):
+                write(prefix)
+                if prefix.numpy().decode().endswith("ckpt-5"):
+                    index = Path(prefix.numpy().decode() + ".index")
+                    index.write_bytes(index.read_bytes()[:index.stat().st_size // 2])
+                    os.kill(os.getpid(), signal.SIGKILL)
+            write_half_an_index.get_concrete_function = write.get_concrete_function  # the trainer traces it early
+            self.write = write_half_an_index
+        checkpoints.Checkpointer.__init__ = killed_in_save
+        sys.argv = [{str(ROOT / "train.py")!r}, *sys.argv[1:]]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    """))
+    args = [f"--output_dir={tmp_path}", "--run_name=killed",
+            *tiny_args(num_steps=8, checkpoint_step=1, plot_step=0, log_step=[], validation_step=0)]
+    killed = subprocess.run([sys.executable, str(script), *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert logged_steps(tmp_path / "killed" / "log.csv") == 5
+    rerun = train_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resum" in rerun.stdout + rerun.stderr and "step 4" in rerun.stdout + rerun.stderr
+    assert [int(r["step"]) for r in rows(tmp_path / "killed" / "log.csv")] == list(range(8))
+    assert not list((tmp_path / "killed" / "checkpoints").glob("partial-*"))  # the half-written files are gone
+
+
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
     args = [f"--output_dir={tmp_path}", "--run_name=term",
             *tiny_args(num_steps=100000, checkpoint_step=100000, plot_step=0, log_step=[], validation_step=0)]

@@ -2,6 +2,7 @@
 
 import math
 import os
+import shutil
 import tempfile
 import textwrap
 import zipfile
@@ -81,8 +82,18 @@ class Checkpointer:
         which = "best" if best else "latest"
         folder = self.folders[which]
         folder.mkdir(parents=True, exist_ok=True)
+        # TensorFlow writes a checkpoint's index in place: a kill inside a save would leave a truncated index that
+        # `checkpoint_steps` lists as the newest checkpoint. The files are written under a partial name, then renamed
+        # with the index last, so a checkpoint is listed only once it is whole.
+        for partial in folder.glob("partial-*"):  # left by a save that was killed
+            if partial.is_dir():
+                shutil.rmtree(partial)
+            else:
+                partial.unlink()
         if not self._link(step, folder):
-            self.write(tf.constant(str(folder / f"ckpt-{step}")))
+            self.write(tf.constant(str(folder / f"partial-ckpt-{step}")))
+        for file in sorted(folder.glob(f"partial-ckpt-{step}.*"), key=lambda file: file.suffix == ".index"):
+            os.replace(file, folder / file.name.removeprefix("partial-"))
         self.written = (step, folder)
         # CheckpointManager's state file, in runs it saved: it would name checkpoints removed below.
         (folder / "checkpoint").unlink(missing_ok=True)
@@ -97,8 +108,8 @@ class Checkpointer:
         linked = []
         try:
             for file in self.written[1].glob(f"ckpt-{step}.*"):
-                os.link(file, folder / file.name)
-                linked.append(folder / file.name)
+                os.link(file, folder / f"partial-{file.name}")
+                linked.append(folder / f"partial-{file.name}")
         except OSError:
             for file in linked:
                 file.unlink()
