@@ -95,7 +95,7 @@ def model_representation(model, batch_size=1024):
     one compiled tf.function."""
     image_shape = model.image_shape
 
-    @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32)], autograph=False)
     def posterior_mean(images):
         return model.represent(images)
 

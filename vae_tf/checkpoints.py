@@ -45,7 +45,7 @@ class Checkpointer:
         # Written by a compiled function: the object graph is serialised once, when it is traced, rather than in
         # Python at every save (a save of the tiny benchmark model: about 4 ms, against 18-42 ms through CheckpointManager).
         # Every variable exists by then: build_model builds the optimizers.
-        self.write = tf.function(lambda prefix: self.checkpoint.write(prefix))
+        self.write = tf.function(lambda prefix: self.checkpoint.write(prefix), autograph=False)
         self.written = None  # (step, folder) of the last save
         self.run = run
 

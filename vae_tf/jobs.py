@@ -172,7 +172,7 @@ class LatentActivity(Job):
         # A layered model gives every layer's posterior along its mean path and each dimension's KL to its prior.
         self.layered = getattr(model, "layered", False)
         self.encode = tf.function(model.code_posterior if self.layered else
-                                  lambda x: model.latent.split(model.encode(x))[0])  # the Gaussian part's parameters
+                                  lambda x: model.latent.split(model.encode(x))[0], autograph=False)  # the Gaussian part's parameters
         gaussian = model.latent.gaussian
         self.sampled_kl = None if gaussian.closed_form or self.layered else self._sampled_kl_of(gaussian)
         self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
@@ -216,7 +216,7 @@ class LatentActivity(Job):
     def _sampled_kl_of(self, gaussian):
         """For a learned prior or a flow: the Gaussian part's parameters [n, ...] -> the mean one-sample KL estimate
         (nats) at the same draws of each posterior every time."""
-        estimate = tf.function(lambda parameters, noise: tf.reduce_mean(gaussian.kl(parameters, noise)))
+        estimate = tf.function(lambda parameters, noise: tf.reduce_mean(gaussian.kl(parameters, noise)), autograph=False)
 
         def sampled_kl(parameters):
             noise = np.random.default_rng(self.seed).standard_normal(parameters[0].shape)
@@ -338,16 +338,15 @@ def _compiled_validation(model, split, batch_size, count):
     batches = -(-count // batch_size)
     names = model.validation_figures
 
-    @tf.function
+    def batch_figures(i):
+        batch = tf.nest.map_structure(lambda t: t[i * batch_size:(i + 1) * batch_size], data)
+        terms = model.loss_terms(batch, model.optimizer.iterations, stream=1)
+        return tf.stack([tf.cast(terms[name], tf.float32) for name in names]), tf.shape(tf.nest.flatten(batch)[0])[0]
+
+    @tf.function(autograph=False)  # no AutoGraph: it would convert the source of every function the loss calls
     def validate():
-        rows = tf.TensorArray(tf.float32, size=batches, element_shape=[len(names)])
-        sizes = tf.TensorArray(tf.int32, size=batches, element_shape=[])
-        for i in tf.range(batches):
-            batch = tf.nest.map_structure(lambda t: t[i * batch_size:(i + 1) * batch_size], data)
-            terms = model.loss_terms(batch, model.optimizer.iterations, stream=1)
-            rows = rows.write(i, tf.stack([tf.cast(terms[name], tf.float32) for name in names]))
-            sizes = sizes.write(i, tf.shape(tf.nest.flatten(batch)[0])[0])
-        return rows.stack(), sizes.stack()
+        return tf.map_fn(batch_figures, tf.range(batches), parallel_iterations=1,
+                         fn_output_signature=(tf.TensorSpec([len(names)], tf.float32), tf.TensorSpec([], tf.int32)))
 
     return validate
 
@@ -356,7 +355,7 @@ def _compiled_snapshot(model, split):
     """A compiled function `codes -> (originals, reconstructions, generations)`, each [SNAPSHOT_IMAGES, H, W, C]: the
     first validation images, their reconstructions and the decoded `codes` [SNAPSHOT_IMAGES, code_size]."""
     originals = split.images(tf.range(min(SNAPSHOT_IMAGES, split.num_examples), dtype=tf.int64))
-    return tf.function(lambda codes: (originals, model.reconstruct(originals), model.decode(codes)))
+    return tf.function(lambda codes: (originals, model.reconstruct(originals), model.decode(codes)), autograph=False)
 
 
 def _scalar_writer(writer, names):

@@ -40,7 +40,7 @@ def _log_densities(model):
     heads = [tf.TensorSpec((None, width), tf.float32) for _, width in model.latent.heads]
     noises = [tf.TensorSpec((None, None, part.size), tf.float32) for part in model.proposal_parts]
     signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises]
-    _COMPILED[model] = tf.function(model.log_densities, input_signature=signature)
+    _COMPILED[model] = tf.function(model.log_densities, input_signature=signature, autograph=False)
     return _COMPILED[model]
 
 

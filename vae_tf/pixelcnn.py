@@ -144,5 +144,6 @@ def sample(decoder, code, seed):
 def compiled_sampler(decoder):
     """`sample` of `decoder`, compiled once: (codes [B, code_size], seed [2]) -> images [B, H, W, 1]."""
     if decoder not in _SAMPLERS:
-        _SAMPLERS[decoder] = tf.function(lambda code, seed: sample(decoder, code, seed), reduce_retracing=True)
+        _SAMPLERS[decoder] = tf.function(lambda code, seed: sample(decoder, code, seed), reduce_retracing=True,
+                                         autograph=False)
     return _SAMPLERS[decoder]

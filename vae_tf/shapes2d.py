@@ -107,11 +107,11 @@ def compiled(size):
     bit_weights = tf.constant([128, 64, 32, 16, 8, 4, 2, 1], tf.int32)
     signature = [tf.TensorSpec([None], tf.int64)]
 
-    @tf.function(jit_compile=True, input_signature=signature)
+    @tf.function(jit_compile=True, input_signature=signature, autograph=False)
     def images(index):
         return render_indices(index, size)
 
-    @tf.function(jit_compile=True, input_signature=signature)
+    @tf.function(jit_compile=True, input_signature=signature, autograph=False)
     def packed(index):
         bits = tf.cast(tf.reshape(render_indices(index, size), (-1, size * size)), tf.int32)
         bits = tf.pad(bits, [[0, 0], [0, row_bytes * 8 - size * size]])

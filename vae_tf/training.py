@@ -161,7 +161,7 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
 
     The next step's batch is drawn while the current step trains: it depends on no weight, so the two run side by
     side instead of one after the other (on a tiny model that hides the whole gather)."""
-    one_step = tf.function(model.train_step, jit_compile=True) if jit_compile else model.train_step
+    one_step = tf.function(model.train_step, jit_compile=True, autograph=False) if jit_compile else model.train_step
     loss_index, norm_index = model.step_figures.index("loss"), model.step_figures.index("grad_norm")
 
     def replica_step(images):
@@ -182,23 +182,23 @@ def _compiled_steps(model, strategy, stream, jit_compile, stop_on_nan):
         return strategy.experimental_distribute_values_from_function(lambda context: tf.nest.map_structure(
             lambda rows: replica_rows(rows, context.replica_id_in_sync_group, context.num_replicas_in_sync), batch))
 
-    @tf.function
+    # Written as a tf.while_loop rather than converted by AutoGraph: conversion would transform the source of every
+    # function the step calls, seconds of each new process's start, and the step needs no Python control flow.
+    @tf.function(autograph=False)
     def steps(start, n):
-        rows = tf.TensorArray(tf.float32, size=n, element_shape=[len(model.step_figures)])
-        usable = tf.TensorArray(tf.bool, size=n, element_shape=[])
-        count = tf.constant(0)
-        batch = stream.batch(start)
-        for i in tf.range(n):
+        def step_once(i, batch, rows, usable, going):
             step = start + tf.cast(i, tf.int64)
             following = tf.cond(i + 1 < n, lambda: stream.batch(step + 1), lambda: batch)
             vector = strategy.experimental_local_results(strategy.run(replica_step, args=(per_replica(batch),)))[0]
             fine = usable_step(vector[loss_index], vector[norm_index], model.loss_scaled)
-            rows, usable = rows.write(i, vector), usable.write(i, fine)
-            count = i + 1
-            batch = following
-            if stop_on_nan:
-                if not fine:
-                    break
+            # stop_on_nan: return after the first unusable step
+            return i + 1, following, rows.write(i, vector), usable.write(i, fine), fine | (not stop_on_nan)
+
+        rows = tf.TensorArray(tf.float32, size=n, element_shape=[len(model.step_figures)])
+        usable = tf.TensorArray(tf.bool, size=n, element_shape=[])
+        count, _, rows, usable, _ = tf.while_loop(lambda i, batch, rows, usable, going: (i < n) & going, step_once,
+                                                  (tf.constant(0), stream.batch(start), rows, usable,
+                                                   tf.constant(True)))
         return rows.gather(tf.range(count)), usable.gather(tf.range(count))
 
     return steps

@@ -118,7 +118,7 @@ class VAE(Model):
         if not self.params.svi_steps:
             return self.encoder(x, training=False)
         if self not in _REFINED_ENCODINGS:
-            _REFINED_ENCODINGS[self] = tf.function(self.refined_encoding, reduce_retracing=True)
+            _REFINED_ENCODINGS[self] = tf.function(self.refined_encoding, reduce_retracing=True, autograph=False)
         return _REFINED_ENCODINGS[self](tf.cast(x, tf.float32))
 
     def refined_encoding(self, x):
