@@ -171,8 +171,8 @@ class LatentActivity(Job):
         self.batch_size = params.batch_size
         # A layered model gives every layer's posterior along its mean path and each dimension's KL to its prior.
         self.layered = getattr(model, "layered", False)
-        self.encode = tf.function(model.code_posterior if self.layered else
-                                  lambda x: model.latent.split(model.encode(x))[0], autograph=False)  # the Gaussian part's parameters
+        self.encode = tf.function(model.code_posterior if self.layered else  # else the Gaussian part's parameters
+                                  lambda x: model.latent.split(model.encode(x))[0], autograph=False)
         gaussian = model.latent.gaussian
         self.sampled_kl = None if gaussian.closed_form or self.layered else self._sampled_kl_of(gaussian)
         self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
@@ -216,7 +216,8 @@ class LatentActivity(Job):
     def _sampled_kl_of(self, gaussian):
         """For a learned prior or a flow: the Gaussian part's parameters [n, ...] -> the mean one-sample KL estimate
         (nats) at the same draws of each posterior every time."""
-        estimate = tf.function(lambda parameters, noise: tf.reduce_mean(gaussian.kl(parameters, noise)), autograph=False)
+        estimate = tf.function(lambda parameters, noise: tf.reduce_mean(gaussian.kl(parameters, noise)),
+                               autograph=False)
 
         def sampled_kl(parameters):
             noise = np.random.default_rng(self.seed).standard_normal(parameters[0].shape)
