@@ -244,6 +244,8 @@ def test_the_smoke_study_trains_scores_and_aggregates_its_runs(smoke):
         for name in ("loss", "reconstruction_loss", "kl_loss"):
             assert float(row[name]) == pytest.approx(np.mean([float(step[name]) for step in logged]))
         assert "use_unbounded_threadpool" not in (run / "trial.log").read_text()
+        # at the priority of the command that started the study, not Ray's niceness 15 for its workers
+        assert json.loads((run / "trial.json").read_text())["niceness"] == os.nice(0)
         assert json.loads((run / "analysis" / "metrics.json").read_text())["metrics"]["mig"]["score"] == \
             pytest.approx(float(row["mig"]))
     summary = json.loads((folder / "study_summary.json").read_text())

@@ -58,6 +58,11 @@ def _connect(address, study):
     """Start Ray locally (address None) or join the cluster at `address` (or RAY_ADDRESS)."""
     import ray
     address = address or os.environ.get("RAY_ADDRESS") or "local"  # "local": never join a cluster by accident
+    if address == "local":
+        # Ray starts its workers at niceness 15, so beside any other job a local study's runs waited (the smoke
+        # study took 7 min beside one training run instead of about 2). The runs are the job the user started: they
+        # get this process's priority (the raylet ray.init starts reads the variable), and `nice study.py` lowers it.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         _reachable(address)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",

@@ -98,7 +98,8 @@ def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_imag
 
     run = RunDir(Path(overrides["output_dir"]) / overrides["run_name"])
     run.path.mkdir(parents=True, exist_ok=True)
-    record = {"status": "finished", "values": values, "host": platform.node(), "node": node}
+    record = {"status": "finished", "values": values, "host": platform.node(), "node": node,
+              "niceness": os.nice(0)}
     with _output_to(run.path / TRIAL_LOG):
         try:
             params = load_params(None, preset, overrides)
