@@ -22,6 +22,9 @@ from conftest import ROOT, TINY, run_script
 
 FIGURES = ("graphs.png", "mig.png", "training.gif", "latent_traversal.png", "latent_traversals_all.png", "interpolation.png",
            "reconstructions.png", "samples.png", "latent_space.png", "kl_per_dimension.png", "summary.json")
+# For tests of what an analysis reuses or leaves out: no t-SNE, and a log-likelihood of a few samples (the full
+# figures are test_analyze_writes_every_figure_in_a_fresh_process's).
+FAST = ["--no_tsne", "--likelihood_samples=4"]
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +116,13 @@ def test_collapse_sentence_for_a_collapsed_run_only(trained, tmp_path):
     _with_encoder_output(collapsed, 0.0)
     _with_encoder_output(healthy, 200.0)
     notes = []
-    summary = analyze(collapsed, num_images=32, progress=False, note=notes.append)
+    quick = dict(num_images=32, progress=False, tsne=False, likelihood=(4, 4), figures=False)  # the summary alone
+    summary = analyze(collapsed, note=notes.append, **quick)
     assert summary["collapsed"] and summary["active_units"] == 0 and summary["test"]["kl_loss"] == pytest.approx(0.0)
     assert len([n for n in notes if summary["collapse"] in n]) == 1 and "posterior has collapsed" in summary["collapse"]
     assert "annealing" in summary["collapse"] and "smaller beta" in summary["collapse"]
     notes.clear()
-    summary = analyze(healthy, num_images=32, progress=False, note=notes.append)
+    summary = analyze(healthy, note=notes.append, **quick)
     assert summary["active_units"] > 0 and summary["test"]["kl_loss"] > latent_space.COLLAPSED_KL
     assert not summary["collapsed"] and not any("collapsed" in n for n in notes)
     assert latent_space.collapse_state(0, 5.0)[0] == latent_space.collapse_state(3, 0.05)[0] == "collapsed"
@@ -264,19 +268,19 @@ def test_metrics_reuse_current_figures_and_an_interrupted_analysis_is_marked(tra
         drawn(figure, path)
 
     monkeypatch.setattr(model_figures, "save_figure", interrupted)
-    assert analyze_main([str(run), "--num_images=32"]) == 130
+    assert analyze_main([str(run), *FAST, "--num_images=32"]) == 130
     assert (run / "analysis" / "INCOMPLETE").exists() and "INCOMPLETE" in capsys.readouterr().err
     monkeypatch.setattr(model_figures, "save_figure", drawn)
-    assert analyze_main([str(run), "--num_images=32"]) == 0
+    assert analyze_main([str(run), *FAST, "--num_images=32"]) == 0
     assert not (run / "analysis" / "INCOMPLETE").exists()
     graphs = (run / "analysis" / "graphs.png").stat().st_mtime_ns
     capsys.readouterr()
-    assert analyze_main([str(run), "--num_images=32", "--metrics", "--quick"]) == 0
+    assert analyze_main([str(run), *FAST, "--num_images=32", "--metrics", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "scoring only" in out and "dimensions active" in out and "| tiny |" in out
     assert "figures written to" not in out
     assert (run / "analysis" / "graphs.png").stat().st_mtime_ns == graphs  # not redrawn
-    assert analyze_main([str(run), "--num_images=40", "--metrics", "--quick"]) == 0  # other images: redrawn
+    assert analyze_main([str(run), *FAST, "--num_images=40", "--metrics", "--quick"]) == 0  # other images: redrawn
     assert "scoring only" not in capsys.readouterr().out
 
 
@@ -285,9 +289,9 @@ def test_no_figures_writes_the_summary_alone_and_metrics_then_draw_them(trained,
     """--no_figures: the same summary.json as a full analysis (the traversal's dimension aside), the training graphs,
     none of the figures drawn from the model; --metrics afterwards does not take that analysis for a finished one."""
     full, bare = _copy(trained, tmp_path, "full"), _copy(trained, tmp_path, "bare")
-    assert analyze_main([str(full), "--num_images=32", "--no_tsne"]) == 0
+    assert analyze_main([str(full), *FAST, "--num_images=32"]) == 0
     capsys.readouterr()
-    assert analyze_main([str(bare), "--num_images=32", "--no_tsne", "--no_figures"]) == 0
+    assert analyze_main([str(bare), *FAST, "--num_images=32", "--no_figures"]) == 0
     assert "summary.json and the training graphs written to" in capsys.readouterr().out
     drawn = {path.name for path in (bare / "analysis").iterdir()}
     assert {"graphs.png", "training.gif", "summary.json"} <= drawn
@@ -296,7 +300,7 @@ def test_no_figures_writes_the_summary_alone_and_metrics_then_draw_them(trained,
     assert [s.pop("figures") for s in summaries] == [True, False]
     assert summaries[1].pop("traversal_dimension") is None and summaries[0].pop("traversal_dimension") is not None
     assert summaries[0] == summaries[1]
-    assert analyze_main([str(bare), "--num_images=32", "--metric_names=mig", "--quick"]) == 0
+    assert analyze_main([str(bare), *FAST, "--num_images=32", "--metric_names=mig", "--quick"]) == 0
     assert "scoring only" not in capsys.readouterr().out
     assert (bare / "analysis" / "latent_traversal.png").exists()
     assert analyze_main([str(bare), "--no_figures", "--export"]) == 2  # nothing to export
