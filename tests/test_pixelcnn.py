@@ -155,7 +155,8 @@ def test_iwaes_extra_draws_and_svis_steps_read_the_training_steps_hidden_pixels(
 def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, monkeypatch, options):
     import csv
     monkeypatch.chdir(ROOT)
-    common = [f"--output_dir={tmp_path}", *tiny_args(**PIXELCNN, **options, num_steps=8, plot_step=4)]
+    # 8 × 8 images: every snapshot and figure samples pixel by pixel, 64 passes of the decoder rather than 256
+    common = [f"--output_dir={tmp_path}", *tiny_args(**PIXELCNN, **options, num_steps=8, plot_step=4, image_size=8)]
     assert train_main([*common, "--run_name=straight"]) == 0
     assert train_main([*common, "--run_name=resumed", "--num_steps=4"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
@@ -166,7 +167,7 @@ def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, mo
 
     np.testing.assert_allclose(losses("resumed"), losses("straight"), rtol=1e-5)
     model = vae_tf.load_run(tmp_path / "straight")
-    images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=16, shuffle=False).batch(4)))
+    images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=8, shuffle=False).batch(4)))
     reconstructions = model.reconstruct(images).numpy()
     assert set(np.unique(reconstructions)) <= {0.0, 1.0}  # samples, drawn pixel by pixel
     np.testing.assert_array_equal(reconstructions, model.reconstruct(images).numpy())
