@@ -46,7 +46,7 @@ def logged_steps(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, kills", [
-    ({}, (3, 14, 27)),  # the VAE, killed three times: kills land inside saves and between them
+    ({}, (3, 12, 22)),  # the VAE, killed three times: kills land inside saves and between them
     # Each model's own state, killed once (the moments of a kill are the same code for every model): batch norm's
     # moving statistics and the VampPrior's pseudo-inputs; the flow's and the mixture prior's weights.
     (dict(model="ladder", upper_latent_sizes=[3], upper_layer_units=16, prior="vamp", prior_components=4, beta=1.0),
