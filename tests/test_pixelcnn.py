@@ -81,6 +81,28 @@ def test_sampling_pixel_by_pixel_draws_from_the_teacher_forced_density():
     np.testing.assert_array_equal(again, sample(decoder, code[:8], tf.constant([3, 4], tf.int64)).numpy())
 
 
+
+@pytest.mark.parametrize("conditioning", ["global", "spatial"])
+def test_sampling_row_by_row_on_a_window_draws_what_a_whole_pass_per_pixel_draws(conditioning):
+    """On 11 × 5 images, taller than the 5 rows a pixel reads through a [8, 3, 1] and an [8, 5, 1] layer, `sample`
+    (the vertical stack once a row on a window of rows, the horizontal stack once a pixel on its row) gives the
+    images drawn by the definition: each pixel from a pass of the whole decoder over the canvas so far, compared with
+    the same uniform draws."""
+    import keras
+    keras.utils.set_random_seed(2)
+    decoder = build_pixelcnn_decoder((11, 5, 1), 3, [[8, 3, 1], [8, 5, 1]], conditioning=conditioning)
+    decoder.set_weights([w * 2 for w in decoder.get_weights()])  # pixels that depend on each other
+    code = tf.constant(np.random.default_rng(3).normal(size=(6, 3)).astype(np.float32))
+    seed = tf.constant([5, 6], tf.int64)
+    uniform = tf.random.stateless_uniform([6, 11, 5, 1], seed=seed).numpy()
+    canvas = np.zeros((6, 11, 5, 1), np.float32)
+    for i, j in itertools.product(range(11), range(5)):
+        logit = decoder([code, tf.constant(canvas)]).numpy()[:, i, j, 0]
+        canvas[:, i, j, 0] = uniform[:, i, j, 0] < 1 / (1 + np.exp(-logit))
+    assert 0.1 < canvas.mean() < 0.9  # draws of both values
+    np.testing.assert_array_equal(tf.function(lambda c: sample(decoder, c, seed), autograph=False)(code).numpy(),
+                                  canvas)
+
 def test_a_pixelcnn_vae_has_the_integrated_log_likelihood():
     """log p(x) = log ∫ p(x|z) N(z; 0, 1) dz on a 1-D z and 4×4 images, p(x|z) the PixelCNN's product of teacher-forced
     Bernoullis, against the importance-sampled estimate (a broad posterior N(0.3, 1.4²))."""

@@ -16,7 +16,8 @@ pixel's coordinates (`networks.SpatialBroadcast`, Watters et al. 2019) and mixes
 ReLU (van den Oord et al. use a deconvolutional network), so that z can say where.
 
 Training and the likelihood read the image itself (teacher forcing: one pass gives every p(x_i | x_<i, z));
-sampling draws the pixels one at a time, each pass of the network inside one compiled loop. Images of one channel
+sampling draws the pixels one at a time in one compiled loop, the vertical stack run once a row on the rows it
+reaches and the horizontal stack once a pixel on its row (`sample`). Images of one channel
 (binary or grey read as Bernoulli means); colour images would need the channel masks of van den Oord et al. 2016a.
 
 Shapes: codes [B, code_size], images [B, H, W, 1], logits [B, H, W, 1].
@@ -75,14 +76,95 @@ def _down_shift(x):
     return keras.ops.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]
 
 
-def _spatial_map(code, height, width, precision):
-    """s = m(z) [B, H, W, SPATIAL_MAP_CHANNELS]: z tiled over the image beside each pixel's x and y, then two 1 × 1
-    convolutions with ReLU (a value of the code at each pixel, §2.3)."""
-    s = SpatialBroadcast(height, width, name="broadcast", dtype=precision)(code)
-    for i in range(2):
-        s = keras.layers.Conv2D(SPATIAL_MAP_CHANNELS, 1, activation="relu", name=f"spatial_map{i}",
-                                dtype=precision)(s)
-    return s
+def _make_layers(image_shape, layers, conditioning, precision):
+    """The decoder's layers by name, `layers` [[filters, kernel, 1], ...]. Each layer draws its initial weights' seed
+    when it is constructed: constructing them in this fixed order gives a run's seed the same weights whatever order
+    the stacks call them in."""
+    made = {}
+
+    def add(layer):
+        made[layer.name] = layer
+
+    if conditioning == "spatial":
+        add(SpatialBroadcast(*image_shape[:2], name="broadcast", dtype=precision))
+        for i in range(2):
+            add(keras.layers.Conv2D(SPATIAL_MAP_CHANNELS, 1, activation="relu", name=f"spatial_map{i}",
+                                    dtype=precision))
+    for i, (filters, kernel, _) in enumerate(layers):
+        add(MaskedConv2D(2 * filters, (kernel, kernel), "vertical", name=f"vertical{i}", dtype=precision))
+        add(keras.layers.Lambda(_down_shift, name=f"down_shift{i}", dtype=precision))
+        add(keras.layers.Conv2D(2 * filters, 1, name=f"link{i}", dtype=precision))
+        add(MaskedConv2D(2 * filters, (1, kernel), "horizontal", include_centre=i > 0, name=f"horizontal{i}",
+                         dtype=precision))
+        for stack in ("vertical", "horizontal"):
+            projection = (keras.layers.Conv2D(2 * filters, 1, name=f"{stack}_code{i}", dtype=precision)
+                          if conditioning == "spatial" else
+                          keras.layers.Dense(2 * filters, name=f"{stack}_code{i}", dtype=precision))
+            if stack == "vertical" and i == len(layers) - 1:
+                continue  # the last vertical stack feeds no other; its projection is constructed for its seed alone
+            add(projection)
+            if conditioning != "spatial":
+                add(keras.layers.Reshape((1, 1, 2 * filters), name=f"{stack}_code{i}_reshape", dtype=precision))
+            add(keras.layers.Add(name=f"{stack}_sum{i}", dtype=precision))
+            add(keras.layers.Lambda(_gate, name=f"{stack}_gate{i}", dtype=precision))
+        add(keras.layers.Conv2D(filters, 1, name=f"horizontal_out{i}", dtype=precision))
+        if i > 0:  # the horizontal stack is residual after its first layer
+            add(keras.layers.Add(name=f"residual{i}", dtype=precision))
+    add(keras.layers.Activation("relu", name="output_relu", dtype=precision))
+    add(keras.layers.Conv2D(layers[-1][0], 1, activation="relu", name="output_hidden", dtype=precision))
+    add(keras.layers.Conv2D(image_shape[-1], 1, name="logits", dtype="float32"))
+    return made
+
+
+def _conditioning_terms(layer, code):
+    """Each gate's projection of the code by name (`vertical_code<i>`, `horizontal_code<i>`), [B, 1, 1, 2·filters]
+    ("global") or [B, H, W, 2·filters] under spatial conditioning: a 1 × 1 convolution of the map s = m(z), z tiled
+    over the image beside each pixel's x and y and mixed by two 1 × 1 convolutions with ReLU (§2.3). `layer(name)`
+    gives the decoder's layer of that name, None if it has none."""
+    spatial_map = None
+    if layer("broadcast") is not None:
+        spatial_map = layer("broadcast")(code)
+        for i in range(2):
+            spatial_map = layer(f"spatial_map{i}")(spatial_map)
+    terms, i = {}, 0
+    while layer(f"horizontal_code{i}") is not None:
+        for name in (f"vertical_code{i}", f"horizontal_code{i}"):
+            if layer(name) is None:
+                continue
+            terms[name] = (layer(name)(spatial_map) if spatial_map is not None
+                           else layer(f"{name}_reshape")(layer(name)(code)))
+        i += 1
+    return terms
+
+
+def _vertical_stack(layer, images, terms):
+    """images [B, h, W, 1] -> each gated layer's link into the horizontal stack, [B, h, W, 2·filters]: the vertical
+    stack's convolution shifted down a row, so that row r's link reads the rows above r only. `layer(name)` gives the
+    decoder's layer of that name (None if none); `terms` the conditioning terms (`_conditioning_terms`), rows
+    matching the images'."""
+    vertical, links, i = images, [], 0
+    while layer(f"vertical{i}") is not None:
+        vertical_conv = layer(f"vertical{i}")(vertical)
+        links.append(layer(f"link{i}")(layer(f"down_shift{i}")(vertical_conv)))
+        if layer(f"vertical_gate{i}") is not None:  # not the last layer's, which would feed no other
+            summed = layer(f"vertical_sum{i}")([vertical_conv, terms[f"vertical_code{i}"]])
+            vertical = layer(f"vertical_gate{i}")(summed)
+        i += 1
+    return links
+
+
+def _horizontal_stack(layer, images, links, terms):
+    """images [B, h, W, 1] and their rows' `links` (`_vertical_stack`) -> logits [B, h, W, 1]: the horizontal stack,
+    which reads each row's own pixels before the current one, and the output head (`layer` and `terms` as for
+    `_vertical_stack`)."""
+    horizontal = images
+    for i, link in enumerate(links):
+        gated = layer(f"horizontal_gate{i}")(layer(f"horizontal_sum{i}")(
+            [layer(f"horizontal{i}")(horizontal), link, terms[f"horizontal_code{i}"]]))
+        out = layer(f"horizontal_out{i}")(gated)
+        # The first layer's input is the image, whose pixel i must not reach its own logit.
+        horizontal = out if i == 0 else layer(f"residual{i}")([horizontal, out])
+    return layer("logits")(layer("output_hidden")(layer("output_relu")(horizontal)))
 
 
 def build_pixelcnn_decoder(image_shape, code_size, layers, precision="float32", conditioning="global"):
@@ -90,53 +172,59 @@ def build_pixelcnn_decoder(image_shape, code_size, layers, precision="float32", 
     [[filters, kernel, 1], ...] the gated layers (filters per stack, kernel k); `conditioning` "global" or
     "spatial" (the module's docstring)."""
     code, images = keras.Input((code_size,), name="z"), keras.Input(tuple(image_shape), name="images")
-    spatial_map = _spatial_map(code, *image_shape[:2], precision) if conditioning == "spatial" else None
-    vertical = horizontal = images
-    for i, (filters, kernel, _) in enumerate(layers):
-        first = i == 0
-
-        def conditioning_term(name):
-            if spatial_map is not None:
-                return keras.layers.Conv2D(2 * filters, 1, name=f"{name}{i}", dtype=precision)(spatial_map)
-            projected = keras.layers.Dense(2 * filters, name=f"{name}{i}", dtype=precision)(code)
-            return keras.layers.Reshape((1, 1, 2 * filters), dtype=precision)(projected)
-
-        vertical_conv = MaskedConv2D(2 * filters, (kernel, kernel), "vertical", name=f"vertical{i}",
-                                     dtype=precision)(vertical)
-        link = keras.layers.Conv2D(2 * filters, 1, name=f"link{i}", dtype=precision)(
-            keras.layers.Lambda(_down_shift, name=f"down_shift{i}", dtype=precision)(vertical_conv))
-        horizontal_conv = MaskedConv2D(2 * filters, (1, kernel), "horizontal", include_centre=not first,
-                                       name=f"horizontal{i}", dtype=precision)(horizontal)
-        vertical = keras.layers.Lambda(_gate, name=f"vertical_gate{i}", dtype=precision)(
-            keras.layers.Add(dtype=precision)([vertical_conv, conditioning_term("vertical_code")]))
-        gated = keras.layers.Lambda(_gate, name=f"horizontal_gate{i}", dtype=precision)(
-            keras.layers.Add(dtype=precision)([horizontal_conv, link, conditioning_term("horizontal_code")]))
-        out = keras.layers.Conv2D(filters, 1, name=f"horizontal_out{i}", dtype=precision)(gated)
-        # The first layer's input is the image, whose pixel i must not reach its own logit.
-        horizontal = out if first else keras.layers.Add(dtype=precision)([horizontal, out])
-    x = keras.layers.Activation("relu", dtype=precision)(horizontal)
-    x = keras.layers.Conv2D(layers[-1][0], 1, activation="relu", name="output_hidden", dtype=precision)(x)
-    logits = keras.layers.Conv2D(image_shape[-1], 1, name="logits", dtype="float32")(x)
+    layer = _make_layers(image_shape, layers, conditioning, precision).get
+    terms = _conditioning_terms(layer, code)
+    logits = _horizontal_stack(layer, images, _vertical_stack(layer, images, terms), terms)
     return keras.Model([code, images], logits, name="decoder")
+
+
+def _layer_of(decoder):
+    """`layer(name)` of a built decoder: its layer of that name, None if it has none."""
+    layers = {layer.name: layer for layer in decoder.layers}
+    return layers.get
 
 
 def sample(decoder, code, seed):
     """Images [B, H, W, 1] in {0, 1} drawn from p(x | z) one pixel at a time, in raster order, with the stateless
-    `seed` [2]: H·W passes of `decoder`, in one compiled tf.while_loop."""
+    `seed` [2], in one compiled tf.while_loop over the rows, each with its own over the row's pixels.
+
+    Within a row, only the horizontal stack reads the pixels just drawn. The vertical stack, which reads the rows
+    above, runs once a row, on the rows the row's links reach: each gated layer k // 2 more, the shift one, so
+    2 + Σ k // 2 rows ending at the row (the image's first rows near the top, where the full image's padding is the
+    window's). Each pixel then runs the horizontal stack on its own row alone. The conditioning terms do not depend
+    on the canvas: computed once, each pass takes its rows of them."""
     height, width, channels = decoder.input[1].shape[1:]
+    layer = _layer_of(decoder)
+    kernels = [layer(f"vertical{i}").kernel_size[0] for i in range(len(decoder.layers))
+               if layer(f"vertical{i}") is not None]
+    window = min(2 + sum(kernel // 2 for kernel in kernels), height)
+    terms = _conditioning_terms(layer, code)
     rows = tf.shape(code)[0]
     uniform = tf.random.stateless_uniform(tf.stack([rows, height, width, channels]), seed=seed)
 
-    def draw(i, canvas):
-        row, column = i // width, i % width
-        probability = tf.sigmoid(decoder([code, canvas], training=False)[:, row, column, :])  # [B, C]
-        pixel = tf.cast(uniform[:, row, column, :] < probability, canvas.dtype)
-        place = tf.one_hot(i, height * width, dtype=canvas.dtype)
-        place = tf.reshape(place, [1, height, width, 1])
-        return i + 1, canvas + place * pixel[:, None, None, :]
+    def rows_of(first, count):
+        """The terms of the image rows first, ..., first + count - 1 (a global term has one row for all)."""
+        return {name: term if term.shape[1] == 1 else term[:, first:first + count] for name, term in terms.items()}
+
+    def draw_row(row, canvas):
+        first = tf.clip_by_value(row - (window - 1), 0, height - window)  # the window's first row
+        links = [link[:, row - first:row - first + 1]
+                 for link in _vertical_stack(layer, canvas[:, first:first + window], rows_of(first, window))]
+        row_terms = rows_of(row, 1)
+
+        def draw_pixel(column, line):
+            logits = _horizontal_stack(layer, line, links, row_terms)
+            probability = tf.sigmoid(logits[:, 0, column, :])  # [B, C]
+            pixel = tf.cast(uniform[:, row, column, :] < probability, line.dtype)
+            return column + 1, line + tf.reshape(tf.one_hot(column, width), [1, 1, width, 1]) * pixel[:, None, None]
+
+        _, line = tf.while_loop(lambda column, _: column < width, draw_pixel,
+                                (tf.constant(0), tf.zeros(tf.stack([rows, 1, width, channels]))),
+                                parallel_iterations=1)
+        return row + 1, canvas + tf.reshape(tf.one_hot(row, height), [1, height, 1, 1]) * line
 
     canvas = tf.zeros(tf.stack([rows, height, width, channels]))
-    _, canvas = tf.while_loop(lambda i, _: i < height * width, draw, (tf.constant(0), canvas),
+    _, canvas = tf.while_loop(lambda row, _: row < height, draw_row, (tf.constant(0), canvas),
                               parallel_iterations=1)
     return canvas
 
