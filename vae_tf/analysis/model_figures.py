@@ -34,7 +34,7 @@ def _projections(mean, seed, tsne=True):
 
 def _sampled(model):
     """What a decoded image is, for the captions: an autoregressive decoder's images are samples, not means."""
-    return (" — each image a sample of p(x|z) drawn pixel by pixel (PixelCNN decoder), not its mean"
+    return ("\n(each image a sample of p(x|z) drawn pixel by pixel by the PixelCNN decoder, not its mean)"
             if model.autoregressive else "")
 
 

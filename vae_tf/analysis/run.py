@@ -36,7 +36,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     could be drawn). `label_baselines` (a list of run folders, maybe empty) fits logistic regression on a
     classifying run's labelled images, on pixels and on each listed run's means (`classifier.logistic_baselines`).
     `figures` False draws the training graphs and writes summary.json without the figures drawn from the model (an
-    autoregressive decoder draws those pixel by pixel: minutes a run).
+    autoregressive decoder draws those pixel by pixel: about 2 minutes a run at 28 × 28).
 
     User problems (not a run, no log, unreadable weights) raise UserError before anything is written; a missing
     checkpoint or snapshot folder gets a one-line `note` and the figures that need it are skipped.
