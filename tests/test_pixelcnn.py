@@ -81,7 +81,6 @@ def test_sampling_pixel_by_pixel_draws_from_the_teacher_forced_density():
     np.testing.assert_array_equal(again, sample(decoder, code[:8], tf.constant([3, 4], tf.int64)).numpy())
 
 
-
 @pytest.mark.parametrize("conditioning", ["global", "spatial"])
 def test_sampling_row_by_row_on_a_window_draws_what_a_whole_pass_per_pixel_draws(conditioning):
     """On 11 × 5 images, taller than the 5 rows a pixel reads through a [8, 3, 1] and an [8, 5, 1] layer, `sample`
@@ -102,6 +101,7 @@ def test_sampling_row_by_row_on_a_window_draws_what_a_whole_pass_per_pixel_draws
     assert 0.1 < canvas.mean() < 0.9  # draws of both values
     np.testing.assert_array_equal(tf.function(lambda c: sample(decoder, c, seed), autograph=False)(code).numpy(),
                                   canvas)
+
 
 def test_a_pixelcnn_vae_has_the_integrated_log_likelihood():
     """log p(x) = log ∫ p(x|z) N(z; 0, 1) dz on a 1-D z and 4×4 images, p(x|z) the PixelCNN's product of teacher-forced

@@ -195,8 +195,10 @@ def sample(decoder, code, seed):
     on the canvas: computed once, each pass takes its rows of them."""
     height, width, channels = decoder.input[1].shape[1:]
     layer = _layer_of(decoder)
-    kernels = [layer(f"vertical{i}").kernel_size[0] for i in range(len(decoder.layers))
-               if layer(f"vertical{i}") is not None]
+    kernels, i = [], 0
+    while layer(f"vertical{i}") is not None:
+        kernels.append(layer(f"vertical{i}").kernel_size[0])
+        i += 1
     window = min(2 + sum(kernel // 2 for kernel in kernels), height)
     terms = _conditioning_terms(layer, code)
     rows = tf.shape(code)[0]
@@ -207,7 +209,7 @@ def sample(decoder, code, seed):
         return {name: term if term.shape[1] == 1 else term[:, first:first + count] for name, term in terms.items()}
 
     def draw_row(row, canvas):
-        first = tf.clip_by_value(row - (window - 1), 0, height - window)  # the window's first row
+        first = tf.maximum(row - (window - 1), 0)  # the window's first row
         links = [link[:, row - first:row - first + 1]
                  for link in _vertical_stack(layer, canvas[:, first:first + window], rows_of(first, window))]
         row_terms = rows_of(row, 1)
