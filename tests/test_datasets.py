@@ -21,8 +21,9 @@ from conftest import ROOT, tiny_args
                                          ("celeb_a", (64, 64, 3))])
 def test_tfds_sets_load_as_float_images(name, shape):
     with tfds.testing.mock_data(num_examples=12):
-        for split in ("train", "validation", "test"):  # Fashion-MNIST's Debian files, where installed, win over
-            images = np.stack(list(vae_tf.load_dataset(name, split=split).take(12)))  # the mock: read 12 of them
+        # Fashion-MNIST's Debian files, where installed, win over the mock: 12 images of each split are enough.
+        for split in ("train", "validation", "test"):
+            images = np.stack(list(vae_tf.load_dataset(name, split=split).take(12)))
             assert images.shape[1:] == shape and images.dtype == np.float32
             assert 0.0 <= images.min() and images.max() <= 1.0 and images.std() > 0
         resized = next(iter(vae_tf.load_dataset(name, image_size=16)))
