@@ -24,20 +24,21 @@ def rows(path, drop=("wall_time",)):
         return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(file)]
 
 
-def test_same_params_and_seed_give_an_identical_log(tiny):
-    first = vae_tf.train(tiny(run_name="a", num_steps=5), progress=False)
-    second = vae_tf.train(tiny(run_name="b", num_steps=5), progress=False)
-    assert rows(first / "log.csv") == rows(second / "log.csv")
-    other_seed = vae_tf.train(tiny(run_name="c", num_steps=5, seed=1), progress=False)
-    assert rows(other_seed / "log.csv") != rows(first / "log.csv")
-
-
-def test_a_resumed_run_is_identical_to_an_uninterrupted_one(tiny):
-    vae_tf.train(tiny(run_name="split", num_steps=3), progress=False)  # stops on a validation step
-    resumed = vae_tf.train(tiny(run_name="split", num_steps=9), progress=False)
-    straight = vae_tf.train(tiny(run_name="straight", num_steps=9), progress=False)
-    assert rows(resumed / "log.csv") == rows(straight / "log.csv")
+def test_a_resumed_run_is_identical_to_an_uninterrupted_one_and_another_seed_is_not(tiny):
+    """Same params and seed, one run stopped on a validation step and resumed: log and validations equal the
+    uninterrupted run's to the bit, the KL weight's ramp continues across the stop, and another seed differs."""
+    annealed = dict(kl_schedule="linear", kl_start_step=2, kl_end_step=12, kl_start_value=0.0, kl_end_value=1.0)
+    vae_tf.train(tiny(run_name="split", num_steps=3, **annealed), progress=False)
+    resumed = vae_tf.train(tiny(run_name="split", num_steps=10, **annealed), progress=False)
+    straight = vae_tf.train(tiny(run_name="straight", num_steps=10, **annealed), progress=False)
+    log = rows(resumed / "log.csv")
+    assert [int(r["step"]) for r in log] == list(range(10))
+    assert [float(r["kl_weight"]) for r in log] == pytest.approx([min(max(s - 2, 0) / 10, 1.0) for s in range(10)],
+                                                                 abs=1e-6)
+    assert log == rows(straight / "log.csv")
     assert rows(resumed / "validation.csv") == rows(straight / "validation.csv")
+    other_seed = vae_tf.train(tiny(run_name="seed1", num_steps=10, seed=1, **annealed), progress=False)
+    assert rows(other_seed / "log.csv") != log
 
 
 def logged_steps(path):
