@@ -76,12 +76,12 @@ def test_the_cosine_learning_rate_follows_sgdr_s_annealing_and_a_run_can_switch_
     for step in (0, 25, 50, 99, 100, 150):
         expected = 2e-3 * 0.5 * (1 + math.cos(math.pi * min(step, 100) / 100))  # Loshchilov & Hutter 2017, eq. 5
         assert float(schedule(tf.constant(step, tf.int64))) == pytest.approx(expected, abs=2e-9)  # float32: 1e-6 of it
-    # A constant-rate run resumed under the cosine schedule (and back) trains on from its checkpoint, and a training
-    # step sets the rate its step has: the restored optimizer holds step 5's of the 6-step cosine run.
+    # A constant-rate run resumed under the cosine schedule (and back, at a new rate) trains on from its checkpoint,
+    # and a training step sets the rate its step has: the restored optimizer holds step 5's of the 6-step cosine run.
     vae_tf.train(tiny(run_name="switch", num_steps=3), progress=False)
     run = vae_tf.train(tiny(run_name="switch", num_steps=6, learning_rate_schedule="cosine"), progress=False)
     learning_rate = tiny().learning_rate * 0.5 * (1 + math.cos(math.pi * 5 / 6))
     assert float(vae_tf.load_run(run).optimizer.learning_rate) == pytest.approx(learning_rate, rel=1e-5)
-    run = vae_tf.train(tiny(run_name="switch", num_steps=9), progress=False)
+    run = vae_tf.train(tiny(run_name="switch", num_steps=9, learning_rate=4e-4), progress=False)
     optimizer = vae_tf.load_run(run).optimizer
-    assert (int(optimizer.iterations), float(optimizer.learning_rate)) == (9, pytest.approx(tiny().learning_rate))
+    assert (int(optimizer.iterations), float(optimizer.learning_rate)) == (9, pytest.approx(4e-4, rel=1e-6))

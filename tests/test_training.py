@@ -27,10 +27,18 @@ def read_rows(path):
         return list(csv.DictReader(file))
 
 
-def test_train_py_writes_every_file_of_the_run_folder(tmp_path):
-    result = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=tiny", *tiny_args())
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """TINY trained by train.py in a fresh process, as a user runs it: the run folder and the process's result.
+    The tests that share it only read it."""
+    folder = tmp_path_factory.mktemp("trained")
+    result = run_script("train.py", f"--output_dir={folder}", "--run_name=tiny", *tiny_args())
     assert result.returncode == 0, result.stderr
-    run = tmp_path / "tiny"
+    return folder / "tiny", result
+
+
+def test_train_py_writes_every_file_of_the_run_folder(trained):
+    run, result = trained
     params = json.loads((run / "params.json").read_text())
     assert params["num_steps"] == 6 and params["image_size"] == 16 and params["dataset"] == "shapes2d"
     rows = read_rows(run / "log.csv")
@@ -107,38 +115,16 @@ def test_a_validation_is_the_image_weighted_mean_of_its_batches(tiny):
         assert row[name][-1] == pytest.approx(expected, rel=1e-5)
 
 
-def test_snapshot_image_has_three_labelled_panels(tiny):
-    import imageio.v3 as iio
-    run = vae_tf.train(tiny(run_name="snap", num_steps=1, log_step=[]), progress=False)
+def test_snapshot_image_has_three_labelled_panels(trained):
+    run, _ = trained
     image = iio.imread(run / "images" / "image_0.png")
     assert image.ndim == 3 and image.shape[1] > 2 * image.shape[0]  # three panels side by side
     assert image.std() > 10  # not blank
 
 
-def test_a_finished_run_is_left_as_it_is(tiny, capsys):
-    params = tiny(run_name="done", num_steps=3)
-    run = vae_tf.train(params, progress=False)
-    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
-    capsys.readouterr()
-    vae_tf.train(params, progress=False)
-    out = capsys.readouterr().out
-    assert "already trained for 3 steps" in out and "run saved" not in out and "resuming" not in out
-    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
-
-
-def test_resuming_with_a_different_model_is_refused_and_changes_nothing(tmp_path):
-    assert train_cli(f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(num_steps=3)).returncode == 0
-    before = (tmp_path / "m" / "params.json").read_text()
-    result = train_cli(f"--output_dir={tmp_path}", "--run_name=m", *tiny_args(latent_size=6))
-    assert result.returncode == 2
-    assert "latent_size (4 -> 6)" in result.stderr and "new --run_name" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert (tmp_path / "m" / "params.json").read_text() == before
-
-
 @pytest.mark.slow
-def test_load_run_in_a_fresh_process_gives_identical_outputs(tiny, tmp_path):
-    run = vae_tf.train(tiny(run_name="lr"), progress=False)
+def test_load_run_in_a_fresh_process_gives_identical_outputs(trained, tmp_path):
+    run, _ = trained
     x = vae_tf.load_dataset("shapes2d", split="test", image_size=16, shuffle=False).batch(4).take(1).get_single_element()
     np.save(tmp_path / "x.npy", x.numpy())
     expected = {which: vae_tf.load_run(run, which).reconstruct(x).numpy() for which in ("latest", "best", "final")}
@@ -157,15 +143,12 @@ def test_load_run_in_a_fresh_process_gives_identical_outputs(tiny, tmp_path):
     assert not np.array_equal(latest, untrained)
 
 
-def test_load_run_errors(tiny, tmp_path):
+def test_load_run_errors(tmp_path):
     with pytest.raises(vae_tf.UserError, match="not found"):
         vae_tf.load_run(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(vae_tf.UserError, match="not a run folder"):
         vae_tf.load_run(tmp_path / "empty")
-    run = vae_tf.train(tiny(run_name="novalidation", num_steps=2, validation_step=0), progress=False)
-    with pytest.raises(vae_tf.UserError, match="no best checkpoint"):
-        vae_tf.load_run(run, "best")
 
 
 def test_a_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -243,9 +226,24 @@ def test_sigint_saves_a_checkpoint_and_the_rerun_completes(tmp_path):
     assert [int(r["step"]) for r in read_rows(log)] == list(range(saved + 5))
 
 
-def test_a_rerun_says_it_resumes_from_which_step_with_which_changes_and_keeps_the_history(tiny, capsys):
-    vae_tf.train(tiny(run_name="history", num_steps=3, beta=4.0), progress=False)
+def test_a_rerun_leaves_a_finished_run_refuses_another_model_and_resumes_with_new_values_and_their_history(
+        tiny, capsys):
+    run = vae_tf.train(tiny(run_name="history", num_steps=3, beta=4.0), progress=False)
+
+    def mtimes():
+        return {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+
+    before = mtimes()
     capsys.readouterr()
+    vae_tf.train(tiny(run_name="history", num_steps=3, beta=4.0), progress=False)
+    out = capsys.readouterr().out
+    assert "already trained for 3 steps" in out and "run saved" not in out and "resuming" not in out
+    assert mtimes() == before
+    result = train_cli(f"--output_dir={run.parent}", "--run_name=history", *tiny_args(beta=4.0, latent_size=6))
+    assert result.returncode == 2
+    assert "latent_size (4 -> 6)" in result.stderr and "new --run_name" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert mtimes() == before
     run = vae_tf.train(tiny(run_name="history", num_steps=5, beta=1.0), progress=False)
     out = capsys.readouterr().out
     assert f"resuming {run} from step 3; changed: beta 4.0 -> 1.0, num_steps 3 -> 5" in out

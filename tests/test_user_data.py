@@ -107,7 +107,8 @@ def test_the_checkpoint_before_is_named_when_there_is_one(finished, tmp_path):
 def test_a_missing_best_checkpoint_says_why_without_yet(finished):
     with pytest.raises(vae_tf.UserError) as raised:
         vae_tf.load_run(finished, checkpoint="best")
-    assert "never validates" in str(raised.value) and "yet" not in str(raised.value)
+    message = str(raised.value)
+    assert "no best checkpoint" in message and "never validates" in message and "yet" not in message
 
 
 def test_analyze_writes_a_read_only_runs_figures_into_output(finished, tmp_path, monkeypatch, capsys):
