@@ -3,6 +3,7 @@
 import csv
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,8 +197,16 @@ def test_skip_batch_gives_up_after_a_hundred_bad_batches_in_a_row(tmp_path):
     assert "update skipped (nan_policy=skip_batch)" in result.stdout
 
 
-def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(tmp_path):
-    assert train_cli(f"--output_dir={tmp_path}", "--run_name=c", *tiny_args()).returncode == 0
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """TINY trained to its end (checkpoints at steps 3 and 6): tests that damage a run damage a copy of it."""
+    folder = tmp_path_factory.mktemp("finished")
+    assert train_cli(f"--output_dir={folder}", "--run_name=tiny", *tiny_args()).returncode == 0
+    return folder / "tiny"
+
+
+def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(finished, tmp_path):
+    shutil.copytree(finished, tmp_path / "c")
     index = tmp_path / "c" / "checkpoints" / "ckpt-6.index"
     index.write_bytes(b"\x00garbage" * 10)
     before = snapshot_of(tmp_path / "c")
@@ -216,8 +225,8 @@ def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(tmp_path):
     assert [int(r["step"]) for r in rows(tmp_path / "c" / "log.csv")] == list(range(9))
 
 
-def test_a_run_whose_checkpoints_are_gone_is_not_restarted_over_its_log(tmp_path):
-    assert train_cli(f"--output_dir={tmp_path}", "--run_name=g", *tiny_args()).returncode == 0
+def test_a_run_whose_checkpoints_are_gone_is_not_restarted_over_its_log(finished, tmp_path):
+    shutil.copytree(finished, tmp_path / "g")
     for path in (tmp_path / "g" / "checkpoints").rglob("*"):
         if path.is_file():
             path.unlink()

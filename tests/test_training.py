@@ -2,6 +2,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,8 +284,8 @@ def test_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_falling_back_to_an_older_checkpoint_names_both_steps(tiny, tmp_path, capsys):
-    run = vae_tf.train(tiny(run_name="fallback", num_steps=6, checkpoint_step=3), progress=False)
+def test_falling_back_to_an_older_checkpoint_names_both_steps(trained, tiny, tmp_path, capsys):
+    run = shutil.copytree(trained[0], tmp_path / "predictions" / "fallback")
     for path in (run / "checkpoints").glob("ckpt-6.*"):
         path.rename(tmp_path / path.name)  # the newest checkpoint's files moved away
     # Snapshots are written in the background: a crash can land between checkpoint 3 and its snapshot.
