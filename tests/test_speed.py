@@ -133,16 +133,13 @@ def loss_windows(run, width=25):
 BFLOAT16_TOLERANCE = 0.02  # relative gap of 25-step mean losses; measured gaps are below 0.5 %
 
 
-def test_bfloat16_follows_the_float32_loss_curve(tiny):
+def test_bfloat16_follows_the_float32_loss_curve_and_reloads_as_it_trained(tiny):
     common = dict(num_steps=150, plot_step=0, log_step=[], validation_step=0, checkpoint_step=150, batch_size=32)
     f32 = loss_windows(vae_tf.train(tiny(run_name="f32", **common), progress=False))
-    bf16 = loss_windows(vae_tf.train(tiny(run_name="bf16", precision="mixed_bfloat16", **common), progress=False))
+    run = vae_tf.train(tiny(run_name="bf16", precision="mixed_bfloat16", **common), progress=False)
+    bf16 = loss_windows(run)
     assert f32[-1] < 0.6 * f32[0]  # it learns, so the comparison is of a moving curve
     np.testing.assert_allclose(bf16, f32, rtol=BFLOAT16_TOLERANCE)
-
-
-def test_a_mixed_precision_run_saves_and_loads_as_it_trained(tiny):
-    run = vae_tf.train(tiny(run_name="bf16", precision="mixed_bfloat16"), progress=False)
     latest, final = vae_tf.load_run(run), vae_tf.load_run(run, "final")
     assert final.encoder.get_layer("conv0").compute_dtype == "bfloat16"
     x = tf.constant((np.random.default_rng(1).random((3, 16, 16, 1)) > 0.5).astype(np.float32))
