@@ -81,23 +81,38 @@ def log_importance_weights(batch_size, dataset_size, estimator):
     return tf.math.log(weights)
 
 
-def kl_decomposition(z, mean, log_std, log_weights):
+def kl_decomposition(z, mean, log_std, log_weights, rows=None):
     """Index-code MI, total correlation and dimension-wise KL of a minibatch, each averaged over it (scalars, nats).
 
     Chen et al. 2018, eq. 2 (after Hoffman & Johnson 2016): E_x KL(q(z|x) ‖ p(z)) = I_q(x; z) + KL(q(z) ‖ Π_d q(z_d))
     + Σ_d KL(q(z_d) ‖ p(z_d)), each term estimated at samples z [B, D] of the posteriors N(mean, exp(log_std)²)
-    [B, D], with q(z) and q(z_d) from `log_importance_weights` [B, B]. The three sum to the sampled
-    E[log q(z|x) − log p(z)], whatever the weights.
+    [B, D], with q(z) and q(z_d) from `log_importance_weights` [B, B] (or a scalar: every weight alike). The three
+    sum to the sampled E[log q(z|x) − log p(z)], whatever the weights. The estimate holds B × B × D densities:
+    `rows` (eager only) takes them that many samples at a time, B × rows × D in memory (all B by default).
     """
-    pairwise = gaussian_log_density(z[:, None, :], mean[None, :, :], log_std[None, :, :])  # [B (sample), B (x), D]
     log_w = tf.cast(log_weights, z.dtype)
-    log_q_given_x = tf.reduce_sum(gaussian_log_density(z, mean, log_std), axis=1)
-    log_q = tf.reduce_logsumexp(tf.reduce_sum(pairwise, axis=2) + log_w, axis=1)
-    log_q_marginals = tf.reduce_sum(tf.reduce_logsumexp(pairwise + log_w[:, :, None], axis=1), axis=1)
-    log_p = tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=1)  # the prior N(0, I)
+    if rows:
+        chunks = [_log_densities(z[i:i + rows], mean[i:i + rows], log_std[i:i + rows], mean, log_std,
+                                 log_w[i:i + rows] if log_w.shape.rank else log_w) for i in range(0, z.shape[0], rows)]
+        terms = [tf.concat(column, axis=0) for column in zip(*chunks)]
+    else:
+        terms = _log_densities(z, mean, log_std, mean, log_std, log_w)
+    log_q_given_x, log_q, log_q_marginals, log_p = terms
     return {"index_code_mi": tf.reduce_mean(log_q_given_x - log_q),
             "total_correlation": tf.reduce_mean(log_q - log_q_marginals),
             "dimension_wise_kl": tf.reduce_mean(log_q_marginals - log_p)}
+
+
+def _log_densities(z, own_mean, own_log_std, mean, log_std, log_w):
+    """For samples z [b, D] of their posteriors N(own_mean, exp(own_log_std)²) [b, D], against all B posteriors
+    [B, D] weighted by log_w [b, B] (or a scalar): log q(z|x), log q(z), Σ_d log q(z_d) and log p(z), each [b]."""
+    pairwise = gaussian_log_density(z[:, None, :], mean[None, :, :], log_std[None, :, :])  # [b (sample), B (x), D]
+    log_q_given_x = tf.reduce_sum(gaussian_log_density(z, own_mean, own_log_std), axis=1)
+    log_q = tf.reduce_logsumexp(tf.reduce_sum(pairwise, axis=2) + log_w, axis=1)
+    log_q_marginals = tf.reduce_sum(
+        tf.reduce_logsumexp(pairwise + (log_w[:, :, None] if log_w.shape.rank else log_w), axis=1), axis=1)
+    log_p = tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=1)  # the prior N(0, I)
+    return log_q_given_x, log_q, log_q_marginals, log_p
 
 
 def covariance(x, weights=None):
