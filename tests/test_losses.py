@@ -161,6 +161,16 @@ def test_the_decomposition_of_a_set_of_codes_taken_a_few_rows_at_a_time_is_the_w
         assert value == pytest.approx(decomposition_in_numpy(z, mean, log_std)[name], rel=1e-10), name
 
 
+def test_a_minibatch_decomposition_taken_a_few_rows_at_a_time_is_the_whole_one():
+    """The weights of minibatch-stratified sampling differ row by row: each block takes its own rows of them."""
+    z, mean, log_std = correlated_posteriors(np.random.default_rng(5), 50, np.eye(4) * 2.0, 0.5)
+    weights = log_importance_weights(50, 5000, "mss")
+    whole = kl_decomposition(tf.constant(z), tf.constant(mean), tf.constant(log_std), weights)
+    blocks = kl_decomposition(tf.constant(z), tf.constant(mean), tf.constant(log_std), weights, rows=7)
+    for name, value in whole.items():
+        assert float(blocks[name]) == pytest.approx(float(value), rel=1e-12), name
+
+
 def test_the_decomposition_of_3000_codes_of_40_dimensions_fits_in_little_memory(tmp_path):
     """All at once, its 3000 × 3000 × 40 float64 densities held 12 GB (a validation of the likelihood preset did)."""
     # The peak is the kernel's VmHWM of the new process: getrusage's ru_maxrss would count the forking test

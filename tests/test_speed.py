@@ -134,7 +134,8 @@ BFLOAT16_TOLERANCE = 0.02  # relative gap of 25-step mean losses; measured gaps 
 
 
 def test_bfloat16_follows_the_float32_loss_curve_and_reloads_as_it_trained(tiny):
-    common = dict(num_steps=150, plot_step=0, log_step=[], validation_step=0, checkpoint_step=150, batch_size=32)
+    # Validations, snapshots and two checkpoints: every job of a run also computes in bfloat16.
+    common = dict(num_steps=150, plot_step=75, log_step=[], validation_step=75, checkpoint_step=75, batch_size=32)
     f32 = loss_windows(vae_tf.train(tiny(run_name="f32", **common), progress=False))
     run = vae_tf.train(tiny(run_name="bf16", precision="mixed_bfloat16", **common), progress=False)
     bf16 = loss_windows(run)

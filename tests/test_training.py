@@ -20,7 +20,7 @@ from vae_tf import jobs
 from vae_tf.models.vae import step_figures
 from vae_tf.runs import log_columns, params_history, read_log
 
-from conftest import ROOT, run_script, tiny_args, train_cli
+from conftest import ROOT, run_script, snapshot_of, tiny_args, train_cli
 
 
 def read_rows(path):
@@ -234,7 +234,7 @@ def test_a_rerun_leaves_a_finished_run_refuses_another_model_and_resumes_with_ne
     def mtimes():
         return {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
 
-    before = mtimes()
+    before, files = mtimes(), snapshot_of(run)
     capsys.readouterr()
     vae_tf.train(tiny(run_name="history", num_steps=3, beta=4.0), progress=False)
     out = capsys.readouterr().out
@@ -244,7 +244,7 @@ def test_a_rerun_leaves_a_finished_run_refuses_another_model_and_resumes_with_ne
     assert result.returncode == 2
     assert "latent_size (4 -> 6)" in result.stderr and "new --run_name" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert mtimes() == before
+    assert mtimes() == before and snapshot_of(run) == files
     run = vae_tf.train(tiny(run_name="history", num_steps=5, beta=1.0), progress=False)
     out = capsys.readouterr().out
     assert f"resuming {run} from step 3; changed: beta 4.0 -> 1.0, num_steps 3 -> 5" in out

@@ -61,7 +61,7 @@ def kl_parts(mean, log_std, seed=0):
     n, size = np.shape(mean)
     z = mean + np.exp(log_std) * np.random.default_rng(seed).standard_normal((n, size))
     terms = kl_decomposition(tf.constant(z, tf.float64), tf.constant(mean, tf.float64),
-                             tf.constant(log_std, tf.float64), -np.log(n),  # "batch" weights: every x_j 1/n
+                             tf.constant(log_std, tf.float64), -np.log(n),  # every weight 1/n: no n × n matrix
                              rows=max(1, DENSITIES_AT_ONCE // (n * size)))
     return {name: float(value) for name, value in terms.items()}
 

@@ -92,12 +92,13 @@ def kl_decomposition(z, mean, log_std, log_weights, rows=None):
     """
     log_w = tf.cast(log_weights, z.dtype)
     if rows:
-        chunks = [_log_densities(z[i:i + rows], mean[i:i + rows], log_std[i:i + rows], mean, log_std,
-                                 log_w[i:i + rows] if log_w.shape.rank else log_w) for i in range(0, z.shape[0], rows)]
-        terms = [tf.concat(column, axis=0) for column in zip(*chunks)]
+        blocks = [_log_densities(z[i:i + rows], mean[i:i + rows], log_std[i:i + rows], mean, log_std,
+                                 log_w if log_w.shape.rank == 0 else log_w[i:i + rows])
+                  for i in range(0, z.shape[0], rows)]
+        log_densities = [tf.concat(column, axis=0) for column in zip(*blocks)]
     else:
-        terms = _log_densities(z, mean, log_std, mean, log_std, log_w)
-    log_q_given_x, log_q, log_q_marginals, log_p = terms
+        log_densities = _log_densities(z, mean, log_std, mean, log_std, log_w)
+    log_q_given_x, log_q, log_q_marginals, log_p = log_densities
     return {"index_code_mi": tf.reduce_mean(log_q_given_x - log_q),
             "total_correlation": tf.reduce_mean(log_q - log_q_marginals),
             "dimension_wise_kl": tf.reduce_mean(log_q_marginals - log_p)}
@@ -107,10 +108,10 @@ def _log_densities(z, own_mean, own_log_std, mean, log_std, log_w):
     """For samples z [b, D] of their posteriors N(own_mean, exp(own_log_std)²) [b, D], against all B posteriors
     [B, D] weighted by log_w [b, B] (or a scalar): log q(z|x), log q(z), Σ_d log q(z_d) and log p(z), each [b]."""
     pairwise = gaussian_log_density(z[:, None, :], mean[None, :, :], log_std[None, :, :])  # [b (sample), B (x), D]
+    log_w = tf.broadcast_to(log_w, tf.shape(pairwise)[:2])  # a scalar's [b, B], block by block: never B × B at once
     log_q_given_x = tf.reduce_sum(gaussian_log_density(z, own_mean, own_log_std), axis=1)
     log_q = tf.reduce_logsumexp(tf.reduce_sum(pairwise, axis=2) + log_w, axis=1)
-    log_q_marginals = tf.reduce_sum(
-        tf.reduce_logsumexp(pairwise + (log_w[:, :, None] if log_w.shape.rank else log_w), axis=1), axis=1)
+    log_q_marginals = tf.reduce_sum(tf.reduce_logsumexp(pairwise + log_w[:, :, None], axis=1), axis=1)
     log_p = tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=1)  # the prior N(0, I)
     return log_q_given_x, log_q, log_q_marginals, log_p
 
