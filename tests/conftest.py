@@ -75,6 +75,16 @@ def read_only_view(folder, view, monkeypatch):
     yield "simulated"
 
 
+def np_log_normal(z, mean, log_std):
+    """log N(z; mean, exp(log_std)²) elementwise, in NumPy: the tests' independent Gaussian density."""
+    return -0.5 * np.log(2 * np.pi) - log_std - 0.5 * ((z - mean) / np.exp(log_std)) ** 2
+
+
+def np_logsumexp(a, axis):
+    top = a.max(axis=axis, keepdims=True)
+    return np.squeeze(top, axis) + np.log(np.exp(a - top).sum(axis=axis))
+
+
 def bernoulli_log_likelihood(images, logits):
     """log p(x|z) of binary images [n, ...] under Bernoulli logits [G, P] at G points, written out in NumPy -> [G, n]."""
     x, logits = images.reshape(len(images), -1).astype(np.float64)[None], logits[:, None].astype(np.float64)

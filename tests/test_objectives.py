@@ -11,19 +11,10 @@ from vae_tf import losses
 from vae_tf.cli import train_main
 from vae_tf.objectives import OBJECTIVES, Batch, _permute_dimensions
 
-from conftest import tiny_args
+from conftest import np_log_normal, np_logsumexp, tiny_args
 
 RNG = np.random.default_rng(0)
 B, D = 6, 4
-
-
-def np_log_normal(z, mean, log_std):
-    return -0.5 * np.log(2 * np.pi) - log_std - 0.5 * ((z - mean) / np.exp(log_std)) ** 2
-
-
-def np_logsumexp(a, axis):
-    top = a.max(axis=axis, keepdims=True)
-    return np.squeeze(top, axis) + np.log(np.exp(a - top).sum(axis=axis))
 
 
 def np_bernoulli(x, logits):
