@@ -127,9 +127,16 @@ def test_the_study_presets_use_disentanglement_lib_s_values():
 # The study's presets differ from each other only in the objective, whose runs tests/test_objectives.py covers;
 # of them, AnnealedVAE is the one with a schedule to check. Presets that differ from another only in a constant of
 # the same schedule train as it does: of the β-VAE project's constant weights, 1 and 10,000 train here, of its
-# decreases the steeper one, and MSE_0 (AE_0 with β = 1) trains in the sweep below; the schedule test above follows
-# every preset.
-SAME_AS_ANOTHER = {"10-Beta-VAE", "100-Beta-VAE", "1000-Beta-VAE", "KLD_Decrease_40000_steps-100to1-Beta-VAE", "MSE_0"}
+# decreases the steeper one, and AE_0 and MSE_0 (AE_0 with β = 1) train in the sweep below; the schedule test above
+# follows every preset.
+SAME_AS_ANOTHER = {"10-Beta-VAE", "100-Beta-VAE", "1000-Beta-VAE", "KLD_Decrease_40000_steps-100to1-Beta-VAE", "MSE_0",
+                   "AE_0"}
+
+
+def logged_kl_weights(run):
+    """The KL weight the compiled step used, step by step."""
+    with open(run / "log.csv", newline="") as file:
+        return [float(row["kl_weight"]) for row in csv.DictReader(file)]
 
 
 @pytest.mark.parametrize("name", [n for n in PRESETS if not n.startswith("shapes2d_") and n not in SAME_AS_ANOTHER]
@@ -144,9 +151,7 @@ def test_each_preset_trains_two_steps_on_shapes2d(tiny, name):
     model = vae_tf.load_run(run)
     encoder = model.features if labelled else model.encoder
     assert encoder.input_shape == (None, 16, 16, 1)  # channels and size follow the data set
-    with open(run / "log.csv", newline="") as file:  # the weight the compiled step used, step by step
-        logged = [float(row["kl_weight"]) for row in csv.DictReader(file)]
-    assert logged == pytest.approx([ORIGINAL_WEIGHT[name](s) for s in (0, 1)], rel=1e-6, abs=1e-7)
+    assert logged_kl_weights(run) == pytest.approx([ORIGINAL_WEIGHT[name](s) for s in (0, 1)], rel=1e-6, abs=1e-7)
 
 
 def test_list_presets_and_a_sweep_of_two(tmp_path):
@@ -158,6 +163,8 @@ def test_list_presets_and_a_sweep_of_two(tmp_path):
             "--plot_step=0", "--log_step=[]", "--validation_size=8"]
     sweep = train_cli("--preset=AE_0", "--preset=MSE_0", *args)
     assert sweep.returncode == 0, sweep.stderr
-    assert (tmp_path / "AE_0" / "model.keras").exists() and (tmp_path / "MSE_0" / "model.keras").exists()
+    for name in ("AE_0", "MSE_0"):
+        assert vae_tf.load_run(tmp_path / name).encoder.input_shape == (None, 16, 16, 1)
+        assert logged_kl_weights(tmp_path / name) == [ORIGINAL_WEIGHT[name](s) for s in (0, 1)]
     unknown = train_cli("--preset=VAE_1", *args)
     assert unknown.returncode == 2 and "unknown preset 'VAE_1' (did you mean" in unknown.stderr
