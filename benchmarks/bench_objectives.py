@@ -22,17 +22,9 @@ import vae_tf  # first: it imports TensorFlow quietly and turns on its oneDNN ke
 import numpy as np
 import tensorflow as tf
 from vae_tf.objectives import OBJECTIVES
+from timing import seconds_per_call
 
 SMALL_RUN = "predictions/shapes2d_small"
-
-
-def seconds_per_call(function, calls):
-    function()  # trace and warm up
-    function()
-    start = time.perf_counter()
-    for _ in range(calls):
-        function()
-    return (time.perf_counter() - start) / calls
 
 
 def conv64_model(objective):
@@ -46,7 +38,7 @@ def worker(objective, steps):
     """One objective's training images/s, in this process."""
     model, batch, params = conv64_model(objective)
     step = tf.function(model.train_step)
-    return params.batch_size / seconds_per_call(lambda: float(step(batch)["loss"]), steps)
+    return params.batch_size / seconds_per_call(lambda: step(batch)["loss"], steps, warmup=2)
 
 
 def pieces(steps):
@@ -69,9 +61,9 @@ def pieces(steps):
         apply()
         return figures["discriminator_loss"]
 
-    return {"step": seconds_per_call(lambda: float(step(batch)["loss"]), steps),
-            "decomposition": seconds_per_call(lambda: float(decomposition()), steps),
-            "discriminator": seconds_per_call(lambda: float(discriminator()), steps)}
+    return {"step": seconds_per_call(lambda: step(batch)["loss"], steps, warmup=2),
+            "decomposition": seconds_per_call(decomposition, steps, warmup=2),
+            "discriminator": seconds_per_call(discriminator, steps, warmup=2)}
 
 
 def likelihood(images=20):

@@ -39,14 +39,15 @@ def test_each_job_names_the_steps_it_runs_at(parts):
     snapshot = jobs.Snapshot(dataclasses.replace(params, plot_step=5, log_step=[1, 3]), model, split, run, writer, background, True)
     assert [snapshot.next_step(s) for s in (0, 1, 2, 3, 5, 7)] == [1, 3, 3, 5, 10, 10]
     assert [s for s in range(12) if snapshot.due(s)] == [0, 1, 3, 5, 10]
-    never = jobs.Validate(dataclasses.replace(params, validation_step=0), model, split, state, run, writer, background, 0,
-                          False)
+    off = dataclasses.replace(params, validation_step=0)
+    never = jobs.Validate(off, model, jobs.validation_set(off, split), state, run, writer, background, 0, False)
     assert never.next_step(4) is None and not any(never.due(s) for s in range(10))
 
 
 def test_validate_logs_the_mean_over_the_validation_images_and_keeps_the_best_checkpoint(parts):
     params, model, state, run, split, writer, background = parts
-    validate = jobs.Validate(dataclasses.replace(params, validation_step=5), model, split, state, run, writer, background, 0, True)
+    every_5 = dataclasses.replace(params, validation_step=5)
+    validate = jobs.Validate(every_5, model, jobs.validation_set(every_5, split), state, run, writer, background, 0, True)
     validate.run(5)
     background.finish()
     validate.log.flush()

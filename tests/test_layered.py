@@ -127,11 +127,11 @@ def test_the_vampprior_of_the_top_layer_mixes_the_top_posteriors_of_its_pseudo_i
     built.top_prior.pseudo_inputs.assign(RNG.normal(0.5, 0.6, (4, 4, 4, 1)))
     pseudo_inputs = np.clip(built.top_prior.pseudo_inputs.numpy(), 0, 1)
     zeros = [np.zeros((4, 1), np.float32)] * 2
-    *_, path = built.walk(pseudo_inputs, built.encoder_posterior(pseudo_inputs), zeros, with_path=True)
+    *_, path = built.walk(built.encoder_posterior(pseudo_inputs), zeros, with_path=True)
     for component, expected in zip(built.top_prior.components(), path[-1]):
         np.testing.assert_allclose(component.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
     x = (RNG.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
-    *_, path = built.walk(x, built.encoder_posterior(x), [np.zeros((5, 1), np.float32)] * 2, with_path=True)
+    *_, path = built.walk(built.encoder_posterior(x), [np.zeros((5, 1), np.float32)] * 2, with_path=True)
     mean, log_std = (t.numpy().astype(np.float64) for t in path[-1])
     z = mean + np.exp(log_std) * tf.random.stateless_normal([5, 1], seed=[built.params.seed, 1]).numpy()
     means, log_stds = (t.numpy().astype(np.float64) for t in built.top_prior.components())
@@ -174,7 +174,7 @@ def test_the_ladder_s_training_loss_is_its_equations_in_numpy():
 def test_a_code_holds_what_each_layer_adds_and_decoding_rebuilds_the_layers_below():
     model = tiny_model("ladder")
     x = (RNG.random((3, 4, 4, 1)) > 0.5).astype(np.float32)
-    _, _, _, _, path = model.walk(x, model.encoder_posterior(x), [np.zeros((3, 1), np.float32)] * 2, with_path=True)
+    _, _, _, _, path = model.walk(model.encoder_posterior(x), [np.zeros((3, 1), np.float32)] * 2, with_path=True)
     z_1, z_2 = (mean.numpy() for mean, _ in path)  # the mean path
     code = model.represent(x).numpy()
     np.testing.assert_allclose(code, np.concatenate([z_1 - model.prior(0, z_2)[0].numpy(), z_2], 1), rtol=1e-5,

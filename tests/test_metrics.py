@@ -211,7 +211,8 @@ def test_protocols_are_the_published_ones():
         "downstream_boosted_trees": dict(train_sizes=sizes, num_test=5000, n_estimators=100)}
     for name, quick in metrics.QUICK.items():
         assert set(quick) <= set(metrics.PROTOCOLS[name])
-        assert metrics.images_needed(name, quick=True) < metrics.images_needed(name) / 3
+        needed = metrics.SUITE[name].images  # observations rendered and encoded under a protocol
+        assert needed(metrics.protocol_of(name, quick=True)) < needed(metrics.protocol_of(name)) / 3
 
 
 def test_progress_bar_counts_every_encoded_observation(capsys):

@@ -185,7 +185,7 @@ def test_iwae_is_the_k_sample_bound(fixed, k):
 
 @pytest.mark.parametrize("overrides, words", [
     (dict(objective="iwae", beta=4.0), "no KL weight"),
-    (dict(objective="beta_tcvae", kl_schedule="capacity"), "kl_schedule constant or linear"),
+    (dict(objective="beta_tcvae", kl_schedule="capacity"), "kl_schedule constant, linear or cyclical"),
     (dict(objective="dip_vae_i", batch_size=1), "batch_size 2 or more"),
     (dict(objective="info_vae", info_alpha=0.0, info_lambda=0.5), "raise info_lambda"),
     (dict(objective="beta_tvae"), "did you mean 'beta_tcvae'"),

@@ -13,7 +13,7 @@ from conftest import ROOT, train_cli
 
 STEPS = [0, 1, 2999, 3000, 3001, 4000, 20000, 39600, 40000, 53000, 99990, 125000]
 
-# The originals' KL weight as a function of the step (DESIGN §2).
+# The originals' KL weight as a function of the step (docs/presets.md).
 ORIGINAL_WEIGHT = {
     "AE_0": lambda s: 0.0,
     "AE_1": lambda s: 0.0 if s <= 3000 else min(1.0, (s - 3000) / 50000),

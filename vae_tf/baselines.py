@@ -29,7 +29,7 @@ class Baseline(NamedTuple):
 
 
 class FactorObservations:
-    """The ground-truth interface (DESIGN §3) of `ground_truth` with the factor indices as observations
+    """The ground-truth interface (docs/datasets.md) of `ground_truth` with the factor indices as observations
     (float [n, num_factors]): the identity representation on it is the ground-truth row."""
 
     def __init__(self, ground_truth):
@@ -111,9 +111,9 @@ def model_representation(model, batch_size=1024):
     return representation
 
 
-def untrained_model(params, batch_size=1024):
+def untrained_model(params):
     """The posterior mean of a freshly initialised model of `params`' architecture (seeded by params.seed)."""
-    return model_representation(build_model(params), batch_size)
+    return model_representation(build_model(params))
 
 
 # name -> builder(ground_truth, params, random_state, num_samples) -> Baseline, in the β-VAE paper's row order

@@ -1,4 +1,5 @@
-"""Command-line handling for train.py: `--name=value` for every parameter, presets, one-line errors, exit codes."""
+"""Command-line handling for train.py, analyze.py and study.py: `--name=value` for every parameter, presets,
+one-line errors, exit codes."""
 
 import argparse
 import sys
@@ -80,7 +81,7 @@ def parse_train_args(argv):
     runs = [params_module.load_params(args.params, preset=preset, overrides=overrides)
             for preset in (args.preset or [None])]
     _import_tensorflow()
-    return runs, args.list_presets
+    return runs, False
 
 
 def list_presets():
@@ -88,6 +89,15 @@ def list_presets():
     width = max(map(len, PRESETS))
     for name, overrides in PRESETS.items():
         print(f"{name:<{width}}  {overrides['dataset']:<8} {DESCRIPTIONS[name]}")
+
+
+def _refused(error, retry, elsewhere):
+    """A user error or a failed write as one line on stderr, exit code 2: the write's line says how to `retry` and
+    where else to write. Any other OSError is not the user's: raised as it is."""
+    if isinstance(error, OSError) and error.errno not in WRITE_FAILURES:
+        raise error
+    print(f"error: {error if isinstance(error, UserError) else cannot_write(error, retry, elsewhere)}", file=sys.stderr)
+    return 2
 
 
 def train_main(argv=None):
@@ -101,14 +111,8 @@ def train_main(argv=None):
         from vae_tf.training import train
         for params in runs:
             train(params)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # one met outside training's own handling of failed writes
-        if error.errno not in WRITE_FAILURES:
-            raise
-        print(f"error: {cannot_write(error, 'resume', 'pick another --output_dir')}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as error:  # an OSError met outside training's own handling of failed writes
+        return _refused(error, "resume", "pick another --output_dir")
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -281,15 +285,8 @@ def analyze_main(argv=None):
         if args.baselines:
             print(analysis.score_baselines(args.dataset, args.runs[0] if args.runs else None, args.quick,
                                            args.output, names=args.metric_names), end="")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # figures already written are whole: each replaces its file in one step
-        if error.errno not in WRITE_FAILURES:
-            raise
-        print(f"error: {cannot_write(error, 'finish the analysis', 'analyse a copy of the run in a writable folder')}",
-              file=sys.stderr)
-        return 2
+    except (UserError, OSError) as error:  # figures already written are whole: each replaces its file in one step
+        return _refused(error, "finish the analysis", "analyse a copy of the run in a writable folder")
     except KeyboardInterrupt:
         print("interrupted; the analysis folder holds a file INCOMPLETE until a rerun finishes it (figures already "
               "written are whole), the run folder is otherwise unchanged", file=sys.stderr)
@@ -339,14 +336,8 @@ def study_main(argv=None):
         from vae_tf.study.runner import run_study
         folder = run_study(args.study, args.output_dir, args.address, args.retry_failed, force=args.force)
         print(f"results in {folder}/results.csv, {folder}/study.md")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        if error.errno not in WRITE_FAILURES:
-            raise
-        print(f"error: {cannot_write(error, 'run the study', 'pass another --output_dir')}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as error:
+        return _refused(error, "run the study", "pass another --output_dir")
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume: finished runs are kept, unfinished ones resume from "
               "their checkpoints", file=sys.stderr)

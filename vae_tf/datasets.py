@@ -337,12 +337,12 @@ class DSprites(Source):
 
 
 class ArrayGroundTruth:
-    """The ground-truth interface of DESIGN §3 over stored images with a complete grid of factor classes."""
+    """The ground-truth interface (docs/datasets.md, Ground-truth factors) over stored images with a complete grid of factor classes."""
 
-    def __init__(self, classes, split, observation_shape, factor_names=None):
+    def __init__(self, classes, split, observation_shape, factor_names):
         self.factors_num_values = [int(n) for n in classes.max(axis=0) + 1]
         self.num_factors = len(self.factors_num_values)
-        self.factor_names = tuple(factor_names or (f"factor_{k}" for k in range(self.num_factors)))
+        self.factor_names = tuple(factor_names)
         self.observation_shape = observation_shape
         if len(classes) != np.prod(self.factors_num_values):
             raise UserError(f"the data set's factors do not form a complete grid ({len(classes)} images for "
@@ -442,21 +442,16 @@ def image_shape_of(params):
     return (size, size, params.channels or source_class.channels)
 
 
-def _shuffled_positions(num_examples, seed, start):
-    """Positions 0..n-1 in a fresh seeded order every epoch, endlessly, starting at overall position `start`."""
-    first_epoch, offset = divmod(start, num_examples)
-
-    def epoch(number):
-        order = tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64), seed=[seed, number])
-        return tf.data.Dataset.from_tensor_slices(order)
-
-    return tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch).skip(offset)
+def epoch_order(num_examples, seed, epoch):
+    """Positions 0..n-1 [n] int64 in epoch `epoch`'s seeded order: a fresh one every epoch."""
+    return tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64),
+                                                    seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)]))
 
 
 class TrainingStream:
     """The endless training stream as a function of the step, made of TensorFlow ops that run inside the compiled
     training step (no tf.data iterator, no host in the loop): batch `step` holds positions step·B .. step·B + B − 1
-    of the concatenated epochs, each epoch a fresh seeded order of the split (`_shuffled_positions`' order).
+    of the concatenated epochs, each epoch a fresh seeded order of the split (`epoch_order`).
 
     The current epoch's order is kept in a variable and redrawn when the epoch changes; a batch that spans epochs
     draws the orders it needs. With `binarize`, each batch's pixels are drawn as Bernoulli(grey level) from a seed of
@@ -472,8 +467,7 @@ class TrainingStream:
             self.order_epoch = tf.Variable(tf.constant(-1, tf.int64), trainable=False)
 
     def _order(self, epoch):
-        return tf.random.experimental.stateless_shuffle(tf.range(self.split.num_examples, dtype=tf.int64),
-                                                        seed=tf.stack([tf.constant(self.seed, tf.int64), epoch]))
+        return epoch_order(self.split.num_examples, self.seed, epoch)
 
     def positions(self, step):
         """step (scalar int) -> positions [B] int64 of the batch's images in the split."""
@@ -580,7 +574,7 @@ def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, sh
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     data = _source(name, image_size, data_dir, channels, download).split(split)
     if shuffle:
-        positions = _shuffled_positions(data.num_examples, seed, 0).take(data.num_examples)
+        positions = tf.data.Dataset.from_tensor_slices(epoch_order(data.num_examples, seed, 0))
     else:
         positions = tf.data.Dataset.range(data.num_examples)
     return (positions.batch(256).map(data.images, num_parallel_calls=tf.data.AUTOTUNE)
@@ -588,7 +582,7 @@ def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, sh
 
 
 def load_ground_truth(name, image_size=None, data_dir=None, download=False, channels=None):
-    """The ground-truth factor interface (DESIGN §3) of a data set with known factors (shapes2d, dsprites)."""
+    """The ground-truth factor interface (docs/datasets.md, Ground-truth factors) of a data set with known factors (shapes2d, dsprites)."""
     source = _source(name, image_size, data_dir, channels, download)
     check_ground_truth(name)
     return source.ground_truth()

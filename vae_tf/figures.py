@@ -75,7 +75,8 @@ def graphs(log, validation, title, reconstruction_loss="bernoulli"):
     log, validation: column -> list of floats (`vae_tf.runs.read_log`); validation may be empty. The losses' axes
     are in nats for the Bernoulli loss; squared and absolute error are logged as the originals' sums.
     """
-    from vae_tf.models.vae import LOSS_FIGURES, STATISTICS_FIGURES
+    from vae_tf.models.base import STATISTICS_FIGURES
+    from vae_tf.models.vae import LOSS_FIGURES
 
     figure, axes = plt.subplots(5, 2, figsize=(12, 17.5), dpi=100)
     steps = log["step"]

@@ -1,7 +1,8 @@
 """The host's work between compiled training calls, as periodic jobs (in the spirit of Keras callbacks).
 
 The training loop (`vae_tf.training`) ends each compiled call at the earliest `next_step` of its jobs, then runs
-every job `due` at that step, in the order of the list: validate, snapshot, score MIG, checkpoint. `after_call`
+every job `due` at that step, in the order of the list: log rows, validate, latent activity, snapshot, score MIG,
+checkpoint. `after_call`
 receives every call's per-step figures (the log). When training stops — finished, stopped early or interrupted —
 each job's `finish` completes its work for the last step. A new job is a subclass of `Job` added to
 `training.make_jobs`; `docs/training-loop.md` shows one.
@@ -14,6 +15,7 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import imageio.v3 as iio
 import numpy as np
@@ -109,13 +111,12 @@ class Validate(Job):
     (Tomczak & Welling 2018's code does not count its warm-up's epochs either), or a warm-up's light first weights
     would win."""
 
-    def __init__(self, params, model, split, state, run, writer, background, resume_step, chief):
+    def __init__(self, params, model, validation, state, run, writer, background, resume_step, chief):
         self.every = params.validation_step
         self.compared_from = comparable_from(params)
         self.state, self.writer, self.background = state, writer, background
         self.names = model.validation_figures  # the figures a validation averages
-        self.validation = _compiled_validation(model, split, params.batch_size,
-                                               params.validation_size if self.every else 0)
+        self.validation = _compiled_validation(model, validation, params.batch_size)
         self.validation.get_concrete_function()  # compiled now: a validation that cannot run fails at once
         # A validation at the resumed step came before its checkpoint was saved and is not redone.
         self.log = CsvLog(run.validation_csv, log_columns(self.names), resume_step + 1) if chief else None
@@ -161,13 +162,12 @@ class LatentActivity(Job):
     the run has collapsed or is collapsing (`latent_space.training_warning`), `notice` holds a one-line warning for
     the progress bar, once per state in a session of training."""
 
-    def __init__(self, params, model, split, run, writer, background, resume_step, chief):
+    def __init__(self, params, model, validation, run, writer, background, resume_step, chief):
         from vae_tf import latent_space
         self.every, self.writer, self.background, self.chief = params.validation_step, writer, background, chief
         self.latent_space, self.seed = latent_space, params.seed
         self.aggressive = model.aggressive
-        count = min(params.validation_size, split.num_examples) if self.every else 0
-        self.images = split.images(tf.range(count, dtype=tf.int64))
+        self.images = validation.images
         self.batch_size = params.batch_size
         # A layered model gives every layer's posterior along its mean path and each dimension's KL to its prior.
         self.layered = getattr(model, "layered", False)
@@ -329,14 +329,24 @@ class Checkpoint(Job):
             self.run(step)
 
 
-def _compiled_validation(model, split, batch_size, count):
+class ValidationSet(NamedTuple):
+    """The images [n, H, W, C] the validation jobs read, and their labels {name: [n]} for a model that reads them."""
+    images: tf.Tensor
+    labels: dict
+
+
+def validation_set(params, split):
+    """The split's first `validation_size` images (none when `validation_step` is 0), drawn once for every job."""
+    count = min(params.validation_size, split.num_examples) if params.validation_step else 0
+    return ValidationSet(split.images(tf.range(count, dtype=tf.int64)),
+                         {name: tf.constant(values[:count]) for name, values in split.labels.items()})
+
+
+def _compiled_validation(model, validation, batch_size):
     """A compiled function `() -> (figures [batches, F], batch sizes [batches])`: the model's validation figures of the
-    first `count` images of the split (drawn now and kept, with their labels for a model that reads them), batch by
-    batch, in one call (one host round trip)."""
-    count = min(count, split.num_examples)
-    images = split.images(tf.range(count, dtype=tf.int64))
-    data = model.evaluation_data(images, {name: tf.constant(values[:count]) for name, values in split.labels.items()})
-    batches = -(-count // batch_size)
+    validation set, batch by batch, in one call (one host round trip)."""
+    data = model.evaluation_data(*validation)
+    batches = -(-int(validation.images.shape[0]) // batch_size)
     names = model.validation_figures
 
     def batch_figures(i):

@@ -10,13 +10,23 @@ import tensorflow as tf
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-def gaussian_kl(mean, log_std):
-    """KL(N(mean, exp(log_std)²) ‖ N(0, I)) summed over latents -> [batch].
+def gaussian_kl_per_dimension(mean, log_std):
+    """KL(N(mean, exp(log_std)²) ‖ N(0, 1)) of each latent -> the shape of mean.
 
     Closed form (Kingma & Welling 2014, appendix B), written with the log standard deviation:
-    Σ ½(mean² + exp(2·log_std) − 1) − log_std.
+    ½(mean² + exp(2·log_std) − 1) − log_std.
     """
-    return tf.reduce_sum(0.5 * (tf.square(mean) + tf.exp(2.0 * log_std) - 1.0) - log_std, axis=-1)
+    return 0.5 * (tf.square(mean) + tf.exp(2.0 * log_std) - 1.0) - log_std
+
+
+def gaussian_kl(mean, log_std):
+    """KL(N(mean, exp(log_std)²) ‖ N(0, I)) summed over latents -> [batch]."""
+    return tf.reduce_sum(gaussian_kl_per_dimension(mean, log_std), axis=-1)
+
+
+def standard_normal_log_density(z):
+    """log N(z; 0, I) summed over the last axis -> z's shape without it."""
+    return tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=-1)
 
 
 def _sum_pixels(values):
@@ -112,7 +122,7 @@ def _log_densities(z, own_mean, own_log_std, mean, log_std, log_w):
     log_q_given_x = tf.reduce_sum(gaussian_log_density(z, own_mean, own_log_std), axis=1)
     log_q = tf.reduce_logsumexp(tf.reduce_sum(pairwise, axis=2) + log_w, axis=1)
     log_q_marginals = tf.reduce_sum(tf.reduce_logsumexp(pairwise + log_w[:, :, None], axis=1), axis=1)
-    log_p = tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=1)  # the prior N(0, I)
+    log_p = standard_normal_log_density(z)  # the prior N(0, I)
     return log_q_given_x, log_q, log_q_marginals, log_p
 
 

@@ -1,4 +1,4 @@
-"""Encoder and decoder networks from the layer-list format of DESIGN §2.
+"""Encoder and decoder networks from the layer-list format of docs/model.md.
 
 A layer list holds `[filters, kernel, stride]` entries (convolutions) and `[units]` entries (dense).
 The encoder lists convs then dense layers; the deconv decoder lists dense layers then transposed convs, and

@@ -76,8 +76,8 @@ class Batch:
 
 class BetaVAE:
     """β-VAE (Higgins et al. 2017): reconstruction + β·KL, with β from the KL schedule: constant (β = 1 is the VAE of
-    Kingma & Welling 2014, β = 0 an autoencoder), linear (KL annealing, Bowman et al. 2016) or capacity
-    (β·|KL − C|, the AnnealedVAE of Burgess et al. 2018, eq. 8)."""
+    Kingma & Welling 2014, β = 0 an autoencoder), linear (KL annealing, Bowman et al. 2016), cyclical (Fu et al.
+    2019) or capacity (β·|KL − C|, the AnnealedVAE of Burgess et al. 2018, eq. 8)."""
 
     figures = ()  # per-step figures this objective logs besides the shared ones
 
@@ -95,7 +95,7 @@ class BetaVAE:
         if not self.params.free_bits:
             return tf.reduce_mean(batch.kl)
         mean, log_std = batch.global_mean, batch.global_log_std
-        per_dimension = tf.reduce_mean(0.5 * (tf.square(mean) + tf.exp(2.0 * log_std) - 1.0) - log_std, axis=0)
+        per_dimension = tf.reduce_mean(losses.gaussian_kl_per_dimension(mean, log_std), axis=0)
         groups = self.params.free_bits_groups or self.params.latent_size
         per_group = tf.reduce_sum(tf.reshape(per_dimension, [groups, -1]), axis=1)
         return tf.reduce_sum(tf.maximum(tf.cast(self.params.free_bits, per_group.dtype), per_group))
@@ -135,7 +135,7 @@ class BetaTCVAE(BetaVAE):
     """β-TCVAE (Chen et al. 2018, eq. 4): reconstruction + α·MI + β·TC + γ·dimension-wise KL, the three terms of
     the KL's decomposition estimated on the minibatch (`losses.kl_decomposition`) with the paper's minibatch-weighted
     ("mws") or minibatch-stratified ("mss") sampling; the data-set size enters their weights. β comes from the KL
-    schedule (constant or linear). The minibatch is the global one, gathered across replicas."""
+    schedule (constant, linear or cyclical). The minibatch is the global one, gathered across replicas."""
 
 
     def penalty(self, batch, step):

@@ -12,7 +12,7 @@ from typing import Optional
 
 from vae_tf.errors import UserError
 
-Layers = list  # [[filters, kernel, stride] | [units], ...], DESIGN §2
+Layers = list  # [[filters, kernel, stride] | [units], ...], docs/model.md
 
 
 def _option(default, help):
@@ -594,7 +594,7 @@ def _check_objective(p):
              f"objective {p.objective} estimates its penalty from the minibatch; use batch_size 2 or more")
     _require(p.objective != "beta_tcvae" or p.kl_schedule != "capacity",
              "objective beta_tcvae weights the total correlation by beta; a capacity target C applies to the whole "
-             "KL: use kl_schedule constant or linear")
+             "KL: use kl_schedule constant, linear or cyclical")
     _require(p.objective != "info_vae" or p.info_alpha + p.info_lambda - 1 >= 0,
              f"objective info_vae weights the MMD by info_alpha + info_lambda - 1 = "
              f"{p.info_alpha + p.info_lambda - 1:g} < 0; raise info_lambda")

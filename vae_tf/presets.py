@@ -1,4 +1,4 @@
-"""The original experiments (DESIGN §2) and one run per objective, as named sets of parameter overrides.
+"""The original experiments (docs/presets.md) and one run per objective, as named sets of parameter overrides.
 
 A preset sets `image_size` None and leaves `channels` alone (but `shapes2d_disentangle`, whose encoder is sized
 for 64×64): the model follows the data set, so `--preset=10-Beta-VAE --dataset=shapes2d --num_steps=2000` runs the

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf.losses import LOG_2PI, gaussian_log_density
+from vae_tf.losses import gaussian_log_density, standard_normal_log_density
 
 
 def mixture_log_density(z, means, log_stds):
@@ -33,7 +33,7 @@ class StandardNormal:
         return "N(0, I) as the prior"
 
     def log_density(self, z):
-        return tf.reduce_sum(-0.5 * (LOG_2PI + tf.square(z)), axis=-1)
+        return standard_normal_log_density(z)
 
     def codes(self, rng, n):
         return rng.standard_normal((n, self.size))

@@ -1,4 +1,4 @@
-"""A run folder `predictions/<run_name>/` (DESIGN §5): its paths and its files. Its weights: `vae_tf.checkpoints`."""
+"""A run folder `predictions/<run_name>/` (docs/runs.md): its paths and its files. Its weights: `vae_tf.checkpoints`."""
 
 import contextlib
 import csv

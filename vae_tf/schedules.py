@@ -93,11 +93,11 @@ class CategoricalCapacity(Capacity):
     + λ·KL(q̄(c) ‖ U) + ρ·HSIC(mean, q(c|x)), C_c ramping linearly from 0 to its capacity, λ = `marginal_weight`,
     ρ = `independence`."""
 
-    def __init__(self, gamma, start_step, end_step, capacity, marginal_weight, independence=0.0):
+    def __init__(self, gamma, start_step, end_step, capacity, marginal_weight, independence):
         super().__init__(gamma, start_step, end_step, 0.0, capacity)
         self.marginal_weight, self.independence = marginal_weight, independence
 
-    def penalty(self, kl, step, marginal_kl=0.0, hsic=None):
+    def penalty(self, kl, step, marginal_kl, hsic):
         """`hsic` None: the independence term is off (its weight 0) and was not computed."""
         penalty = super().penalty(kl, step) + self.marginal_weight * marginal_kl
         return penalty if hsic is None else penalty + self.independence * hsic

@@ -137,7 +137,7 @@ def render_packed(index, size=NATIVE_SIZE):
 
 
 class Shapes2DGroundTruth:
-    """The ground-truth interface of DESIGN §3 over shapes2d."""
+    """The ground-truth interface (docs/datasets.md) over shapes2d."""
 
     num_factors = len(FACTOR_SIZES)
     factors_num_values = list(FACTOR_SIZES)

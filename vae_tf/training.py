@@ -358,8 +358,9 @@ def make_jobs(params, run, model, state, validation_split, ground_truth, step, s
 
     if chief:
         add(jobs.LogRows(run, model.step_figures, step, writer, background))
-    add(jobs.Validate(params, model, validation_split, state, run, writer, background, step, chief))
-    add(jobs.LatentActivity(params, model, validation_split, run, writer, background, step, chief))
+    validation = jobs.validation_set(params, validation_split)
+    add(jobs.Validate(params, model, validation, state, run, writer, background, step, chief))
+    add(jobs.LatentActivity(params, model, validation, run, writer, background, step, chief))
     add(jobs.Snapshot(params, model, validation_split, run, writer, background, chief))
     if ground_truth is not None:
         add(jobs.ScoreMig(params, model, ground_truth, state, run, step, chief))

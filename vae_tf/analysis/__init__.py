@@ -16,16 +16,15 @@ The studies (`vae_tf.study`) reuse `score_run`, `evaluation_images` and `likelih
 the studies, whose files the analysis reads through `vae_tf.runs`.
 """
 
-from vae_tf.analysis.compare import UDR_IMAGES, compare, runs_of, udr_scores
+from vae_tf.analysis.compare import UDR_IMAGES, compare, runs_of
 from vae_tf.analysis.encoding import Encoded, evaluation_images
 from vae_tf.analysis.export import export
 from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, is_current, likelihood_summary,
                                     read_summary, summary_lines)
 from vae_tf.analysis.run import analysis_folder, analyze
 from vae_tf.analysis.scores import baseline_params, score_baselines, score_run
-from vae_tf.analysis.training_figures import snapshots, write_gif
+from vae_tf.analysis.training_figures import snapshots
 
 __all__ = ["LIKELIHOOD_IMAGES", "LIKELIHOOD_SAMPLES", "UDR_IMAGES", "Encoded", "analysis_folder", "analyze",
            "baseline_params", "compare", "evaluation_images", "export", "is_current", "likelihood_summary",
-           "read_summary", "runs_of", "score_baselines", "score_run", "snapshots", "summary_lines", "udr_scores",
-           "write_gif"]
+           "read_summary", "runs_of", "score_baselines", "score_run", "snapshots", "summary_lines"]

@@ -41,7 +41,7 @@ class Encoded:
             chunks = [model.code_posterior(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
             self.mean, self.posterior_mean, self.log_std, self.kl = (
                 np.concatenate([c[j].numpy() for c in chunks]).astype(np.float64) for j in range(4))
-            self.gaussian_mode, self.gaussian_parameters = self.mean, (self.posterior_mean, self.log_std)
+            self.gaussian_parameters = (self.posterior_mean, self.log_std)
             self.probabilities, self.categories, self.sizes = [], [], []
             return
         chunks = [model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
@@ -50,7 +50,7 @@ class Encoded:
         gaussian, *categorical = model.latent.split(heads)
         self.posterior_mean, self.log_std = gaussian[:2]
         # The code the decoder reads: the mean, or through a flow, the flow's image of the mean.
-        self.mean = self.gaussian_mode = (
+        self.mean = (
             self.posterior_mean if len(gaussian) == 2 else
             model.latent.gaussian.mode([np.float32(p) for p in gaussian]).numpy().astype(np.float64))
         self.gaussian_parameters = gaussian
@@ -82,7 +82,7 @@ class Encoded:
     def modes(self):
         """Each image's deterministic code [n, code_size]: its Gaussian mode and its most probable categories."""
         one_hot = [np.eye(size)[categories] for size, categories in zip(self.sizes, self.categories)]
-        return np.concatenate([self.gaussian_mode, *one_hot], axis=1)
+        return np.concatenate([self.mean, *one_hot], axis=1)
 
 
 def decode(model, codes):

@@ -1,4 +1,4 @@
-"""Disentanglement metrics, from a ground-truth sampler or from plain (codes, factors) arrays (DESIGN §3).
+"""Disentanglement metrics, from a ground-truth sampler or from plain (codes, factors) arrays (docs/metrics.md).
 
 A sampled metric is `METRICS[name](ground_truth, representation_fn, random_state, **protocol) -> dict`:
 `representation_fn` maps observations [n, ...] to codes [n, d] (for a VAE, the posterior mean). An array metric is
@@ -33,12 +33,12 @@ from vae_tf.metrics.unsupervised import (code_mutual_information, code_mutual_in
                                          gaussian_total_correlation, gaussian_total_correlation_from_arrays,
                                          gaussian_wasserstein_correlation, gaussian_wasserstein_correlation_from_arrays)
 from vae_tf.metrics.suite import (ARRAY_METRICS, DEFAULT_METRICS, LOWER_IS_BETTER, METRICS, METRICS_SEED, PROTOCOLS, QUICK, SUITE,
-                                  array_protocol_of, evaluate, evaluate_arrays, format_table, images_needed,
+                                  array_protocol_of, evaluate, evaluate_arrays, format_table,
                                   markdown_table, protocol_of, scalar_figures)
 
 __all__ = [  # the runners and registries, then each metric's sampled and array forms
     "evaluate", "evaluate_arrays", "format_table", "markdown_table", "scalar_figures", "protocol_of",
-    "array_protocol_of", "images_needed", "SUITE", "METRICS", "ARRAY_METRICS", "DEFAULT_METRICS", "PROTOCOLS",
+    "array_protocol_of", "SUITE", "METRICS", "ARRAY_METRICS", "DEFAULT_METRICS", "PROTOCOLS",
     "LOWER_IS_BETTER", "QUICK", "METRICS_SEED", "DISCRETE", "CONTINUOUS", "random_state_of", "seed_from",
     "beta_vae", "factor_vae", "mig", "mig_from_arrays", "dci", "dci_from_arrays", "sap", "sap_from_arrays",
     "modularity", "modularity_from_arrays", "explicitness", "explicitness_from_arrays", "irs", "irs_from_arrays",

@@ -105,11 +105,6 @@ def protocol_of(name, quick=False, **overrides):
     return {**PROTOCOLS[name], **(QUICK[name] if quick else {}), **overrides}
 
 
-def images_needed(name, quick=False, **overrides):
-    """How many observations the metric renders and encodes under that protocol."""
-    return SUITE[name].images(protocol_of(name, quick, **overrides))
-
-
 def evaluate(ground_truth, representation_fn, random_state=0, names=None, quick=False, progress=False,
              protocols=None, label=None):
     """Run the metrics `names` (default: DEFAULT_METRICS) on a ground truth and a representation -> {name: result}.

@@ -5,8 +5,9 @@ and `get_config` / `from_config` carry exactly those, so `model.keras` rebuilds 
 the parameters it needs from `self.params`; adding a parameter touches `vae_tf/params.py` and the class that reads
 it, nothing in between.
 
-The training loop, the objectives, the likelihood, the metrics, the analysis and `load_run` use these, and nothing
-else of a model:
+The training loop, the objectives, the likelihood, the metrics, the analysis and `load_run` use these, the helpers
+`Model` below gives every family (`loss_terms`, `evaluation_data`, `validation_figures`, `autoregressive`,
+`loss_scaled`), and a layered model's `sizes` and `code_posterior`; nothing else of a model:
 
 - `encode(x)`: images [B, H, W, C] in [0, 1] -> the posterior's parameters, a list of tensors [B, ...];
 - `represent(x)`: images -> codes [B, d], what the disentanglement metrics and UDR read;
@@ -22,7 +23,8 @@ else of a model:
   weights; `kl_in_closed_form` says whether the ELBO may use the parts' closed-form KL at `encode(x)` instead of
   the sampled log p(code) − log q(code|x);
 - `latent` (a `vae_tf.latents.Latent`: the parts of the code), `objective`, `checkpointables()` (what the checkpoint
-  holds besides the weights and the optimizer), `negative_log_likelihood(x, logits)`;
+  holds besides the weights and the optimizer), `negative_log_likelihood(x, logits)`, `reconstruction_fn(x,
+  logits)`;
 - `aggressive`: the schedule of He et al.'s aggressive inference training (`vae_tf.aggressive`), or None;
 - `classify(x)`: q(y|x) [B, K], where `classifies` (M2); other models raise a one-line UserError.
 """
@@ -38,6 +40,18 @@ from vae_tf.params import Params, saved_params
 
 TRACKED = ("loss", "reconstruction_loss", "kl_loss")
 VALIDATION_FIGURES = TRACKED  # validation.csv's figures, besides step and wall_time
+# The last per-step figures of every family: the posterior statistics the originals logged (`posterior_statistics`),
+# then the step's gradient norm and whether the step was skipped (`usable_step`).
+STATISTICS_FIGURES = ("mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm", "skipped")
+
+
+def posterior_statistics(mean, log_std):
+    """The batch's posterior means and standard deviations [B, D] summarised as the originals logged them: mean,
+    minimum and maximum of each (scalars)."""
+    std = tf.exp(log_std)
+    return {"mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
+            "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}
+
 
 def usable_step(loss, grad_norm, loss_scaled):
     """Whether a step's loss and gradients can be trusted (bool tensor): finite. Under loss scaling an overflowing

@@ -32,7 +32,7 @@ import tensorflow as tf
 from vae_tf import networks, priors
 from vae_tf.latents import Gaussian
 from vae_tf.losses import RECONSTRUCTION_LOSSES, gaussian_log_density, importance_weighted_bound
-from vae_tf.models.base import Model
+from vae_tf.models.base import STATISTICS_FIGURES, Model, posterior_statistics
 from vae_tf.objectives import OBJECTIVES, stream_seed
 from vae_tf.schedules import schedule_of
 
@@ -96,8 +96,8 @@ class LayeredLatent:
 class Layered(Model):
     """The shared generative model, training step and evaluation of the layered models. A family adds its inference:
     `build_inference()` (its encoder, `heads` and `up` networks), `encoder_posterior(x, training)` (what `encode`
-    returns) and `walk(x, posterior, noise, training, with_path=False)`: one draw of every layer for rows of images x
-    [R, ...] with the encoder's `posterior` [R, ...] and `noise`, one [R, size] per layer, giving (z per layer,
+    returns) and `walk(posterior, noise, training, with_path=False)`: one draw of every layer for R rows from the
+    encoder's `posterior` of their images [R, ...] and `noise`, one [R, size] per layer, giving (z per layer,
     log q − log p per layer and dimension [R, size]: the draw's log weights, KL per layer and dimension [R, size]: what
     the training loss takes, z_1's posterior (mean, log_std)), and with `with_path` every layer's posterior too."""
 
@@ -122,9 +122,7 @@ class Layered(Model):
         self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size)  # for its figures and checkpoint
         layers = tuple(f"kl_layer{l + 1}" for l in range(len(self.sizes)))
         self.step_figures = (("loss", "reconstruction_loss", "kl_loss", "kl_weight") + layers
-                             + (("iwae_bound",) if p.objective == "iwae" else ())
-                             + ("mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm",
-                                "skipped"))
+                             + self.objective.figures + STATISTICS_FIGURES)
         self.built = True
 
     def describe(self):
@@ -170,7 +168,7 @@ class Layered(Model):
                  for level, size in enumerate(self.sizes)]
         repeated = tf.tile(x, [k, 1, 1, 1])  # sample-major
         posterior = [tf.tile(p, [k, 1]) for p in self.encoder_posterior(x, training=training)]
-        z, log_ratio, kls, (mean, log_std) = self.walk(repeated, posterior, noise, training=training)
+        z, log_ratio, kls, (mean, log_std) = self.walk(posterior, noise, training=training)
         logits = self.decoder(z[0], training=training)
         reconstruction = self.reconstruction_fn(repeated, logits)  # [k·B]
         layer_kls = [tf.reduce_mean(tf.reduce_sum(kl, -1)) for kl in kls]
@@ -183,11 +181,8 @@ class Layered(Model):
             loss, figures["iwae_bound"] = -bound, bound
         else:
             loss = tf.reduce_mean(reconstruction) + self.schedule.penalty(kl, step)
-        std = tf.exp(log_std)
         return {"loss": loss, "reconstruction_loss": tf.reduce_mean(reconstruction), "kl_loss": kl,
-                "kl_weight": self.schedule.weight(step), **figures,
-                "mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
-                "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}, None
+                "kl_weight": self.schedule.weight(step), **figures, **posterior_statistics(mean, log_std)}, None
 
     def encode(self, x):
         return self.encoder_posterior(x, training=False)
@@ -197,7 +192,7 @@ class Layered(Model):
         k, n = tf.shape(noise[0])[0], tf.shape(x)[0]
         repeated = tf.tile(x, [k, 1, 1, 1])
         tiled = [tf.tile(p, [k, 1]) for p in posterior]
-        z, log_ratio, _, _ = self.walk(repeated, tiled, [tf.reshape(e, [k * n, -1]) for e in noise])
+        z, log_ratio, _, _ = self.walk(tiled, [tf.reshape(e, [k * n, -1]) for e in noise])
         log_likelihood = -self.negative_log_likelihood(repeated, self.decoder(z[0], training=False))
         prior_ratio = -tf.add_n([tf.reduce_sum(r, -1) for r in log_ratio])
         return tf.reshape(log_likelihood, [k, n]), tf.reshape(prior_ratio, [k, n])
@@ -208,7 +203,7 @@ class Layered(Model):
         mean and log std there, and each dimension's KL to its prior; latents.csv's and the analysis' figures."""
         posterior = self.encoder_posterior(x, training=False)
         zeros = [tf.zeros([tf.shape(x)[0], size]) for size in self.sizes]
-        means, _, kls, _, path = self.walk(x, posterior, zeros, with_path=True)
+        means, _, kls, _, path = self.walk(posterior, zeros, with_path=True)
         return (self.innovations(means), tf.concat(means, -1), tf.concat([s for _, s in path], -1),
                 tf.concat(kls, -1))
 
@@ -288,7 +283,7 @@ class Hierarchical(Layered):
             log_std = tf.maximum(log_std, LOG_STD_FLOOR)
         return mean, log_std
 
-    def walk(self, x, posterior, noise, training=False, with_path=False):
+    def walk(self, posterior, noise, training=False, with_path=False):
         (mean, log_std), draws, gaussians = posterior, [], []
         for level in range(len(self.sizes)):
             if level:
@@ -341,7 +336,7 @@ class Ladder(Layered):
         mean, log_std = self.encoder_posterior(x, training=False)[-2:]
         return mean, tf.maximum(log_std, LOG_STD_FLOOR)
 
-    def walk(self, x, posterior, noise, training=False, with_path=False):
+    def walk(self, posterior, noise, training=False, with_path=False):
         levels = len(self.sizes)
         bottom_up = [(posterior[2 * l], tf.maximum(posterior[2 * l + 1], LOG_STD_FLOOR)) for l in range(levels)]
         draws, log_ratio, kls, gaussians = [None] * levels, [None] * levels, [None] * levels, [None] * levels

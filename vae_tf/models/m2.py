@@ -29,15 +29,14 @@ import tensorflow as tf
 from vae_tf import networks
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, gaussian_kl
-from vae_tf.models.base import VALIDATION_FIGURES, Model
+from vae_tf.models.base import STATISTICS_FIGURES, VALIDATION_FIGURES, Model, posterior_statistics
 from vae_tf.objectives import OBJECTIVES, stream_seed
 from vae_tf.schedules import schedule_of
 
 # log.csv's columns: the loss and its parts on the unlabelled batch (y summed out), then the two ELBOs (nats, β = 1),
 # the classifier's cross-entropy and accuracy on the labelled batch, and the posterior statistics of q(z|x,y).
 FIGURES = ("loss", "reconstruction_loss", "kl_loss", "kl_weight", "labelled_elbo", "unlabelled_elbo",
-           "classification_loss", "labelled_accuracy", "mean_avg", "mean_min", "mean_max", "std_avg", "std_min",
-           "std_max", "grad_norm", "skipped")
+           "classification_loss", "labelled_accuracy") + STATISTICS_FIGURES
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -153,14 +152,12 @@ class M2(Model):
         if self.decorrelates:
             loss += self.decorrelation((mean, log_std), unlabelled_posterior, q)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(label_logits, -1), classes), tf.float32))
-        std = tf.exp(log_std)
         return {**figures, "loss": loss, "reconstruction_loss": tf.reduce_mean(rec_u), "kl_loss": tf.reduce_mean(kl_u + kl_y),
                 "kl_weight": self.schedule.weight(step),
                 "labelled_elbo": -tf.reduce_mean(rec_l + kl_l + log_k),
                 "unlabelled_elbo": -tf.reduce_mean(rec_u + kl_u + kl_y),
                 "classification_loss": tf.reduce_mean(cross_entropy), "labelled_accuracy": accuracy,
-                "mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
-                "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}, None
+                **posterior_statistics(mean, log_std)}, None
 
     def decorrelation(self, labelled, unlabelled, q):
         """DIP-VAE-II's penalty on the covariance of the step's aggregate posterior q(z), the mixture of each labelled

@@ -10,16 +10,15 @@ import tensorflow as tf
 from vae_tf import aggressive, flows, networks, pixelcnn, priors, svi
 from vae_tf.latents import Latent
 from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importance_weights
-from vae_tf.models.base import Model
+from vae_tf.models.base import STATISTICS_FIGURES, Model, posterior_statistics
 from vae_tf.objectives import OBJECTIVES, Batch, global_batch, replica_rows, stream_seed
 from vae_tf.params import defaults
 from vae_tf.schedules import CategoricalCapacity, schedule_of
 
-# Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), the posterior
-# statistics the originals logged. An objective's own figures follow the decomposition.
+# Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), then (after an
+# objective's own figures) base.STATISTICS_FIGURES.
 LOSS_FIGURES = ("loss", "reconstruction_loss", "kl_loss", "kl_weight", "kl_target",
                 "index_code_mi", "total_correlation", "dimension_wise_kl")
-STATISTICS_FIGURES = ("mean_avg", "mean_min", "mean_max", "std_avg", "std_min", "std_max", "grad_norm", "skipped")
 # With categorical latents: the KL of the Gaussian part and of the categoricals, and the categoricals' capacity.
 CATEGORICAL_FIGURES = ("kl_gaussian", "kl_categorical", "categorical_capacity", "categorical_marginal_kl")
 # With the parts kept independent (categorical_independence > 0): the penalised HSIC between them. Only then, so that
@@ -43,16 +42,17 @@ def step_figures(objective, categorical=False, independent=False, aggressively=F
             + (SVI_FIGURES if refined else ()))
 
 
-def categorical_capacity_schedule(sizes, capacity, gamma, start_step, end_step, marginal_weight, independence=0.0):
-    """The categoricals' term (`schedules.CategoricalCapacity`): JointVAE's γ·|KL_c − C_c| (Dupont 2018, eq. 7), C_c
-    ramping from 0 at `start_step` to `capacity` nats at `end_step`, capped at Σ log K (the most a uniform prior lets
-    them carry), plus `marginal_weight`·KL(q̄(c) ‖ U) and `independence`·HSIC(mean, q(c|x)); None without
-    categoricals."""
-    if not sizes:
+def categorical_capacity_schedule(p):
+    """The categoricals' term (`schedules.CategoricalCapacity`) of params p: JointVAE's γ·|KL_c − C_c| (Dupont 2018,
+    eq. 7), C_c ramping from 0 at `categorical_start_step` to `categorical_capacity` nats at `categorical_end_step`,
+    capped at Σ log K (the most a uniform prior lets them carry), plus `categorical_marginal_weight`·KL(q̄(c) ‖ U)
+    and `categorical_independence`·HSIC(mean, q(c|x)); None without categoricals."""
+    if not p.categorical_sizes:
         return None
-    most = sum(math.log(size) for size in sizes)
-    return CategoricalCapacity(gamma, start_step, end_step, most if capacity is None else min(capacity, most),
-                               marginal_weight, independence)
+    most = sum(math.log(size) for size in p.categorical_sizes)
+    capacity = most if p.categorical_capacity is None else min(p.categorical_capacity, most)
+    return CategoricalCapacity(p.categorical_gamma, p.categorical_start_step, p.categorical_end_step, capacity,
+                               p.categorical_marginal_weight, p.categorical_independence)
 
 
 @keras.saving.register_keras_serializable(package="vae_tf")
@@ -92,11 +92,7 @@ class VAE(Model):
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
         self.schedule = schedule_of(p)
         # A plain attribute, not a tracked layer: FactorVAE's discriminator must stay out of the VAE's variables.
-        self.objective = OBJECTIVES[p.objective](
-            self.schedule, p, dataset_size,
-            categorical_capacity_schedule(p.categorical_sizes, p.categorical_capacity, p.categorical_gamma,
-                                          p.categorical_start_step, p.categorical_end_step,
-                                          p.categorical_marginal_weight, p.categorical_independence))
+        self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size, categorical_capacity_schedule(p))
         self.step_figures = step_figures(p.objective, bool(p.categorical_sizes), self.independence_kernel is not None,
                                          p.aggressive, p.svi_steps > 0)
         self.built = True  # both networks are built on keras.Input above; saving needs to know it
@@ -203,16 +199,13 @@ class VAE(Model):
                       whole=(*whole_gaussian[:2], base_z), parameters=parts[0],
                       noise=replica_rows(whole_noise, replica, replicas), context=context)
         loss, own_figures = self.objective.loss(self, batch, step)
-        std = tf.exp(log_std)
         kl = batch.kl if batch.categorical_kl is None else batch.kl + batch.categorical_kl
         if self.params.svi_steps:
             own_figures["svi_gain"] = svi_gain
         return {"loss": loss, "reconstruction_loss": tf.reduce_mean(batch.reconstruction),
                 "kl_loss": tf.reduce_mean(kl),
                 "kl_weight": self.schedule.weight(step), "kl_target": self.schedule.target(step),
-                **self.decomposition(batch), **own_figures,
-                "mean_avg": tf.reduce_mean(mean), "mean_min": tf.reduce_min(mean), "mean_max": tf.reduce_max(mean),
-                "std_avg": tf.reduce_mean(std), "std_min": tf.reduce_min(std), "std_max": tf.reduce_max(std)}, batch
+                **self.decomposition(batch), **own_figures, **posterior_statistics(mean, log_std)}, batch
 
     def decomposition(self, batch):
         """The KL's decomposition on the global batch (`Batch.global_z`), by minibatch-stratified sampling; logged

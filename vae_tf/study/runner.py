@@ -166,7 +166,7 @@ def _outcome(ray, reference, folder, trial):
         return read_trial(folder / trial.name)
 
 
-def _pending(study, folder, trials, invalid, retry_failed):
+def _pending(folder, trials, invalid, retry_failed):
     """The trials to train now, and the records of those that have ended."""
     records = {trial.name: read_trial(folder / trial.name) for trial in trials}
     pending = [trial for trial in trials if trial.name not in invalid and (
@@ -201,7 +201,7 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
     _check_owner(folder, name)
     if not force:  # the study's own runs all get a folder again (retrained), so only the others can be dropped
         results.refuse_dropping(folder, results.found_runs(folder) + [trial.name for trial in trials], FORCE)
-    ray = _connect(address, study) if _pending(study, folder, trials, invalid, retry_failed)[0] else None
+    ray = _connect(address, study) if _pending(folder, trials, invalid, retry_failed)[0] else None
     select_by = study.select_by or (study.metrics[0] if study.metrics else None)
     try:
         _claim(folder, name, path, select_by)
@@ -213,7 +213,7 @@ def run_study(path, output_dir=None, address=None, retry_failed=False, progress=
             for trial in trials:
                 if trial.name in invalid and read_trial(folder / trial.name) is None:
                     record_failure(folder / trial.name, trial.values, invalid[trial.name])
-            pending, ended = _pending(study, folder, trials, invalid, retry_failed)
+            pending, ended = _pending(folder, trials, invalid, retry_failed)
             line = _Progress(name, len(trials), sum(r["status"] == "finished" for r in ended),
                              sum(r["status"] == "failed" for r in ended), progress)
             try:
