@@ -130,8 +130,8 @@ def train_cli(*args):
 # --- metrics -----------------------------------------------------------------------------------------------
 
 class FactorIndices:
-    """A ground truth (docs/datasets.md) of independent uniform factors of the given sizes whose observations are the factor
-    indices themselves (float [n, k]): the identity on it is a perfect code."""
+    """A ground truth (docs/datasets.md) of independent uniform factors of the given sizes whose observations are the
+    factor indices themselves (float [n, k]): the identity on it is a perfect code."""
 
     def __init__(self, *sizes):
         self.factors_num_values = list(sizes)

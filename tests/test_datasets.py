@@ -205,6 +205,12 @@ def test_folder_reads_nested_images_skips_a_corrupt_one_and_splits_by_path(tmp_p
     again = np.stack(list(vae_tf.load_dataset("folder", split="test", data_dir=str(tmp_path), image_size=16,
                                               shuffle=False)))
     assert len(again) == counts["test"]
+    # shuffle=True: the split's fixed order shuffled with the seed (seed, 0), as the training stream's first epoch
+    fixed, shuffled = (np.stack(list(vae_tf.load_dataset("folder", data_dir=str(tmp_path), image_size=16, seed=4,
+                                                         shuffle=shuffle))) for shuffle in (False, True))
+    order = tf.random.experimental.stateless_shuffle(tf.range(len(fixed), dtype=tf.int64), seed=[4, 0]).numpy()
+    assert len(fixed) == counts["train"] and list(order) != sorted(order)
+    np.testing.assert_array_equal(shuffled, fixed[order])
 
 
 def test_folder_errors(tmp_path):

@@ -47,7 +47,8 @@ def test_each_job_names_the_steps_it_runs_at(parts):
 def test_validate_logs_the_mean_over_the_validation_images_and_keeps_the_best_checkpoint(parts):
     params, model, state, run, split, writer, background = parts
     every_5 = dataclasses.replace(params, validation_step=5)
-    validate = jobs.Validate(every_5, model, jobs.validation_set(every_5, split), state, run, writer, background, 0, True)
+    validation = jobs.validation_set(every_5, split)
+    validate = jobs.Validate(every_5, model, validation, state, run, writer, background, 0, True)
     validate.run(5)
     background.finish()
     validate.log.flush()

@@ -76,15 +76,16 @@ def test_call_sizes_aim_at_a_quarter_second_and_stay_fixed_when_asked_or_in_a_cl
 
 
 def test_the_training_stream_is_the_seeded_epoch_order_at_any_step():
-    """Batch k holds positions kB .. kB + B - 1 of the concatenated epochs, each `epoch_order`'s order, also
-    where a batch spans epochs or the whole split is smaller than a batch."""
+    """Batch k holds positions kB .. kB + B - 1 of the concatenated epochs, each shuffled with the seed (seed, epoch),
+    also where a batch spans epochs or the whole split is smaller than a batch."""
     for n, batch in ((10, 4), (3, 8), (50, 7)):
         stream = datasets.TrainingStream(datasets.Split(n, lambda p: p), batch, seed=3)
         positions = tf.function(stream.positions)
         steps = list(range(12)) + [5, 0, 11]  # in order, then back and forth as a resumed run does
         got = np.concatenate([positions(tf.constant(step)).numpy() for step in steps])
         epochs = -(-12 * batch // n)  # enough whole epochs for 12 batches
-        order = np.concatenate([datasets.epoch_order(n, 3, epoch).numpy() for epoch in range(epochs)])
+        order = np.concatenate([tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=[3, epoch])
+                                for epoch in range(epochs)])  # epoch e's order: the shuffle seeded (seed, e)
         np.testing.assert_array_equal(got, np.concatenate([order[s * batch:(s + 1) * batch] for s in steps]))
 
 

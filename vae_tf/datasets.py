@@ -337,7 +337,8 @@ class DSprites(Source):
 
 
 class ArrayGroundTruth:
-    """The ground-truth interface (docs/datasets.md, Ground-truth factors) over stored images with a complete grid of factor classes."""
+    """The ground-truth interface (docs/datasets.md, Ground-truth factors) over stored images with a complete grid
+    of factor classes."""
 
     def __init__(self, classes, split, observation_shape, factor_names):
         self.factors_num_values = [int(n) for n in classes.max(axis=0) + 1]
@@ -582,7 +583,8 @@ def load_dataset(name, split="train", image_size=None, data_dir=None, seed=0, sh
 
 
 def load_ground_truth(name, image_size=None, data_dir=None, download=False, channels=None):
-    """The ground-truth factor interface (docs/datasets.md, Ground-truth factors) of a data set with known factors (shapes2d, dsprites)."""
+    """The ground-truth factor interface (docs/datasets.md, Ground-truth factors) of a data set with known factors
+    (shapes2d, dsprites)."""
     source = _source(name, image_size, data_dir, channels, download)
     check_ground_truth(name)
     return source.ground_truth()

@@ -336,7 +336,8 @@ class ValidationSet(NamedTuple):
 
 
 def validation_set(params, split):
-    """The split's first `validation_size` images (none when `validation_step` is 0), drawn once for every job."""
+    """The split's first `validation_size` images (none when `validation_step` is 0), drawn once for the two jobs
+    that read them (Validate, LatentActivity)."""
     count = min(params.validation_size, split.num_examples) if params.validation_step else 0
     return ValidationSet(split.images(tf.range(count, dtype=tf.int64)),
                          {name: tf.constant(values[:count]) for name, values in split.labels.items()})

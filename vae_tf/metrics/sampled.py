@@ -1,7 +1,8 @@
 """The metrics that need a sampler: β-VAE and FactorVAE, and the sampling every sampler entry point shares.
 
 A sampler metric is `fn(ground_truth, representation_fn, random_state, **protocol) -> dict`: `ground_truth` has the
-interface of docs/datasets.md, `representation_fn` maps observations [n, ...] to codes [n, d] (for a VAE, the posterior mean).
+interface of docs/datasets.md, `representation_fn` maps observations [n, ...] to codes [n, d] (for a VAE, the posterior
+mean).
 Observations are rendered and encoded CHUNK_IMAGES at a time (the study encoded 64 at a time), which changes the
 random streams but not the sampling distributions.
 """

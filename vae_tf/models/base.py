@@ -5,9 +5,9 @@ and `get_config` / `from_config` carry exactly those, so `model.keras` rebuilds 
 the parameters it needs from `self.params`; adding a parameter touches `vae_tf/params.py` and the class that reads
 it, nothing in between.
 
-The training loop, the objectives, the likelihood, the metrics, the analysis and `load_run` use these, the helpers
-`Model` below gives every family (`loss_terms`, `evaluation_data`, `validation_figures`, `autoregressive`,
-`loss_scaled`), and a layered model's `sizes` and `code_posterior`; nothing else of a model:
+The training loop, the objectives, the likelihood, the metrics, the analysis and `load_run` use these, besides the
+helpers `Model` below gives every family (`train_step`, `loss_terms`, `evaluation_data`, `validation_figures`,
+`autoregressive`, `loss_scaled`) and a family's own parameters and networks where a feature reads them:
 
 - `encode(x)`: images [B, H, W, C] in [0, 1] -> the posterior's parameters, a list of tensors [B, ...];
 - `represent(x)`: images -> codes [B, d], what the disentanglement metrics and UDR read;
