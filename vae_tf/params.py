@@ -472,8 +472,8 @@ def _check_pixelcnn(p):
         return
     _require(p.model == "vae", f"decoder pixelcnn is built for model vae; model {p.model} decodes every class "
                                f"and needs a decoder that reads z alone: use deconv or broadcast")
-    _require(p.reconstruction_loss == "bernoulli", f"decoder pixelcnn models each pixel as a Bernoulli given "
-                                                   f"those before it: use reconstruction_loss bernoulli")
+    _require(p.reconstruction_loss == "bernoulli", "decoder pixelcnn models each pixel as a Bernoulli given "
+                                                   "those before it: use reconstruction_loss bernoulli")
     _require(p.channels == 1 or (p.channels is None and p.dataset in ("shapes2d", "mnist", "fashion_mnist",
                                                                       "dsprites")),
              "decoder pixelcnn models one channel (colour needs van den Oord et al.'s channel masks): use "
