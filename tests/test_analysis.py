@@ -1,5 +1,6 @@
 """analyze.py on a tiny trained run: every file, the GIF's frames, the latent maths, collapse, exports, errors."""
 
+import csv
 import json
 import shutil
 
@@ -56,8 +57,12 @@ def test_analyze_writes_every_figure_in_a_fresh_process(trained, tmp_path):
     assert summary["test_log_likelihood"] > summary["test_elbo"] and summary["likelihood_images"] == 64
     parts = sum(summary["test"][name] for name in ("index_code_mi", "total_correlation", "dimension_wise_kl"))
     assert parts == pytest.approx(summary["test"]["kl_loss"], abs=0.5 + 0.2 * summary["test"]["kl_loss"])
+    # The run's time in training calls, as its checkpoint holds it: mig.csv's last score, at the end, logged it too.
+    with open(run / "mig.csv", newline="") as file:
+        scored = float(list(csv.DictReader(file))[-1]["train_seconds"])
+    assert summary["train_seconds"] == pytest.approx(scored) and scored > 0
     for words in ("reconstruction loss", "index-code MI", "log-likelihood", "ELBO", "dimensions active",
-                  "figures written to"):
+                  "figures written to", f"(the run: {scored / 60:.1f} min of training)"):
         assert words in result.stdout, words
     exported = tmp_path / "images"
     for name in ("Training Results/tiny.gif", "Training Results/tiny.jpg", "Training Results/tiny_graphs.jpg",

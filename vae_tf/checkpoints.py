@@ -117,6 +117,18 @@ class Checkpointer:
         return True
 
 
+def train_seconds(run):
+    """Seconds spent in training calls over all of a run's attempts (`Checkpointer.train_seconds`: validations,
+    snapshots and restarts left out), read from its newest checkpoint; None without one, or from a release before
+    it was kept."""
+    steps = checkpoint_steps(run.checkpoints)
+    if not steps:
+        return None
+    reader = tf.train.load_checkpoint(str(run.checkpoints / f"ckpt-{max(steps)}"))
+    key = "train_seconds/.ATTRIBUTES/VARIABLE_VALUE"
+    return float(reader.get_tensor(key)) if reader.has_tensor(key) else None
+
+
 def load_run(run_dir, checkpoint="latest"):
     """The trained model of a run folder, rebuilt from its files alone, with `.params` set.
 

@@ -136,7 +136,9 @@ def summary_lines(summary):
                                             else []))
         kl = f"KL {test['kl_loss']:.2f} with {through} (a one-sample estimate); the base Gaussian's to N(0, I):"
     return "\n".join([
-        f"{summary['run']} at step {summary['checkpoint_step']}, {test['images']} test images:",
+        f"{summary['run']} at step {summary['checkpoint_step']}"
+        + (f" (the run: {summary['train_seconds'] / 60:.1f} min of training)" if summary.get("train_seconds") else "")
+        + f", {test['images']} test images:",
         f"  reconstruction loss {test['reconstruction_loss']:.2f}, {kl} index-code MI "
         f"{test['index_code_mi']:.2f} + total correlation {test['total_correlation']:.2f} + dimension-wise KL "
         f"{test['dimension_wise_kl']:.2f} (nats"

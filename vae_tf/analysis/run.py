@@ -41,7 +41,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     User problems (not a run, no log, unreadable weights) raise UserError before anything is written; a missing
     checkpoint or snapshot folder gets a one-line `note` and the figures that need it are skipped.
     """
-    from vae_tf.checkpoints import load_run, missing_checkpoint
+    from vae_tf.checkpoints import load_run, missing_checkpoint, train_seconds
 
     run, params = open_run(run_dir, checkpoint, output)
     if num_images < MIN_IMAGES:
@@ -99,6 +99,7 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
                               taken, num_images, dimension, likelihood, progress, latent_history(run.latents_csv))
         if classifier is not None:
             summary["classifier"] = classifier
+        summary["train_seconds"] = train_seconds(run)
         bar.update()
         write_json(run.analysis / "summary.json", {**summary, "figures": figures,
                                                    "stamp": run.checkpoint_stamp(checkpoint)})

@@ -71,14 +71,6 @@ def _output_to(path):
     drop_harmless(path)
 
 
-def _train_seconds(run):
-    """Seconds spent in training calls over all of the run's attempts, from its newest checkpoint."""
-    import tensorflow as tf
-    from vae_tf.runs import checkpoint_steps
-    reader = tf.train.load_checkpoint(str(run.checkpoints / f"ckpt-{max(checkpoint_steps(run.checkpoints))}"))
-    return float(reader.get_tensor("train_seconds/.ATTRIBUTES/VARIABLE_VALUE"))
-
-
 def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_images, likelihood_samples, threads,
               node=None):
     """Train one run (resuming it if it exists), score it, and write its trial.json; returns that record.
@@ -92,7 +84,7 @@ def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_imag
     tf.config.threading.set_intra_op_parallelism_threads(threads)  # the run's share of the machine, not all of it
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from vae_tf.analysis import evaluation_images, likelihood_summary, score_run
-    from vae_tf.checkpoints import load_run
+    from vae_tf.checkpoints import load_run, train_seconds
     from vae_tf.params import load_params
     from vae_tf.training import train
 
@@ -107,7 +99,7 @@ def run_trial(preset, overrides, values, metrics, quick_metrics, likelihood_imag
         except (UserError, TrainingDiverged) as error:
             record_failure(run.path, values, str(error))
             return read_trial(run.path)
-        record["train_seconds"] = _train_seconds(run)
+        record["train_seconds"] = train_seconds(run)
         if metrics:
             score_run(run.path, quick=quick_metrics, progress=False, names=metrics)
         if likelihood_images:
