@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 
 import vae_tf
+from vae_tf.checkpoints import train_seconds
 from vae_tf.cli import train_main
+from vae_tf.runs import RunDir
 
 from conftest import ROOT, snapshot_of, tiny_args, train_cli
 
@@ -217,6 +219,9 @@ def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(finished, tmp_path
     assert snapshot_of(tmp_path / "c") == before
     with pytest.raises(vae_tf.UserError, match="cannot be read"):
         vae_tf.load_run(tmp_path / "c")
+    # The training time an analysis reports comes from the newest checkpoint that can be read: step 3's.
+    step_3 = tf.train.load_checkpoint(str(tmp_path / "c" / "checkpoints" / "ckpt-3"))
+    assert train_seconds(RunDir(tmp_path / "c")) == step_3.get_tensor("train_seconds/.ATTRIBUTES/VARIABLE_VALUE") > 0
     # Following the advice resumes from the checkpoint before it, and the log stays whole.
     for path in (tmp_path / "c" / "checkpoints").glob("ckpt-6.*"):
         path.rename(tmp_path / path.name)

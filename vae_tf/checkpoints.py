@@ -119,14 +119,16 @@ class Checkpointer:
 
 def train_seconds(run):
     """Seconds spent in training calls over all of a run's attempts (`Checkpointer.train_seconds`: validations,
-    snapshots and restarts left out), read from its newest checkpoint; None without one, or from a release before
-    it was kept."""
-    steps = checkpoint_steps(run.checkpoints)
-    if not steps:
-        return None
-    reader = tf.train.load_checkpoint(str(run.checkpoints / f"ckpt-{max(steps)}"))
+    snapshots and restarts left out), read from its newest readable checkpoint (an analysis of the best checkpoint
+    may meet a damaged newest one: passed over); None without one, or from a release before it was kept."""
     key = "train_seconds/.ATTRIBUTES/VARIABLE_VALUE"
-    return float(reader.get_tensor(key)) if reader.has_tensor(key) else None
+    for step in sorted(checkpoint_steps(run.checkpoints), reverse=True):
+        try:
+            reader = tf.train.load_checkpoint(str(run.checkpoints / f"ckpt-{step}"))
+        except (tf.errors.OpError, ValueError):
+            continue
+        return float(reader.get_tensor(key)) if reader.has_tensor(key) else None
+    return None
 
 
 def load_run(run_dir, checkpoint="latest"):
