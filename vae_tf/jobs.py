@@ -2,9 +2,8 @@
 
 The training loop (`vae_tf.training`) ends each compiled call at the earliest `next_step` of its jobs, then runs
 every job `due` at that step, in the order of the list: log rows, validate, latent activity, snapshot, score MIG,
-checkpoint. `after_call`
-receives every call's per-step figures (the log). When training stops — finished, stopped early or interrupted —
-each job's `finish` completes its work for the last step. A new job is a subclass of `Job` added to
+checkpoint. `after_call` receives every call's per-step figures (the log). When training stops — finished, stopped
+early or interrupted — each job's `finish` completes its work for the last step. A new job is a subclass of `Job` added to
 `training.make_jobs`; `docs/training-loop.md` shows one.
 
 Every worker of a cluster builds the same jobs, so that all end their calls at the same steps (their collectives
