@@ -12,13 +12,27 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf.losses import gaussian_log_density, standard_normal_log_density
+from vae_tf.losses import LOG_2PI, standard_normal_log_density
 
 
 def mixture_log_density(z, means, log_stds):
-    """log (1/K) Σ_k N(z; means_k, diag exp(log_stds_k)²) of z [..., D], components [K, D] -> [...] (nats)."""
-    per_component = tf.reduce_sum(gaussian_log_density(z[..., None, :], means, log_stds), axis=-1)  # [..., K]
-    return tf.reduce_logsumexp(per_component, axis=-1) - math.log(means.shape[0])
+    """log (1/K) Σ_k N(z; means_k, diag exp(log_stds_k)²) of z [..., D], components [K, D] -> [...] (nats).
+
+    Each component's Σ_d (z_d − μ_kd)² / σ_kd² expanded as z² · σ⁻² − 2 z · μσ⁻² + μ² · σ⁻²: two matrix products
+    instead of a [..., K, D] tensor, which a test log-likelihood (5,000 samples against 500 components) spent ten
+    times as long writing and reading. The terms cancel where z is near a narrow component (float32 was 0.005 nats
+    off there), so the sum is taken in float64: products of [N, D] by [D, K], cheap beside the decoder.
+    """
+    flat = tf.cast(tf.reshape(z, [-1, tf.shape(z)[-1]]), tf.float64)  # [N, D]
+    means, log_stds = tf.cast(means, tf.float64), tf.cast(log_stds, tf.float64)
+    precisions = tf.exp(-2.0 * log_stds)  # [K, D]
+    squared_distance = (tf.matmul(tf.square(flat), precisions, transpose_b=True)
+                        - 2.0 * tf.matmul(flat, means * precisions, transpose_b=True)
+                        + tf.reduce_sum(tf.square(means) * precisions, axis=-1))  # [N, K]
+    size = tf.cast(tf.shape(means)[-1], tf.float64)
+    per_component = -0.5 * (size * LOG_2PI + squared_distance) - tf.reduce_sum(log_stds, axis=-1)
+    log_density = tf.reduce_logsumexp(per_component, axis=-1) - math.log(means.shape[0])  # [N]
+    return tf.reshape(tf.cast(log_density, z.dtype), tf.shape(z)[:-1])
 
 
 class StandardNormal:
