@@ -19,6 +19,7 @@ from timing import seconds_per_call
 CASES = {
     "vae": dict(),
     "iwae K=5": dict(objective="iwae", iwae_samples=5),
+    "iwae K=50": dict(objective="iwae", iwae_samples=50),
     "planar K=10": dict(flow="planar", flow_length=10),
     "planar K=40": dict(flow="planar", flow_length=40),
     "iaf K=2": dict(flow="iaf", flow_length=2),
