@@ -3,8 +3,8 @@
 The training loop (`vae_tf.training`) ends each compiled call at the earliest `next_step` of its jobs, then runs
 every job `due` at that step, in the order of the list: log rows, validate, latent activity, snapshot, score MIG,
 checkpoint. `after_call` receives every call's per-step figures (the log). When training stops — finished, stopped
-early or interrupted — each job's `finish` completes its work for the last step. A new job is a subclass of `Job` added to
-`training.make_jobs`; `docs/training-loop.md` shows one.
+early or interrupted — each job's `finish` completes its work for the last step. A new job is a subclass of `Job`
+added to `training.make_jobs`; `docs/training-loop.md` shows one.
 
 Every worker of a cluster builds the same jobs, so that all end their calls at the same steps (their collectives
 would hang otherwise); jobs that write files act on the chief only.
@@ -184,7 +184,8 @@ class LatentActivity(Job):
         if not self.chief:
             return
         encoded = [self.encode(self.images[i:i + self.batch_size]) for i in range(0, len(self.images), self.batch_size)]
-        parameters = [np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64) for j in range(len(encoded[0]))]
+        parameters = [np.concatenate([e[j].numpy() for e in encoded]).astype(np.float64)
+                      for j in range(len(encoded[0]))]
         # A layered model's: (code, each layer's posterior mean, log std, KL) along its mean path.
         mean, log_std = parameters[1:3] if self.layered else parameters[:2]
         kl = parameters[3].mean(axis=0) if self.layered else self.latent_space.kl_per_dimension(mean, log_std)
@@ -200,7 +201,7 @@ class LatentActivity(Job):
         self.notice = "\n".join(self._notices(step)) or None
 
     def _notices(self, step):
-        """The lines the latest validation gives the progress bar: a collapse warning, the end of aggressive training."""
+        """The lines the latest validation gives the progress bar: a collapse warning, aggressive training's end."""
         state, sentence = self.latent_space.training_warning(self.history)
         if state and state not in self.warned:
             self.warned.add(state)
