@@ -15,7 +15,7 @@ import pytest
 
 import vae_tf
 
-from conftest import ROOT, TINY, run_script, tiny_args
+from conftest import ROOT, TINY, run_script, tiny_args, train_cli
 
 ARGS = tiny_args(num_steps=6, plot_step=3, log_step=[], validation_step=3, checkpoint_step=3)
 
@@ -120,14 +120,14 @@ def test_two_workers_train_together_and_the_checkpoint_resumes_in_one_process(tm
     assert [int(s) for s in column(run / "mig.csv", "step")] == [4, 6]
     assert (run / "checkpoints" / "ckpt-6.index").exists()
     # Each worker's replica trained on its own slice of every global batch: the single-device trajectory.
-    alone = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=alone", *ARGS, dip)
+    alone = train_cli(f"--output_dir={tmp_path}", "--run_name=alone", *ARGS, dip)
     assert alone.returncode == 0, alone.stderr
     np.testing.assert_allclose(column(run / "log.csv", "loss"), column(tmp_path / "alone" / "log.csv", "loss"),
                                rtol=1e-5)
     assert_same_weights(vae_tf.load_run(run), vae_tf.load_run(tmp_path / "alone"))
 
-    single = run_script("train.py", f"--output_dir={tmp_path}", "--run_name=cluster",
-                        *tiny_args(num_steps=9, plot_step=3, log_step=[], validation_step=3, checkpoint_step=3), dip)
+    single = train_cli(f"--output_dir={tmp_path}", "--run_name=cluster",
+                       *tiny_args(num_steps=9, plot_step=3, log_step=[], validation_step=3, checkpoint_step=3), dip)
     assert single.returncode == 0, single.stderr
     assert [int(s) for s in column(run / "log.csv", "step")] == list(range(9))
     assert vae_tf.load_run(run).optimizer.iterations.numpy() == 9
