@@ -156,6 +156,32 @@ def test_the_decomposition_of_a_set_of_codes_taken_a_few_rows_at_a_time_is_the_w
         assert value == pytest.approx(decomposition_in_numpy(z, mean, log_std)[name], rel=1e-10), name
 
 
+@pytest.mark.parametrize("centre, spread, log_std", [(0.0, 1.0, -0.5), (5.0, 1e-6, -14.0)])
+def test_the_mutual_information_of_a_set_of_codes_is_the_decompositions_index_code_mi(monkeypatch, centre, spread,
+                                                                                      log_std):
+    """latent_space.mutual_information (each validation's I(x; z)), from two matrix products a few rows at a time, the
+    last block shorter: NumPy's n × n × D index-code MI at the same draws, also for posteriors far narrower than one
+    (σ ≈ 1e-6) about a mean far from 0, where the expanded square's terms are 1e13 times the result."""
+    from vae_tf import latent_space
+    rng = np.random.default_rng(3)
+    mean = centre + spread * rng.standard_normal((203, 3))
+    log_std = log_std + 0.3 * rng.standard_normal((203, 3))
+    z = mean + np.exp(log_std) * np.random.default_rng(7).standard_normal(mean.shape)  # its draws, seed 7
+    monkeypatch.setattr(latent_space, "DENSITIES_AT_ONCE", 203 * 10)  # blocks of 10 samples, the last of 3
+    assert latent_space.mutual_information(mean, log_std, seed=7) == pytest.approx(
+        decomposition_in_numpy(z, mean, log_std)["index_code_mi"], rel=1e-10)
+
+
+def test_the_mutual_information_is_0_for_one_posterior_and_log_n_for_n_apart():
+    """Its limits in closed form: every image with the same posterior tells nothing (0); n posteriors of σ = 1 whose
+    means lie 100 apart tell the n images apart (log n)."""
+    from vae_tf import latent_space
+    same = latent_space.mutual_information(np.full((50, 4), 0.7), np.full((50, 4), -0.2))
+    assert same == pytest.approx(0.0, abs=1e-12)
+    apart = latent_space.mutual_information(100.0 * np.arange(50.0)[:, None] * np.ones((1, 4)), np.zeros((50, 4)))
+    assert apart == pytest.approx(np.log(50), abs=1e-12)
+
+
 def test_a_minibatch_decomposition_taken_a_few_rows_at_a_time_is_the_whole_one():
     """The weights of minibatch-stratified sampling differ row by row: each block takes its own rows of them."""
     z, mean, log_std = correlated_posteriors(np.random.default_rng(5), 50, np.eye(4) * 2.0, 0.5)
