@@ -145,7 +145,7 @@ def decomposition_in_numpy(z, mean, log_std):
 
 
 def test_the_decomposition_of_a_set_of_codes_taken_a_few_rows_at_a_time_is_the_whole_computation(monkeypatch):
-    """latent_space.kl_parts (validation's I(x; z), the analysis' decomposition) takes its n × n × D densities a
+    """latent_space.kl_parts (the analysis' decomposition) takes its n × n × D densities a
     few samples at a time, the last block shorter: the same three terms as NumPy's in one go."""
     from vae_tf import latent_space
     rng = np.random.default_rng(3)
@@ -156,12 +156,13 @@ def test_the_decomposition_of_a_set_of_codes_taken_a_few_rows_at_a_time_is_the_w
         assert value == pytest.approx(decomposition_in_numpy(z, mean, log_std)[name], rel=1e-10), name
 
 
-@pytest.mark.parametrize("centre, spread, log_std", [(0.0, 1.0, -0.5), (5.0, 1e-6, -14.0)])
+@pytest.mark.parametrize("centre, spread, log_std", [(0.0, 1.0, -0.5), (5.0, 1e-6, -14.0), (0.0, 1.0, -14.0)])
 def test_the_mutual_information_of_a_set_of_codes_is_the_decompositions_index_code_mi(monkeypatch, centre, spread,
                                                                                       log_std):
     """latent_space.mutual_information (each validation's I(x; z)), from two matrix products a few rows at a time, the
-    last block shorter: NumPy's n × n × D index-code MI at the same draws, also for posteriors far narrower than one
-    (σ ≈ 1e-6) about a mean far from 0, where the expanded square's terms are 1e13 times the result."""
+    last block shorter: NumPy's n × n × D index-code MI at the same draws, also for posteriors of σ ≈ 1e-6 about a
+    mean of 5 (uncentred, the expanded square's terms would be 1e13 nats) and for such narrow posteriors spread over
+    the unit cube (terms of 1e12 nats whatever the centre: the entries that count are computed directly)."""
     from vae_tf import latent_space
     rng = np.random.default_rng(3)
     mean = centre + spread * rng.standard_normal((203, 3))
@@ -174,12 +175,17 @@ def test_the_mutual_information_of_a_set_of_codes_is_the_decompositions_index_co
 
 def test_the_mutual_information_is_0_for_one_posterior_and_log_n_for_n_apart():
     """Its limits in closed form: every image with the same posterior tells nothing (0); n posteriors of σ = 1 whose
-    means lie 100 apart tell the n images apart (log n)."""
+    means lie 100 apart tell the n images apart (log n); n posteriors of σ = 1e-8 in identical pairs, the pairs a
+    unit apart, tell the pairs apart (log n/2: q(z_i) = 2/n q(z_i|x_i)), where the expanded square's terms are 1e17
+    nats."""
     from vae_tf import latent_space
     same = latent_space.mutual_information(np.full((50, 4), 0.7), np.full((50, 4), -0.2))
     assert same == pytest.approx(0.0, abs=1e-12)
     apart = latent_space.mutual_information(100.0 * np.arange(50.0)[:, None] * np.ones((1, 4)), np.zeros((50, 4)))
     assert apart == pytest.approx(np.log(50), abs=1e-12)
+    pairs = np.repeat(np.random.default_rng(2).permutation(100)[:, None] * np.ones((1, 40)), 2, axis=0)
+    twins = latent_space.mutual_information(pairs, np.full((200, 40), np.log(1e-8)))
+    assert twins == pytest.approx(np.log(100), abs=1e-12)
 
 
 def test_a_minibatch_decomposition_taken_a_few_rows_at_a_time_is_the_whole_one():
