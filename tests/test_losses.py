@@ -161,7 +161,7 @@ def test_the_mutual_information_of_a_set_of_codes_is_the_decompositions_index_co
                                                                                       log_std):
     """latent_space.mutual_information (each validation's I(x; z)), from two matrix products a few rows at a time, the
     last block shorter: NumPy's n × n × D index-code MI at the same draws, also for posteriors of σ ≈ 1e-6 about a
-    mean of 5 (uncentred, the expanded square's terms would be 1e13 nats) and for such narrow posteriors spread over
+    mean of 5 (uncentred, the expanded square's terms would be 1e14 nats) and for such narrow posteriors spread over
     the unit cube (terms of 1e12 nats whatever the centre: the entries that count are computed directly)."""
     from vae_tf import latent_space
     rng = np.random.default_rng(3)
@@ -176,8 +176,8 @@ def test_the_mutual_information_of_a_set_of_codes_is_the_decompositions_index_co
 def test_the_mutual_information_is_0_for_one_posterior_and_log_n_for_n_apart():
     """Its limits in closed form: every image with the same posterior tells nothing (0); n posteriors of σ = 1 whose
     means lie 100 apart tell the n images apart (log n); n posteriors of σ = 1e-8 in identical pairs, the pairs a
-    unit apart, tell the pairs apart (log n/2: q(z_i) = 2/n q(z_i|x_i)), where the expanded square's terms are 1e17
-    nats."""
+    unit apart in each dimension, tell the pairs apart (log n/2: q(z_i) = 2/n q(z_i|x_i)), where the expanded square's
+    terms reach 1e21 nats."""
     from vae_tf import latent_space
     same = latent_space.mutual_information(np.full((50, 4), 0.7), np.full((50, 4), -0.2))
     assert same == pytest.approx(0.0, abs=1e-12)
