@@ -6,9 +6,9 @@ Every `validation_step` steps a run's LatentActivity job (vae_tf/jobs.py) estima
 on the host, between two training calls: the training waits for it. For posteriors [images, size] like those of the
 likelihood preset (3,000 validation images, latent 40; the hierarchy's two layers of 40 give 80), this times
   decomposition   latent_space.kl_parts, whose index_code_mi it took until 2026-11: n × n × size densities in blocks
-  matmul          latent_space.mutual_information: two matrix products give the n × n log q(z_i|x_j)
+  matmul          latent_space.index_code_mi: two matrix products give the n × n log q(z_i|x_j)
 alternating over the rounds in ABBA order, and prints each median and the ratio. Both give the same I(x; z) at the
-same draws (tests/test_losses.py); the figure checked here too.
+same draws (tests/test_losses.py); each value is printed beside its time.
 """
 
 import argparse
@@ -20,7 +20,7 @@ import numpy as np
 from vae_tf import latent_space  # vae_tf first: it imports TensorFlow quietly, its oneDNN kernels on
 
 CASES = {"decomposition": lambda mean, log_std: latent_space.kl_parts(mean, log_std)["index_code_mi"],
-         "matmul": latent_space.mutual_information}
+         "matmul": latent_space.index_code_mi}
 
 
 def main():

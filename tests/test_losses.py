@@ -156,35 +156,35 @@ def test_the_decomposition_of_a_set_of_codes_taken_a_few_rows_at_a_time_is_the_w
         assert value == pytest.approx(decomposition_in_numpy(z, mean, log_std)[name], rel=1e-10), name
 
 
-@pytest.mark.parametrize("centre, spread, log_std", [(0.0, 1.0, -0.5), (5.0, 1e-6, -14.0), (0.0, 1.0, -14.0)])
-def test_the_mutual_information_of_a_set_of_codes_is_the_decompositions_index_code_mi(monkeypatch, centre, spread,
-                                                                                      log_std):
-    """latent_space.mutual_information (each validation's I(x; z)), from two matrix products a few rows at a time, the
+@pytest.mark.parametrize("centres, spread, log_std", [((0.0,), 1.0, -0.5), ((5.0,), 1e-6, -14.0),
+                                                      ((-5.0, 5.0), 1e-6, -14.0)])
+def test_the_index_code_mi_of_a_set_of_codes_is_the_decompositions(monkeypatch, centres, spread, log_std):
+    """latent_space.index_code_mi (each validation's I(x; z)), from two matrix products a few rows at a time, the
     last block shorter: NumPy's n × n × D index-code MI at the same draws, also for posteriors of σ ≈ 1e-6 about a
-    mean of 5 (uncentred, the expanded square's terms would be 1e14 nats) and for such narrow posteriors spread over
-    the unit cube (terms of 1e12 nats whatever the centre: the entries that count are computed directly)."""
+    mean of 5 (uncentred, the expanded square's terms would be 1e14 nats) and about two means, −5 and 5, that no
+    centring brings near 0 (the overlapping entries that count are computed directly)."""
     from vae_tf import latent_space
     rng = np.random.default_rng(3)
-    mean = centre + spread * rng.standard_normal((203, 3))
+    mean = np.resize(centres, 203)[:, None] + spread * rng.standard_normal((203, 3))
     log_std = log_std + 0.3 * rng.standard_normal((203, 3))
     z = mean + np.exp(log_std) * np.random.default_rng(7).standard_normal(mean.shape)  # its draws, seed 7
     monkeypatch.setattr(latent_space, "DENSITIES_AT_ONCE", 203 * 10)  # blocks of 10 samples, the last of 3
-    assert latent_space.mutual_information(mean, log_std, seed=7) == pytest.approx(
+    assert latent_space.index_code_mi(mean, log_std, seed=7) == pytest.approx(
         decomposition_in_numpy(z, mean, log_std)["index_code_mi"], rel=1e-10)
 
 
-def test_the_mutual_information_is_0_for_one_posterior_and_log_n_for_n_apart():
+def test_the_index_code_mi_is_0_for_one_posterior_and_log_n_for_n_apart():
     """Its limits in closed form: every image with the same posterior tells nothing (0); n posteriors of σ = 1 whose
     means lie 100 apart tell the n images apart (log n); n posteriors of σ = 1e-8 in identical pairs, the pairs a
     unit apart in each dimension, tell the pairs apart (log n/2: q(z_i) = 2/n q(z_i|x_i)), where the expanded square's
     terms reach 1e21 nats."""
     from vae_tf import latent_space
-    same = latent_space.mutual_information(np.full((50, 4), 0.7), np.full((50, 4), -0.2))
+    same = latent_space.index_code_mi(np.full((50, 4), 0.7), np.full((50, 4), -0.2))
     assert same == pytest.approx(0.0, abs=1e-12)
-    apart = latent_space.mutual_information(100.0 * np.arange(50.0)[:, None] * np.ones((1, 4)), np.zeros((50, 4)))
+    apart = latent_space.index_code_mi(100.0 * np.arange(50.0)[:, None] * np.ones((1, 4)), np.zeros((50, 4)))
     assert apart == pytest.approx(np.log(50), abs=1e-12)
     pairs = np.repeat(np.random.default_rng(2).permutation(100)[:, None] * np.ones((1, 40)), 2, axis=0)
-    twins = latent_space.mutual_information(pairs, np.full((200, 40), np.log(1e-8)))
+    twins = latent_space.index_code_mi(pairs, np.full((200, 40), np.log(1e-8)))
     assert twins == pytest.approx(np.log(100), abs=1e-12)
 
 

@@ -157,7 +157,7 @@ def latent_columns(latent_size):
 class LatentActivity(Job):
     """What the Gaussian code holds, on the validation images every `validation_step` steps (latents.csv,
     TensorBoard's `latents/`): each dimension's KL and whether it is active (Burda et al. 2016: the variance over the
-    images of E[z_d|x] above 0.01), the total KL and I(x; z) (`latent_space.mutual_information`). When
+    images of E[z_d|x] above 0.01), the total KL and I(x; z) (`latent_space.index_code_mi`). When
     the run has collapsed or is collapsing (`latent_space.training_warning`), `notice` holds a one-line warning for
     the progress bar, once per state in a session of training."""
 
@@ -191,7 +191,7 @@ class LatentActivity(Job):
         kl = parameters[3].mean(axis=0) if self.layered else self.latent_space.kl_per_dimension(mean, log_std)
         active = self.latent_space.active_units(mean)
         total = float(kl.sum()) if self.sampled_kl is None else self.sampled_kl(parameters)
-        information = self.latent_space.mutual_information(mean, log_std, self.seed)
+        information = self.latent_space.index_code_mi(mean, log_std, self.seed)
         self.history.append((int(active.sum()), information, total))
         row = {"step": step, "kl": total, "mutual_information": information,
                "active_units": int(active.sum()), **{f"kl_{d}": float(k) for d, k in enumerate(kl)},
