@@ -69,13 +69,14 @@ def kl_parts(mean, log_std, seed=0):
 
 def index_code_mi(mean, log_std, seed=0):
     """I(x; z) (nats): `kl_parts`' index_code_mi at the same draws, E_i[log q(z_i|x_i) − log (1/n) Σ_j q(z_i|x_j)],
-    without its n × n × latent_size densities (what each validation of a run computes: 12 times faster at 3,000 codes
-    of 40 dimensions, benchmarks/bench_validation.py). log q(z_i|x_j) is a quadratic form in z_i,
-    Σ_d −½ z_id² / σ_jd² + z_id μ_jd / σ_jd² − ½ μ_jd² / σ_jd² − log σ_jd − ½ log 2π, so two matrix products give
-    the n × n of them, DENSITIES_AT_ONCE at a time. Its terms, up to (z² + μ²) / σ² each, cancel to (z − μ)² / σ²:
+    without its n × n × latent_size densities (what each validation of a run computes: 12 times faster at 3,000 codes of
+    40 dimensions, benchmarks/bench_validation.py). log q(z_i|x_j) is a quadratic form in z_i, Σ_d −½ z_id² / σ_jd² +
+    z_id μ_jd / σ_jd² − ½ μ_jd² / σ_jd² − log σ_jd − ½ log 2π, so two matrix products give the n × n of them,
+    DENSITIES_AT_ONCE at a time (the expansion of `priors.mixture_log_density`, which compiled steps use; here on the
+    host, for any n, and exact for narrow posteriors). Its terms, up to (z² + μ²) / σ² each, cancel to (z − μ)² / σ²:
     each row's own term is computed directly, and so is any other whose rounding could reach ROUNDING_NATS (narrow
-    posteriors) where it counts, within 40 nats of the row's own term (beyond, each adds under e⁻⁴⁰ of it). z and
-    the means are first centred on the means' average, which makes the terms, and so the entries computed directly,
+    posteriors) where it counts, within 40 nats of the row's own term (beyond, each adds under e⁻⁴⁰ of it). z and the
+    means are first centred on the means' average, which makes the terms, and so the entries computed directly,
     fewer."""
     mean, log_std = np.asarray(mean, np.float64), np.asarray(log_std, np.float64)
     n, size = mean.shape
@@ -87,14 +88,14 @@ def index_code_mi(mean, log_std, seed=0):
     normaliser = np.sum(-0.5 * np.log(2 * np.pi) - log_std, axis=1)  # [n]: log N's terms without z
     log_q_given_x = _log_normal(z, mean, precision, normaliser)  # [n]
     rows, entries, log_q = max(1, DENSITIES_AT_ONCE // n), max(1, DENSITIES_AT_ONCE // size), []
+    # Sums of D products and three sums after them err by at most this times the size of their terms.
+    epsilon = (size + 4) * np.finfo(np.float64).eps
     for start in range(0, n, rows):
         block = z[start:start + rows]
         squares = np.square(block) @ precision.T  # [rows, n]
         pairwise = normaliser - 0.5 * (squares + magnitude) + block @ weighted.T
         own = np.arange(len(block))
         pairwise[own, start + own] = log_q_given_x[start:start + rows]  # the row's largest term or near it: exact
-        # Sums of D products and three sums after them err by at most this times the size of their terms.
-        epsilon = (size + 4) * np.finfo(np.float64).eps
         if epsilon * (squares.max() + magnitude.max()) > ROUNDING_NATS:  # else (most blocks) none errs by that
             rounding = epsilon * (squares + magnitude)
             rounding[own, start + own] = 0.0
