@@ -219,6 +219,9 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
     printed = capsys.readouterr().out
     assert "z_1 of 4, z_2 of 3" in printed
     assert ("on z_2, a VampPrior of 5 learned pseudo-inputs" in printed) == (prior == "vamp")
+    assert {("ladder", "normal"): "(KL per layer: in closed form given the draw above)",
+            ("ladder", "vamp"): "(KL per layer: in closed form given the draw above; z_2's a one-sample estimate)",
+            ("hierarchical", "normal"): "(KL per layer: one-sample estimates at the draws)"}[model, prior] in printed
     assert train_main([*common, "--run_name=resumed", "--num_steps=6"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
     straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")

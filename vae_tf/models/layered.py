@@ -96,7 +96,8 @@ class LayeredLatent:
 class Layered(Model):
     """The shared generative model, training step and evaluation of the layered models. A family adds its inference:
     `build_inference()` (its encoder, `heads` and `up` networks), `encoder_posterior(x, training)` (what `encode`
-    returns) and `walk(posterior, noise, training, with_path=False)`: one draw of every layer for R rows from the
+    returns), `kl_note()` (how its KL per layer is computed, for the run's first line) and
+    `walk(posterior, noise, training, with_path=False)`: one draw of every layer for R rows from the
     encoder's `posterior` of their images [R, ...] and `noise`, one [R, size] per layer, giving (z per layer,
     log q − log p per layer and dimension [R, size]: the draw's log weights, KL per layer and dimension [R, size]: what
     the training loss takes, z_1's posterior (mean, log_std)), and with `with_path` every layer's posterior too."""
@@ -127,7 +128,8 @@ class Layered(Model):
 
     def describe(self):
         prior = "" if self.top_prior.closed_form else f"; on z_{len(self.sizes)}, {self.top_prior.describe()}"
-        return f"{self.params.model}: {self.latent.describe()[len('latent: '):]}{prior} (KL per layer)"
+        layers = self.latent.describe()[len("latent: "):]
+        return f"{self.params.model}: {layers}{prior} (KL per layer: {self.kl_note()})"
 
     def top_log_ratio(self, z, mean, log_std):
         """log q(z_L|·) − log p(z_L) at draws z [R, size] of the top layer's posterior N(mean, exp(log_std)²): per
@@ -264,6 +266,9 @@ class Hierarchical(Layered):
 
     batch_norm = False
 
+    def kl_note(self):
+        return "one-sample estimates at the draws"
+
     def build_inference(self):
         p = self.params
         self.heads = (("mean", p.latent_size), ("log_std", p.latent_size))
@@ -310,6 +315,10 @@ class Ladder(Layered):
     bottom-up Gaussian with the prior by precision."""
 
     batch_norm = True
+
+    def kl_note(self):
+        top = "" if self.top_prior.closed_form else f"; z_{len(self.sizes)}'s a one-sample estimate"
+        return f"in closed form given the draw above{top}"
 
     def build_inference(self):
         p = self.params
