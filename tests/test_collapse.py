@@ -2,6 +2,7 @@
 one-line warning while training (a run that collapses gets it, one that learns does not), and the analysis' line."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -57,8 +58,26 @@ def test_a_run_that_collapses_is_warned_once_and_one_that_learns_is_not(tmp_path
     assert all(abs(float(r["mutual_information"])) < 0.05 for r in collapsed)
     assert 0.1 < float(learning[-1]["mutual_information"]) <= np.log(64)
 
-    assert analyze_main([str(tmp_path / "collapsed"), "--num_images=64", "--no_tsne", "--likelihood_samples=4"]) == 0
+    analysis = ["--num_images=64", "--no_tsne", "--no_figures", "--likelihood_samples=4"]
+    assert analyze_main([str(tmp_path / "collapsed"), *analysis]) == 0
     assert "The posterior has collapsed" in capsys.readouterr().out
+    assert analyze_main([str(tmp_path / "learning"), *analysis]) == 0
+    assert "The posterior" not in capsys.readouterr().out
+    assert not json.loads((tmp_path / "learning" / "analysis" / "summary.json").read_text())["collapsed"]
+
+    # The analysis reads the run's history in latents.csv: the learning run, its first validation row raised to more
+    # active units and over twice the last row's I(x; z), is one whose latents have fallen from a peak.
+    last = learning[-1]
+    learning[0].update(active_units=int(last["active_units"]) + 2,
+                       mutual_information=2 * float(last["mutual_information"]) + 0.5)
+    with open(tmp_path / "learning" / "latents.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(learning[0]))
+        writer.writeheader()
+        writer.writerows(learning)
+    assert analyze_main([str(tmp_path / "learning"), *analysis]) == 0
+    assert "The posterior is collapsing" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "learning" / "analysis" / "summary.json").read_text())
+    assert summary["collapsed"] and summary["collapse"].startswith("The posterior is collapsing")
 
 
 def fu_et_al_weights(steps, start, end, cycles, ratio, low, high):
@@ -130,10 +149,13 @@ def test_bad_remedies_are_one_line_and_write_nothing(tmp_path, capsys, monkeypat
     assert_train_refuses(tmp_path, capsys, overrides, message)
 
 
-def test_runs_with_each_remedy_train_and_resume_exactly(tmp_path, monkeypatch):
+def test_runs_with_each_remedy_train_resume_exactly_reload_and_analyse(tmp_path, monkeypatch):
+    import vae_tf
+
     monkeypatch.chdir(ROOT)
-    for name, overrides in (("cyclical", dict(kl_schedule="cyclical", kl_end_step=12, kl_cycles=3)),
-                            ("free_bits", dict(free_bits=0.25, free_bits_groups=2))):
+    images = np.random.default_rng(0).random((8, 16, 16, 1)).astype(np.float32)
+    for name, overrides, figures in (("cyclical", dict(kl_schedule="cyclical", kl_end_step=12, kl_cycles=3), []),
+                                     ("free_bits", dict(free_bits=0.25, free_bits_groups=2), ["--no_figures"])):
         common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=12, **overrides)]
         assert train_main([*common, f"--run_name={name}"]) == 0
         assert train_main([*common, f"--run_name={name}_resumed", "--num_steps=6"]) == 0
@@ -144,6 +166,12 @@ def test_runs_with_each_remedy_train_and_resume_exactly(tmp_path, monkeypatch):
         if name == "cyclical":  # the weight rises over the first half of each 4-step cycle, then holds
             assert [float(r["kl_weight"]) for r in straight] == pytest.approx(
                 fu_et_al_weights(range(12), 0, 12, 3, 0.5, 0.0, 1.0))
+        reloaded, trained = vae_tf.load_run(tmp_path / f"{name}_resumed"), vae_tf.load_run(tmp_path / name)
+        assert {key: getattr(reloaded.params, key) for key in overrides} == overrides
+        np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)
+        assert analyze_main([str(tmp_path / f"{name}_resumed"), "--num_images=32", "--no_tsne",
+                             "--likelihood_samples=4", *figures]) == 0
+        assert (tmp_path / f"{name}_resumed" / "analysis" / "summary.json").exists()
 
 
 @pytest.mark.parametrize("values, scale", [

@@ -3,6 +3,7 @@ unreadable weights as one line, parameters checked before TensorFlow loads, and 
 elsewhere. The metrics command and study.py have theirs in test_metrics_command.py and test_study.py."""
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -241,5 +242,8 @@ def test_a_run_of_the_previous_release_resumes_and_analyses(name, tmp_path, caps
     vae_tf.train(dataclasses.replace(saved, output_dir=str(tmp_path), num_steps=saved.num_steps + 2, mig_step=0,
                                      validation_step=0, plot_step=0, log_step=[]), progress=False)
     assert int(vae_tf.load_run(run).optimizer.iterations.numpy()) == saved.num_steps + 2
+    capsys.readouterr()
     assert analyze_main([str(run), "--no_tsne", "--num_images=20", "--likelihood_samples=4"]) == 0
-    assert (run / "analysis" / "summary.json").exists()
+    # a shipped run that learned its code is not warned of collapse, in the summary or on the screen
+    assert not json.loads((run / "analysis" / "summary.json").read_text())["collapsed"]
+    assert "The posterior" not in capsys.readouterr().out
