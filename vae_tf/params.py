@@ -364,6 +364,32 @@ def conv_stride_product(layers):
 def _check_values(p):
     _require(p.run_name and p.run_name not in (".", "..") and "/" not in p.run_name and "\\" not in p.run_name,
              f"run_name must be a plain folder name (no '/'), got {p.run_name!r}")
+    _check_registries(p)
+    _check_network_layers(p)
+    _check_ranges(p)
+    _check_kl_schedule(p)
+    _check_free_bits(p)
+    _check_aggressive(p)
+    _check_svi(p)
+    _check_prior(p)
+    _check_layers_of_latents(p)
+    _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
+             f"log_step must be a list of steps >= 0, got {p.log_step!r}")
+    _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
+    _check_categoricals(p)
+    _check_pixelcnn(p)
+    _require(not p.binarize or p.reconstruction_loss == "bernoulli",
+             f"binarize draws binary pixels for a Bernoulli decoder; use reconstruction_loss bernoulli with it "
+             f"(got {p.reconstruction_loss})")
+    _check_strategy(p)
+    if p.image_size is not None or p.dataset in NATIVE_SIZES:
+        check_image_size(p, p.image_size or NATIVE_SIZES[p.dataset])
+    _check_objective(p)
+    _check_labels(p)
+
+
+def _check_registries(p):
+    """Every named choice is one its registry holds (with a suggestion for a near miss)."""
     for name, registry in (("dataset", DATASETS), ("reconstruction_loss", RECONSTRUCTION_LOSSES),
                            ("kl_schedule", KL_SCHEDULES), ("activation", ACTIVATIONS),
                            ("nan_policy", NAN_POLICIES), ("strategy", STRATEGIES), ("objective", OBJECTIVES),
@@ -374,6 +400,10 @@ def _check_values(p):
                            ("model", MODELS), ("prior", PRIORS), ("flow", FLOWS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
+
+
+def _check_network_layers(p):
+    """The encoder's and decoder's layer lists, and what each decoder can build from them."""
     _check_layers("encoder_layers", p.encoder_layers, conv_first=True)
     _require(p.decoder != "pixelcnn" or p.decoder_layers is None or p.decoder_layers,
              "decoder pixelcnn needs at least one gated layer (a PixelCNN of depth 0 reads no pixel): set "
@@ -390,6 +420,10 @@ def _check_values(p):
         _require(p.decoder != "deconv" or any(len(layer) == 1 or layer[2] > 1 for layer in p.decoder_layers),
                  f"decoder deconv with decoder_layers {p.decoder_layers!r} (no dense layer, no stride above 1) "
                  f"would project z straight onto the whole image; pass --decoder_layers=None to mirror the encoder")
+
+
+def _check_ranges(p):
+    """Counts, steps and weights within their ranges."""
     for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
     for name in ("plot_step", "validation_step", "validation_tolerance", "mig_step", "kl_start_step", "kl_end_step",
@@ -402,26 +436,21 @@ def _check_values(p):
         _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
     _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")
     _require(0 <= p.adam_beta_1 < 1, f"adam_beta_1 must be in [0, 1), got {p.adam_beta_1}")
+
+
+def _check_kl_schedule(p):
+    """A cyclical schedule's cycles and ratio, and a ramp that ends after it starts."""
     _require(p.kl_cycles >= 1, f"kl_cycles must be at least 1 (one ramp is kl_schedule linear), got {p.kl_cycles}")
     _require(0 < p.kl_cycle_ratio <= 1, f"kl_cycle_ratio must be in (0, 1], got {p.kl_cycle_ratio}")
     _require(p.kl_schedule != "cyclical" or p.kl_end_step - p.kl_start_step >= p.kl_cycles,
              f"kl_schedule cyclical needs at least a step per cycle: {p.kl_cycles} cycles between kl_start_step "
              f"{p.kl_start_step} and kl_end_step {p.kl_end_step}")
-    _check_free_bits(p)
-    _check_aggressive(p)
-    _check_svi(p)
-    _check_prior(p)
-    _check_layers_of_latents(p)
     _require(p.kl_end_step >= p.kl_start_step,
              f"kl_end_step ({p.kl_end_step}) precedes kl_start_step ({p.kl_start_step}); the ramp must end after it starts")
-    _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
-             f"log_step must be a list of steps >= 0, got {p.log_step!r}")
-    _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
-    _check_categoricals(p)
-    _check_pixelcnn(p)
-    _require(not p.binarize or p.reconstruction_loss == "bernoulli",
-             f"binarize draws binary pixels for a Bernoulli decoder; use reconstruction_loss bernoulli with it "
-             f"(got {p.reconstruction_loss})")
+
+
+def _check_strategy(p):
+    """What works only on one device: skipping a batch, XLA, float16's loss scale."""
     _require(p.nan_policy == "stop" or p.strategy == "default",
              "nan_policy skip_batch works with strategy default only (replicas would have to agree to skip "
              "inside the compiled step); use nan_policy stop with several devices")
@@ -431,10 +460,6 @@ def _check_values(p):
     _require(p.precision != "mixed_float16" or p.strategy == "default",
              "precision mixed_float16 works with strategy default only (its loss scale is updated inside a "
              "conditional that replicas cannot synchronise); use mixed_bfloat16 with several devices")
-    if p.image_size is not None or p.dataset in NATIVE_SIZES:
-        check_image_size(p, p.image_size or NATIVE_SIZES[p.dataset])
-    _check_objective(p)
-    _check_labels(p)
 
 
 FREE_BITS_OBJECTIVES = ("beta_vae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae")  # whose penalty has a KL

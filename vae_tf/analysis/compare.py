@@ -89,8 +89,6 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     its log.csv (its training figures are left out; its MIG curve and test figures stay). `udr` also ranks the runs
     by UDR (`udr_scores`, written to `udr.json`) in a last column.
     """
-    from vae_tf.metrics import METRICS, markdown_table
-
     opened = [open_run(path) for path in run_dirs]
     runs = [run for run, _ in opened]
     names = [run.name for run in runs]
@@ -98,20 +96,7 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     if repeated:
         raise UserError(f"--compare got several runs named {', '.join(repeated)}; name each run once")
     _warn_if_unlike({name: params for name, (_, params) in zip(names, opened)}, note)
-    logs, finals, summaries, metrics, protocols = {}, {}, {}, {}, {}
-    for run, name in zip(runs, names):
-        if run.log_csv.exists() or not run.has_checkpoint("latest"):
-            logs[name], validation = read_logs(run)
-            finals[name] = final_figures(logs[name], validation)
-        else:
-            note(f"note: {run.path} has no log.csv (a run shipped as its checkpoint); its training curves and final "
-                 f"training figures are left out")
-            finals[name] = None
-        summaries[name] = read_json(run.analysis / "summary.json") or _study_record(run)
-        scored = read_json(run.analysis / "metrics.json")
-        metrics[name], protocols[name] = scored.get("metrics", {}), scored.get("protocol", "–")
-    found = {metric for scores in metrics.values() for metric in scores}
-    metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
+    logs, finals, summaries, metrics, protocols = _read_runs(runs, names, note)
     output = Path(output_dir) if output_dir else runs[0].path.parent
     # Only its own earlier tables are replaced: a file of the user's under one of these names is refused, first.
     refuse_foreign(output / "comparison.md", begins_with(b"| run |"), "comparison table", None, OTHER_OUTPUT)
@@ -120,21 +105,7 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     output.mkdir(parents=True, exist_ok=True)
     ranked = udr_scores(runs, names, [params for _, params in opened], output) if udr else {}
     classifiers = {name: summary["classifier"] for name, summary in summaries.items() if "classifier" in summary}
-    baselines = list(dict.fromkeys(b for report in classifiers.values() for b in report.get("baselines", {})))
-    header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
-               "test index-code MI", "test TC", "test dim-wise KL"]
-              + (["q(y\\|x) test accuracy"] + [f"logistic regression on {b}" for b in baselines]
-                 if classifiers else [])
-              + (["metric protocol"] + metric_names if metric_names else []) + (["UDR"] if ranked else []))
-    rows = [[name] + (_training_columns(final) if final else ["–"] * 5)
-            + [str(summaries[name].get("active_units", "–"))]
-            + _test_columns(summaries[name]) + (_classifier_columns(classifiers.get(name), baselines)
-                                                if classifiers else [])
-            + ([protocols[name]] if metric_names else [])
-            + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
-            + ([f"{ranked[name]:.3f}"] if ranked else [])
-            for name, final in finals.items()]
-    table = markdown_table(header, rows)
+    table = _table(finals, summaries, classifiers, metrics, protocols, ranked)
     if logs:
         save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
     migs = {name: mig for run, name in zip(runs, names) if (mig := read_mig(run))}
@@ -151,6 +122,47 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
                     output / "comparison_samples.png")
     replace_atomically(output / "comparison.md", lambda temporary: Path(temporary).write_text(table))
     return table
+
+
+def _read_runs(runs, names, note):
+    """What the comparison reads of each run, by name: (log.csv's rows, the final training figures or None for a run
+    shipped without its log, summary.json or the study's record, metrics.json's scores, their protocol)."""
+    logs, finals, summaries, metrics, protocols = {}, {}, {}, {}, {}
+    for run, name in zip(runs, names):
+        if run.log_csv.exists() or not run.has_checkpoint("latest"):
+            logs[name], validation = read_logs(run)
+            finals[name] = final_figures(logs[name], validation)
+        else:
+            note(f"note: {run.path} has no log.csv (a run shipped as its checkpoint); its training curves and final "
+                 f"training figures are left out")
+            finals[name] = None
+        summaries[name] = read_json(run.analysis / "summary.json") or _study_record(run)
+        scored = read_json(run.analysis / "metrics.json")
+        metrics[name], protocols[name] = scored.get("metrics", {}), scored.get("protocol", "–")
+    return logs, finals, summaries, metrics, protocols
+
+
+def _table(finals, summaries, classifiers, metrics, protocols, ranked):
+    """comparison.md: a row per run of its final training figures, test figures, classifier, metrics and UDR."""
+    from vae_tf.metrics import METRICS, markdown_table
+
+    found = {metric for scores in metrics.values() for metric in scores}
+    metric_names = [name for name in METRICS if name in found] + sorted(found - set(METRICS))
+    baselines = list(dict.fromkeys(b for report in classifiers.values() for b in report.get("baselines", {})))
+    header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
+               "test index-code MI", "test TC", "test dim-wise KL"]
+              + (["q(y\\|x) test accuracy"] + [f"logistic regression on {b}" for b in baselines]
+                 if classifiers else [])
+              + (["metric protocol"] + metric_names if metric_names else []) + (["UDR"] if ranked else []))
+    rows = [[name] + (_training_columns(final) if final else ["–"] * 5)
+            + [str(summaries[name].get("active_units", "–"))]
+            + _test_columns(summaries[name]) + (_classifier_columns(classifiers.get(name), baselines)
+                                                if classifiers else [])
+            + ([protocols[name]] if metric_names else [])
+            + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
+            + ([f"{ranked[name]:.3f}"] if ranked else [])
+            for name, final in finals.items()]
+    return markdown_table(header, rows)
 
 
 def _study_record(run):

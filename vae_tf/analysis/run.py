@@ -41,23 +41,10 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
     User problems (not a run, no log, unreadable weights) raise UserError before anything is written; a missing
     checkpoint or snapshot folder gets a one-line `note` and the figures that need it are skipped.
     """
-    from vae_tf.checkpoints import load_run, missing_checkpoint, train_seconds
+    from vae_tf.checkpoints import missing_checkpoint, train_seconds
 
-    run, params = open_run(run_dir, checkpoint, output)
-    if num_images < MIN_IMAGES:
-        raise UserError(f"num_images must be at least {MIN_IMAGES} (the interpolation figure alone uses ten), "
-                        f"got {num_images}")
-    has_checkpoint = run.has_checkpoint(checkpoint)
-    # A run shipped as its checkpoint alone (no log.csv) still gets every figure drawn from the model.
-    log, validation = read_logs(run) if run.log_csv.exists() or not has_checkpoint else (None, {})
-    # Unreadable weights, or test images the data set cannot give, are refused before anything is written.
-    model = load_run(run.path, checkpoint) if has_checkpoint else None
-    test = test_images(params, num_images) if model else None
-    if label_baselines is not None and not (model and model.classifies):
-        raise UserError(f"--label_baselines compares a semi-supervised run's classifier with logistic regression on "
-                        f"its labelled images; {run.path} is a {params.model} run"
-                        + ("" if model else " without a checkpoint") + ": analyse it without --label_baselines")
-    features = feature_runs(params, label_baselines) if label_baselines is not None else None
+    run, params, log, validation, model, test, features = _inputs(run_dir, checkpoint, num_images, output,
+                                                                    label_baselines)
     run.analysis.mkdir(parents=True, exist_ok=True)
     run.analysis_incomplete.write_text("analyze.py was interrupted here: the files in this folder may mix this "
                                        "analysis with an older one; rerun it to finish\n")
@@ -108,6 +95,29 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         return summary
     finally:
         bar.close()
+
+
+def _inputs(run_dir, checkpoint, num_images, output, label_baselines):
+    """Everything an analysis reads, each user problem refused before anything is written: (run, params, log.csv's
+    figures, validation.csv's, the model or None without a checkpoint, its test images, the label baselines' runs)."""
+    from vae_tf.checkpoints import load_run
+
+    run, params = open_run(run_dir, checkpoint, output)
+    if num_images < MIN_IMAGES:
+        raise UserError(f"num_images must be at least {MIN_IMAGES} (the interpolation figure alone uses ten), "
+                        f"got {num_images}")
+    has_checkpoint = run.has_checkpoint(checkpoint)
+    # A run shipped as its checkpoint alone (no log.csv) still gets every figure drawn from the model.
+    log, validation = read_logs(run) if run.log_csv.exists() or not has_checkpoint else (None, {})
+    # Unreadable weights, or test images the data set cannot give, are refused before anything is written.
+    model = load_run(run.path, checkpoint) if has_checkpoint else None
+    test = test_images(params, num_images) if model else None
+    if label_baselines is not None and not (model and model.classifies):
+        raise UserError(f"--label_baselines compares a semi-supervised run's classifier with logistic regression on "
+                        f"its labelled images; {run.path} is a {params.model} run"
+                        + ("" if model else " without a checkpoint") + ": analyse it without --label_baselines")
+    features = feature_runs(params, label_baselines) if label_baselines is not None else None
+    return run, params, log, validation, model, test, features
 
 
 def _beside_bars(note):
