@@ -65,11 +65,12 @@ def test_a_run_that_collapses_is_warned_once_and_one_that_learns_is_not(tmp_path
     assert "The posterior" not in capsys.readouterr().out
     assert not json.loads((tmp_path / "learning" / "analysis" / "summary.json").read_text())["collapsed"]
 
-    # The analysis reads the run's history in latents.csv: the learning run, its first validation row raised to more
-    # active units and over twice the last row's I(x; z), is one whose latents have fallen from a peak.
-    last = learning[-1]
-    learning[0].update(active_units=int(last["active_units"]) + 2,
-                       mutual_information=2 * float(last["mutual_information"]) + 0.5)
+    # The analysis reads the run's history in latents.csv: the learning run, its first validation row given all 4
+    # units and over twice the last row's I(x; z) (at least COLLAPSED_KL), its last row 3 units at most, is one whose
+    # latents have fallen from a peak.
+    learning[0].update(active_units=4,
+                       mutual_information=2 * float(learning[-1]["mutual_information"]) + latent_space.COLLAPSED_KL)
+    learning[-1]["active_units"] = min(int(learning[-1]["active_units"]), 3)
     with open(tmp_path / "learning" / "latents.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(learning[0]))
         writer.writeheader()
@@ -169,6 +170,8 @@ def test_runs_with_each_remedy_train_resume_exactly_reload_and_analyse(tmp_path,
         reloaded, trained = vae_tf.load_run(tmp_path / f"{name}_resumed"), vae_tf.load_run(tmp_path / name)
         assert {key: getattr(reloaded.params, key) for key in overrides} == overrides
         np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)
+        untrained = vae_tf.build_model(reloaded.params).represent(images)  # the same seed's start: not what reloads
+        assert np.abs(untrained - reloaded.represent(images)).max() > 1e-4
         assert analyze_main([str(tmp_path / f"{name}_resumed"), "--num_images=32", "--no_tsne",
                              "--likelihood_samples=4", *figures]) == 0
         assert (tmp_path / f"{name}_resumed" / "analysis" / "summary.json").exists()
