@@ -155,8 +155,8 @@ def test_runs_with_each_remedy_train_resume_exactly_reload_and_analyse(tmp_path,
 
     monkeypatch.chdir(ROOT)
     images = np.random.default_rng(0).random((8, 16, 16, 1)).astype(np.float32)
-    for name, overrides, figures in (("cyclical", dict(kl_schedule="cyclical", kl_end_step=12, kl_cycles=3), []),
-                                     ("free_bits", dict(free_bits=0.25, free_bits_groups=2), ["--no_figures"])):
+    for name, overrides in (("cyclical", dict(kl_schedule="cyclical", kl_end_step=12, kl_cycles=3)),
+                            ("free_bits", dict(free_bits=0.25, free_bits_groups=2))):
         common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=12, **overrides)]
         assert train_main([*common, f"--run_name={name}"]) == 0
         assert train_main([*common, f"--run_name={name}_resumed", "--num_steps=6"]) == 0
@@ -172,8 +172,8 @@ def test_runs_with_each_remedy_train_resume_exactly_reload_and_analyse(tmp_path,
         np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)
         untrained = vae_tf.build_model(reloaded.params).represent(images)  # the same seed's start: not what reloads
         assert np.abs(untrained - reloaded.represent(images)).max() > 1e-4
-        assert analyze_main([str(tmp_path / f"{name}_resumed"), "--num_images=32", "--no_tsne",
-                             "--likelihood_samples=4", *figures]) == 0
+        assert analyze_main([str(tmp_path / f"{name}_resumed"), "--num_images=32", "--no_tsne", "--no_figures",
+                             "--likelihood_samples=4"]) == 0  # the figures: tests/test_analysis.py
         assert (tmp_path / f"{name}_resumed" / "analysis" / "summary.json").exists()
 
 
