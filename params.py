@@ -81,6 +81,8 @@ learning_rate_schedule = "constant"  # constant | cosine: from learning_rate dow
 adam_beta_1 = 0.9  # Adam beta_1 (the beta-VAE project used 0.5)
 num_steps = 15000  # training steps in total
 seed = 0  # seed of the data order, the sampling noise and the initial weights
+init_from = None  # a run folder whose trained weights start this run (fine-tuning; the same model), read when it starts
+init_checkpoint = "best"  # init_from: which of its checkpoints, best | latest | final (model.keras)
 deterministic = True  # TensorFlow op determinism: the same params and seed give the same log.csv
 nan_policy = "stop"  # non-finite loss: stop (keep the last checkpoint) | skip_batch (skip that update)
 

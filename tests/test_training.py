@@ -17,10 +17,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import vae_tf
 from vae_tf import jobs
+from vae_tf.models import build_model
 from vae_tf.models.vae import step_figures
 from vae_tf.runs import log_columns, params_history, read_log
 
-from conftest import ROOT, run_script, snapshot_of, tiny_args, train_cli
+from conftest import ROOT, assert_train_refuses, run_script, snapshot_of, tiny_args, train_cli
 
 
 def read_rows(path):
@@ -253,6 +254,42 @@ def test_a_rerun_leaves_a_finished_run_refuses_another_model_and_resumes_with_ne
     assert [(step, p.beta, p.num_steps) for step, p in history] == [(0, 4.0, 3), (3, 1.0, 5)]
     assert vae_tf.load_run(run).params.beta == 1.0  # the values the run goes on with
     assert [float(r["kl_weight"]) for r in read_rows(run / "log.csv")] == [4.0] * 3 + [1.0] * 2
+
+
+def test_init_from_starts_a_new_run_at_another_runs_weights_leaves_that_run_as_it_was_and_is_read_once(
+        trained, tiny, tmp_path, capsys):
+    source = shutil.copytree(trained[0], tmp_path / "source")
+    before = snapshot_of(source)
+    fine_tune = tiny(run_name="fine_tuned", objective="iwae", kl_schedule="constant", beta=1.0,
+                     init_from=str(source), num_steps=1, learning_rate=1e-9, plot_step=0, log_step=[],
+                     validation_step=0)
+    run = vae_tf.train(fine_tune, progress=False)
+    assert f"starting from the weights of {source} (its best checkpoint, step 6)" in capsys.readouterr().out
+    tuned, original = vae_tf.load_run(run), vae_tf.load_run(source, "best")
+    assert int(tuned.optimizer.iterations.numpy()) == 1 and [r["step"] for r in read_rows(run / "log.csv")] == ["0"]
+    # One Adam step of 1e-9 moves a weight by about 1e-9: the run began at the source's weights, which lie far from
+    # the ones its seed draws.
+    for ours, theirs in zip(tuned.get_weights(), original.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    seeded = build_model(fine_tune).get_weights()
+    assert max(np.abs(a - b).max() for a, b in zip(seeded, original.get_weights())) > 1e-3
+    assert snapshot_of(source) == before
+    shutil.rmtree(source)  # a rerun resumes from the run's own checkpoint, without reading init_from
+    vae_tf.train(dataclasses.replace(fine_tune, num_steps=2), progress=False)
+    out = capsys.readouterr().out
+    assert f"resuming {run} from step 1" in out and "starting from" not in out
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(latent_size=5), "its model differs from this run's (its weight 6 is mean/kernel [32, 4], this run's "
+                          "mean/kernel [32, 5]); start from a run of the same model"),
+    (dict(prior="vamp"), "(its weight 0 is conv0/kernel [4, 4, 1, 8], this run's prior/pseudo_inputs"),
+    (dict(init_from="nowhere"), "init_from nowhere (init_checkpoint best): run folder 'nowhere' not found"),
+    (dict(init_checkpoint="newest"), "init_checkpoint 'newest' is not one of latest, best, final"),
+])
+def test_init_from_refuses_another_model_or_a_missing_run_in_one_line_writing_nothing(trained, tmp_path, capsys,
+                                                                                      overrides, message):
+    assert_train_refuses(tmp_path / "out", capsys, {"init_from": trained[0], **overrides}, message)
 
 
 def test_a_nan_before_the_first_checkpoint_says_nothing_was_saved(tiny):

@@ -148,6 +148,26 @@ def load_run(run_dir, checkpoint="latest"):
     return model
 
 
+def start_from(model, run_dir, checkpoint):
+    """Copy the weights of run `run_dir`'s `checkpoint` into `model`, a new run's (fine-tuning), and return the line
+    that says so. Every weight must match by name and shape: a model that differs is refused, in one line."""
+    try:
+        source = load_run(run_dir, checkpoint)
+    except UserError as error:
+        raise UserError(f"init_from {run_dir} (init_checkpoint {checkpoint}): {error}") from None
+    ours, theirs = ([(weight.path, tuple(weight.shape)) for weight in m.weights] for m in (model, source))
+    if ours != theirs:
+        first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+        shown = lambda weights: f"{weights[first][0]} {list(weights[first][1])}" if first < len(weights) else "no more"
+        raise UserError(f"init_from {run_dir}: its model differs from this run's (its weight {first} is "
+                        f"{shown(theirs)}, this run's {shown(ours)}); start from a run of the same model, changing "
+                        f"only what adds no weights (objective, beta, schedules, learning rate)")
+    model.set_weights(source.get_weights())
+    where = ("model.keras" if checkpoint == "final" else
+             f"its {checkpoint} checkpoint, step {int(source.optimizer.iterations.numpy())}")
+    return f"starting from the weights of {run_dir} ({where}); the optimizer and the step start afresh"
+
+
 def _load_final(run):
     """model.keras, or one line saying why it cannot be read (Keras calls a truncated file "not found")."""
     if not run.model_keras.exists():

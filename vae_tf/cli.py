@@ -129,7 +129,7 @@ def train_main(argv=None):
 
 def _analyze_parser():
     from vae_tf.latent_space import TEST_IMAGES
-    from vae_tf.runs import CHECKPOINTS
+    from vae_tf.params import CHECKPOINTS
     parser = _Parser(prog="analyze.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Draw every figure of saved runs into <run>/analysis/, from the run folder alone.",
                      epilog="Examples:\n"

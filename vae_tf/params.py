@@ -157,6 +157,11 @@ class Params:
     mig_step: int = _option(1000, "score MIG (published protocol) every mig_step steps and at the end into mig.csv "
                                   "(data sets with known factors: shapes2d, dsprites; 0 = never)")
     seed: int = _option(0, "seed of the data order, the sampling noise and the initial weights")
+    init_from: Optional[str] = _option(None, "a run folder whose trained weights start this run, to fine-tune them "
+                                             "(with another objective, β or schedule): the model must be the same; "
+                                             "the optimizer and the step start afresh; read when the run starts, not "
+                                             "when it resumes")
+    init_checkpoint: str = _option("best", "init_from: which of its checkpoints, best | latest | final (model.keras)")
     deterministic: bool = _option(True, "TensorFlow op determinism: the same params and seed give the same log.csv")
     nan_policy: str = _option("stop", "non-finite loss: stop (keep the last checkpoint) | skip_batch (skip the update)")
     strategy: str = _option("default", "default (one device) | mirrored (local GPUs, or cpu_devices) | "
@@ -200,6 +205,8 @@ RECONSTRUCTION_LOSSES = ("bernoulli", "squared_error", "absolute_error")
 KL_SCHEDULES = ("constant", "linear", "capacity", "cyclical")
 OBJECTIVES = ("beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae", "iwae")
 MODELS = ("vae", "m2", "adgm", "hierarchical", "ladder")
+# A run's checkpoints by name (vae_tf.checkpoints.load_run): here for `init_checkpoint`, checked with the rest.
+CHECKPOINTS = ("latest", "best", "final")
 # Models of several stochastic layers (vae_tf.models.layered).
 LAYERED_MODELS = ("hierarchical", "ladder")
 # Models that classify as well as encode: they train on labelled images beside the others.
@@ -397,7 +404,8 @@ def _check_registries(p):
                            ("independence_kernel", INDEPENDENCE_KERNELS), ("precision", PRECISIONS),
                            ("decoder", DECODERS), ("pixelcnn_conditioning", PIXELCNN_CONDITIONINGS),
                            ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
-                           ("model", MODELS), ("prior", PRIORS), ("flow", FLOWS)):
+                           ("model", MODELS), ("prior", PRIORS), ("flow", FLOWS),
+                           ("init_checkpoint", CHECKPOINTS)):
         value = getattr(p, name)
         _require(value in registry, f"{name} {value!r} is not one of {', '.join(registry)}{_suggest(value, registry)}")
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from vae_tf.errors import UserError
-from vae_tf.params import Params, saved_params
+from vae_tf.params import CHECKPOINTS, Params, saved_params
 
-CHECKPOINTS = ("latest", "best", "final")
 # A study's files in each of its run folders (vae_tf.study.trial): its record of the run, and what training printed
 # (the study shows one line, not every run's progress); in the study folder, which study file owns it.
 TRIAL_JSON = "trial.json"

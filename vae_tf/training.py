@@ -15,7 +15,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from vae_tf import datasets, distribution, jobs
-from vae_tf.checkpoints import Checkpointer
+from vae_tf.checkpoints import Checkpointer, start_from
 from vae_tf.errors import WRITE_FAILURES, TrainingDiverged, TrainingInterrupted, UserError, cannot_write
 from vae_tf.models import build_model
 from vae_tf.models.base import usable_step
@@ -263,14 +263,19 @@ def train(params, progress=True):
                         f"{train_split.num_examples}")
     # Data sets with known factors; every worker ends its calls at the MIG steps, so all make the same calls.
     ground_truth = source.ground_truth() if params.mig_step and hasattr(source, "ground_truth") else None
+    with strategy.scope():
+        model = build_model(params, dataset_size=train_split.num_examples)
+    # A new run's weights from another run's: refused before anything is written when the models differ.
+    started_from = start_from(model, params.init_from, params.init_checkpoint) if (
+        params.init_from is not None and not run.has_checkpoint("latest")) else None
     if chief:
         _describe_splits(params, train_split.num_examples, validation_split.num_examples)
     with _writes_to(run):
         if chief:
             run.images.mkdir(parents=True, exist_ok=True)
         with _exclusive(run, chief):
-            return _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth,
-                                 progress, labelled)
+            return _train_locked(params, previous, run, strategy, chief, model, train_split, validation_split,
+                                 ground_truth, progress, labelled, started_from)
 
 
 def _check_new_folder(run):
@@ -298,11 +303,10 @@ def _labelled(run, params, train_split):
     return positions, np.asarray(train_split.labels[params.label_factor])[positions].astype(np.int64)
 
 
-def _train_locked(params, previous, run, strategy, chief, train_split, validation_split, ground_truth, progress,
-                  labelled=None):
-    """The rest of `train`, while this process holds the run folder."""
+def _train_locked(params, previous, run, strategy, chief, model, train_split, validation_split, ground_truth, progress,
+                  labelled, started_from):
+    """The rest of `train`, while this process holds the run folder; `started_from`: what `start_from` said."""
     with strategy.scope():
-        model = build_model(params, dataset_size=train_split.num_examples)
         state = Checkpointer(model, run, chief)
     if chief:  # a log this run cannot resume is refused before anything is written
         for path, figures in ((run.log_csv, model.step_figures), (run.validation_csv, model.validation_figures)):
@@ -337,6 +341,8 @@ def _train_locked(params, previous, run, strategy, chief, train_split, validatio
                   f"ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and does not stop early")
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
+    if chief and started_from:
+        print(started_from)
 
     # A stop request while the loop compiles its functions (seconds) is honoured at the end of the first call.
     with _stop_requests() as stop_requested, contextlib.ExitStack() as files:
