@@ -17,9 +17,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import vae_tf
 from vae_tf import jobs
+from vae_tf.checkpoints import start_from
 from vae_tf.models import build_model
 from vae_tf.models.vae import step_figures
-from vae_tf.runs import log_columns, params_history, read_log
+from vae_tf.runs import RunDir, log_columns, params_history, read_log
 
 from conftest import ROOT, assert_train_refuses, run_script, snapshot_of, tiny_args, train_cli
 
@@ -196,8 +197,8 @@ def test_validations_while_the_kl_weight_ramps_are_neither_best_nor_counted(tiny
     assert all(float(a["loss"]) < float(b["loss"]) for a, b in zip(validations[:10], validations[1:10]))
     best = [int(p.name.split("-")[1].split(".")[0]) for p in (run / "checkpoints" / "best").glob("*.index")]
     assert best and min(best) >= 10
-    with pytest.raises(vae_tf.UserError, match=r"compared from step 10 on, .* stopped at step 5; use checkpoint "
-                                               r"'latest' or 'final'$"):
+    with pytest.raises(vae_tf.UserError, match=r"compared from step 10 on, .* stopped at step 5; use the latest "
+                                               r"checkpoint or the final one \(model.keras\)$"):
         vae_tf.load_run(vae_tf.train(tiny(run_name="short", num_steps=5, validation_step=1, kl_schedule="linear",
                                           kl_start_step=0, kl_end_step=10, plot_step=0, log_step=[]), progress=False),
                         checkpoint="best")
@@ -261,10 +262,16 @@ def test_init_from_starts_a_new_run_at_another_runs_weights_leaves_that_run_as_i
     source = shutil.copytree(trained[0], tmp_path / "source")
     before = snapshot_of(source)
     fine_tune = tiny(run_name="fine_tuned", objective="iwae", kl_schedule="constant", beta=1.0,
-                     init_from=str(source), num_steps=1, learning_rate=1e-9, plot_step=0, log_step=[],
+                     init_from=str(source), num_steps=1, checkpoint_step=100, plot_step=0, log_step=[],
                      validation_step=0)
-    run = vae_tf.train(fine_tune, progress=False)
-    assert f"starting from the weights of {source} (its best checkpoint, step 6)" in capsys.readouterr().out
+    # Killed before its first checkpoint (a diverging step), the run starts from the source's weights again.
+    with pytest.raises(vae_tf.TrainingDiverged):
+        vae_tf.train(dataclasses.replace(fine_tune, learning_rate=1e30, num_steps=20), progress=False)
+    capsys.readouterr()
+    run = vae_tf.train(dataclasses.replace(fine_tune, learning_rate=1e-9), progress=False)
+    out = capsys.readouterr().out
+    assert f"restarting {run} from step 0" in out
+    assert f"starting from the weights of {source} (best checkpoint, step 6)" in out
     tuned, original = vae_tf.load_run(run), vae_tf.load_run(source, "best")
     assert int(tuned.optimizer.iterations.numpy()) == 1 and [r["step"] for r in read_rows(run / "log.csv")] == ["0"]
     # One Adam step of 1e-9 moves a weight by about 1e-9: the run began at the source's weights, which lie far from
@@ -275,21 +282,47 @@ def test_init_from_starts_a_new_run_at_another_runs_weights_leaves_that_run_as_i
     assert max(np.abs(a - b).max() for a, b in zip(seeded, original.get_weights())) > 1e-3
     assert snapshot_of(source) == before
     shutil.rmtree(source)  # a rerun resumes from the run's own checkpoint, without reading init_from
-    vae_tf.train(dataclasses.replace(fine_tune, num_steps=2), progress=False)
+    vae_tf.train(dataclasses.replace(fine_tune, learning_rate=1e-9, num_steps=2), progress=False)
     out = capsys.readouterr().out
     assert f"resuming {run} from step 1" in out and "starting from" not in out
+    # Where its weights came from is fixed for the run: params.json keeps it.
+    with pytest.raises(vae_tf.UserError, match=r"different init_from \('.*source' -> None\)"):
+        vae_tf.train(dataclasses.replace(fine_tune, init_from=None, num_steps=3), progress=False)
+
+
+def test_init_from_copies_every_weight_batch_normalisations_statistics_included(tiny):
+    source = tiny(run_name="ladder", model="ladder", upper_latent_sizes=[2], num_steps=3, plot_step=0, log_step=[],
+                  validation_step=0)
+    run = vae_tf.train(source, progress=False)
+    fine_tune = dataclasses.replace(source, run_name="fine_tuned", init_from=str(run), init_checkpoint="latest",
+                                    seed=1)
+    model = build_model(fine_tune)
+    statistics = [weight.numpy() for weight in model.non_trainable_weights]
+    start_from(model, fine_tune, RunDir(Path(fine_tune.output_dir) / fine_tune.run_name))
+    trained = vae_tf.load_run(run)
+    assert statistics and len(model.weights) == len(trained.weights)
+    for ours, theirs in zip(model.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(statistics, model.non_trainable_weights))
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(latent_size=5), "its model differs from this run's (its weight 6 is mean/kernel [32, 4], this run's "
-                          "mean/kernel [32, 5]); start from a run of the same model"),
-    (dict(prior="vamp"), "(its weight 0 is conv0/kernel [4, 4, 1, 8], this run's prior/pseudo_inputs"),
+    (dict(latent_size=5), "holds another model: its weight 6 is mean/kernel [32, 4], this run's mean/kernel [32, 5]; "
+                          "start from a run of the same model"),
+    (dict(prior="vamp"), "its weight 0 is conv0/kernel [4, 4, 1, 8], this run's prior/pseudo_inputs"),
+    (dict(activation="elu"), "was trained with activation 'relu', this run has 'elu'"),
     (dict(init_from="nowhere"), "init_from nowhere (init_checkpoint best): run folder 'nowhere' not found"),
+    (dict(init_from=None, init_checkpoint="latest"), "init_checkpoint picks a checkpoint of init_from's run: set "
+                                                     "init_from too"),
     (dict(init_checkpoint="newest"), "init_checkpoint 'newest' is not one of latest, best, final"),
 ])
 def test_init_from_refuses_another_model_or_a_missing_run_in_one_line_writing_nothing(trained, tmp_path, capsys,
                                                                                       overrides, message):
     assert_train_refuses(tmp_path / "out", capsys, {"init_from": trained[0], **overrides}, message)
+
+
+def test_init_from_refuses_the_runs_own_folder(tmp_path, capsys):
+    assert_train_refuses(tmp_path, capsys, {"init_from": tmp_path / "bad"}, "is this run's own folder")
 
 
 def test_a_nan_before_the_first_checkpoint_says_nothing_was_saved(tiny):

@@ -148,39 +148,51 @@ def load_run(run_dir, checkpoint="latest"):
     return model
 
 
-def start_from(model, run_dir, checkpoint):
-    """Copy the weights of run `run_dir`'s `checkpoint` into `model`, a new run's (fine-tuning), and return the line
-    that says so. Every weight must match by name and shape: a model that differs is refused, in one line."""
+def start_from(model, params, run):
+    """Copy the weights of `params.init_from`'s `init_checkpoint` into `model`, new run `run`'s (fine-tuning), and
+    return the line that says so. The source must hold the same model: every weight the same in name and shape, the
+    same activation and reconstruction loss (they add no weight, but its weights compute with them)."""
+    where = f"init_from {params.init_from} (init_checkpoint {params.init_checkpoint})"
+    if Path(params.init_from).resolve() == run.path.resolve():
+        raise UserError(f"{where} is this run's own folder: name another run to start from")
     try:
-        source = load_run(run_dir, checkpoint)
+        source = load_run(params.init_from, params.init_checkpoint)
     except UserError as error:
-        raise UserError(f"init_from {run_dir} (init_checkpoint {checkpoint}): {error}") from None
+        raise UserError(f"{where}: {error}") from None
+    for name in ("activation", "reconstruction_loss"):
+        if getattr(source.params, name) != getattr(params, name):
+            raise UserError(f"{where} was trained with {name} {getattr(source.params, name)!r}, this run has "
+                            f"{getattr(params, name)!r}; start from a run of the same model, or pass its {name}")
     ours, theirs = ([(weight.path, tuple(weight.shape)) for weight in m.weights] for m in (model, source))
     if ours != theirs:
         first = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
-        shown = lambda weights: f"{weights[first][0]} {list(weights[first][1])}" if first < len(weights) else "no more"
-        raise UserError(f"init_from {run_dir}: its model differs from this run's (its weight {first} is "
-                        f"{shown(theirs)}, this run's {shown(ours)}); start from a run of the same model, changing "
-                        f"only what adds no weights (objective, beta, schedules, learning rate)")
+        raise UserError(f"{where} holds another model: its weight {first} is {_weight(theirs, first)}, this run's "
+                        f"{_weight(ours, first)}; start from a run of the same model, changing only what adds no "
+                        f"weights (objective, beta, schedules, learning rate)")
     model.set_weights(source.get_weights())
-    where = ("model.keras" if checkpoint == "final" else
-             f"its {checkpoint} checkpoint, step {int(source.optimizer.iterations.numpy())}")
-    return f"starting from the weights of {run_dir} ({where}); the optimizer and the step start afresh"
+    step = "" if params.init_checkpoint == "final" else f", step {int(source.optimizer.iterations.numpy())}"
+    return (f"starting from the weights of {params.init_from} ({params.init_checkpoint} checkpoint{step}); the "
+            f"optimizer and the step start afresh")
+
+
+def _weight(weights, index):
+    """The name and shape of a model's `index`th weight, for a message."""
+    return f"{weights[index][0]} {list(weights[index][1])}" if index < len(weights) else "missing (it has fewer)"
 
 
 def _load_final(run):
     """model.keras, or one line saying why it cannot be read (Keras calls a truncated file "not found")."""
     if not run.model_keras.exists():
-        raise UserError(f"{run.model_keras} not found: the run has not finished; use checkpoint='latest'")
+        raise UserError(f"{run.model_keras} not found: the run has not finished; use the latest checkpoint")
     if not zipfile.is_zipfile(run.model_keras):
         raise UserError(f"{run.model_keras} is truncated or corrupted (not a whole .keras zip file); restore it from a "
-                        f"copy, or use checkpoint='latest' (the training checkpoint)")
+                        f"copy, or use the latest checkpoint (the training one)")
     try:
         return keras.saving.load_model(run.model_keras)
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as error:
         reason = textwrap.shorten(str(error).strip() or type(error).__name__, 120, placeholder=" ...")
         raise UserError(f"{run.model_keras} cannot be read ({reason}); restore it from a copy, or use "
-                        f"checkpoint='latest' (the training checkpoint)") from None
+                        f"the latest checkpoint (the training one)") from None
 
 
 def missing_checkpoint(run, params, which):
@@ -189,9 +201,9 @@ def missing_checkpoint(run, params, which):
         return f"{run.path} has no best checkpoint: it never validates (validation_step=0); use the latest checkpoint"
     compared_from, last = comparable_from(params), max(checkpoint_steps(run.checkpoints), default=0)
     if which == "best" and 0 < last < compared_from:
-        final = " or 'final'" if run.model_keras.exists() else ""
+        final = " or the final one (model.keras)" if run.model_keras.exists() else ""
         return (f"{run.path} has no best checkpoint: validations are compared from step {compared_from} on, where its "
-                f"schedule's ramp ends, and it stopped at step {last}; use checkpoint 'latest'{final}")
+                f"schedule's ramp ends, and it stopped at step {last}; use the latest checkpoint{final}")
     if run.model_keras.exists():
         return f"{run.path} finished without a {which} checkpoint; use the final one (model.keras)"
     return f"{run.path} has no {which} checkpoint yet: train it first"

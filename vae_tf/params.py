@@ -158,9 +158,9 @@ class Params:
                                   "(data sets with known factors: shapes2d, dsprites; 0 = never)")
     seed: int = _option(0, "seed of the data order, the sampling noise and the initial weights")
     init_from: Optional[str] = _option(None, "a run folder whose trained weights start this run, to fine-tune them "
-                                             "(with another objective, β or schedule): the model must be the same; "
-                                             "the optimizer and the step start afresh; read when the run starts, not "
-                                             "when it resumes")
+                                             "(with another objective, β or schedule): the same model, weight for "
+                                             "weight, activation and reconstruction loss; the optimizer and the step "
+                                             "start afresh; read when the run starts, not when it resumes")
     init_checkpoint: str = _option("best", "init_from: which of its checkpoints, best | latest | final (model.keras)")
     deterministic: bool = _option(True, "TensorFlow op determinism: the same params and seed give the same log.csv")
     nan_policy: str = _option("stop", "non-finite loss: stop (keep the last checkpoint) | skip_batch (skip the update)")
@@ -182,14 +182,16 @@ class Params:
         return dataclasses.asdict(self)
 
 
-# Parameters that change the model's variables, its arithmetic or the data order: a resumed run may not change them
+# Parameters that change the model's variables (or where they start), its arithmetic or the data order: a resumed run
+# may not change them
 # (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "pixelcnn_conditioning",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
               "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "classifier_layers",
               "aggressive", "svi_steps",
-              "prior", "prior_components", "flow", "flow_length", "upper_latent_sizes", "upper_layer_units")
+              "prior", "prior_components", "flow", "flow_length", "upper_latent_sizes", "upper_layer_units",
+              "init_from", "init_checkpoint")
 
 # Parameters added after run folders were first written, with the value every run written before them had: a
 # params.json without one of them means that value, not today's default.
@@ -383,6 +385,9 @@ def _check_values(p):
     _require(all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in p.log_step),
              f"log_step must be a list of steps >= 0, got {p.log_step!r}")
     _require(p.channels in (None, 1, 3), f"channels must be 1, 3 or None, got {p.channels}")
+    _require(p.init_from is None or p.init_from.strip(), "init_from must name a run folder, or be None")
+    _require(p.init_from is not None or p.init_checkpoint == "best",
+             "init_checkpoint picks a checkpoint of init_from's run: set init_from too")
     _check_categoricals(p)
     _check_pixelcnn(p)
     _require(not p.binarize or p.reconstruction_loss == "bernoulli",

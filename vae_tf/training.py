@@ -266,8 +266,8 @@ def train(params, progress=True):
     with strategy.scope():
         model = build_model(params, dataset_size=train_split.num_examples)
     # A new run's weights from another run's: refused before anything is written when the models differ.
-    started_from = start_from(model, params.init_from, params.init_checkpoint) if (
-        params.init_from is not None and not run.has_checkpoint("latest")) else None
+    started_from = (start_from(model, params, run) if params.init_from is not None and not run.has_checkpoint("latest")
+                    else None)
     if chief:
         _describe_splits(params, train_split.num_examples, validation_split.num_examples)
     with _writes_to(run):
