@@ -183,8 +183,7 @@ class Params:
 
 
 # Parameters that change the model's variables (or where they start), its arithmetic or the data order: a resumed run
-# may not change them
-# (mixed_float16 also adds the loss scale to the checkpoint).
+# may not change them (mixed_float16 also adds the loss scale to the checkpoint).
 STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers", "decoder", "decoder_layers",
               "pixelcnn_conditioning",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
