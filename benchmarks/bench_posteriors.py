@@ -1,17 +1,22 @@
 """What flows, learned priors and stochastic layers cost against the VAE of the same size, side by side in one run (the
 machine is shared: read the ratios).
 
-    python benchmarks/bench_posteriors.py [--rounds=3] [--steps=30]
+    python benchmarks/bench_posteriors.py [--rounds=3] [--steps=30] [--likelihood_images=20]
 
 Each case is the likelihood papers' MLP VAE on 28×28×1 binary images (two hidden layers of 300 units in the encoder
 and the decoder, latent 40, batch 100, Bernoulli loss), one compiled training step timed over `--steps` steps after a
 warm-up, the cases alternating over the rounds; medians are reported. The layered models add z_2 of 20 above the
 same z_1 (MLPs of 100 units between). The flows' steps and the layers are unrolled when the step is traced: one
 compiled step, no Python loop at run time.
+
+Then `vae_tf.log_likelihood` with K = 5,000 on `--likelihood_images` images (0: left out) for the priors, images a
+second against the VAE's, alternating likewise: a learned prior's components are computed once per call of
+`log_likelihood`, not in each compiled call (the VampPrior's 500 pseudo-inputs through the encoder).
 """
 
 import argparse
 import statistics
+import time
 
 import numpy as np
 from timing import seconds_per_call
@@ -31,33 +36,67 @@ CASES = {
 }
 
 
-def time_steps(case, steps):
-    import tensorflow as tf
+LIKELIHOOD_CASES = ["vae", "mog 500", "vamp 500", "ladder, vamp 500 on z_2"]
+
+
+def build(case):
     import vae_tf
 
     params = vae_tf.load_params("params.py", overrides=dict(
         dataset="fashion_mnist", image_size=None, binarize=True, encoder_layers=[[300], [300]], decoder="deconv",
         decoder_layers=[[300], [300]], latent_size=40, batch_size=100, mig_step=0,
         **{"objective": "beta_vae", "beta": 1.0, **CASES[case]}))
-    model = vae_tf.build_model(params, image_shape=(28, 28, 1))
-    x = tf.constant((np.random.default_rng(0).random((100, 28, 28, 1)) > 0.5).astype(np.float32))
+    return vae_tf.build_model(params, image_shape=(28, 28, 1))
+
+
+def binary_images(n):
+    return (np.random.default_rng(0).random((n, 28, 28, 1)) > 0.5).astype(np.float32)
+
+
+def time_steps(case, steps):
+    import tensorflow as tf
+
+    model, x = build(case), tf.constant(binary_images(100))
     return seconds_per_call(tf.function(lambda: model.train_step(x)), steps)
+
+
+def likelihood_rate(case, images):
+    """Images a second of `log_likelihood` at K = 5,000, after a call that traces it."""
+    import vae_tf
+
+    model, x = build(case), binary_images(images)
+    vae_tf.log_likelihood(model, x[:1], 5000)
+    start = time.perf_counter()
+    vae_tf.log_likelihood(model, x, 5000)
+    return images / (time.perf_counter() - start)
+
+
+def alternating_medians(cases, rounds, measure):
+    """{case: the median of `measure(case)` over `rounds`}, the cases in turn, in reverse every other round."""
+    values = {case: [] for case in cases}
+    for round_number in range(rounds):
+        for case in cases if round_number % 2 == 0 else reversed(cases):
+            values[case].append(measure(case))
+    return {case: statistics.median(measured) for case, measured in values.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--likelihood_images", type=int, default=20)
     args = parser.parse_args()
-    cases = list(CASES)
-    times = {case: [] for case in cases}
-    for round_number in range(args.rounds):
-        for case in cases if round_number % 2 == 0 else reversed(cases):
-            times[case].append(time_steps(case, args.steps))
-    median = {case: statistics.median(values) for case, values in times.items()}
+    median = alternating_medians(list(CASES), args.rounds, lambda case: time_steps(case, args.steps))
     print(f"{'model':<24}{'ms/step':>10}{'x vae':>8}")
-    for case in cases:
-        print(f"{case:<24}{1000 * median[case]:>10.2f}{median[case] / median['vae']:>8.2f}")
+    for case, seconds in median.items():
+        print(f"{case:<24}{1000 * seconds:>10.2f}{seconds / median['vae']:>8.2f}")
+    if not args.likelihood_images:
+        return
+    median = alternating_medians(LIKELIHOOD_CASES, args.rounds,
+                                 lambda case: likelihood_rate(case, args.likelihood_images))
+    print(f"\nlog_likelihood, K = 5000, {args.likelihood_images} images\n{'model':<24}{'images/s':>10}{'x vae':>8}")
+    for case, rate in median.items():
+        print(f"{case:<24}{rate:>10.2f}{rate / median['vae']:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Bernoulli (exact for binary images; on grey images the cross-entropy is no norma
 score, not a likelihood), Gaussian of variance ½ for squared error, Laplace of scale 1 for absolute error.
 """
 
+import contextlib
 import weakref
 
 import numpy as np
@@ -34,13 +35,23 @@ def _checked(model, images, num_samples, batch_size):
 
 
 def _log_densities(model):
-    """`model.log_densities` compiled once per model, for every chunk shape."""
+    """`model.log_densities` compiled once per model, for every chunk shape, as f(x, posterior, noise, components):
+    under a learned prior its components (μ, log σ [K, D]), computed once per `_per_image` and read through
+    `Mixture.given`; under N(0, I) an empty list."""
     if model in _COMPILED:
         return _COMPILED[model]
     heads = [tf.TensorSpec((None, width), tf.float32) for _, width in model.latent.heads]
     noises = [tf.TensorSpec((None, None, part.size), tf.float32) for part in model.proposal_parts]
-    signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises]
-    _COMPILED[model] = tf.function(model.log_densities, input_signature=signature, autograph=False)
+    prior = model.code_prior
+    learned = not prior.closed_form
+    components = [tf.TensorSpec((prior.count, prior.size), tf.float32)] * 2 if learned else []
+
+    def log_densities(x, posterior, noise, components):
+        with prior.given(components) if learned else contextlib.nullcontext():
+            return model.log_densities(x, posterior, noise)
+
+    signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises, components]
+    _COMPILED[model] = tf.function(log_densities, input_signature=signature, autograph=False)
     return _COMPILED[model]
 
 
@@ -51,6 +62,7 @@ def _per_image(model, images, num_samples, batch_size, seed, reduce, progress, w
     shows a bar named `what`."""
     images, batch_size = _checked(model, images, num_samples, batch_size)
     log_densities, parts = _log_densities(model), model.proposal_parts
+    components = [] if model.code_prior.closed_form else list(model.code_prior.components())
     per_call = max(1, batch_size // num_samples)  # images per call
     chunk = max(1, batch_size // per_call)  # samples of each image per call
     results = []
@@ -61,7 +73,8 @@ def _per_image(model, images, num_samples, batch_size, seed, reduce, progress, w
         generators = [np.random.default_rng([seed, start + i]) for i in range(len(x))]
         noise = [np.stack([part.evaluation_noise(rng, num_samples) for rng in generators], axis=1).astype(np.float32)
                  for part in parts]  # [K, n, width] per part
-        calls = [log_densities(x, posterior, [n[k:k + chunk] for n in noise]) for k in range(0, num_samples, chunk)]
+        calls = [log_densities(x, posterior, [n[k:k + chunk] for n in noise], components)
+                 for k in range(0, num_samples, chunk)]
         likelihood, prior_ratio = (np.concatenate([c[j].numpy() for c in calls]).astype(np.float64) for j in (0, 1))
         results.append(reduce(likelihood, prior_ratio, posterior))
     return np.concatenate(results)

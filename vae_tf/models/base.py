@@ -72,6 +72,11 @@ class Model(keras.Model):
         """The parts `log_densities` draws, each given its `evaluation_noise`: the latent's, and any auxiliary one."""
         return self.latent.parts
 
+    @property
+    def code_prior(self):
+        """p(z) of the Gaussian code (`vae_tf.priors`; a layered model's top layer's): N(0, I) or a learned mixture."""
+        return self.latent.gaussian.prior
+
     def __init__(self, params, image_shape, dataset_size=0, **kwargs):
         """params: the run's `Params` (or their dict, as `get_config` holds them); image_shape: (H, W, C) after
         `image_size`; dataset_size: the training split's size (0 = unknown), for the minibatch estimators."""

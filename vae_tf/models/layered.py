@@ -126,6 +126,10 @@ class Layered(Model):
                              + self.objective.figures + STATISTICS_FIGURES)
         self.built = True
 
+    @property
+    def code_prior(self):
+        return self.top_prior
+
     def describe(self):
         prior = "" if self.top_prior.closed_form else f"; on z_{len(self.sizes)}, {self.top_prior.describe()}"
         layers = self.latent.describe()[len("latent: "):]
