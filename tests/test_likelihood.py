@@ -81,3 +81,23 @@ def test_chunking_does_not_change_the_estimate_and_bad_input_is_one_line():
         log_likelihood(model, images[:, :2])
     with pytest.raises(vae_tf.UserError, match="num_samples"):
         log_likelihood(model, images, num_samples=0)
+
+
+@pytest.mark.parametrize("overrides, widest", [
+    # The spatial broadcast decoder's 32 maps of 64×64 per row: the 256 rows the 64×64 runs were measured at.
+    (dict(image_size=64, decoder="broadcast", decoder_layers=[[32, 1, 1]] * 3), 32 * 64 * 64),
+    # An MLP of 300 units to 28×28 logits: its output is the widest tensor.
+    (dict(image_size=28, encoder_layers=[[300]], decoder="deconv", decoder_layers=[[300]]), 28 * 28),
+    # A VampPrior of 1,000 pseudo-inputs on that MLP: 1,000 float64 distances per row outweigh its 784 logits.
+    (dict(image_size=28, encoder_layers=[[300]], decoder="deconv", decoder_layers=[[300]], prior="vamp",
+          prior_components=1000, objective="beta_vae"), 2 * 1000)])
+def test_the_default_rows_per_call_keep_the_widest_tensor_of_a_call_bounded(overrides, widest):
+    """The default chunk is as many rows as fit WIDEST_TENSOR floats in the call's widest tensor (written out here
+    from each architecture), whatever num_samples is: the 64×64 conv decoders stay at the rows measured safe, the
+    MLPs get calls large enough to keep the cores busy."""
+    from vae_tf.likelihood import WIDEST_TENSOR, _checked
+
+    model = vae_tf.build_model(vae_tf.load_params(None, overrides=overrides))
+    images = np.zeros((1, *model.image_shape), np.float32)
+    assert _checked(model, images, 5000, None)[1] == WIDEST_TENSOR // widest
+    assert _checked(model, images, 5000, 300)[1] == 300

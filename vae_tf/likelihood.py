@@ -6,6 +6,7 @@ score, not a likelihood), Gaussian of variance ½ for squared error, Laplace of 
 """
 
 import contextlib
+import math
 import weakref
 
 import numpy as np
@@ -14,10 +15,12 @@ from tqdm import tqdm
 
 from vae_tf.errors import UserError
 
-# Decoded pixels per compiled call (4096 rows of 16×16, 256 of 64×64): bounds the memory whatever num_samples is. A
-# decoder's activations grow with its output's pixels (a 64×64 spatial broadcast decoder holds 32 maps of 64×64 per
-# row: 4096 rows of it took 5.5 GB), so the rows per call shrink as the images grow.
-DECODER_PIXELS = 2 ** 20
+# Floats in the widest tensor of a compiled call: bounds the memory whatever num_samples is. A call's peak is a few
+# times its widest tensor (a 64×64 spatial broadcast decoder holds 32 maps of 64×64 per row: 4096 rows of it took 5.5
+# GB), so the rows per call are this over the widest tensor one row needs, the decoder's widest activation or a
+# learned prior's distances to its components: 256 rows of that decoder, 1,024 of the 32×32 one, 42,799 of the
+# likelihood table's MLP (28×28 outputs), which took 1.3 times as long at the 1,337 rows a bound on pixels gave it.
+WIDEST_TENSOR = 2 ** 25
 _COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled log densities, traced once
 
 
@@ -28,10 +31,19 @@ def _checked(model, images, num_samples, batch_size):
     if images.ndim != 4 or images.shape[1:] != expected or len(images) == 0:
         raise UserError(f"images must be a non-empty array [n, {', '.join(map(str, expected))}] like the model's "
                         f"inputs, got shape {images.shape}")
-    batch_size = max(1, DECODER_PIXELS // (expected[0] * expected[1])) if batch_size is None else batch_size
+    batch_size = _rows_per_call(model) if batch_size is None else batch_size
     if num_samples < 1 or batch_size < 1:
         raise UserError(f"num_samples and batch_size must be at least 1, got {num_samples} and {batch_size}")
     return images, batch_size
+
+
+def _rows_per_call(model):
+    """Decoder rows per call: WIDEST_TENSOR over the floats one row needs in the widest tensor, the decoder's widest
+    activation or a learned prior's [rows, K] distances (float64, two floats each)."""
+    widest = max(math.prod(layer.output.shape[1:]) for layer in model.decoder.layers)
+    if not model.code_prior.closed_form:
+        widest = max(widest, 2 * model.code_prior.count)
+    return max(1, WIDEST_TENSOR // widest)
 
 
 def _log_densities(model):
@@ -57,7 +69,7 @@ def _log_densities(model):
 
 def _per_image(model, images, num_samples, batch_size, seed, reduce, progress, what):
     """`reduce(log p(x|code) [K, n], log p(code) − log q(code|x) [K, n], posterior) -> [n]` over every image's K =
-    `num_samples` posterior draws, decoded about `batch_size` at a time (None: DECODER_PIXELS' worth). Image i's
+    `num_samples` posterior draws, decoded about `batch_size` at a time (None: WIDEST_TENSOR's worth). Image i's
     noise is its own stream (seed, i), drawn part by part, so the result does not depend on the chunking. `progress`
     shows a bar named `what`."""
     images, batch_size = _checked(model, images, num_samples, batch_size)
@@ -86,8 +98,8 @@ def log_likelihood(model, images, num_samples=5000, batch_size=None, seed=0, pro
     The encoder is the proposal: log (1/K) Σ_k p(x|z_k) p(z_k)/q(z_k|x), z_k ~ q(z|x), K = num_samples; a categorical
     latent is drawn exactly (not relaxed) and weighed by p(c)/q(c|x), which sums over its categories. It is the
     K-sample IWAE bound (Burda et al. 2016, eq. 8): below log p(x) in expectation, rising towards it as K grows, at
-    or above the ELBO. `batch_size` decoder evaluations run per call (default: DECODER_PIXELS decoded pixels' worth),
-    so memory stays bounded; `progress` shows a bar.
+    or above the ELBO. `batch_size` decoder evaluations run per call (default: as many as keep a call's widest tensor
+    to WIDEST_TENSOR floats), so memory stays bounded; `progress` shows a bar.
     """
     def importance_weighted(likelihood, prior_ratio, _):
         log_w = likelihood + prior_ratio
