@@ -83,21 +83,43 @@ def test_chunking_does_not_change_the_estimate_and_bad_input_is_one_line():
         log_likelihood(model, images, num_samples=0)
 
 
-@pytest.mark.parametrize("overrides, widest", [
+@pytest.mark.parametrize("preset, overrides, widest", [
     # The spatial broadcast decoder's 32 maps of 64×64 per row: the 256 rows the 64×64 runs were measured at.
-    (dict(image_size=64, decoder="broadcast", decoder_layers=[[32, 1, 1]] * 3), 32 * 64 * 64),
+    (None, dict(image_size=64, decoder="broadcast", decoder_layers=[[32, 1, 1]] * 3), 32 * 64 * 64),
     # An MLP of 300 units to 28×28 logits: its output is the widest tensor.
-    (dict(image_size=28, encoder_layers=[[300]], decoder="deconv", decoder_layers=[[300]]), 28 * 28),
+    (None, dict(image_size=28, encoder_layers=[[300]], decoder="deconv", decoder_layers=[[300]]), 28 * 28),
     # A VampPrior of 1,000 pseudo-inputs on that MLP: 1,000 float64 distances per row outweigh its 784 logits.
-    (dict(image_size=28, encoder_layers=[[300]], decoder="deconv", decoder_layers=[[300]], prior="vamp",
-          prior_components=1000, objective="beta_vae"), 2 * 1000)])
-def test_the_default_rows_per_call_keep_the_widest_tensor_of_a_call_bounded(overrides, widest):
+    (None, dict(image_size=28, encoder_layers=[[300]], decoder="deconv", decoder_layers=[[300]], prior="vamp",
+                prior_components=1000, objective="beta_vae"), 2 * 1000),
+    # M2 with a conv encoder and an MLP decoder: each row carries the encoder's 64 maps of 14×14 beside its class's
+    # one-hot (10), far wider than the decoder's.
+    ("fashion_mnist_m2", dict(encoder_layers=[[64, 4, 2], [500]], decoder_layers=[[500]]), 64 * 14 * 14 + 10)])
+def test_the_default_rows_per_call_keep_the_widest_tensor_of_a_call_bounded(preset, overrides, widest):
     """The default chunk is as many rows as fit WIDEST_TENSOR floats in the call's widest tensor (written out here
     from each architecture), whatever num_samples is: the 64×64 conv decoders stay at the rows measured safe, the
     MLPs get calls large enough to keep the cores busy."""
     from vae_tf.likelihood import WIDEST_TENSOR, _checked
 
-    model = vae_tf.build_model(vae_tf.load_params(None, overrides=overrides))
+    model = vae_tf.build_model(vae_tf.load_params(None, preset=preset, overrides=overrides),
+                               image_shape=(28, 28, 1) if preset else None)
     images = np.zeros((1, *model.image_shape), np.float32)
     assert _checked(model, images, 5000, None)[1] == WIDEST_TENSOR // widest
     assert _checked(model, images, 5000, 300)[1] == 300
+
+
+def test_a_learned_prior_is_read_afresh_at_every_call():
+    """The prior's components enter the compiled calls as arguments: after the prior's weights change, the same
+    compiled function gives what a freshly traced one gives, not the old prior's figures."""
+    from vae_tf import likelihood
+
+    params = vae_tf.load_params(None, overrides=dict(image_size=4, encoder_layers=[[16]], decoder="deconv",
+                                                     decoder_layers=[[16]], latent_size=2, prior="vamp",
+                                                     prior_components=3, objective="beta_vae"))
+    model = vae_tf.build_model(params)
+    images = (RNG.random((3, 4, 4, 1)) > 0.5).astype(np.float32)
+    before = log_likelihood(model, images, num_samples=50)
+    model.prior.pseudo_inputs.assign(RNG.random(model.prior.pseudo_inputs.shape))
+    after = log_likelihood(model, images, num_samples=50)
+    likelihood._COMPILED.pop(model)
+    np.testing.assert_allclose(after, log_likelihood(model, images, num_samples=50), rtol=1e-6)
+    assert np.abs(after - before).max() > 0.01

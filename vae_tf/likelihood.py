@@ -9,6 +9,7 @@ import contextlib
 import math
 import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -17,9 +18,11 @@ from vae_tf.errors import UserError
 
 # Floats in the widest tensor of a compiled call: bounds the memory whatever num_samples is. A call's peak is a few
 # times its widest tensor (a 64×64 spatial broadcast decoder holds 32 maps of 64×64 per row: 4096 rows of it took 5.5
-# GB), so the rows per call are this over the widest tensor one row needs, the decoder's widest activation or a
-# learned prior's distances to its components: 256 rows of that decoder, 1,024 of the 32×32 one, 42,799 of the
-# likelihood table's MLP (28×28 outputs), which took 1.3 times as long at the 1,337 rows a bound on pixels gave it.
+# GB; a PixelCNN keeps more of its maps alive, 10 to 15 times its widest, but is compute bound at any size), so the
+# rows per call are this over the widest tensor one row needs in any of the model's networks or a learned prior's
+# distances to its components: 256 rows of that decoder, 1,024 of the 32×32 one, 42,799 of the likelihood table's MLP
+# (28×28 outputs; 33,554 under a VampPrior of 500), which took 1.3 times as long at the 1,337 rows a bound on output
+# pixels gave it.
 WIDEST_TENSOR = 2 ** 25
 _COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled log densities, traced once
 
@@ -37,12 +40,27 @@ def _checked(model, images, num_samples, batch_size):
     return images, batch_size
 
 
+def _widest_row(network):
+    """The most floats one row holds in a layer's output, over every functional network of `network` (a model's
+    encoder, decoder, classifier, …, nested ones included): the networks a call runs on each of its rows."""
+    widest = 0
+    for layer in network.layers:
+        if isinstance(layer, keras.Model):
+            widest = max(widest, _widest_row(layer))
+            continue
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except AttributeError:  # a layer never called on symbolic inputs (a prior): not a network's
+            continue
+        widest = max([widest] + [math.prod(output.shape[1:]) for output in outputs])
+    return widest
+
+
 def _rows_per_call(model):
-    """Decoder rows per call: WIDEST_TENSOR over the floats one row needs in the widest tensor, the decoder's widest
+    """Decoder rows per call: WIDEST_TENSOR over the floats one row needs in the widest tensor, a network's widest
     activation or a learned prior's [rows, K] distances (float64, two floats each)."""
-    widest = max(math.prod(layer.output.shape[1:]) for layer in model.decoder.layers)
-    if not model.code_prior.closed_form:
-        widest = max(widest, 2 * model.code_prior.count)
+    prior = model.code_prior
+    widest = max(_widest_row(model), 0 if prior.closed_form else 2 * prior.count)
     return max(1, WIDEST_TENSOR // widest)
 
 
@@ -56,13 +74,13 @@ def _log_densities(model):
     noises = [tf.TensorSpec((None, None, part.size), tf.float32) for part in model.proposal_parts]
     prior = model.code_prior
     learned = not prior.closed_form
-    components = [tf.TensorSpec((prior.count, prior.size), tf.float32)] * 2 if learned else []
+    component_specs = [tf.TensorSpec((prior.count, prior.size), tf.float32)] * 2 if learned else []
 
     def log_densities(x, posterior, noise, components):
         with prior.given(components) if learned else contextlib.nullcontext():
             return model.log_densities(x, posterior, noise)
 
-    signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises, components]
+    signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises, component_specs]
     _COMPILED[model] = tf.function(log_densities, input_signature=signature, autograph=False)
     return _COMPILED[model]
 
