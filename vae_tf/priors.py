@@ -64,8 +64,8 @@ class Mixture(keras.layers.Layer):
     def given(self, components):
         """`log_density` reads `components` (μ [K, D], log σ [K, D]) inside the block instead of computing them: a
         log-likelihood's compiled calls take the VampPrior's encoded pseudo-inputs as an argument computed once,
-        rather than encoding the K pseudo-inputs again in each call (about a fifth of a VampPrior's analysis). One block at
-        a time: the components are the layer's state while it lasts."""
+        rather than encoding the K pseudo-inputs again in each call (about a fifth of a VampPrior's analysis). One
+        block at a time: the components are the layer's state while it lasts."""
         self._given = tuple(components)
         try:
             yield
