@@ -1,10 +1,12 @@
 """Learned priors (the mixture of Gaussians and the VampPrior): their density against NumPy, the one-sample KL
 against numerical integration, log p(x) against numerical integration over a 1-D latent, a one-component mixture
-against the standard normal, real runs that resume exactly, reload and analyse, and bad input."""
+against the standard normal, the run's seed behind their initial weights (and the IAF's), real runs that resume
+exactly, reload and analyse, and bad input."""
 
 import csv
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -122,6 +124,37 @@ def test_a_one_component_mixture_starts_as_the_standard_normal():
     assert [w.tolist() for w in tiny_model("mog", components=1).prior.get_weights()] == [[[0.0]], [[0.0]]]
     np.testing.assert_allclose(log_likelihood(mixture, images, num_samples=300),
                                log_likelihood(normal, images, num_samples=300), rtol=1e-6)
+
+
+# Each learned weight made outside Keras' global seed, with the initializer the documented seed-0 runs started from.
+OWN_WEIGHTS = {
+    "mog": (dict(prior="mog", prior_components=3), lambda m: m.prior.means,
+            lambda: keras.initializers.RandomNormal(0.0, 1.0, seed=3)((3, 2))),
+    "vamp": (dict(prior="vamp", prior_components=3), lambda m: m.prior.pseudo_inputs,
+             lambda: keras.initializers.RandomNormal(0.05, 0.01, seed=3)((3, 4, 4, 1))),
+    "iaf": (dict(flow="iaf", flow_length=1), lambda m: m.flow.w_in,  # one step's [2, 2·2]: Glorot's range is ±1
+            lambda: keras.initializers.RandomUniform(-1.0, 1.0, seed=8)((1, 2, 4))),
+}
+
+
+@pytest.mark.parametrize("case", list(OWN_WEIGHTS))
+def test_the_run_s_seed_draws_the_learned_prior_s_and_the_iaf_s_initial_weights(case):
+    """A mixture's means, the VampPrior's pseudo-inputs and the IAF's weights start where `seed` puts them: runs
+    of other seeds apart (replicas that share them would understate the spread over seeds), the same seed alike,
+    seed 0 where the documented runs started; and they leave the encoder's start as it is without them."""
+    overrides, weight, seed_0_start = OWN_WEIGHTS[case]
+
+    def model(seed, **more):
+        return vae_tf.build_model(vae_tf.load_params(None, overrides=dict(
+            image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=2,
+            objective="beta_vae", seed=seed, **more)))
+
+    starts = {seed: weight(model(seed, **overrides)).numpy() for seed in (0, 1, 2)}
+    np.testing.assert_array_equal(starts[0], seed_0_start().numpy())
+    assert not np.allclose(starts[1], starts[0]) and not np.allclose(starts[2], starts[1])
+    np.testing.assert_array_equal(weight(model(1, **overrides)).numpy(), starts[1])
+    for got, plain in zip(model(1, **overrides).encoder.get_weights()[:2], model(1).encoder.get_weights()[:2]):
+        np.testing.assert_array_equal(got, plain)
 
 
 def rows(path):

@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_tf.objectives import initializer_seed
+
 IAF_HIDDEN = 2  # the MADE's hidden units per latent dimension
 IAF_GATE_BIAS = 1.0  # s starts near +1, σ near sigmoid(1) ≈ 0.73: each step starts keeping most of z (Kingma et al.)
 
@@ -59,7 +61,8 @@ def made_masks(size, hidden):
 class InverseAutoregressive(keras.layers.Layer):
     """K IAF steps, each a MADE with one hidden layer of IAF_HIDDEN·D units (ELU) that also reads the context h."""
 
-    def __init__(self, size, length, **kwargs):
+    def __init__(self, size, length, seed=0, **kwargs):
+        """`seed`: the run's (`Params.seed`), which draws the weights."""
         super().__init__(**kwargs)
         self.size, self.length, hidden = size, length, IAF_HIDDEN * size
         self.heads = (("flow_context", size),)
@@ -68,8 +71,8 @@ class InverseAutoregressive(keras.layers.Layer):
         # Keras initializer repeats its values for every weight of the same shape).
         limit = (6.0 / (size + hidden)) ** 0.5
 
-        def glorot(seed):
-            return keras.initializers.RandomUniform(-limit, limit, seed=seed)
+        def glorot(salt):
+            return keras.initializers.RandomUniform(-limit, limit, seed=initializer_seed(seed, salt))
 
         self.w_in = self.add_weight(shape=(length, size, hidden), initializer=glorot(4 * size), name="w_in")
         self.w_context = self.add_weight(shape=(length, size, hidden), initializer=glorot(4 * size + 1),
@@ -107,4 +110,4 @@ def build_flow(params):
         return None
     if params.flow == "planar":
         return Planar(params.latent_size, params.flow_length)
-    return InverseAutoregressive(params.latent_size, params.flow_length, name="flow")
+    return InverseAutoregressive(params.latent_size, params.flow_length, params.seed, name="flow")

@@ -20,6 +20,13 @@ from vae_tf import losses
 FACTOR_VAE_STREAM, INFO_VAE_STREAM, PIXEL_DROPOUT_STREAM = 3, 4, 5
 
 
+def initializer_seed(seed, salt):
+    """The int seed of the weight initializer `salt` of a run seeded `seed`, for weights made outside Keras' global
+    seed (a seeded initializer does not move it, so a model with such a weight starts its other layers where the
+    model without it does). For seed 0 the salt itself: the documented seed-0 runs were initialised so."""
+    return (seed * 1_000_003 + salt) % 2 ** 31
+
+
 def stream_seed(seed, step, stream):
     """The stateless seed [2] (int64) of random stream `stream` at training step `step` of a run seeded `seed`."""
     return tf.stack([tf.cast(seed, tf.int64) * 7919 + stream, tf.cast(step, tf.int64)])

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf.losses import LOG_2PI, standard_normal_log_density
+from vae_tf.objectives import initializer_seed
 
 
 def mixture_log_density(z, means, log_stds):
@@ -87,12 +88,13 @@ class MixtureOfGaussians(Mixture):
     2018 compare with the VampPrior). The means start as standard-normal draws, the standard deviations at 1; a
     mixture of one component starts at mean 0, as N(0, I)."""
 
-    def __init__(self, components, size, **kwargs):
+    def __init__(self, components, size, seed=0, **kwargs):
+        """`seed`: the run's (`Params.seed`), which draws the means."""
         super().__init__(**kwargs)
         self.count, self.size = components, size
         spread = 1.0 if components > 1 else 0.0
-        self.means = self.add_weight(shape=(components, size), name="means",
-                                     initializer=keras.initializers.RandomNormal(0.0, spread, seed=components))
+        self.means = self.add_weight(shape=(components, size), name="means", initializer=keras.initializers.RandomNormal(
+            0.0, spread, seed=initializer_seed(seed, components)))
         self.log_stds = self.add_weight(shape=(components, size), name="log_stds", initializer="zeros")
 
     def describe(self):
@@ -107,12 +109,14 @@ class VampPrior(Mixture):
     pseudo-inputs u_k. The pseudo-inputs are images [K, H, W, C] clipped to [0, 1], starting near 0.05 (their code's
     initialisation for binary images: N(0.05, 0.01)); the encoder is the model's own, so that the prior follows it."""
 
-    def __init__(self, components, size, image_shape, encode=None, **kwargs):
-        """`encode`: images -> (mean, log_std) of q(z|x), the model's encoder (set by the model, not saved)."""
+    def __init__(self, components, size, image_shape, encode=None, seed=0, **kwargs):
+        """`encode`: images -> (mean, log_std) of q(z|x), the model's encoder (set by the model, not saved); `seed`: the
+        run's (`Params.seed`), which draws the pseudo-inputs."""
         super().__init__(**kwargs)
         self.count, self.size = components, size
-        self.pseudo_inputs = self.add_weight(shape=(components, *image_shape), name="pseudo_inputs",
-                                             initializer=keras.initializers.RandomNormal(0.05, 0.01, seed=components))
+        self.pseudo_inputs = self.add_weight(
+            shape=(components, *image_shape), name="pseudo_inputs",
+            initializer=keras.initializers.RandomNormal(0.05, 0.01, seed=initializer_seed(seed, components)))
         self.encode = encode
 
     def describe(self):
@@ -126,7 +130,7 @@ def build_prior(params, size, image_shape, encode, name="prior"):
     """The prior `params.prior` names over a Gaussian code of `size` dimensions (the VAE's code, a layered model's top
     layer); `encode` (images -> mean, log_std of that code's posterior) for the VampPrior."""
     if params.prior == "mog":
-        return MixtureOfGaussians(params.prior_components, size, name=name)
+        return MixtureOfGaussians(params.prior_components, size, params.seed, name=name)
     if params.prior == "vamp":
-        return VampPrior(params.prior_components, size, image_shape, encode, name=name)
+        return VampPrior(params.prior_components, size, image_shape, encode, params.seed, name=name)
     return StandardNormal(size)
