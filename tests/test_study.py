@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_script, snapshot_of
-from vae_tf.cli import study_main
+from vae_tf.cli import analyze_main, study_main
 from vae_tf.errors import UserError
 from vae_tf.study import Choice, LogUniform, Study, Uniform
 from vae_tf.study.results import rank_correlation, summarise, variance_shares
@@ -279,8 +279,7 @@ def test_a_finished_study_started_again_trains_nothing_and_rebuilds_its_results(
 @pytest.mark.slow
 def test_analyze_compare_takes_a_study_folder(smoke):
     folder, _ = smoke
-    result = run_script("analyze.py", folder, "--compare")
-    assert result.returncode == 0, result.stderr
+    assert analyze_main([str(folder), "--compare"]) == 0
     table = (folder / "comparison.md").read_text()
     cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()[2:]}
     for row in read_rows(folder / "results.csv"):  # the same runs, with the same final loss
