@@ -95,9 +95,10 @@ class InverseAutoregressive(keras.layers.Layer):
             hidden = tf.nn.elu(tf.linalg.matmul(z, self.w_in[k] * into_hidden)
                                + tf.linalg.matmul(context, self.w_context[k]) + self.b_in[k])
             mean = tf.linalg.matmul(hidden, self.w_mean[k] * out_of_hidden) + self.b_mean[k]
-            gate = tf.sigmoid(tf.linalg.matmul(hidden, self.w_gate[k] * out_of_hidden) + self.b_gate[k])
+            s = tf.linalg.matmul(hidden, self.w_gate[k] * out_of_hidden) + self.b_gate[k]
+            gate = tf.sigmoid(s)
             z = gate * z + (1.0 - gate) * mean
-            log_det += tf.reduce_sum(tf.math.log(gate + 1e-8), -1)
+            log_det += tf.reduce_sum(tf.math.log_sigmoid(s), -1)  # exact where σ(s) rounds to 0, unlike log(σ(s))
             z = tf.reverse(z, [-1])  # the next step's order: each dimension depends on others in turn
         if self.length % 2:
             z = tf.reverse(z, [-1])  # back to the base order
