@@ -93,8 +93,9 @@ class MixtureOfGaussians(Mixture):
         super().__init__(**kwargs)
         self.count, self.size = components, size
         spread = 1.0 if components > 1 else 0.0
-        self.means = self.add_weight(shape=(components, size), name="means", initializer=keras.initializers.RandomNormal(
-            0.0, spread, seed=initializer_seed(seed, components)))
+        self.means = self.add_weight(
+            shape=(components, size), name="means",
+            initializer=keras.initializers.RandomNormal(0.0, spread, seed=initializer_seed(seed, components)))
         self.log_stds = self.add_weight(shape=(components, size), name="log_stds", initializer="zeros")
 
     def describe(self):
