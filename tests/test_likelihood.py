@@ -6,8 +6,6 @@ import pytest
 import vae_tf
 from vae_tf.likelihood import elbo, log_likelihood
 
-RNG = np.random.default_rng(0)
-
 
 def tiny_model(latent_size, reconstruction_loss="bernoulli"):
     """An MLP VAE on 4×4 images whose decoder depends strongly on z, so the integral is not trivial."""
@@ -51,18 +49,20 @@ def exact_log_likelihood(model, images, name, half_width=7.0, points=(4001, 301)
 @pytest.mark.parametrize("latent_size, name", [(1, "bernoulli"), (2, "bernoulli"), (1, "squared_error"),
                                                (1, "absolute_error")])
 def test_the_estimate_matches_numerical_integration(latent_size, name):
+    rng = np.random.default_rng(0)
     model = tiny_model(latent_size, name)
-    images = (RNG.random((4, 4, 4, 1)) > 0.5).astype(np.float32)
+    images = (rng.random((4, 4, 4, 1)) > 0.5).astype(np.float32)
     if name != "bernoulli":
-        images = RNG.random((4, 4, 4, 1)).astype(np.float32)
+        images = rng.random((4, 4, 4, 1)).astype(np.float32)
     exact = exact_log_likelihood(model, images, name)
     estimate = log_likelihood(model, images, num_samples=5000)
     np.testing.assert_allclose(estimate, exact, atol=0.05)  # nats, at K = 5000
 
 
 def test_the_bound_rises_with_k_towards_the_exact_value_and_stays_above_the_elbo():
+    rng = np.random.default_rng(0)
     model = tiny_model(2)
-    images = (RNG.random((16, 4, 4, 1)) > 0.5).astype(np.float32)
+    images = (rng.random((16, 4, 4, 1)) > 0.5).astype(np.float32)
     exact = exact_log_likelihood(model, images, "bernoulli")
     gaps = [np.mean(exact - log_likelihood(model, images, num_samples=k, seed=s)) for k in (1, 10, 1000) for s in (1,)]
     assert gaps[0] > gaps[1] > gaps[2] > -0.02 and gaps[2] < 0.05  # below log p(x) on average, closing in
@@ -72,8 +72,9 @@ def test_the_bound_rises_with_k_towards_the_exact_value_and_stays_above_the_elbo
 
 
 def test_chunking_does_not_change_the_estimate_and_bad_input_is_one_line():
+    rng = np.random.default_rng(0)
     model = tiny_model(2)
-    images = (RNG.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
+    images = (rng.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
     whole = log_likelihood(model, images, num_samples=997)  # not a multiple of any chunk
     chunked = log_likelihood(model, images, num_samples=997, batch_size=300)
     np.testing.assert_allclose(chunked, whole, rtol=1e-6)
@@ -110,15 +111,16 @@ def test_the_default_rows_per_call_keep_the_widest_tensor_of_a_call_bounded(pres
 def test_a_learned_prior_is_read_afresh_at_every_call():
     """The prior's components enter the compiled calls as arguments: after the prior's weights change, the same
     compiled function gives what a freshly traced one gives, not the old prior's figures."""
+    rng = np.random.default_rng(0)
     from vae_tf import likelihood
 
     params = vae_tf.load_params(None, overrides=dict(image_size=4, encoder_layers=[[16]], decoder="deconv",
                                                      decoder_layers=[[16]], latent_size=2, prior="vamp",
                                                      prior_components=3, objective="beta_vae"))
     model = vae_tf.build_model(params)
-    images = (RNG.random((3, 4, 4, 1)) > 0.5).astype(np.float32)
+    images = (rng.random((3, 4, 4, 1)) > 0.5).astype(np.float32)
     before = log_likelihood(model, images, num_samples=50)
-    model.prior.pseudo_inputs.assign(RNG.random(model.prior.pseudo_inputs.shape))
+    model.prior.pseudo_inputs.assign(rng.random(model.prior.pseudo_inputs.shape))
     after = log_likelihood(model, images, num_samples=50)
     likelihood._COMPILED.pop(model)
     np.testing.assert_allclose(after, log_likelihood(model, images, num_samples=50), rtol=1e-6)

@@ -13,7 +13,6 @@ from vae_tf.objectives import OBJECTIVES, Batch, _permute_dimensions
 
 from conftest import np_log_normal, np_logsumexp, tiny_args
 
-RNG = np.random.default_rng(0)
 B, D = 6, 4
 
 
@@ -37,12 +36,13 @@ def np_decomposition(z, mean, log_std, log_w):
 @pytest.fixture(scope="module")
 def fixed():
     """A tiny model and one fixed batch: images, posterior parameters, a sample and its logits."""
+    rng = np.random.default_rng(0)
     params = vae_tf.load_params(None, overrides=dict(image_size=8, encoder_layers=[[16]], latent_size=D))
     model = vae_tf.build_model(params, dataset_size=1000)
-    x = (RNG.random((B, 8, 8, 1)) > 0.5).astype(np.float32)
-    mean = RNG.normal(size=(B, D)).astype(np.float32)
-    log_std = RNG.normal(-0.5, 0.3, size=(B, D)).astype(np.float32)
-    z = (mean + np.exp(log_std) * RNG.normal(size=(B, D))).astype(np.float32)
+    x = (rng.random((B, 8, 8, 1)) > 0.5).astype(np.float32)
+    mean = rng.normal(size=(B, D)).astype(np.float32)
+    log_std = rng.normal(-0.5, 0.3, size=(B, D)).astype(np.float32)
+    z = (mean + np.exp(log_std) * rng.normal(size=(B, D))).astype(np.float32)
     logits = model.decoder(z).numpy()
     return params, model, x, mean, log_std, z, logits
 

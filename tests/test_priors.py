@@ -18,9 +18,6 @@ from vae_tf.priors import mixture_log_density
 
 from conftest import ROOT, assert_train_refuses, bernoulli_log_likelihood, snapshot_of, tiny_args
 
-RNG = np.random.default_rng(0)
-
-
 def np_mixture_log_density(z, means, log_stds):
     """log (1/K) Σ_k Π_d N(z_d; μ_kd, σ_kd²) of z [n, D], written out in NumPy -> [n]."""
     stds = np.exp(log_stds)
@@ -31,7 +28,8 @@ def np_mixture_log_density(z, means, log_stds):
 
 
 def test_the_mixture_density_is_the_mixture_of_its_gaussians():
-    z, means, log_stds = RNG.normal(size=(50, 3)), RNG.normal(size=(4, 3)) * 2, RNG.normal(size=(4, 3)) * 0.5
+    rng = np.random.default_rng(0)
+    z, means, log_stds = rng.normal(size=(50, 3)), rng.normal(size=(4, 3)) * 2, rng.normal(size=(4, 3)) * 0.5
     got = mixture_log_density(tf.constant(z), tf.constant(means), tf.constant(log_stds)).numpy()
     np.testing.assert_allclose(got, np_mixture_log_density(z, means, log_stds), rtol=1e-10)
 
@@ -39,10 +37,11 @@ def test_the_mixture_density_is_the_mixture_of_its_gaussians():
 def test_the_mixture_density_of_float32_codes_near_narrow_components_keeps_float32_precision():
     """Codes drawn from components as narrow as σ = 0.05: the expanded squares nearly cancel there, which in float32
     arithmetic was up to 0.005 nats off; the density is to float32's rounding of the float64 reference."""
-    means = RNG.normal(0.0, 1.5, size=(50, 40)).astype(np.float32)
-    log_stds = RNG.uniform(-3.0, 0.0, size=(50, 40)).astype(np.float32)
-    chosen = RNG.integers(50, size=2000)
-    z = (means[chosen] + np.exp(log_stds[chosen]) * RNG.standard_normal((2000, 40))).astype(np.float32)
+    rng = np.random.default_rng(0)
+    means = rng.normal(0.0, 1.5, size=(50, 40)).astype(np.float32)
+    log_stds = rng.uniform(-3.0, 0.0, size=(50, 40)).astype(np.float32)
+    chosen = rng.integers(50, size=2000)
+    z = (means[chosen] + np.exp(log_stds[chosen]) * rng.standard_normal((2000, 40))).astype(np.float32)
     got = mixture_log_density(tf.constant(z), tf.constant(means), tf.constant(log_stds))
     assert got.dtype == tf.float32
     reference = np_mixture_log_density(*(array.astype(np.float64) for array in (z, means, log_stds)))
@@ -52,21 +51,22 @@ def test_the_mixture_density_of_float32_codes_near_narrow_components_keeps_float
 def tiny_model(prior, components=3, objective="beta_vae"):
     """An MLP VAE on 4×4 images with a 1-D code: the decoder depends strongly on z, the proposal q(z|x) is wide and
     depends on x, and a mixture prior's components sit apart."""
+    rng = np.random.default_rng(0)
     params = vae_tf.load_params(None, overrides=dict(
         image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1, prior=prior,
         prior_components=components, objective=objective))
     model = vae_tf.build_model(params)
     model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
     weights = [np.zeros_like(w) for w in model.encoder.get_weights()]
-    weights[0] = RNG.normal(size=weights[0].shape) * 0.3  # the hidden layer reads x
+    weights[0] = rng.normal(size=weights[0].shape) * 0.3  # the hidden layer reads x
     weights[1][:] = 0.5
-    weights[-4] = RNG.normal(size=weights[-4].shape) * 0.3  # the mean depends on x
+    weights[-4] = rng.normal(size=weights[-4].shape) * 0.3  # the mean depends on x
     weights[-1][:] = np.log(1.5)  # q(z|x) wide, so that importance sampling converges
     model.encoder.set_weights(weights)
     if prior == "mog" and components == 3:
         model.prior.set_weights([np.array([[-2.0], [0.0], [2.5]]), np.array([[-0.5], [0.0], [0.3]])])
     elif prior == "vamp":  # pseudo-inputs spread over [0, 1]
-        model.prior.set_weights([RNG.random(model.prior.pseudo_inputs.shape)])
+        model.prior.set_weights([rng.random(model.prior.pseudo_inputs.shape)])
     return model
 
 
@@ -86,8 +86,9 @@ def exact_log_likelihood(model, images, half_width=12.0, points=6001):
 
 @pytest.mark.parametrize("prior", ["mog", "vamp"])
 def test_log_likelihood_under_a_learned_prior_matches_numerical_integration(prior):
+    rng = np.random.default_rng(0)
     model = tiny_model(prior)
-    images = (RNG.random((4, 4, 4, 1)) > 0.5).astype(np.float32)
+    images = (rng.random((4, 4, 4, 1)) > 0.5).astype(np.float32)
     np.testing.assert_allclose(log_likelihood(model, images, num_samples=5000), exact_log_likelihood(model, images),
                                atol=0.05)
 
@@ -95,10 +96,11 @@ def test_log_likelihood_under_a_learned_prior_matches_numerical_integration(prio
 @pytest.mark.parametrize("prior", ["mog", "vamp"])
 def test_the_sampled_kl_is_log_q_minus_log_p_and_averages_to_the_integral(prior):
     """One draw: log N(z; μ, σ²) − log p(z), as NumPy writes it; many draws: the KL by numerical integration."""
+    rng = np.random.default_rng(0)
     model = tiny_model(prior)
     gaussian = model.latent.gaussian
     mean, log_std = np.array([[0.4]]), np.array([[np.log(0.7)]])
-    noise = RNG.standard_normal((20000, 1)).astype(np.float32)
+    noise = rng.standard_normal((20000, 1)).astype(np.float32)
     z = mean + np.exp(log_std) * noise
     as_tensor = lambda array: tf.constant(array, tf.float32)  # noqa: E731
     estimates = gaussian.kl((as_tensor(np.repeat(mean, len(z), 0)), as_tensor(np.repeat(log_std, len(z), 0))),
@@ -116,7 +118,8 @@ def test_the_sampled_kl_is_log_q_minus_log_p_and_averages_to_the_integral(prior)
 
 def test_a_one_component_mixture_starts_as_the_standard_normal():
     """The same weights under N(0, I) and under a fresh one-component mixture: the same log p(x), to rounding."""
-    images = (RNG.random((6, 4, 4, 1)) > 0.5).astype(np.float32)
+    rng = np.random.default_rng(0)
+    images = (rng.random((6, 4, 4, 1)) > 0.5).astype(np.float32)
     normal, mixture = tiny_model("normal"), tiny_model("mog", components=1)
     mixture.encoder.set_weights(normal.encoder.get_weights())
     mixture.decoder.set_weights(normal.decoder.get_weights())
@@ -199,11 +202,12 @@ def test_bad_priors_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch
 
 
 def test_a_vampprior_with_more_pseudo_inputs_than_training_images_is_one_line(tmp_path, tmp_path_factory, capsys):
+    rng = np.random.default_rng(0)
     import imageio.v3 as iio
 
     data = tmp_path_factory.mktemp("images")
     for i in range(24):
-        iio.imwrite(data / f"{i}.png", RNG.integers(0, 255, (16, 16), dtype=np.uint8))
+        iio.imwrite(data / f"{i}.png", rng.integers(0, 255, (16, 16), dtype=np.uint8))
     args = [f"--output_dir={tmp_path}", "--run_name=bad", *tiny_args(dataset="folder", data_dir=str(data),
                                                                        channels=1, prior="vamp", prior_components=500)]
     assert train_main(args) == 2

@@ -14,7 +14,6 @@ from vae_tf.cli import analyze_main, train_main
 
 from conftest import ROOT, assert_train_refuses, tiny_args
 
-RNG = np.random.default_rng(0)
 BATCH = 4  # the training batch's size, against which SVI's steps are scaled (3 images are refined here)
 
 
@@ -43,9 +42,10 @@ def kim_et_al_steps(mean, log_variance, noise, learning_rate, target):
 
 @pytest.mark.parametrize("learning_rate, scale", [(1.0, 1.0), (0.3, 40.0)])  # the second clips its first steps
 def test_svi_steps_are_kim_et_al_s_momentum_steps(learning_rate, scale):
-    target = RNG.normal(size=(3, 2))
-    mean, log_variance = scale * RNG.normal(size=(3, 2)), 0.3 * RNG.normal(size=(3, 2))
-    noise = RNG.normal(size=(4, 3, 2))
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(3, 2))
+    mean, log_variance = scale * rng.normal(size=(3, 2)), 0.3 * rng.normal(size=(3, 2))
+    noise = rng.normal(size=(4, 3, 2))
     refined = svi.refine(quadratic_loss(target), tf.constant(mean), tf.constant(log_variance), tf.constant(noise),
                          learning_rate, BATCH)
     expected = kim_et_al_steps(mean, log_variance, noise, learning_rate, target)
@@ -56,11 +56,12 @@ def test_svi_steps_are_kim_et_al_s_momentum_steps(learning_rate, scale):
 
 
 def test_the_refined_posterior_is_differentiated_through_the_steps():
+    rng = np.random.default_rng(0)
     # Training takes the gradient of a loss at λ_K with respect to λ_0 and to what the loss reads (the decoder)
     # through every step, the second-order terms Kim et al. take by finite differences: here against central
     # differences of the NumPy steps.
-    mean, log_variance, noise = RNG.normal(size=(3, 2)), 0.2 * RNG.normal(size=(3, 2)), RNG.normal(size=(3, 3, 2))
-    target, weights = RNG.normal(size=(3, 2)), RNG.normal(size=(3, 2))
+    mean, log_variance, noise = rng.normal(size=(3, 2)), 0.2 * rng.normal(size=(3, 2)), rng.normal(size=(3, 3, 2))
+    target, weights = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
 
     def read_out(m, v):  # a scalar of the refined parameters
         return np.sum(weights * m) + np.sum(weights ** 2 * v)
@@ -89,6 +90,7 @@ def rows(path):
 
 
 def test_a_semi_amortized_run_resumes_exactly_reloads_and_analyses(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
     monkeypatch.chdir(ROOT)
     common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=12, svi_steps=3, beta=1.0)]
     assert train_main([*common, "--run_name=straight"]) == 0
@@ -101,7 +103,7 @@ def test_a_semi_amortized_run_resumes_exactly_reloads_and_analyses(tmp_path, mon
     # SVI starts at the encoder's posterior and lowers the loss from there (their NumPy steps above), on average
     assert np.mean([float(r["svi_gain"]) for r in straight]) > 0
     model = vae_tf.load_run(tmp_path / "resumed")
-    images = RNG.random((5, 16, 16, 1)).astype(np.float32)
+    images = rng.random((5, 16, 16, 1)).astype(np.float32)
     encoder_mean = model.encoder(images)[0].numpy()
     refined_mean = model.encode(images)[0].numpy()
     assert not np.allclose(refined_mean, encoder_mean)  # what the analysis reads is the refined posterior
