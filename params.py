@@ -70,6 +70,7 @@ kl_cycle_ratio = 0.5  # cyclical: share of each cycle the weight rises over; it 
 free_bits = 0.0  # nats per group of latents free of the KL penalty: max(free_bits, KL of the group); 0 = off
 free_bits_groups = None  # free_bits: equal groups of latents (1 = the whole code); None = one per dimension
 aggressive = False  # He et al. 2019: the encoder alone until its loss stops improving, then one decoder update
+aggressive_check_updates = None  # aggressive: decoder updates between checks of I(x; z); None = an epoch (theirs)
 pixel_dropout = 0.0  # decoder pixelcnn: share of its input pixels a training step hides (Bowman et al.'s word dropout)
 svi_steps = 0  # Kim et al. 2018's semi-amortized VAE: SVI steps refining each posterior, differentiated through
 svi_learning_rate = 1.0  # svi_steps: SVI's step size on the means and log variances (momentum 0.5, clipped)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from vae_tf import aggressive
 from vae_tf.cli import analyze_main, train_main
 
 from conftest import ROOT, assert_train_refuses, tiny_args
@@ -82,8 +81,9 @@ def test_each_step_updates_the_network_he_et_al_s_loop_updates(losses):
     steps = int(model.optimizer.iterations.numpy())
     assert steps == len(expected) - 1  # one step per update, decoder updates included
     assert int(schedule.decoder_optimizer.iterations.numpy()) == expected[:-1].count("decoder")
+    assert int(schedule.decoder_updates.numpy()) == expected[:-1].count("decoder")  # He et al.'s outer iterations
 
-    schedule.end()
+    schedule.on.assign(False)  # what the phase's end (`check`) sets
     before = [v.numpy().copy() for v in variables]
     figures = apply(tf.constant(1.0))
     assert all(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
@@ -101,28 +101,45 @@ def test_an_iaf_trains_with_the_encoder_and_a_learned_prior_with_the_decoder():
     assert encoder.isdisjoint(decoder) and encoder | decoder == {id(v) for v in model.trainable_variables}
 
 
-@pytest.mark.parametrize("information, ends", [
-    ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], False),  # rising
-    ([0.5, 0.4, 0.3, 0.2, 0.1], False),  # four misses
-    ([0.5, 0.4, 0.3, 0.2, 0.1, 0.05], True),  # the fifth
-    ([0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.1, 0.05], True),  # misses counted over the phase, not in a row (He et al.)
-    ([0.5, 0.4, 0.3, 0.2, 0.1, 0.9], False),  # five misses, but the latest check beats the best: not a stop
-    ([0.0], False),
+@pytest.mark.parametrize("information, ends_at", [
+    ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], None),  # rising
+    ([0.5, 0.4, 0.3, 0.2, 0.1], None),  # four misses
+    ([0.5, 0.4, 0.3, 0.2, 0.1, 0.05], 5),  # the fifth
+    ([0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.1, 0.05], 8),  # misses counted over the phase, not in a row (He et al.)
+    ([0.5, 0.4, 0.3, 0.2, 0.1, 0.9], None),  # four misses, then a new best
+    ([-0.01, -0.02, -0.01, -0.03, -0.02], 4),  # the best starts at 0, as theirs: a negative estimate is a miss
 ])
-def test_the_phase_ends_at_the_fifth_check_of_i_x_z_that_does_not_beat_its_best(information, ends):
-    assert aggressive.ends([(1, value, 1.0) for value in information]) is ends
+def test_the_phase_ends_at_the_fifth_check_under_the_best_with_one_check_per_interval_of_decoder_updates(
+        information, ends_at):
+    schedule = tiny_model(aggressive_check_updates=3).aggressive
+    for i, value in enumerate(information):
+        schedule.decoder_updates.assign(3 * i + 2)  # a validation before the interval has passed is no check
+        assert not schedule.check(-1.0)
+        schedule.decoder_updates.assign(3 * i + 3 + (i % 2))  # a validation at or after it is one
+        assert schedule.check(value) is (i == ends_at)
+        assert bool(schedule.on.numpy()) is (ends_at is None or i < ends_at)
+        if i == ends_at:
+            assert not schedule.check(-1.0)  # no check after the phase
+            break
+
+
+def test_by_default_i_x_z_is_checked_once_an_epoch_of_decoder_updates():
+    import vae_tf
+    params = vae_tf.load_params(ROOT / "params.py", overrides=dict(objective="beta_vae", aggressive=True))
+    assert vae_tf.build_model(params, dataset_size=1000).aggressive.check_every == math.ceil(1000 / params.batch_size)
 
 
 def test_an_aggressive_run_ends_its_phase_resumes_exactly_reloads_and_analyses(tmp_path, capsys, monkeypatch):
     import vae_tf
 
     monkeypatch.chdir(ROOT)
-    common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=96, validation_step=4, validation_size=16,
-                                                     checkpoint_step=8, aggressive=True)]
+    # I(x; z) checked after every decoder update (one in 20 to 100 steps), so that the phase ends within the run.
+    common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=320, validation_step=4, validation_size=16,
+                                                     checkpoint_step=8, aggressive=True, aggressive_check_updates=1)]
     assert train_main([*common, "--run_name=straight"]) == 0
     assert "aggressive inference training ends" in capsys.readouterr().out
-    # Resumed before the phase ends (at step 72 here): the end is decided on the validations of both sessions.
-    assert train_main([*common, "--run_name=resumed", "--num_steps=48"]) == 0
+    # Resumed before the phase ends (at step 260 here): the end is decided on the checks of both sessions.
+    assert train_main([*common, "--run_name=resumed", "--num_steps=160"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
     straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")
     for column in ("aggressive", "encoder_updates"):
@@ -143,6 +160,9 @@ def test_an_aggressive_run_ends_its_phase_resumes_exactly_reloads_and_analyses(t
     (dict(aggressive=True, strategy="mirrored", cpu_devices=2), "use strategy default"),
     (dict(aggressive=True, precision="mixed_float16"), "outside mixed_float16's loss scaling"),
     (dict(aggressive=True, model="m2", labels=30, label_factor="shape"), "model m2 trains a classifier"),
+    (dict(aggressive=True, aggressive_check_updates=0), "aggressive_check_updates must be at least 1"),
+    (dict(aggressive=True, kl_schedule="linear"), "kl_schedule linear would run on the encoder's inner updates"),
+    (dict(aggressive=True, learning_rate_schedule="cosine"), "learning_rate_schedule cosine would run on the encoder"),
 ])
 def test_aggressive_training_it_cannot_drive_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, overrides,
                                                                           message):

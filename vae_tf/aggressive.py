@@ -4,7 +4,8 @@ Variational Autoencoders", Algorithm 1), `params.aggressive`.
 Early in training the encoder lags behind the decoder's true posterior, and the decoder learns to do without z
 before the encoder has anything to give it. The remedy: train the encoder alone, a fresh batch per update, until its
 loss stops improving, then update the decoder once; repeat, and return to training both together once I(x; z) on
-the validation images stops rising (`ends`).
+the validation images stops rising (`AggressiveTraining.check`, once every `aggressive_check_updates` decoder
+updates: their code checks once an epoch of them).
 
 Every training step is one update, of the encoder, the decoder or both, so `num_steps` counts the inner encoder
 updates too (what the method costs). The encoder keeps the run's optimizer, whose counter is the step; the decoder
@@ -22,8 +23,8 @@ import tensorflow as tf
 # when a window's sum exceeds the one before, or after 99 updates (their `while sub_iter < 100`).
 WINDOW = 10
 MOST_ENCODER_UPDATES = 99
-# Their image experiments check I(x; z) once an epoch and end the aggressive phase at the fifth check that does not
-# beat the best so far.
+# Their image experiments check I(x; z) once an epoch of decoder updates and end the aggressive phase at the fifth
+# check under the best so far (which starts at 0).
 PATIENCE = 5
 
 FIGURES = ("aggressive", "encoder_updates")  # log.csv's columns of an aggressive run
@@ -34,7 +35,9 @@ class AggressiveTraining:
 
     State (tf.Variables, in the checkpoint through `checkpointables`): `on`, whether the aggressive phase lasts;
     `updates`, the encoder updates since the decoder's last; `window` and `previous`, the current and the last whole
-    window's summed losses; `decoder_due`, whether the next step updates the decoder."""
+    window's summed losses; `decoder_due`, whether the next step updates the decoder; `decoder_updates`, He et al.'s
+    outer iterations; `next_check`, the decoder update from which I(x; z) is next checked; `best_information` and
+    `misses`, the best check so far and the checks under it."""
 
     def __init__(self, model):
         self.model = model
@@ -53,11 +56,19 @@ class AggressiveTraining:
         self.window = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="window_loss")
         self.previous = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="previous_window_loss")
         self.decoder_due = tf.Variable(False, trainable=False, name="decoder_due")
+        p = model.params
+        self.check_every = p.aggressive_check_updates or max(1, math.ceil(model.dataset_size / p.batch_size))
+        self.decoder_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="decoder_updates")
+        self.next_check = tf.Variable(self.check_every, dtype=tf.int64, trainable=False, name="next_check")
+        self.best_information = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="best_information")
+        self.misses = tf.Variable(0, dtype=tf.int64, trainable=False, name="information_misses")
 
     def checkpointables(self):
         return {"decoder_optimizer": self.decoder_optimizer, "aggressive_on": self.on,
                 "aggressive_updates": self.updates, "aggressive_window": self.window,
-                "aggressive_previous": self.previous, "aggressive_decoder_due": self.decoder_due}
+                "aggressive_previous": self.previous, "aggressive_decoder_due": self.decoder_due,
+                "aggressive_decoder_updates": self.decoder_updates, "aggressive_next_check": self.next_check,
+                "aggressive_best_information": self.best_information, "aggressive_misses": self.misses}
 
     def apply(self, gradients, variables, loss):
         """Apply one step's `gradients` (of `variables`, the model's trainable ones) to the networks this step
@@ -82,6 +93,7 @@ class AggressiveTraining:
         def decoder_alone():
             self.decoder_optimizer.apply_gradients(decoder)
             optimizer.iterations.assign_add(1)  # the encoder's optimizer counts the run's steps
+            self.decoder_updates.assign_add(1)
             self.updates.assign(0)
             self.window.assign(0.0)
             self.previous.assign(math.inf)
@@ -91,6 +103,7 @@ class AggressiveTraining:
         def both():
             optimizer.apply_gradients(encoder)
             self.decoder_optimizer.apply_gradients(decoder)
+            self.decoder_updates.assign_add(1)
             return tf.constant(0)
 
         tf.cond(self.on, lambda: tf.cond(self.decoder_due, decoder_alone, encoder_alone), both)
@@ -98,18 +111,22 @@ class AggressiveTraining:
     def figures(self):
         return {"aggressive": tf.cast(self.on, tf.float32), "encoder_updates": tf.cast(self.updates, tf.float32)}
 
-    def end(self):
-        """Train both networks together from the next step on (I(x; z) stopped rising)."""
-        self.on.assign(False)
+    def check(self, information):
+        """At a validation with I(x; z) = `information` (nats): when the phase lasts and `next_check` decoder updates
+        have passed, count a check (He et al.'s: under the best so far is a miss, else the new best) and end the
+        phase at the PATIENCE-th miss (one fall, their text experiments' rule, ends it on the noise of the first
+        checks, when the code holds almost nothing). Returns whether this check ended it."""
+        done = int(self.decoder_updates.numpy())
+        if not bool(self.on.numpy()) or done < int(self.next_check.numpy()):
+            return False
+        self.next_check.assign((done // self.check_every + 1) * self.check_every)
+        if information < float(self.best_information.numpy()):
+            self.misses.assign_add(1)
+        else:
+            self.best_information.assign(information)
+        if int(self.misses.numpy()) < PATIENCE:
+            return False
+        self.on.assign(False)  # both networks train together from the next step on
         self.updates.assign(0)
         self.decoder_due.assign(False)
-
-
-def ends(history):
-    """Whether the aggressive phase ends after the latest validation: He et al.'s image experiments end it at the
-    PATIENCE-th validation whose I(x; z) does not beat the best before it (a single fall, their text experiments'
-    rule, ends it on the noise of the first validations, when the code holds almost nothing). `history`: (active
-    units, I(x; z), KL) per validation, oldest first."""
-    information = [row[1] for row in history]
-    misses = sum(value <= max(information[:i]) for i, value in enumerate(information) if i)
-    return misses >= PATIENCE and information[-1] <= max(information[:-1])
+        return True

@@ -122,6 +122,10 @@ class Params:
     aggressive: bool = _option(False, "aggressive inference training (He et al. 2019): the encoder alone on fresh "
                                       "batches until its loss stops improving, then one decoder update, until "
                                       "I(x; z) on the validation images stops rising; num_steps counts every update")
+    aggressive_check_updates: Optional[int] = _option(None, "aggressive: decoder updates between two checks of "
+                                                            "I(x; z), the first validation after each is one; the "
+                                                            "fifth check short of the best ends the phase; None = "
+                                                            "an epoch of the training images (He et al.)")
     svi_steps: int = _option(0, "the semi-amortized VAE (Kim et al. 2018): steps of stochastic variational "
                                 "inference that refine each image's posterior from the encoder's, differentiated "
                                 "through in training; 0 = off (Kim et al. use 20)")
@@ -531,6 +535,13 @@ def _check_aggressive(p):
                                       "replicas cannot synchronise: use strategy default")
     _require(p.precision != "mixed_float16", "aggressive gives the decoder an optimizer of its own, outside "
                                              "mixed_float16's loss scaling: use precision float32 or mixed_bfloat16")
+    _require(p.aggressive_check_updates is None or p.aggressive_check_updates > 0,
+             f"aggressive_check_updates must be at least 1 (None = an epoch), got {p.aggressive_check_updates}")
+    # He et al. advance their KL warm-up once per decoder update; the steps here count the encoder's updates too.
+    for name, value in (("kl_schedule", p.kl_schedule), ("learning_rate_schedule", p.learning_rate_schedule)):
+        _require(value == "constant", f"aggressive counts every encoder update as a step, so {name} {value} would "
+                                      f"run on the encoder's inner updates rather than on the decoder's: use "
+                                      f"{name} constant, or drop aggressive")
 
 
 def _check_svi(p):
