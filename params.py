@@ -80,6 +80,7 @@ batch_size = 64  # images per training step
 learning_rate = 1e-3  # Adam learning rate
 learning_rate_schedule = "constant"  # constant | cosine: from learning_rate down to 0 at num_steps
 adam_beta_1 = 0.9  # Adam beta_1 (the beta-VAE project used 0.5)
+max_grad_norm = 0.0  # clip each update's gradient to this global norm; 0 = off (He et al., Kim et al.: 5)
 num_steps = 15000  # training steps in total
 seed = 0  # seed of the data order, the sampling noise and the initial weights
 init_from = None  # a run folder whose trained weights start this run (fine-tuning; the same model), read when it starts

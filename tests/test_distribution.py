@@ -36,6 +36,8 @@ MIRRORED = {
     "joint": dict(objective="beta_vae", kl_schedule="capacity", beta=5.0, kl_start_value=0.04, kl_end_value=0.04,
                   categorical_sizes=[3], categorical_gamma=5.0, categorical_capacity=0.0015, categorical_end_step=1,
                   categorical_marginal_weight=2.0, categorical_independence=1e4),
+    # Clipped by the norm of the gradient summed over the replicas (each replica's half has about half the norm).
+    "clipped": dict(objective="beta_vae", max_grad_norm=0.5),
 }
 MIRRORED_RUN = dict(num_steps=6, plot_step=0, log_step=[], validation_step=0, checkpoint_step=6, cpu_devices=2)
 # Per-replica figures: each replica's own gradient norm, not the global gradient's.

@@ -97,6 +97,26 @@ def test_train_step_logs_the_loss_terms_and_posterior_statistics(tiny):
     assert int(model.optimizer.iterations) == 1
 
 
+@pytest.mark.parametrize("max_grad_norm", [0.5, 1e6])
+def test_max_grad_norm_clips_the_update_s_whole_gradient_to_that_global_norm(tiny, max_grad_norm):
+    """Adam's first moment after one step is (1 − β1)·g, g the gradient it was handed: the loss's gradient, taken
+    here apart at the step's own noise, times min(1, max_grad_norm / its global norm)."""
+    model = vae_tf.build_model(tiny(beta=1.0, max_grad_norm=max_grad_norm))
+    x = tf.cast(tf.random.stateless_uniform((8, 16, 16, 1), seed=[0, 1]) > 0.5, tf.float32)
+    with tf.GradientTape() as tape:
+        terms, _ = model.forward(x, tf.constant(0, tf.int64), stream=0)
+    gradients = [g.numpy().astype(np.float64) for g in tape.gradient(terms["loss"], model.trainable_variables)]
+    norm = np.sqrt(sum((g ** 2).sum() for g in gradients))
+    assert norm > 1.0  # so that 0.5 clips
+    figures = model.train_step(x)
+    assert float(figures["grad_norm"]) == pytest.approx(norm, rel=1e-4)  # the log keeps the gradient's own norm
+    optimizer = model.optimizer
+    for variable, gradient in zip(model.trainable_variables, gradients):
+        momentum = optimizer._momentums[optimizer._get_variable_index(variable)].numpy()
+        np.testing.assert_allclose(momentum, (1 - model.params.adam_beta_1) * gradient * min(1.0, max_grad_norm / norm),
+                                   rtol=1e-3, atol=1e-7)
+
+
 def test_kl_weight_zero_is_a_plain_autoencoder_but_still_logs_kl(tiny):
     model = vae_tf.build_model(tiny(beta=0.0))
     x = tf.cast(tf.random.uniform((8, 16, 16, 1)) > 0.5, tf.float32)

@@ -59,6 +59,8 @@ def test_params_are_frozen():
     ({"beta": -1.0}, ["beta must be a finite number >= 0"]),
     ({"learning_rate": 0.0}, ["learning_rate must be > 0"]),
     ({"adam_beta_1": 1.0}, ["adam_beta_1"]),
+    ({"max_grad_norm": -1.0}, ["max_grad_norm must be a finite number >= 0"]),
+    ({"max_grad_norm": float("inf")}, ["max_grad_norm"]),
     ({"dataset": "shapes2"}, ["dataset 'shapes2' is not one of", "did you mean 'shapes2d'"]),
     ({"reconstruction_loss": "mse"}, ["reconstruction_loss 'mse'"]),
     ({"kl_schedule": "cyclic"}, ["kl_schedule 'cyclic'"]),

@@ -149,6 +149,9 @@ class Params:
     learning_rate_schedule: str = _option("constant", "constant: learning_rate throughout | cosine: from learning_rate "
                                                       "down to 0 at num_steps (Loshchilov & Hutter 2017)")
     adam_beta_1: float = _option(0.9, "Adam beta_1 (the beta-VAE project used 0.5)")
+    max_grad_norm: float = _option(0.0, "clip each update's gradient (every trainable weight's, summed over the "
+                                        "replicas) to this global norm; 0 = off (He et al. 2019 and Kim et al. "
+                                        "2018 clip at 5)")
     num_steps: int = _option(15000, "training steps in total; raise it and rerun to extend a finished run")
     plot_step: int = _option(500, "write a snapshot image every plot_step steps (0 = only log_step snapshots)")
     log_step: list = _option([20, 50, 100, 200], "extra early steps that also get a snapshot image")
@@ -452,6 +455,8 @@ def _check_ranges(p):
         _require(math.isfinite(value) and value >= 0, f"{name} must be a finite number >= 0, got {value}")
     _require(math.isfinite(p.learning_rate) and p.learning_rate > 0, f"learning_rate must be > 0, got {p.learning_rate}")
     _require(0 <= p.adam_beta_1 < 1, f"adam_beta_1 must be in [0, 1), got {p.adam_beta_1}")
+    _require(math.isfinite(p.max_grad_norm) and p.max_grad_norm >= 0,
+             f"max_grad_norm must be a finite number >= 0 (0 = off), got {p.max_grad_norm}")
 
 
 def _check_kl_schedule(p):

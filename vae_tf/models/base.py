@@ -218,6 +218,8 @@ class Model(keras.Model):
         terms.update(auxiliary)
         scale = self.optimizer.dynamic_scale if self.loss_scaled else 1.0
         terms["grad_norm"] = tf.linalg.global_norm(gradients) / scale * replicas
+        if self.params.max_grad_norm:
+            gradients = self._clipped(gradients, scale, replicas)
         overflow = tf.logical_not(self.optimizer.check_finite(gradients) if self.loss_scaled else
                                   tf.math.is_finite(terms["grad_norm"]))
         finite = usable_step(terms["loss"], terms["grad_norm"], self.loss_scaled)
@@ -241,6 +243,18 @@ class Model(keras.Model):
             terms.update(self.aggressive.figures())
         self._track(terms, finite)
         return terms
+
+    def _clipped(self, gradients, scale, replicas):
+        """`gradients` (this replica's, times the loss `scale`) clipped as tf.clip_by_global_norm clips, at
+        `max_grad_norm` times the scale, by the global norm of their sum over the `replicas`: one device's update,
+        however many share it (Keras' own `global_clipnorm` clips each replica's part on its own). Before the
+        aggressive schedule splits them, as He et al. clip the whole model's gradient."""
+        present = [g for g in gradients if g is not None]
+        summed = (tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, present)
+                  if replicas > 1 else present)
+        clipped = iter(tf.clip_by_global_norm(present, self.params.max_grad_norm * scale,
+                                              use_norm=tf.linalg.global_norm(summed))[0])
+        return [None if g is None else next(clipped) for g in gradients]
 
     def _track(self, terms, finite=True):
         """The Keras progress trackers take finite batches only, so one skipped batch does not make `fit` report NaN."""
