@@ -112,14 +112,20 @@ def test_an_iaf_trains_with_the_encoder_and_a_learned_prior_with_the_decoder():
 def test_the_phase_ends_at_the_fifth_check_under_the_best_with_one_check_per_interval_of_decoder_updates(
         information, ends_at):
     schedule = tiny_model(aggressive_check_updates=3).aggressive
+    best, misses = 0.0, 0
     for i, value in enumerate(information):
         schedule.decoder_updates.assign(3 * i + 2)  # a validation before the interval has passed is no check
         assert not schedule.check(-1.0)
+        assert not schedule.check(math.nan)
         schedule.decoder_updates.assign(3 * i + 3 + (i % 2))  # a validation at or after it is one
+        assert not schedule.check(math.nan)  # a non-finite estimate is none either
         assert schedule.check(value) is (i == ends_at)
+        best, misses = (best, misses + 1) if value < best else (value, misses)
+        assert (float(schedule.best_information.numpy()), int(schedule.misses.numpy())) == (best, misses)
         assert bool(schedule.on.numpy()) is (ends_at is None or i < ends_at)
         if i == ends_at:
-            assert not schedule.check(-1.0)  # no check after the phase
+            schedule.decoder_updates.assign(1000)
+            assert not schedule.check(-1.0) and int(schedule.misses.numpy()) == misses  # no check after the phase
             break
 
 
@@ -140,6 +146,9 @@ def test_an_aggressive_run_ends_its_phase_resumes_exactly_reloads_and_analyses(t
     assert "aggressive inference training ends" in capsys.readouterr().out
     # Resumed before the phase ends (at step 260 here): the end is decided on the checks of both sessions.
     assert train_main([*common, "--run_name=resumed", "--num_steps=160"]) == 0
+    halfway = vae_tf.load_run(tmp_path / "resumed").aggressive  # what the second session starts from
+    assert bool(halfway.on.numpy()) and int(halfway.decoder_updates.numpy()) > 0
+    assert int(halfway.misses.numpy()) >= 1 and float(halfway.best_information.numpy()) > 0
     assert train_main([*common, "--run_name=resumed"]) == 0
     straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")
     for column in ("aggressive", "encoder_updates"):
@@ -163,6 +172,7 @@ def test_an_aggressive_run_ends_its_phase_resumes_exactly_reloads_and_analyses(t
     (dict(aggressive=True, aggressive_check_updates=0), "aggressive_check_updates must be at least 1"),
     (dict(aggressive=True, kl_schedule="linear"), "kl_schedule linear would run on the encoder's inner updates"),
     (dict(aggressive=True, learning_rate_schedule="cosine"), "learning_rate_schedule cosine would run on the encoder"),
+    (dict(aggressive=True, categorical_sizes=[3]), "the categoricals' capacity would rise on the encoder's"),
 ])
 def test_aggressive_training_it_cannot_drive_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, overrides,
                                                                           message):

@@ -97,22 +97,30 @@ def test_train_step_logs_the_loss_terms_and_posterior_statistics(tiny):
     assert int(model.optimizer.iterations) == 1
 
 
-@pytest.mark.parametrize("max_grad_norm", [0.5, 1e6])
-def test_max_grad_norm_clips_the_update_s_whole_gradient_to_that_global_norm(tiny, max_grad_norm):
+@pytest.mark.parametrize("max_grad_norm, precision", [(0.5, "float32"), (1e6, "float32"), (0.5, "mixed_float16")])
+def test_max_grad_norm_clips_the_update_s_whole_gradient_to_that_global_norm(tiny, max_grad_norm, precision):
     """Adam's first moment after one step is (1 − β1)·g, g the gradient it was handed: the loss's gradient, taken
-    here apart at the step's own noise, times min(1, max_grad_norm / its global norm)."""
-    model = vae_tf.build_model(tiny(beta=1.0, max_grad_norm=max_grad_norm))
+    here apart at the step's own noise, times min(1, max_grad_norm / its global norm); under mixed_float16 the
+    gradient of the loss scaled by the loss scale, unscaled."""
+    model = vae_tf.build_model(tiny(beta=1.0, max_grad_norm=max_grad_norm, precision=precision))
+    optimizer = model.optimizer
     x = tf.cast(tf.random.stateless_uniform((8, 16, 16, 1), seed=[0, 1]) > 0.5, tf.float32)
+    scale = 1.0
+    if precision == "mixed_float16":  # a scale under which this step's float16 gradients stay finite (2^15 overflows)
+        scale = 8.0
+        optimizer.dynamic_scale.assign(scale)
     with tf.GradientTape() as tape:
         terms, _ = model.forward(x, tf.constant(0, tf.int64), stream=0)
-    gradients = [g.numpy().astype(np.float64) for g in tape.gradient(terms["loss"], model.trainable_variables)]
+        scaled = terms["loss"] * scale
+    gradients = [g.numpy().astype(np.float64) / scale for g in tape.gradient(scaled, model.trainable_variables)]
     norm = np.sqrt(sum((g ** 2).sum() for g in gradients))
-    assert norm > 1.0  # so that 0.5 clips
+    assert np.isfinite(norm) and norm > 1.0  # so that 0.5 clips
     figures = model.train_step(x)
-    assert float(figures["grad_norm"]) == pytest.approx(norm, rel=1e-4)  # the log keeps the gradient's own norm
-    optimizer = model.optimizer
+    assert float(figures["skipped"]) == 0.0
+    assert float(figures["grad_norm"]) == pytest.approx(norm, rel=1e-3)  # the log keeps the gradient's own norm
+    inner = optimizer.inner_optimizer if precision == "mixed_float16" else optimizer
     for variable, gradient in zip(model.trainable_variables, gradients):
-        momentum = optimizer._momentums[optimizer._get_variable_index(variable)].numpy()
+        momentum = inner._momentums[inner._get_variable_index(variable)].numpy()
         np.testing.assert_allclose(momentum, (1 - model.params.adam_beta_1) * gradient * min(1.0, max_grad_norm / norm),
                                    rtol=1e-3, atol=1e-7)
 

@@ -57,6 +57,8 @@ class AggressiveTraining:
         self.previous = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="previous_window_loss")
         self.decoder_due = tf.Variable(False, trainable=False, name="decoder_due")
         p = model.params
+        # A model built without its training split's size (dataset_size 0: load_run, tests) checks after every
+        # decoder update; train.py always knows the size.
         self.check_every = p.aggressive_check_updates or max(1, math.ceil(model.dataset_size / p.batch_size))
         self.decoder_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="decoder_updates")
         self.next_check = tf.Variable(self.check_every, dtype=tf.int64, trainable=False, name="next_check")
@@ -117,8 +119,8 @@ class AggressiveTraining:
         phase at the PATIENCE-th miss (one fall, their text experiments' rule, ends it on the noise of the first
         checks, when the code holds almost nothing). Returns whether this check ended it."""
         done = int(self.decoder_updates.numpy())
-        if not bool(self.on.numpy()) or done < int(self.next_check.numpy()):
-            return False
+        if not bool(self.on.numpy()) or done < int(self.next_check.numpy()) or not math.isfinite(information):
+            return False  # a non-finite estimate is no check: the next validation's is
         self.next_check.assign((done // self.check_every + 1) * self.check_every)
         if information < float(self.best_information.numpy()):
             self.misses.assign_add(1)

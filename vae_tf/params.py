@@ -149,9 +149,9 @@ class Params:
     learning_rate_schedule: str = _option("constant", "constant: learning_rate throughout | cosine: from learning_rate "
                                                       "down to 0 at num_steps (Loshchilov & Hutter 2017)")
     adam_beta_1: float = _option(0.9, "Adam beta_1 (the beta-VAE project used 0.5)")
-    max_grad_norm: float = _option(0.0, "clip each update's gradient (every trainable weight's, summed over the "
-                                        "replicas) to this global norm; 0 = off (He et al. 2019 and Kim et al. "
-                                        "2018 clip at 5)")
+    max_grad_norm: float = _option(0.0, "clip each update's gradient (all the model's weights', summed over the "
+                                        "replicas; not FactorVAE's discriminator's) to this global norm; 0 = off "
+                                        "(He et al. 2019 and Kim et al. 2018 clip at 5)")
     num_steps: int = _option(15000, "training steps in total; raise it and rerun to extend a finished run")
     plot_step: int = _option(500, "write a snapshot image every plot_step steps (0 = only log_step snapshots)")
     log_step: list = _option([20, 50, 100, 200], "extra early steps that also get a snapshot image")
@@ -195,7 +195,7 @@ STRUCTURAL = ("dataset", "data_dir", "image_size", "channels", "encoder_layers",
               "pixelcnn_conditioning",
               "model", "latent_size", "categorical_sizes", "activation", "reconstruction_loss", "objective", "batch_size",
               "seed", "precision", "binarize", "labels", "label_factor", "auxiliary_size", "classifier_layers",
-              "aggressive", "svi_steps",
+              "aggressive", "aggressive_check_updates", "svi_steps",
               "prior", "prior_components", "flow", "flow_length", "upper_latent_sizes", "upper_layer_units",
               "init_from", "init_checkpoint")
 
@@ -547,6 +547,9 @@ def _check_aggressive(p):
         _require(value == "constant", f"aggressive counts every encoder update as a step, so {name} {value} would "
                                       f"run on the encoder's inner updates rather than on the decoder's: use "
                                       f"{name} constant, or drop aggressive")
+    _require(not p.categorical_sizes or p.categorical_capacity == 0,
+             "aggressive counts every encoder update as a step, so the categoricals' capacity would rise on the "
+             "encoder's inner updates rather than on the decoder's: set categorical_capacity=0, or drop aggressive")
 
 
 def _check_svi(p):
