@@ -206,12 +206,13 @@ class LatentActivity(Job):
         if state and state not in self.warned:
             self.warned.add(state)
             yield f"warning at step {step}: {sentence}"
-        if self.aggressive is not None and self.aggressive.check(self.history[-1][1]):
-            schedule = self.aggressive
+        information = self.history[-1][1]
+        if self.aggressive is not None and self.aggressive.check(information):
             yield (f"step {step}: aggressive inference training ends, I(x; z) on the validation images "
-                   f"({self.history[-1][1]:.3g} nats) has fallen short of its best "
-                   f"({float(schedule.best_information.numpy()):.3g}) at {aggressive.PATIENCE} checks, one every "
-                   f"{schedule.check_every} decoder updates; both networks train together from here (He et al. 2019)")
+                   f"({information:.3g} nats) has fallen short of its best "
+                   f"({float(self.aggressive.best_information.numpy()):.3g}) at {aggressive.PATIENCE} checks, one "
+                   f"every {self.aggressive.check_every} decoder updates; both networks train together from here "
+                   f"(He et al. 2019)")
 
     def _sampled_kl_of(self, gaussian):
         """For a learned prior or a flow: the Gaussian part's parameters [n, ...] -> the mean one-sample KL estimate
