@@ -14,7 +14,7 @@ import tensorflow as tf
 from vae_tf.errors import UserError
 from vae_tf.models import build_model
 from vae_tf.runs import checkpoint_steps, open_run
-from vae_tf.schedules import comparable_from
+from vae_tf.schedules import comparable_from, schedule_unit
 
 
 class Checkpointer:
@@ -202,8 +202,9 @@ def missing_checkpoint(run, params, which):
     compared_from, last = comparable_from(params), max(checkpoint_steps(run.checkpoints), default=0)
     if which == "best" and 0 < last < compared_from:
         final = " or the final one (model.keras)" if run.model_keras.exists() else ""
-        return (f"{run.path} has no best checkpoint: validations are compared from step {compared_from} on, where its "
-                f"schedule's ramp ends, and it stopped at step {last}; use the latest checkpoint{final}")
+        return (f"{run.path} has no best checkpoint: validations are compared from {schedule_unit(params)} "
+                f"{compared_from} on, where its schedule's ramp ends, and it stopped at step {last}; use the latest "
+                f"checkpoint{final}")
     if run.model_keras.exists():
         return f"{run.path} finished without a {which} checkpoint; use the final one (model.keras)"
     return f"{run.path} has no {which} checkpoint yet: train it first"

@@ -105,14 +105,14 @@ class LogRows(Job):
 class Validate(Job):
     """The validation loss on fixed images every `validation_step` steps (validation.csv, TensorBoard), and the best
     checkpoint whenever it improves. Every worker validates the same images, so all take the same early-stopping
-    decision. While a schedule ramps (`schedules.comparable_from`), the loss weighs its term by a weight still
-    changing: those validations are logged but neither saved as the best nor counted towards `validation_tolerance`
-    (Tomczak & Welling 2018's code does not count its warm-up's epochs either), or a warm-up's light first weights
-    would win."""
+    decision. While a schedule ramps (`schedules.comparable_from`, at `Model.schedule_step`), the loss weighs its term
+    by a weight still changing: those validations are logged but neither saved as the best nor counted towards
+    `validation_tolerance` (Tomczak & Welling 2018's code does not count its warm-up's epochs either), or a warm-up's
+    light first weights would win."""
 
     def __init__(self, params, model, validation, state, run, writer, background, resume_step, chief):
         self.every = params.validation_step
-        self.compared_from = comparable_from(params)
+        self.compared_from, self.schedule_step = comparable_from(params), model.schedule_step
         self.state, self.writer, self.background = state, writer, background
         self.names = model.validation_figures  # the figures a validation averages
         self.validation = _compiled_validation(model, validation, params.batch_size)
@@ -126,7 +126,7 @@ class Validate(Job):
         if self.log is not None:
             self.log.append({"step": step, **figures, "wall_time": time.time()})
             self.background.submit(step, self._write_scalars, step, figures)
-        if step < self.compared_from:
+        if int(self.schedule_step(step)) < self.compared_from:
             return
         if figures["loss"] < float(state.best_validation.numpy()):
             state.best_validation.assign(figures["loss"])

@@ -103,6 +103,25 @@ class CategoricalCapacity(Capacity):
         return penalty if hsic is None else penalty + self.independence * hsic
 
 
+class Clocked:
+    """`schedule` read at `clock(step)` rather than at the training step. Aggressive training's clock is the
+    decoder's updates (`Model.schedule_step`): He et al. 2019 advance their KL warm-up once per decoder update, their
+    outer iteration, and the encoder's inner updates, each a step here, leave it where it stands."""
+
+    def __init__(self, schedule, clock):
+        self.schedule, self.clock = schedule, clock
+
+    def weight(self, step):
+        return self.schedule.weight(self.clock(step))
+
+    def target(self, step):
+        return self.schedule.target(self.clock(step))
+
+    def penalty(self, kl, step, *terms):
+        """`terms`: the categoricals' marginal KL and HSIC, for their schedule."""
+        return self.schedule.penalty(kl, self.clock(step), *terms)
+
+
 KL_SCHEDULES = {"constant": Constant, "linear": Linear, "capacity": Capacity, "cyclical": Cyclical}
 
 
@@ -126,6 +145,12 @@ def comparable_from(params):
     earlier steps weigh them otherwise and are not compared with later ones (`jobs.Validate`)."""
     categorical = params.categorical_end_step if params.categorical_sizes and params.categorical_capacity != 0 else 0
     return max(schedule_of(params).settled_step(), categorical)
+
+
+def schedule_unit(params):
+    """What a run's schedule steps (kl_end_step, ...) count: training steps, or under aggressive training the decoder's
+    updates (`Model.schedule_step`)."""
+    return "decoder update" if params.aggressive else "step"
 
 
 def kl_weight_schedule(params):

@@ -23,7 +23,7 @@ from vae_tf.objectives import replica_rows
 from vae_tf.params import LABELLED_MODELS, STRUCTURAL, check_image_size, names
 from vae_tf.runs import (TRIAL_JSON, TRIAL_LOG, RunDir, check_columns, checkpoint_steps, log_columns, log_header,
                          record_params, replace_atomically, write_json)
-from vae_tf.schedules import comparable_from
+from vae_tf.schedules import comparable_from, schedule_unit
 
 MAX_SKIPPED_IN_A_ROW = 100
 # TensorFlow reports a failed file write as an OpError without an errno; these words tell it from a failed computation.
@@ -322,7 +322,8 @@ def _train_locked(params, previous, run, strategy, chief, model, train_split, va
     if strategy.num_replicas_in_sync > 1:
         _check_same_step_everywhere(strategy, step)
     compared_from = comparable_from(params)
-    if step < compared_from:  # a ramp's best and count, saved by an older vae_tf or under another schedule
+    # Before the ramps end: a best and count saved by an older vae_tf or under another schedule.
+    if int(model.schedule_step(step)) < compared_from:
         state.best_validation.assign(math.inf)
         state.checks_since_best.assign(0)
     stopped_early = params.validation_tolerance and int(state.checks_since_best.numpy()) >= params.validation_tolerance
@@ -337,8 +338,9 @@ def _train_locked(params, previous, run, strategy, chief, model, train_split, va
     if chief:
         print(model.describe())
         if params.validation_step and compared_from >= params.num_steps:
-            print(f"note: validations are compared from step {compared_from} on, where the schedule's ramp "
-                  f"ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and does not stop early")
+            print(f"note: validations are compared from {schedule_unit(params)} {compared_from} on, where the "
+                  f"schedule's ramp ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and "
+                  f"does not stop early")
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
     if chief and started_from:

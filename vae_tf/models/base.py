@@ -6,8 +6,9 @@ the parameters it needs from `self.params`; adding a parameter touches `vae_tf/p
 it, nothing in between.
 
 The training loop, the objectives, the likelihood, the metrics, the analysis and `load_run` use these, besides the
-helpers `Model` below gives every family (`train_step`, `loss_terms`, `evaluation_data`, `validation_figures`,
-`autoregressive`, `loss_scaled`) and a family's own parameters and networks where a feature reads them:
+helpers `Model` below gives every family (`train_step`, `loss_terms`, `schedule_step`, `evaluation_data`,
+`validation_figures`, `autoregressive`, `loss_scaled`) and a family's own parameters and networks where a feature reads
+them:
 
 - `encode(x)`: images [B, H, W, C] in [0, 1] -> the posterior's parameters, a list of tensors [B, ...];
 - `represent(x)`: images -> codes [B, d], what the disentanglement metrics and UDR read;
@@ -107,6 +108,11 @@ class Model(keras.Model):
         """The variables the run's optimizer updates: all, but the decoder's under aggressive training (which gives
         the decoder an optimizer of its own)."""
         return self.aggressive.encoder_variables if self.aggressive else self.trainable_variables
+
+    def schedule_step(self, step):
+        """Where the schedules (the KL weight, the categoricals' capacity) stand at training step `step`: the step,
+        or under aggressive training the decoder's updates (`schedules.Clocked`)."""
+        return step if self.aggressive is None else self.aggressive.decoder_updates
 
     def noise(self, shape, step, stream=0):
         """Standard normal noise that is a pure function of (seed, step, stream): resumed runs draw the same noise."""

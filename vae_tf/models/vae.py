@@ -13,7 +13,7 @@ from vae_tf.losses import RECONSTRUCTION_LOSSES, kl_decomposition, log_importanc
 from vae_tf.models.base import STATISTICS_FIGURES, Model, posterior_statistics
 from vae_tf.objectives import OBJECTIVES, Batch, global_batch, replica_rows, stream_seed
 from vae_tf.params import defaults
-from vae_tf.schedules import CategoricalCapacity, schedule_of
+from vae_tf.schedules import CategoricalCapacity, Clocked, schedule_of
 
 # Per-step figures every objective logs: the loss terms, the KL's decomposition (Chen et al. 2018), then (after an
 # objective's own figures) base.STATISTICS_FIGURES.
@@ -63,9 +63,9 @@ class VAE(Model):
 
     `z = mean + exp(log_std) * eps`; loss = reconstruction (summed over pixels) averaged over the batch, plus the
     objective's penalty on the Gaussian part (`vae_tf.objectives`), whose KL weight the schedule reads from the
-    optimizer's step counter inside the compiled step, plus the categoricals' capacity term
-    (`categorical_capacity_schedule`). `dataset_size` (0: unknown, the batch stands for the data set) weights the minibatch
-    estimators of the KL's decomposition.
+    optimizer's step counter (aggressive training: the decoder's updates) inside the compiled step, plus the
+    categoricals' capacity term (`categorical_capacity_schedule`). `dataset_size` (0: unknown, the batch stands for the
+    data set) weights the minibatch estimators of the KL's decomposition.
     """
 
     def __init__(self, params, image_shape, dataset_size=0, **kwargs):
@@ -90,14 +90,16 @@ class VAE(Model):
             self.decoder = networks.build_decoder(image_shape, self.latent.code_size, p.encoder_layers,
                                                   p.decoder_layers, p.activation, p.precision, p.decoder)
         self.reconstruction_fn = RECONSTRUCTION_LOSSES[p.reconstruction_loss]
-        self.schedule = schedule_of(p)
+        self.built = True  # both networks are built on keras.Input above; saving needs to know it
+        self.schedule, categorical = schedule_of(p), categorical_capacity_schedule(p)
+        if p.aggressive:  # and the schedules follow the decoder's updates (`schedule_step`)
+            self.aggressive = aggressive.AggressiveTraining(self)
+            self.schedule = Clocked(self.schedule, self.schedule_step)
+            categorical = categorical and Clocked(categorical, self.schedule_step)
         # A plain attribute, not a tracked layer: FactorVAE's discriminator must stay out of the VAE's variables.
-        self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size, categorical_capacity_schedule(p))
+        self.objective = OBJECTIVES[p.objective](self.schedule, p, dataset_size, categorical)
         self.step_figures = step_figures(p.objective, bool(p.categorical_sizes), self.independence_kernel is not None,
                                          p.aggressive, p.svi_steps > 0)
-        self.built = True  # both networks are built on keras.Input above; saving needs to know it
-        if p.aggressive:
-            self.aggressive = aggressive.AggressiveTraining(self)
 
     @classmethod
     def from_config(cls, config):
