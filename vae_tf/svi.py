@@ -11,7 +11,10 @@ nested tapes give them exactly.
 One departure, so that an image's refined posterior does not depend on the images encoded beside it (the
 likelihood encodes one image at a time, the analysis hundreds): the mean is over the training batch's size, a
 constant, whatever the number of images refined, and each image's gradient is clipped on its own, to norm
-5/√batch_size, where theirs clips the whole batch's to 5 (the same when the images' gradients are alike).
+5/√batch_size, where theirs clips the whole batch's to 5 (the same when the images' gradients are alike). The
+gradient the training step carries back through the steps is clipped at each λ_k the same way, as their backward pass
+clips it; their clipping of each step's second-order share of the decoder's gradient is not followed (autodiff sums the
+shares).
 
 The steps are unrolled when the training step is traced: K copies of the decoder's forward and backward pass.
 """
@@ -37,6 +40,7 @@ def refine(loss, mean, log_variance, noise, learning_rate, batch_size):
     clip = MAX_GRADIENT_NORM / math.sqrt(batch_size)
     losses = []
     for noise_k in tf.unstack(noise):  # a Python list: the loop is unrolled when traced
+        parameters = _clipped_backward(*parameters, clip)
         with tf.GradientTape() as tape:
             tape.watch(parameters)
             losses.append(loss(*parameters, noise_k))
@@ -46,6 +50,20 @@ def refine(loss, mean, log_variance, noise, learning_rate, batch_size):
         velocity = [MOMENTUM * v - g for v, g in zip(velocity, gradients)]
         parameters = [p + learning_rate * v for p, v in zip(parameters, velocity)]
     return parameters[0], parameters[1], losses[0]
+
+
+def _clipped_backward(mean, log_variance, most):
+    """(mean, log_variance) unchanged [B, D] each, whose gradient is clipped, each image's (mean and log variance
+    together) to norm `most`: Kim et al.'s backward pass through the steps clips what it carries back to each λ_k (to
+    5, the whole batch's; each image's to 5/√batch_size here, as the steps' own gradients)."""
+    @tf.custom_gradient
+    def identity(mean, log_variance):
+        def backward(d_mean, d_log_variance):
+            norm = tf.norm(tf.concat([d_mean, d_log_variance], 1), axis=1, keepdims=True)
+            scale = tf.minimum(tf.ones_like(norm), most / norm)  # a zero gradient: most / 0 = inf, scale 1
+            return d_mean * scale, d_log_variance * scale
+        return [tf.identity(mean), tf.identity(log_variance)], backward
+    return identity(mean, log_variance)
 
 
 def step_noise(seed, steps, shape):
