@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import vae_tf
 from vae_tf.cli import analyze_main, train_main
 
 from conftest import ROOT, assert_train_refuses, tiny_args
@@ -40,7 +41,6 @@ def he_et_al_updates(losses):
 
 
 def tiny_model(**overrides):
-    import vae_tf
     return vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides=dict(
         objective="beta_vae", latent_size=4, image_size=16, encoder_layers=[[8, 4, 2], [32]], decoder="deconv",
         decoder_layers=None, aggressive=True, **overrides)))
@@ -130,14 +130,11 @@ def test_the_phase_ends_at_the_fifth_check_under_the_best_with_one_check_per_int
 
 
 def test_by_default_i_x_z_is_checked_once_an_epoch_of_decoder_updates():
-    import vae_tf
     params = vae_tf.load_params(ROOT / "params.py", overrides=dict(objective="beta_vae", aggressive=True))
     assert vae_tf.build_model(params, dataset_size=1000).aggressive.check_every == math.ceil(1000 / params.batch_size)
 
 
 def test_an_aggressive_run_ends_its_phase_resumes_exactly_reloads_and_analyses(tmp_path, capsys, monkeypatch):
-    import vae_tf
-
     monkeypatch.chdir(ROOT)
     # I(x; z) checked after every decoder update (one in 20 to 100 steps), so that the phase ends within the run.
     common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=320, validation_step=4, validation_size=16,
@@ -163,28 +160,57 @@ def test_an_aggressive_run_ends_its_phase_resumes_exactly_reloads_and_analyses(t
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
 
 
-def test_the_kl_and_capacity_schedules_follow_the_decoder_s_updates(tmp_path, monkeypatch):
-    """He et al.'s warm-up advances once per decoder update: each logged step's KL weight and categorical capacity are
-    their ramps at the decoder updates before it, counted from the log (during the phase a row whose encoder_updates
-    is 0 updated the decoder alone; after it every row updates both), and no validation is compared, so none saved as
-    the best, before the ramps end, however many steps the encoder's inner updates add."""
-    from vae_tf.checkpoints import checkpoint_steps
+def decoder_updates_before(log):
+    """The decoder's updates before each row of an aggressive run's log.csv: during the phase a row whose
+    encoder_updates is 0 updated the decoder alone; after it every row updates both."""
+    updated = [float(r["aggressive"]) == 0 or float(r["encoder_updates"]) == 0 for r in log]
+    return np.concatenate([[0], np.cumsum(updated)])  # [rows + 1]: the last entry, after the last row
 
+
+def test_the_kl_and_capacity_schedules_follow_the_decoder_s_updates(tmp_path, capsys, monkeypatch):
+    """He et al.'s warm-up advances once per decoder update: each logged step's KL weight and categorical capacity are
+    their ramps at the decoder updates before it, counted from the log, and no validation is compared, so none saved
+    as the best, before the ramps end, however many steps the encoder's inner updates add; the run and load_run say
+    so in decoder updates."""
     monkeypatch.chdir(ROOT)
     ramp = 40  # decoder updates; the run's 120 steps make a few
     assert train_main([f"--output_dir={tmp_path}", "--run_name=warm", *tiny_args(
         num_steps=120, validation_step=4, validation_size=16, aggressive=True, kl_schedule="linear", kl_start_step=0,
         kl_end_step=ramp, kl_start_value=0.1, kl_end_value=1.0, categorical_sizes=[3], categorical_start_step=0,
         categorical_end_step=ramp, categorical_capacity=0.5)]) == 0
+    assert "validations are compared from decoder update 40 on" in capsys.readouterr().out
     log = rows(tmp_path / "warm" / "log.csv")
     assert [int(r["step"]) for r in log] == list(range(120))
-    decoder_updated = [float(r["aggressive"]) == 0 or float(r["encoder_updates"]) == 0 for r in log]
-    before = np.concatenate([[0], np.cumsum(decoder_updated)[:-1]])
+    before = decoder_updates_before(log)
     assert 0 < before[-1] < ramp < len(log)  # the steps pass the ramp's end, the decoder's updates do not
-    fraction = np.minimum(before / ramp, 1.0)
+    fraction = np.minimum(before[:-1] / ramp, 1.0)
     np.testing.assert_allclose([float(r["kl_weight"]) for r in log], 0.1 + 0.9 * fraction, rtol=1e-6)
     np.testing.assert_allclose([float(r["categorical_capacity"]) for r in log], 0.5 * fraction, rtol=1e-6)
-    assert checkpoint_steps(tmp_path / "warm" / "checkpoints" / "best") == []
+    with pytest.raises(vae_tf.UserError, match=f"compared from decoder update 40 on, .* stopped at decoder update "
+                                               f"{before[-1]}; use the latest"):
+        vae_tf.load_run(tmp_path / "warm", "best")
+
+
+def test_validations_are_compared_once_the_decoder_s_updates_pass_the_ramp(tmp_path, monkeypatch):
+    """A ramp of 6 decoder updates in a run whose aggressive phase ends: the KL weight follows the decoder's updates
+    through the phase and after it, and the best checkpoint is the lowest validation loss among those taken once the
+    decoder had made 6 updates."""
+    from vae_tf.checkpoints import checkpoint_steps
+
+    monkeypatch.chdir(ROOT)
+    ramp = 6
+    assert train_main([f"--output_dir={tmp_path}", "--run_name=warm", *tiny_args(
+        num_steps=320, validation_step=4, validation_size=16, aggressive=True, aggressive_check_updates=1,
+        kl_schedule="linear", kl_end_step=ramp, kl_start_value=0.1, kl_end_value=1.0)]) == 0
+    log = rows(tmp_path / "warm" / "log.csv")
+    before = decoder_updates_before(log)
+    assert float(log[-1]["aggressive"]) == 0.0  # the phase ended: the last rows update both networks
+    np.testing.assert_allclose([float(r["kl_weight"]) for r in log], 0.1 + 0.9 * np.minimum(before[:-1] / ramp, 1),
+                               rtol=1e-6)
+    validations = [(int(r["step"]), float(r["loss"])) for r in rows(tmp_path / "warm" / "validation.csv")]
+    compared = [(loss, step) for step, loss in validations if before[step] >= ramp]
+    assert len(compared) < len([v for v in validations if v[0] >= ramp])  # steps alone would compare more
+    assert checkpoint_steps(tmp_path / "warm" / "checkpoints" / "best") == [min(compared)[1]]
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -195,16 +195,29 @@ def _load_final(run):
                         f"the latest checkpoint (the training one)") from None
 
 
+def _schedule_position(run, params, step):
+    """Where the schedules stood at the checkpoint of `step` (`Model.schedule_step`): the step, or under aggressive
+    training the decoder's updates the checkpoint holds (None if it cannot be read)."""
+    if not params.aggressive or not step:
+        return step
+    try:
+        reader = tf.train.load_checkpoint(str(run.checkpoints / f"ckpt-{step}"))
+        return int(reader.get_tensor("aggressive_decoder_updates/.ATTRIBUTES/VARIABLE_VALUE"))
+    except (tf.errors.OpError, ValueError):
+        return None
+
+
 def missing_checkpoint(run, params, which):
     """Why a run has no `which` checkpoint, and what to use instead."""
     if which == "best" and not params.validation_step:
         return f"{run.path} has no best checkpoint: it never validates (validation_step=0); use the latest checkpoint"
     compared_from, last = comparable_from(params), max(checkpoint_steps(run.checkpoints), default=0)
-    if which == "best" and 0 < last < compared_from:
+    reached = _schedule_position(run, params, last)
+    if which == "best" and 0 < last and reached is not None and reached < compared_from:
         final = " or the final one (model.keras)" if run.model_keras.exists() else ""
-        return (f"{run.path} has no best checkpoint: validations are compared from {schedule_unit(params)} "
-                f"{compared_from} on, where its schedule's ramp ends, and it stopped at step {last}; use the latest "
-                f"checkpoint{final}")
+        unit = schedule_unit(params)
+        return (f"{run.path} has no best checkpoint: validations are compared from {unit} {compared_from} on, where "
+                f"its schedule's ramp ends, and it stopped at {unit} {reached}; use the latest checkpoint{final}")
     if run.model_keras.exists():
         return f"{run.path} finished without a {which} checkpoint; use the final one (model.keras)"
     return f"{run.path} has no {which} checkpoint yet: train it first"

@@ -80,8 +80,10 @@ class Params:
     categorical_gamma: float = _option(30.0, "categoricals: weight gamma of |KL_c - C_c|, the categoricals' capacity term")
     categorical_capacity: Optional[float] = _option(None, "categoricals: C_c at categorical_end_step in nats, at most "
                                                           "the sum of log(size); None = that sum")
-    categorical_start_step: int = _option(0, "categoricals: step where C_c starts to rise from 0")
-    categorical_end_step: int = _option(10000, "categoricals: step where C_c reaches categorical_capacity")
+    categorical_start_step: int = _option(0, "categoricals: step where C_c starts to rise from 0 (aggressive: decoder "
+                                             "update)")
+    categorical_end_step: int = _option(10000, "categoricals: step where C_c reaches categorical_capacity "
+                                               "(aggressive: decoder update)")
     categorical_marginal_weight: float = _option(0.0, "categoricals: weight of KL(average q(c|x) || uniform), which "
                                                       "keeps every category in use (0 = JointVAE as published)")
     categorical_independence: float = _option(0.0, "categoricals: weight of HSIC between the Gaussian means and the "
@@ -108,8 +110,10 @@ class Params:
                                          "info_vae | iwae (docs/objectives.md); beta / kl_schedule weight its KL-type term")
     kl_schedule: str = _option("constant", "KL weight schedule: constant (= beta) | linear (kl_start_value -> kl_end_value) | capacity (beta * |KL - C|) | cyclical (kl_cycles linear ramps)")
     beta: float = _option(2.0, "KL weight for constant; the multiplier of |KL - C| for capacity")
-    kl_start_step: int = _option(0, "linear/capacity: step where the ramp starts (value kl_start_value before it)")
-    kl_end_step: int = _option(10000, "linear/capacity: step where the ramp ends (value kl_end_value after it)")
+    kl_start_step: int = _option(0, "linear/capacity: step where the ramp starts (value kl_start_value before it; "
+                                    "aggressive: decoder update)")
+    kl_end_step: int = _option(10000, "linear/capacity: step where the ramp ends (value kl_end_value after it; "
+                                      "aggressive: decoder update)")
     kl_start_value: float = _option(0.0, "linear: KL weight at kl_start_step; capacity: C in nats at kl_start_step")
     kl_end_value: float = _option(1.0, "linear: KL weight at kl_end_step; capacity: C in nats at kl_end_step")
     kl_cycles: int = _option(4, "cyclical: ramps between kl_start_step and kl_end_step (Fu et al. 2019 use 4)")

@@ -154,6 +154,7 @@ def schedule_unit(params):
 
 
 def kl_weight_schedule(params):
-    """`step -> KL weight` as a Python float: the multiplier of KL (of |KL − C| for capacity) at that step."""
+    """`step -> KL weight` as a Python float: the multiplier of KL (of |KL − C| for capacity) at that step (under
+    aggressive training, at that many decoder updates: `Model.schedule_step`)."""
     schedule = schedule_of(params)
     return lambda step: float(schedule.weight(step))

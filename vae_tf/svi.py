@@ -12,9 +12,10 @@ One departure, so that an image's refined posterior does not depend on the image
 likelihood encodes one image at a time, the analysis hundreds): the mean is over the training batch's size, a
 constant, whatever the number of images refined, and each image's gradient is clipped on its own, to norm
 5/√batch_size, where theirs clips the whole batch's to 5 (the same when the images' gradients are alike). The
-gradient the training step carries back through the steps is clipped at each λ_k the same way, as their backward pass
-clips it; their clipping of each step's second-order share of the decoder's gradient is not followed (autodiff sums the
-shares).
+gradient the training step carries back through the steps is clipped at each λ_k as their backward pass clips it, the
+mean's and the log variance's together (the steps clip each on its own, as their forward pass), each image's to
+5/√batch_size; their clipping of each step's second-order share of the decoder's gradient is not followed (autodiff
+sums the shares).
 
 The steps are unrolled when the training step is traced: K copies of the decoder's forward and backward pass.
 """
@@ -55,7 +56,7 @@ def refine(loss, mean, log_variance, noise, learning_rate, batch_size):
 def _clipped_backward(mean, log_variance, most):
     """(mean, log_variance) unchanged [B, D] each, whose gradient is clipped, each image's (mean and log variance
     together) to norm `most`: Kim et al.'s backward pass through the steps clips what it carries back to each λ_k (to
-    5, the whole batch's; each image's to 5/√batch_size here, as the steps' own gradients)."""
+    5, the whole batch's; each image's to 5/√batch_size here, as the steps' own)."""
     @tf.custom_gradient
     def identity(mean, log_variance):
         def backward(d_mean, d_log_variance):

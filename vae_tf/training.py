@@ -341,6 +341,10 @@ def _train_locked(params, previous, run, strategy, chief, model, train_split, va
             print(f"note: validations are compared from {schedule_unit(params)} {compared_from} on, where the "
                   f"schedule's ramp ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and "
                   f"does not stop early")
+        elif params.validation_step and compared_from and params.aggressive:
+            print(f"note: validations are compared from decoder update {compared_from} on, where the schedule's "
+                  f"ramp ends; num_steps {params.num_steps} counts the encoder's inner updates too, so until the "
+                  f"decoder has made that many this run keeps no best checkpoint and does not stop early")
     if chief and previous is not None:
         print(_resume_line(run, previous, params, step, logged))
     if chief and started_from:

@@ -124,6 +124,7 @@ class VAE(Model):
         last step), from draws of a fixed seed shared by every image: an image's posterior does not depend on the
         images encoded beside it."""
         noise = svi.step_noise(tf.constant([self.params.seed, 0]), self.params.svi_steps, [1, self.latent_size])
+        # The weight at num_steps: SVI refuses aggressive training, whose schedules would read decoder updates instead.
         return list(self.refine(x, x, self.encoder(x, training=False), noise,
                                 self.schedule.weight(self.params.num_steps), training=False)[:2])
 
