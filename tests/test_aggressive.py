@@ -191,7 +191,7 @@ def test_the_kl_and_capacity_schedules_follow_the_decoder_s_updates(tmp_path, ca
         vae_tf.load_run(tmp_path / "warm", "best")
 
 
-def test_validations_are_compared_once_the_decoder_s_updates_pass_the_ramp(tmp_path, monkeypatch):
+def test_validations_are_compared_once_the_decoder_s_updates_pass_the_ramp(tmp_path, capsys, monkeypatch):
     """A ramp of 6 decoder updates in a run whose aggressive phase ends: the KL weight follows the decoder's updates
     through the phase and after it, and the best checkpoint is the lowest validation loss among those taken once the
     decoder had made 6 updates."""
@@ -199,9 +199,11 @@ def test_validations_are_compared_once_the_decoder_s_updates_pass_the_ramp(tmp_p
 
     monkeypatch.chdir(ROOT)
     ramp = 6
-    assert train_main([f"--output_dir={tmp_path}", "--run_name=warm", *tiny_args(
+    args = [f"--output_dir={tmp_path}", "--run_name=warm", *tiny_args(
         num_steps=320, validation_step=4, validation_size=16, aggressive=True, aggressive_check_updates=1,
-        kl_schedule="linear", kl_end_step=ramp, kl_start_value=0.1, kl_end_value=1.0)]) == 0
+        kl_schedule="linear", kl_end_step=ramp, kl_start_value=0.1, kl_end_value=1.0)]
+    assert train_main(args) == 0
+    assert "validations are compared from decoder update 6 on" in capsys.readouterr().out
     log = rows(tmp_path / "warm" / "log.csv")
     before = decoder_updates_before(log)
     assert float(log[-1]["aggressive"]) == 0.0  # the phase ended: the last rows update both networks
@@ -211,6 +213,8 @@ def test_validations_are_compared_once_the_decoder_s_updates_pass_the_ramp(tmp_p
     compared = [(loss, step) for step, loss in validations if before[step] >= ramp]
     assert len(compared) < len([v for v in validations if v[0] >= ramp])  # steps alone would compare more
     assert checkpoint_steps(tmp_path / "warm" / "checkpoints" / "best") == [min(compared)[1]]
+    assert train_main([*args, "--num_steps=324"]) == 0  # resumed past the ramp: no note
+    assert "validations are compared from" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -341,7 +341,7 @@ def _train_locked(params, previous, run, strategy, chief, model, train_split, va
             print(f"note: validations are compared from {schedule_unit(params)} {compared_from} on, where the "
                   f"schedule's ramp ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and "
                   f"does not stop early")
-        elif params.validation_step and compared_from and params.aggressive:
+        elif params.validation_step and params.aggressive and int(model.schedule_step(step)) < compared_from:
             print(f"note: validations are compared from decoder update {compared_from} on, where the schedule's "
                   f"ramp ends; num_steps {params.num_steps} counts the encoder's inner updates too, so until the "
                   f"decoder has made that many this run keeps no best checkpoint and does not stop early")
