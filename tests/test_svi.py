@@ -4,6 +4,7 @@ derivative against finite differences, a run that resumes exactly, reloads and a
 import csv
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -55,12 +56,15 @@ def test_svi_steps_are_kim_et_al_s_momentum_steps(learning_rate, scale):
     np.testing.assert_allclose(refined[2].numpy(), first, rtol=1e-12)
 
 
-def kim_et_al_backward(mean, log_variance, noise, learning_rate, target, carried, clip=5.0 / np.sqrt(BATCH)):
+def kim_et_al_backward(mean, log_variance, noise, learning_rate, target, carried, clip=5.0 / np.sqrt(BATCH),
+                       target_clip=5.0):
     """Their optim_n2n.py's backward_mom in NumPy, for `quadratic_loss` and with its exact Hessian-vector products
-    (their finite differences' limit): the gradients with respect to λ_0 = (mean, log_variance) and to `target` of a
-    read-out whose gradient at λ_K is `carried` (two arrays), and whether any was clipped. What it carries back to
-    each λ_k is clipped, each image's (mean and log variance together) to `clip`, as vae_tf clips the steps' own
-    gradients; the steps here are too small for their own clipping."""
+    (their finite differences' limit): the gradients with respect to λ_0 = (mean, log_variance) and to `target` (the
+    decoder's weights) of a read-out whose gradient at λ_K is `carried` (two arrays), whether what was carried back
+    was clipped, and whether a step's share of target's gradient was. What it carries back to each λ_k is clipped,
+    each image's (mean and log variance together) to `clip`, as vae_tf clips the steps' own gradients; each step's
+    share of target's gradient to a global norm of `target_clip`, as theirs. The steps here are too small for their
+    own clipping."""
     points, velocity = [], [np.zeros_like(mean), np.zeros_like(log_variance)]
     for noise_k in noise:
         points.append((mean, log_variance))
@@ -70,7 +74,8 @@ def kim_et_al_backward(mean, log_variance, noise, learning_rate, target, carried
         assert max(np.linalg.norm(g, axis=1).max() for g in gradients) < 5.0 / np.sqrt(BATCH)
         velocity = [0.5 * v - g for v, g in zip(velocity, gradients)]
         mean, log_variance = mean + learning_rate * velocity[0], log_variance + learning_rate * velocity[1]
-    momentum, d_target, clipped = [np.zeros_like(mean), np.zeros_like(mean)], np.zeros_like(target), False
+    momentum, d_target = [np.zeros_like(mean), np.zeros_like(mean)], np.zeros_like(target)
+    clipped = target_clipped = False
     for (mean, log_variance), noise_k in reversed(list(zip(points, noise))):
         momentum = [p + learning_rate * g for p, g in zip(momentum, carried)]
         std = np.exp(0.5 * log_variance)
@@ -78,13 +83,15 @@ def kim_et_al_backward(mean, log_variance, noise, learning_rate, target, carried
         # H·p of the step's gradient g = (residual, residual·half) in (mean, log variance), and ∂g/∂target·p
         h_mean = momentum[0] / BATCH + half / BATCH * momentum[1]
         h_log_variance = half / BATCH * momentum[0] + (half ** 2 / BATCH + 0.5 * residual * half) * momentum[1]
-        d_target += momentum[0] / BATCH + half / BATCH * momentum[1]
+        share = momentum[0] / BATCH + half / BATCH * momentum[1]
+        target_clipped |= bool(np.linalg.norm(share) > target_clip)
+        d_target += share * min(1.0, target_clip / np.linalg.norm(share))
         carried = [carried[0] - h_mean, carried[1] - h_log_variance]
         norm = np.linalg.norm(np.concatenate(carried, 1), axis=1, keepdims=True)
         clipped |= bool((norm > clip).any())
         carried = [c * np.minimum(1.0, clip / norm) for c in carried]
         momentum = [0.5 * p for p in momentum]
-    return carried[0], carried[1], d_target, clipped
+    return carried[0], carried[1], d_target, clipped, target_clipped
 
 
 def test_the_numpy_backward_pass_is_the_derivative_of_the_steps():
@@ -97,7 +104,7 @@ def test_the_numpy_backward_pass_is_the_derivative_of_the_steps():
     def read_out(m, v):  # a scalar of the refined parameters
         return np.sum(weights * m) + np.sum(weights ** 2 * v)
 
-    gradients = kim_et_al_backward(mean, log_variance, noise, 0.7, target, [weights, weights ** 2], clip=np.inf)[:3]
+    gradients = kim_et_al_backward(mean, log_variance, noise, 0.7, target, [weights, weights ** 2], np.inf, np.inf)[:3]
     for which, gradient in enumerate(gradients):
         numeric = np.zeros_like(gradient)
         for index in np.ndindex(gradient.shape):
@@ -110,27 +117,32 @@ def test_the_numpy_backward_pass_is_the_derivative_of_the_steps():
         np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("scale", [0.3, 3.0])  # the second's read-out clips what is carried back
+# The second's read-out clips what is carried back, the third's also the last steps' shares of target's gradient.
+@pytest.mark.parametrize("scale", [0.3, 3.0, 30.0])
 def test_the_refined_posterior_is_differentiated_through_the_steps_as_kim_et_al_s_backward_pass(scale):
     """Training takes the gradient of a loss at λ_K with respect to λ_0 and to what the loss reads (the decoder)
-    through every step, the second-order terms Kim et al. take by finite differences, and what reaches each λ_k
-    clipped as their backward pass clips it."""
+    through every step, the second-order terms Kim et al. take by finite differences, with what reaches each λ_k and
+    each step's share of the decoder's gradient clipped as their backward pass clips them."""
     rng = np.random.default_rng(0)
     mean, log_variance, noise = rng.normal(size=(3, 2)), 0.2 * rng.normal(size=(3, 2)), rng.normal(size=(3, 3, 2))
     target, weights = rng.normal(size=(3, 2)), scale * rng.normal(size=(3, 2))
-    start = [tf.constant(mean), tf.constant(log_variance), tf.Variable(target)]
+    start = [tf.constant(mean), tf.constant(log_variance), keras.Variable(target, dtype="float64")]
     with tf.GradientTape() as tape:
         tape.watch(start[:2])
-        refined = svi.refine(quadratic_loss(start[2]), *start[:2], tf.constant(noise), 0.7, BATCH)
+        refined = svi.refine(quadratic_loss(start[2]), *start[:2], tf.constant(noise), 0.7, BATCH, [start[2]])
         value = tf.reduce_sum(weights * refined[0]) + tf.reduce_sum(weights ** 2 * refined[1])
     gradients = [g.numpy() for g in tape.gradient(value, start)]
-    *expected, clipped = kim_et_al_backward(mean, log_variance, noise, 0.7, target, [weights, weights ** 2])
-    assert clipped is (scale > 1)
+    *expected, clipped, target_clipped = kim_et_al_backward(mean, log_variance, noise, 0.7, target,
+                                                            [weights, weights ** 2])
+    assert (clipped, target_clipped) == (scale > 1, scale > 10)
     for gradient, want in zip(gradients, expected):
         np.testing.assert_allclose(gradient, want, rtol=1e-9, atol=1e-12)
-    if clipped:  # and the clipping changed the gradient
-        unclipped = kim_et_al_backward(mean, log_variance, noise, 0.7, target, [weights, weights ** 2], np.inf)
-        assert np.abs(gradients[0] - unclipped[0]).max() > 0.1
+    # and each clipping changed the gradient: λ_0's where what was carried back was clipped, target's where its shares
+    unclipped = kim_et_al_backward(mean, log_variance, noise, 0.7, target, [weights, weights ** 2], np.inf, np.inf)
+    assert bool(np.abs(gradients[0] - unclipped[0]).max() > 0.1) is clipped
+    shares_unclipped = kim_et_al_backward(mean, log_variance, noise, 0.7, target, [weights, weights ** 2],
+                                          target_clip=np.inf)
+    assert bool(np.abs(gradients[2] - shares_unclipped[2]).max() > 0.1) is target_clipped
 
 
 def rows(path):

@@ -14,14 +14,16 @@ constant, whatever the number of images refined, and each image's gradient is cl
 5/√batch_size, where theirs clips the whole batch's to 5 (the same when the images' gradients are alike). The
 gradient the training step carries back through the steps is clipped at each λ_k as their backward pass clips it, the
 mean's and the log variance's together (the steps clip each on its own, as their forward pass), each image's to
-5/√batch_size; their clipping of each step's second-order share of the decoder's gradient is not followed (autodiff
-sums the shares).
+5/√batch_size; and each step's second-order share of the decoder's gradient (what reaches its weights through that
+step's gradient) is clipped to a global norm of 5 before the shares are summed, as theirs (the batch's, a shared
+quantity).
 
 The steps are unrolled when the training step is traced: K copies of the decoder's forward and backward pass.
 """
 
 import math
 
+import keras
 import tensorflow as tf
 
 MOMENTUM = 0.5  # Kim et al.'s --momentum
@@ -31,18 +33,22 @@ MAX_GRADIENT_NORM = 5.0  # their --svi_max_grad_norm, for a batch's gradient
 NOISE_STREAM = 7919
 
 
-def refine(loss, mean, log_variance, noise, learning_rate, batch_size):
+def refine(loss, mean, log_variance, noise, learning_rate, batch_size, weights=()):
     """(mean_K, log_variance_K, the loss at λ_0 [B]): K = len(noise) SVI steps from (mean, log_variance) [B, D] each
     on `loss`(mean, log_variance, noise_k) -> [B], each image's negative ELBO at the draw noise_k ([B, D], or
     [1, D] for one draw shared by every image). Each step descends Σ_i loss_i / `batch_size`. Under an outer
-    GradientTape the result stays differentiable with respect to the starting point and whatever `loss` reads."""
+    GradientTape the result stays differentiable with respect to the starting point and whatever `loss` reads;
+    the share of it that reaches the Keras variables `weights` (the decoder's) through one step is clipped to
+    MAX_GRADIENT_NORM, step by step."""
     parameters = [mean, log_variance]
     velocity = [tf.zeros_like(mean), tf.zeros_like(log_variance)]
     clip = MAX_GRADIENT_NORM / math.sqrt(batch_size)
     losses = []
     for noise_k in tf.unstack(noise):  # a Python list: the loop is unrolled when traced
         parameters = _clipped_backward(*parameters, clip)
-        with tf.GradientTape() as tape:
+        # The step reads `weights` as values whose gradient is clipped: its own second-order share, on its own.
+        with keras.StatelessScope(state_mapping=list(zip(weights, _clipped_share(weights)))), \
+                tf.GradientTape() as tape:
             tape.watch(parameters)
             losses.append(loss(*parameters, noise_k))
             total = tf.reduce_sum(losses[-1]) / batch_size
@@ -65,6 +71,21 @@ def _clipped_backward(mean, log_variance, most):
             return d_mean * scale, d_log_variance * scale
         return [tf.identity(mean), tf.identity(log_variance)], backward
     return identity(mean, log_variance)
+
+
+def _clipped_share(weights):
+    """The values of the variables `weights`, unchanged, whose gradient is clipped to a global norm of
+    MAX_GRADIENT_NORM: Kim et al.'s backward pass clips each step's Hessian-vector product with the decoder's
+    parameters so (`clip_grad_norm(H_wx_v_list, max_grad_norm)`)."""
+    if not weights:
+        return []
+
+    @tf.custom_gradient
+    def identity(*values):
+        def backward(*gradients):
+            return tf.clip_by_global_norm(gradients, MAX_GRADIENT_NORM)[0]
+        return [tf.identity(value) for value in values], backward
+    return identity(*[weight.value for weight in weights])
 
 
 def step_noise(seed, steps, shape):

@@ -144,7 +144,8 @@ class VAE(Model):
         (`vae_tf.svi`), the decoder reading `context` (`svi_loss`)."""
         loss = self.svi_loss(x, context, kl_weight, training)
         mean, log_variance, first = svi.refine(loss, posterior[0], 2.0 * posterior[1], noise,
-                                               self.params.svi_learning_rate, self.params.batch_size)
+                                               self.params.svi_learning_rate, self.params.batch_size,
+                                               self.decoder.trainable_variables)
         refined = loss(tf.stop_gradient(mean), tf.stop_gradient(log_variance), noise[0])  # a figure, not trained
         return mean, 0.5 * log_variance, tf.reduce_mean(first - refined)
 
