@@ -19,7 +19,7 @@ import csv
 import statistics
 
 import numpy as np
-from timing import seconds_per_call
+from timing import at_least, seconds_per_call
 
 ENCODER = [[32, 4, 2], [64, 4, 2], [256]]
 DECODERS = {"deconv": None, "pixelcnn": [[16, 3, 1]] * 4}
@@ -63,8 +63,8 @@ def inner_loop_length(run):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--steps", type=at_least(1), default=30)
     parser.add_argument("--decoder", choices=sorted(DECODERS), default="deconv")
     parser.add_argument("--run", help="an aggressive run folder, whose inner loops' mean length is k")
     args = parser.parse_args()

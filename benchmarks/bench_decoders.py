@@ -25,7 +25,7 @@ import statistics
 import time
 
 import numpy as np
-from timing import seconds_per_call
+from timing import at_least, seconds_per_call
 
 ENCODER = [[32, 4, 2], [64, 4, 2], [256]]
 
@@ -101,8 +101,8 @@ def time_sampling(layers, images, rounds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--steps", type=at_least(1), default=30)
     parser.add_argument("--depth", type=int, default=5, help="the PixelCNN's gated layers")
     parser.add_argument("--filters", type=int, default=32, help="channels per stack of each gated layer")
     parser.add_argument("--kernel", type=int, default=5, help="each gated layer's (odd) kernel")

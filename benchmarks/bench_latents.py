@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 
+from timing import at_least
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WARMUP = 100  # steps left out of a measurement: tracing, the first calls
@@ -56,8 +58,8 @@ def run_case(case, steps, tree):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--steps", type=at_least(1), default=3000)
     parser.add_argument("--against", default="70c85fa", help="the git revision gaussian_before trains with")
     parser.add_argument("--only", help="comma-separated cases to measure (default: all)")
     args = parser.parse_args()

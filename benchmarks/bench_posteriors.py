@@ -20,7 +20,7 @@ import statistics
 import time
 
 import numpy as np
-from timing import seconds_per_call
+from timing import at_least, seconds_per_call
 
 CASES = {
     "vae": dict(),
@@ -87,8 +87,8 @@ def alternating_medians(cases, rounds, measure):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per case (0: no step table)")
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--steps", type=at_least(0), default=30, help="timed steps per case (0: no step table)")
     parser.add_argument("--likelihood_images", type=int, default=20, help="images per case (0: no likelihood table)")
     args = parser.parse_args()
     if args.steps:

@@ -20,7 +20,7 @@ import argparse
 import statistics
 
 import numpy as np
-from timing import seconds_per_call
+from timing import at_least, seconds_per_call
 
 BATCH = 64
 
@@ -68,8 +68,8 @@ def time_steps(kind, classes, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--steps", type=at_least(1), default=60)
     parser.add_argument("--classes", default="3,10,50")
     args = parser.parse_args()
     classes = [int(c) for c in args.classes.split(",")]

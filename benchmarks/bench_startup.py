@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from timing import at_least
+
 CASES = {  # name: params.py overrides
     "default": dict(),
     "ladder": dict(model="ladder", latent_size=10, upper_latent_sizes=[4], objective="beta_vae", beta=1.0),
@@ -42,7 +44,7 @@ def measure(case, autograph):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # case autograph: one measurement, in a child
     args = parser.parse_args()
     if args.measure:

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import at_least
+
 ROOT = Path(__file__).resolve().parent.parent
 BASE = dict(dataset="shapes2d", image_size=32, plot_step=0, log_step=[], validation_step=0, checkpoint_step=500,
             mig_step=0)
@@ -57,8 +59,8 @@ def as_study(scratch, runs, steps, cpus):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=at_least(1), default=1500)
+    parser.add_argument("--rounds", type=at_least(1), default=2)
     args = parser.parse_args()
     cores = os.cpu_count()
     print(f"{args.runs} runs of {args.steps} steps, {cores} CPU cores, {args.rounds} rounds")

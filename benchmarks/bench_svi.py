@@ -14,7 +14,7 @@ import statistics
 
 import numpy as np
 from bench_aggressive import DECODERS, ENCODER
-from timing import seconds_per_call
+from timing import at_least, seconds_per_call
 
 
 def time_steps(decoder, svi_steps, steps):
@@ -31,8 +31,8 @@ def time_steps(decoder, svi_steps, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=at_least(1), default=3)
+    parser.add_argument("--steps", type=at_least(1), default=20)
     parser.add_argument("--decoder", choices=sorted(DECODERS), default="deconv")
     parser.add_argument("--svi_steps", default="5,20", help="comma-separated K to time beside plain training")
     args = parser.parse_args()

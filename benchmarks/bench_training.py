@@ -34,6 +34,7 @@ import time
 import vae_tf  # first: it imports TensorFlow quietly and turns on its oneDNN kernels
 import numpy as np
 import tensorflow as tf
+from timing import at_least
 from vae_tf import datasets, shapes2d
 from vae_tf.runs import read_log
 
@@ -202,7 +203,7 @@ def report(models, rates, losses):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of every measurement")
+    parser.add_argument("--rounds", type=at_least(1), default=3, help="alternating rounds of every measurement")
     parser.add_argument("--only", default=",".join(MODELS), help="comma-separated models: " + ", ".join(MODELS))
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from vae_tf import latent_space  # vae_tf first: it imports TensorFlow quietly, its oneDNN kernels on
+from timing import at_least
 
 CASES = {"decomposition": lambda mean, log_std: latent_space.kl_parts(mean, log_std)["index_code_mi"],
          "matmul": latent_space.index_code_mi}
@@ -25,7 +26,7 @@ CASES = {"decomposition": lambda mean, log_std: latent_space.kl_parts(mean, log_
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=at_least(1), default=5)
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--sizes", default="40,80", help="comma-separated latent sizes")
     args = parser.parse_args()

@@ -1,6 +1,17 @@
-"""The one timing loop the step benchmarks share."""
+"""The one timing loop the step benchmarks share, and the type of their counts on the command line."""
 
+import argparse
 import time
+
+
+def at_least(minimum):
+    """An argparse type: an integer of at least `minimum`, else the usual one-line usage error (exit 2)."""
+    def count(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return count
 
 
 def seconds_per_call(step, calls, warmup=5):
