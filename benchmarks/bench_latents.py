@@ -59,7 +59,7 @@ def run_case(case, steps, tree):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=at_least(1), default=3)
-    parser.add_argument("--steps", type=at_least(1), default=3000)
+    parser.add_argument("--steps", type=at_least(WARMUP + 2), default=3000)
     parser.add_argument("--against", default="70c85fa", help="the git revision gaussian_before trains with")
     parser.add_argument("--only", help="comma-separated cases to measure (default: all)")
     args = parser.parse_args()

@@ -89,7 +89,8 @@ def in_subprocess(*args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=at_least(1), default=150, help="timed train steps per measurement")
-    parser.add_argument("--rounds", type=at_least(1), default=3, help="rounds over all objectives (medians are reported)")
+    parser.add_argument("--rounds", type=at_least(1), default=3,
+                        help="rounds over all objectives (medians are reported)")
     parser.add_argument("--quick", action="store_true", help="30 steps, 1 round: a smoke run, not a measurement")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()

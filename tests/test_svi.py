@@ -18,10 +18,11 @@ from conftest import ROOT, assert_train_refuses, tiny_args
 BATCH = 4  # the training batch's size, against which SVI's steps are scaled (3 images are refined here)
 
 
-def quadratic_loss(target):
+def quadratic_loss(*target_columns):
     """Per image, ½ Σ_d (mean + σ·noise − target)² with σ = exp(½ log variance): a stand-in for a negative ELBO
-    that reads the draw and something trained (`target`)."""
+    that reads the draw and something trained (`target`, its columns side by side)."""
     def loss(mean, log_variance, noise):
+        target = tf.concat(list(target_columns), 1)
         return 0.5 * tf.reduce_sum((mean + tf.exp(0.5 * log_variance) * noise - target) ** 2, 1)
     return loss
 
@@ -122,18 +123,23 @@ def test_the_numpy_backward_pass_is_the_derivative_of_the_steps():
 def test_the_refined_posterior_is_differentiated_through_the_steps_as_kim_et_al_s_backward_pass(scale):
     """Training takes the gradient of a loss at λ_K with respect to λ_0 and to what the loss reads (the decoder)
     through every step, the second-order terms Kim et al. take by finite differences, with what reaches each λ_k and
-    each step's share of the decoder's gradient clipped as their backward pass clips them."""
+    each step's share of the decoder's gradient clipped as their backward pass clips them: over all its weights
+    together (target here two variables, its columns), and not the read-out's own gradient of them (`direct`)."""
     rng = np.random.default_rng(0)
     mean, log_variance, noise = rng.normal(size=(3, 2)), 0.2 * rng.normal(size=(3, 2)), rng.normal(size=(3, 3, 2))
-    target, weights = rng.normal(size=(3, 2)), scale * rng.normal(size=(3, 2))
-    start = [tf.constant(mean), tf.constant(log_variance), keras.Variable(target, dtype="float64")]
+    target, weights, direct = rng.normal(size=(3, 2)), scale * rng.normal(size=(3, 2)), 100.0
+    columns = [keras.Variable(target[:, :1], dtype="float64"), keras.Variable(target[:, 1:], dtype="float64")]
+    start = [tf.constant(mean), tf.constant(log_variance)]
     with tf.GradientTape() as tape:
-        tape.watch(start[:2])
-        refined = svi.refine(quadratic_loss(start[2]), *start[:2], tf.constant(noise), 0.7, BATCH, [start[2]])
-        value = tf.reduce_sum(weights * refined[0]) + tf.reduce_sum(weights ** 2 * refined[1])
-    gradients = [g.numpy() for g in tape.gradient(value, start)]
+        tape.watch(start)
+        refined = svi.refine(quadratic_loss(*columns), *start, tf.constant(noise), 0.7, BATCH, columns)
+        value = (tf.reduce_sum(weights * refined[0]) + tf.reduce_sum(weights ** 2 * refined[1])
+                 + direct * tf.reduce_sum(tf.concat(columns, 1)))
+    gradients = tape.gradient(value, start + columns)
+    gradients = [gradients[0].numpy(), gradients[1].numpy(), np.concatenate([g.numpy() for g in gradients[2:]], 1)]
     *expected, clipped, target_clipped = kim_et_al_backward(mean, log_variance, noise, 0.7, target,
                                                             [weights, weights ** 2])
+    expected[2] = expected[2] + direct
     assert (clipped, target_clipped) == (scale > 1, scale > 10)
     for gradient, want in zip(gradients, expected):
         np.testing.assert_allclose(gradient, want, rtol=1e-9, atol=1e-12)
@@ -142,7 +148,22 @@ def test_the_refined_posterior_is_differentiated_through_the_steps_as_kim_et_al_
     assert bool(np.abs(gradients[0] - unclipped[0]).max() > 0.1) is clipped
     shares_unclipped = kim_et_al_backward(mean, log_variance, noise, 0.7, target, [weights, weights ** 2],
                                           target_clip=np.inf)
-    assert bool(np.abs(gradients[2] - shares_unclipped[2]).max() > 0.1) is target_clipped
+    assert bool(np.abs(gradients[2] - direct - shares_unclipped[2]).max() > 0.1) is target_clipped
+
+
+def test_a_decoder_that_updates_its_state_in_svis_steps_is_refused():
+    """The steps read the decoder in a keras.StatelessScope, which would drop what its layers assign (batch
+    normalisation's statistics): no decoder svi_steps accepts has such state, and one that had would be refused."""
+    counter = keras.Variable(0.0, dtype="float64", trainable=False)
+
+    def loss(mean, log_variance, noise):
+        counter.assign_add(1.0)
+        return tf.reduce_sum(mean ** 2, 1)
+
+    with pytest.raises(ValueError, match="would drop the state its layers update"):
+        svi.refine(loss, tf.ones([2, 2], tf.float64), tf.zeros([2, 2], tf.float64), tf.zeros([1, 2, 2], tf.float64),
+                   0.5, BATCH)
+    assert float(counter.value) == 0.0  # dropped: what the refusal is for
 
 
 def rows(path):

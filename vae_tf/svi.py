@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 
 MOMENTUM = 0.5  # Kim et al.'s --momentum
-MAX_GRADIENT_NORM = 5.0  # their --svi_max_grad_norm, for a batch's gradient
+MAX_GRADIENT_NORM = 5.0  # their --svi_max_grad_norm, for a batch's gradient and each step's share of the decoder's
 # Folded into a step's stateless seed for the SVI draws: any constant other than the small indices that fold the
 # training sample's seed (its categoricals fold 1, 2, ...) gives draws apart from it.
 NOISE_STREAM = 7919
@@ -38,8 +38,8 @@ def refine(loss, mean, log_variance, noise, learning_rate, batch_size, weights=(
     on `loss`(mean, log_variance, noise_k) -> [B], each image's negative ELBO at the draw noise_k ([B, D], or
     [1, D] for one draw shared by every image). Each step descends Σ_i loss_i / `batch_size`. Under an outer
     GradientTape the result stays differentiable with respect to the starting point and whatever `loss` reads;
-    the share of it that reaches the Keras variables `weights` (the decoder's) through one step is clipped to
-    MAX_GRADIENT_NORM, step by step."""
+    the share of it that reaches the Keras variables `weights` (the decoder's) through one step is clipped to a
+    global norm over all of `weights` of MAX_GRADIENT_NORM, step by step."""
     parameters = [mean, log_variance]
     velocity = [tf.zeros_like(mean), tf.zeros_like(log_variance)]
     clip = MAX_GRADIENT_NORM / math.sqrt(batch_size)
@@ -47,11 +47,14 @@ def refine(loss, mean, log_variance, noise, learning_rate, batch_size, weights=(
     for noise_k in tf.unstack(noise):  # a Python list: the loop is unrolled when traced
         parameters = _clipped_backward(*parameters, clip)
         # The step reads `weights` as values whose gradient is clipped: its own second-order share, on its own.
-        with keras.StatelessScope(state_mapping=list(zip(weights, _clipped_share(weights)))), \
+        with keras.StatelessScope(state_mapping=list(zip(weights, _clipped_share(weights)))) as scope, \
                 tf.GradientTape() as tape:
             tape.watch(parameters)
             losses.append(loss(*parameters, noise_k))
             total = tf.reduce_sum(losses[-1]) / batch_size
+        if len(scope.state_mapping) > len(weights):  # the scope keeps what a layer assigned, and drops it on exit
+            raise ValueError("SVI's steps read the decoder in a keras.StatelessScope, which would drop the state its "
+                             "layers update (batch normalisation's statistics, a dropout's seed)")
         gradients = tape.gradient(total, parameters)
         gradients = [tf.clip_by_norm(g, clip, axes=[1]) for g in gradients]
         velocity = [MOMENTUM * v - g for v, g in zip(velocity, gradients)]
