@@ -16,24 +16,20 @@ from vae_tf.cli import analyze_main, train_main
 from vae_tf.likelihood import log_likelihood
 from vae_tf.models.layered import gaussian_kl_between, merge
 
-from conftest import ROOT, assert_train_refuses, bernoulli_log_likelihood, tiny_args
-
-
-def np_log_normal(z, mean, std):
-    return -0.5 * np.log(2 * np.pi) - np.log(std) - 0.5 * ((z - mean) / std) ** 2
+from conftest import (ROOT, assert_resumed_as_straight, assert_train_refuses, bernoulli_log_likelihood, np_log_normal,
+                      np_logsumexp, tiny_args)
 
 
 def test_the_kl_between_gaussians_and_the_ladder_s_merge_against_numpy():
     rng = np.random.default_rng(0)
     mean, log_std, prior_mean, prior_log_std = (rng.normal(size=(6, 3)) * 0.7 for _ in range(4))
     grid = np.linspace(-15, 15, 30001)[:, None, None]
-    q = np.exp(np_log_normal(grid, mean, np.exp(log_std)))
-    integral = (q * (np_log_normal(grid, mean, np.exp(log_std)) - np_log_normal(grid, prior_mean,
-                                                                                  np.exp(prior_log_std)))).sum(0) * 1e-3
+    q = np.exp(np_log_normal(grid, mean, log_std))
+    integral = (q * (np_log_normal(grid, mean, log_std) - np_log_normal(grid, prior_mean, prior_log_std))).sum(0) * 1e-3
     np.testing.assert_allclose(gaussian_kl_between(mean, log_std, prior_mean, prior_log_std).numpy(), integral,
                                rtol=1e-4, atol=1e-6)
     # The merge is the normalised product of the two densities (Sønderby et al. eq. 18-19).
-    product = np_log_normal(grid, mean, np.exp(log_std)) + np_log_normal(grid, prior_mean, np.exp(prior_log_std))
+    product = np_log_normal(grid, mean, log_std) + np_log_normal(grid, prior_mean, prior_log_std)
     weights = np.exp(product - product.max(0))
     weights /= weights.sum(0)
     merged_mean, merged_log_std = (t.numpy() for t in merge(mean, log_std, prior_mean, prior_log_std))
@@ -65,9 +61,9 @@ def np_log_prior(model, z):
     """log p(z_2) at points z [G] in NumPy: N(0, 1), or the mixture (1/K) Σ_k N(z; μ_k, σ_k²) of the learned prior's
     components (the VampPrior's: the top layer's posteriors of its pseudo-inputs)."""
     if model.params.prior == "normal":
-        return np_log_normal(z, 0, 1)
+        return np_log_normal(z, 0, 0)
     means, log_stds = (t.numpy()[:, 0].astype(np.float64) for t in model.top_prior.components())
-    per_component = np_log_normal(z[:, None], means[None], np.exp(log_stds)[None])  # [G, K]
+    per_component = np_log_normal(z[:, None], means[None], log_stds[None])  # [G, K]
     top = per_component.max(1)
     return top + np.log(np.exp(per_component - top[:, None]).mean(1))
 
@@ -80,7 +76,7 @@ def exact_log_likelihood(model, images, half_width=9.0, points=401):
     log_likelihood = bernoulli_log_likelihood(images, model.decoder(axis[:, None].astype(np.float32)).numpy().reshape(
         points, -1))  # [z_1, n]
     prior_mean, prior_log_std = (t.numpy()[:, 0].astype(np.float64) for t in model.prior(0, axis[:, None]))  # [z_2]
-    log_p_z1 = np_log_normal(axis[:, None], prior_mean[None], np.exp(prior_log_std)[None])  # [z_1, z_2]
+    log_p_z1 = np_log_normal(axis[:, None], prior_mean[None], prior_log_std[None])  # [z_1, z_2]
     joint = log_likelihood[:, None, :] + log_p_z1[:, :, None] + np_log_prior(model, axis)[None, :, None]
     top = joint.max((0, 1))
     return top + np.log(np.exp(joint - top).sum((0, 1)) * (axis[1] - axis[0]) ** 2)
@@ -139,9 +135,9 @@ def test_the_vampprior_of_the_top_layer_mixes_the_top_posteriors_of_its_pseudo_i
     mean, log_std = (t.numpy().astype(np.float64) for t in path[-1])
     z = mean + np.exp(log_std) * tf.random.stateless_normal([5, 1], seed=[built.params.seed, 1]).numpy()
     means, log_stds = (t.numpy().astype(np.float64) for t in built.top_prior.components())
-    log_p = np.log(np.exp(np_log_normal(z, means[:, 0], np.exp(log_stds[:, 0]))).mean(1))  # [5]
+    log_p = np.log(np.exp(np_log_normal(z, means[:, 0], log_stds[:, 0])).mean(1))  # [5]
     kl_to_normal = (0.5 * (mean ** 2 + np.exp(2 * log_std) - 1) - log_std)[:, 0]
-    estimate = kl_to_normal + np_log_normal(z, 0, 1)[:, 0] - log_p  # KL(q ‖ N) + the one-draw E_q[log N − log p]
+    estimate = kl_to_normal + np_log_normal(z, 0, 0)[:, 0] - log_p  # KL(q ‖ N) + the one-draw E_q[log N − log p]
     np.testing.assert_allclose(built.code_posterior(x)[3].numpy()[:, 1], estimate, rtol=1e-4, atol=1e-5)
 
 
@@ -174,6 +170,43 @@ def test_the_ladder_s_training_loss_is_its_equations_in_numpy():
     assert float(figures["kl_layer1"]) == pytest.approx(kl_1, rel=1e-4)
     assert float(figures["kl_layer2"]) == pytest.approx(kl_2, rel=1e-4)
     assert float(figures["loss"]) == pytest.approx(reconstruction + kl_1 + kl_2, rel=1e-4)
+
+
+@pytest.mark.parametrize("objective", ["beta_vae", "iwae"])
+def test_the_hierarchical_model_s_training_loss_is_its_equations_in_numpy(objective):
+    """Burda et al.'s two-layer model at K draws of each layer (K = 1 for the ELBO): z_1 ~ q(z_1|x), z_2 ~ q(z_2|z_1),
+    log w = log p(x|z_1) + log p(z_1|z_2) + log N(z_2; 0, I) − log q(z_1|x) − log q(z_2|z_1); the ELBO's loss is
+    −mean log w with each layer's KL the mean of its own log ratio, IWAE's −mean_x log (1/K) Σ_k w."""
+    rng = np.random.default_rng(0)
+    model = tiny_model("hierarchical", objective=objective)
+    k = model.params.iwae_samples if objective == "iwae" else 1
+    x = (rng.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
+    step = tf.constant(0, tf.int64)
+    figures, _ = model.forward(tf.constant(x), step, stream=0)
+    seed = vae_tf.objectives.stream_seed(model.params.seed, step, 0)
+    noise = [tf.random.stateless_normal([k * 5, 1], seed=tf.random.experimental.stateless_fold_in(seed, level))
+             .numpy().astype(np.float64) for level in range(2)]  # sample-major: row j is image j mod 5
+    mean_1, log_std_1 = (np.tile(t.numpy().astype(np.float64), (k, 1)) for t in model.encoder(x))
+    z_1 = mean_1 + np.exp(log_std_1) * noise[0]
+    _, mean_2, log_std_2 = (t.numpy().astype(np.float64) for t in model.up[0](z_1.astype(np.float32)))
+    log_std_2 = np.maximum(log_std_2, -7.0)  # the layers' floor on log σ
+    z_2 = mean_2 + np.exp(log_std_2) * noise[1]
+    _, prior_mean, prior_log_std = (t.numpy().astype(np.float64) for t in model.down[0](z_2.astype(np.float32)))
+    prior_log_std = np.maximum(prior_log_std, -7.0)
+    logits = model.decoder(z_1.astype(np.float32)).numpy().reshape(k * 5, -1).astype(np.float64)
+    flat = np.tile(x.reshape(5, -1), (k, 1)).astype(np.float64)
+    log_p_x = -(np.maximum(logits, 0) - logits * flat + np.log1p(np.exp(-np.abs(logits)))).sum(1)  # [k·5]
+    ratio_1 = (np_log_normal(z_1, mean_1, log_std_1) - np_log_normal(z_1, prior_mean, prior_log_std)).sum(1)
+    ratio_2 = (np_log_normal(z_2, mean_2, log_std_2) - np_log_normal(z_2, 0, 0)).sum(1)
+    if objective == "iwae":
+        log_w = (log_p_x - ratio_1 - ratio_2).reshape(k, 5)
+        bound = (np_logsumexp(log_w, axis=0) - np.log(k)).mean()
+        assert float(figures["iwae_bound"]) == pytest.approx(bound, rel=1e-4)
+        assert float(figures["loss"]) == pytest.approx(-bound, rel=1e-4)
+    else:
+        assert float(figures["loss"]) == pytest.approx(-(log_p_x - ratio_1 - ratio_2).mean(), rel=1e-4)
+    assert float(figures["kl_layer1"]) == pytest.approx(ratio_1.mean(), rel=1e-4)
+    assert float(figures["kl_layer2"]) == pytest.approx(ratio_2.mean(), rel=1e-4)
 
 
 def test_a_code_holds_what_each_layer_adds_and_decoding_rebuilds_the_layers_below():
@@ -232,8 +265,8 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
             ("hierarchical", "normal"): "(KL per layer: one-sample estimates at the draws)"}[model, prior] in printed
     assert train_main([*common, "--run_name=resumed", "--num_steps=6"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
-    straight, resumed = rows(tmp_path / "straight" / "log.csv"), rows(tmp_path / "resumed" / "log.csv")
-    np.testing.assert_allclose([float(r["loss"]) for r in resumed], [float(r["loss"]) for r in straight], rtol=1e-5)
+    straight = rows(tmp_path / "straight" / "log.csv")
+    assert_resumed_as_straight(tmp_path / "resumed", tmp_path / "straight")
     for r in straight:
         assert float(r["kl_loss"]) == pytest.approx(float(r["kl_layer1"]) + float(r["kl_layer2"]), rel=1e-5)
     assert float(straight[-1]["loss"]) < float(straight[0]["loss"])
@@ -256,6 +289,9 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
         assert (tmp_path / "resumed" / "analysis" / figure).stat().st_size > 0
     summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
     assert [layer["size"] for layer in summary["layers"]] == [4, 3]
+    active = summary["active_dimensions"]  # z_1's dimensions come first, then z_2's
+    assert [layer["active_units"] for layer in summary["layers"]] == [sum(d < 4 for d in active),
+                                                                      sum(d >= 4 for d in active)]
     assert sum(layer["kl"] for layer in summary["layers"]) == pytest.approx(summary["test"]["kl_loss"], rel=1e-6)
 
 
@@ -289,6 +325,13 @@ def test_layer_traversals_take_each_layers_most_informative_dimensions_top_layer
     (dict(model="ladder", upper_latent_sizes=[4], strategy="mirrored", cpu_devices=2), "trains on one device"),
     (dict(model="ladder", upper_latent_sizes=[4], flow="iaf"), "flow iaf acts on the code of model vae; model ladder"),
     (dict(model="hierarchical", upper_latent_sizes=[4], prior="vamp", free_bits=0.5), "model hierarchical weighs its own bound"),
+    (dict(model="ladder", latent_size=[4, 2]), "the layers above it take upper_latent_sizes"),  # the issue's own syntax
+    (dict(model="ladder", upper_latent_sizes=[2], aggressive=True),
+     "model ladder infers its layers through its generative"),
+    (dict(model="hierarchical", upper_latent_sizes=[2], aggressive=True),
+     "model hierarchical has an inference and a generative network at every layer"),
+    (dict(model="ladder", upper_latent_sizes=[2], decoder="pixelcnn", decoder_layers=[[8, 3, 1]], binarize=True),
+     "model ladder decodes z_1 alone, without the pixels a PixelCNN reads"),
 ])
 def test_bad_layers_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, overrides, message):
     monkeypatch.chdir(ROOT)

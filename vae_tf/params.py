@@ -186,6 +186,10 @@ class Params:
                                      "the step time)")
 
     def __post_init__(self):
+        # The layers above z_1 have a parameter of their own: a list here is someone asking for them.
+        _require(not isinstance(self.latent_size, (list, tuple)),
+                 f"latent_size is z_1's size, an integer, got {self.latent_size!r}: the layers above it take "
+                 f"upper_latent_sizes, e.g. model ladder, latent_size 4, upper_latent_sizes [2]")
         for field in dataclasses.fields(self):
             _check_type(field.name, getattr(self, field.name), _field_types()[field.name])
         _check_values(self)
@@ -521,8 +525,10 @@ def _check_pixelcnn(p):
              f"pixelcnn, or drop pixelcnn_conditioning")
     if p.decoder != "pixelcnn":
         return
-    _require(p.model == "vae", f"decoder pixelcnn is built for model vae; model {p.model} decodes every class "
-                               f"and needs a decoder that reads z alone: use deconv or broadcast")
+    why = ("decodes z_1 alone, without the pixels a PixelCNN reads" if p.model in LAYERED_MODELS
+           else "decodes every class and needs a decoder that reads z alone")
+    _require(p.model == "vae", f"decoder pixelcnn is built for model vae; model {p.model} {why}: use deconv or "
+                               f"broadcast")
     _require(p.reconstruction_loss == "bernoulli", "decoder pixelcnn models each pixel as a Bernoulli given "
                                                    "those before it: use reconstruction_loss bernoulli")
     _require(p.channels == 1 or (p.channels is None and p.dataset in ("shapes2d", "mnist", "fashion_mnist",
@@ -534,8 +540,11 @@ def _check_pixelcnn(p):
 def _check_aggressive(p):
     if not p.aggressive:
         return
-    _require(p.model == "vae", f"aggressive trains the VAE's encoder and decoder in turn; model {p.model} trains a "
-                               f"classifier beside them: drop aggressive")
+    why = {"ladder": "infers its layers through its generative top-down pass: its encoder and decoder share it",
+           "hierarchical": "has an inference and a generative network at every layer, which it does not alternate"
+           }.get(p.model, "trains a classifier beside them")
+    _require(p.model == "vae", f"aggressive trains the VAE's encoder and decoder in turn; model {p.model} {why}: drop "
+                               f"aggressive")
     _require(p.objective != "factor_vae", "aggressive trains the encoder and the decoder in turn, and objective "
                                           "factor_vae trains its discriminator at every update of both: use another "
                                           "objective, or drop aggressive")
