@@ -38,13 +38,13 @@ def test_the_kl_between_gaussians_and_the_ladder_s_merge_against_numpy():
                                rtol=1e-4)
 
 
-def tiny_model(model, objective="beta_vae", prior="normal", components=3):
+def tiny_model(model, objective="beta_vae", prior="normal", components=3, **overrides):
     """A model on 4×4 images with z_1 and z_2 of one dimension each, wide posteriors, and a decoder and a prior
     p(z_1|z_2) that depend strongly on their input; z_2 under `prior` of `components`."""
-    params = vae_tf.load_params(None, overrides=dict(
+    params = vae_tf.load_params(None, overrides={**dict(
         model=model, image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1,
         upper_latent_sizes=[1], upper_layer_units=8, objective=objective, beta=1.0, prior=prior,
-        prior_components=components))
+        prior_components=components), **overrides})
     built = vae_tf.build_model(params)
     built.decoder.set_weights([w * 1.5 for w in built.decoder.get_weights()])
     for network in [built.encoder, *built.up, *built.down]:
@@ -172,13 +172,17 @@ def test_the_ladder_s_training_loss_is_its_equations_in_numpy():
     assert float(figures["loss"]) == pytest.approx(reconstruction + kl_1 + kl_2, rel=1e-4)
 
 
-@pytest.mark.parametrize("objective", ["beta_vae", "iwae"])
-def test_the_hierarchical_model_s_training_loss_is_its_equations_in_numpy(objective):
+@pytest.mark.parametrize("objective, overrides, weight", [
+    ("beta_vae", {}, 1.0), ("beta_vae", dict(beta=3.0), 3.0),
+    ("beta_vae", dict(kl_schedule="linear", kl_start_step=0, kl_end_step=10, kl_start_value=0.25), 0.25),  # step 0
+    ("iwae", {}, None)])
+def test_the_hierarchical_model_s_training_loss_is_its_equations_in_numpy(objective, overrides, weight):
     """Burda et al.'s two-layer model at K draws of each layer (K = 1 for the ELBO): z_1 ~ q(z_1|x), z_2 ~ q(z_2|z_1),
-    log w = log p(x|z_1) + log p(z_1|z_2) + log N(z_2; 0, I) − log q(z_1|x) − log q(z_2|z_1); the ELBO's loss is
-    −mean log w with each layer's KL the mean of its own log ratio, IWAE's −mean_x log (1/K) Σ_k w."""
+    log w = log p(x|z_1) + log p(z_1|z_2) + log N(z_2; 0, I) − log q(z_1|x) − log q(z_2|z_1); the ELBO's loss is the
+    mean reconstruction plus the KL weight (β, or the schedule's) times the layers' KLs, each the mean of its own log
+    ratio; IWAE's is −mean_x log (1/K) Σ_k w."""
     rng = np.random.default_rng(0)
-    model = tiny_model("hierarchical", objective=objective)
+    model = tiny_model("hierarchical", objective=objective, **overrides)
     k = model.params.iwae_samples if objective == "iwae" else 1
     x = (rng.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
     step = tf.constant(0, tf.int64)
@@ -204,7 +208,7 @@ def test_the_hierarchical_model_s_training_loss_is_its_equations_in_numpy(object
         assert float(figures["iwae_bound"]) == pytest.approx(bound, rel=1e-4)
         assert float(figures["loss"]) == pytest.approx(-bound, rel=1e-4)
     else:
-        assert float(figures["loss"]) == pytest.approx(-(log_p_x - ratio_1 - ratio_2).mean(), rel=1e-4)
+        assert float(figures["loss"]) == pytest.approx(-log_p_x.mean() + weight * (ratio_1 + ratio_2).mean(), rel=1e-4)
     assert float(figures["kl_layer1"]) == pytest.approx(ratio_1.mean(), rel=1e-4)
     assert float(figures["kl_layer2"]) == pytest.approx(ratio_2.mean(), rel=1e-4)
 
