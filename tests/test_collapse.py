@@ -135,6 +135,29 @@ def test_free_bits_charge_only_the_nats_over_each_groups_allowance(groups):
     assert float(model_off.objective.kl_term(batch)) == pytest.approx(kl.sum(1).mean(), rel=1e-5)
 
 
+@pytest.mark.parametrize("objective", ["factor_vae", "dip_vae_i", "dip_vae_ii", "info_vae"])
+def test_free_bits_take_the_place_of_the_kl_in_every_objective_that_has_one(objective):
+    """The same weights with and without free bits λ above every dimension's KL: the losses differ by the objective's
+    weight on its KL term (β, and InfoVAE's 1 − α: Zhao et al. 2019, eq. 6) times (D·λ − the batch's mean KL), and by
+    nothing else: their own penalties (FactorVAE's total correlation, DIP-VAE's covariance, InfoVAE's MMD) stay."""
+    import tensorflow as tf
+
+    import vae_tf
+
+    tiny = dict(objective=objective, latent_size=4, image_size=16, encoder_layers=[[8, 4, 2], [32]], beta=2.0,
+                **({"info_alpha": 0.5} if objective == "info_vae" else {}))
+    plain = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides=tiny))
+    floored = vae_tf.build_model(vae_tf.load_params(ROOT / "params.py", overrides={**tiny, "free_bits": 50.0}))
+    floored.set_weights(plain.get_weights())
+    x = tf.constant((np.random.default_rng(0).random((16, 16, 16, 1)) > 0.5).astype(np.float32))
+    step = tf.constant(3, tf.int64)
+    figures = plain.forward(x, step, 0)[0]
+    weight = 2.0 * ((1.0 - plain.params.info_alpha) if objective == "info_vae" else 1.0)
+    assert float(figures["kl_loss"]) < 50.0  # every dimension under its allowance: the floor is charged whole
+    expected = float(figures["loss"]) + weight * (4 * 50.0 - float(figures["kl_loss"]))
+    assert float(floored.forward(x, step, 0)[0]["loss"]) == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize("overrides, message", [
     (dict(free_bits=-1.0), "free_bits must be a finite number >= 0"),
     (dict(free_bits_groups=2), "set free_bits too"),
