@@ -11,7 +11,7 @@ decoder `--decoder`, deconv or a PixelCNN of four [16, 3, 1] gated layers), one 
   decoder     an aggressive run's update of the decoder alone, which ends an inner loop
 An outer step of the aggressive phase is k encoder updates and one decoder update; k is the run's own (at most 99).
 With `--run`, k is read from that aggressive run's log.csv (the mean length of its inner loops); else the cost is
-printed for k = 10, 30 and 99.
+printed for k = 20 (the shortest: the first window of 10 is compared with nothing), 30 and 99.
 """
 
 import argparse
@@ -82,7 +82,7 @@ def main():
         k, loops = inner_loop_length(args.run)
         ks, source = [k], f"{args.run}'s {loops} inner loops"
     else:
-        ks, source = [10, 30, 99], "k chosen"
+        ks, source = [20, 30, 99], "k chosen"
     print(f"\nan outer step of the aggressive phase, k encoder updates then one decoder update ({source}):")
     for k in ks:
         outer = k * median["encoder"] + median["decoder"]

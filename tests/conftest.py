@@ -134,7 +134,9 @@ def assert_resumed_as_straight(resumed, straight, rtol=1e-5, atol=1e-6):
     wall_time, to float32 rounding: two fresh runs of a batch-estimated objective in one process were seen to differ
     by one ulp at step 0, while a resume that lost the data position, the noise, a schedule or any state differs by
     far more. (Separate processes log to the bit: tests/test_reliability.py.)"""
+    assert (Path(straight) / "log.csv").exists(), straight
     for name in ("log.csv", "validation.csv", "latents.csv"):
+        assert (Path(resumed) / name).exists() == (Path(straight) / name).exists(), name
         if not (Path(straight) / name).exists():
             continue
         want, got = (_columns(Path(run) / name) for run in (straight, resumed))

@@ -200,7 +200,8 @@ def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, mo
     monkeypatch.setattr(model_figures, "save_figure", save_figure)
     assert analyze_main([str(tmp_path / "straight"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
     assert (tmp_path / "straight" / "analysis" / "latent_traversals_all.png").exists()
-    for name in ("latent_traversals_all.png", "reconstructions.png", "samples.png", "interpolation.png"):
+    for name in ("latent_traversal.png", "latent_traversals_all.png", "reconstructions.png", "samples.png",
+                 "interpolation.png"):
         assert "each image a sample of p(x|z) drawn pixel by pixel" in titles[name], name
 
 

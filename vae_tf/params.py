@@ -188,8 +188,9 @@ class Params:
     def __post_init__(self):
         # The layers above z_1 have a parameter of their own: a list here is someone asking for them.
         _require(not isinstance(self.latent_size, (list, tuple)),
-                 f"latent_size is z_1's size, an integer, got {self.latent_size!r}: the layers above it take "
-                 f"upper_latent_sizes, e.g. model ladder, latent_size 4, upper_latent_sizes [2]")
+                 f"latent_size is the code's size (z_1's in a layered model), an integer, got {self.latent_size!r}: "
+                 f"the layers above z_1 take upper_latent_sizes, e.g. model ladder, latent_size 4, "
+                 f"upper_latent_sizes [2]")
         for field in dataclasses.fields(self):
             _check_type(field.name, getattr(self, field.name), _field_types()[field.name])
         _check_values(self)
@@ -540,8 +541,8 @@ def _check_pixelcnn(p):
 def _check_aggressive(p):
     if not p.aggressive:
         return
-    why = {"ladder": "infers its layers through its generative top-down pass: its encoder and decoder share it",
-           "hierarchical": "has an inference and a generative network at every layer, which it does not alternate"
+    why = {"ladder": "infers its layers through its generative top-down pass, which encoder and decoder would share",
+           "hierarchical": "infers z_2 from z_1 with networks that aggressive would train in the decoder's turns"
            }.get(p.model, "trains a classifier beside them")
     _require(p.model == "vae", f"aggressive trains the VAE's encoder and decoder in turn; model {p.model} {why}: drop "
                                f"aggressive")
