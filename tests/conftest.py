@@ -36,24 +36,24 @@ def tiny(tmp_path):
 @pytest.fixture(autouse=True)
 def compiled_once(monkeypatch):
     """Every run a test trains in this process traces its training call, its validation and its snapshot once: the
-    steps of every call (however many), run as one graph, with no Python code per step or per layer. A second trace
+    steps of every call (however many), run as one graph, with no Python code per step. A second trace
     would mean a Python value in a signature: seconds of tracing again, or Python running at run time."""
     from vae_tf import jobs, training
     made = []
 
     def recorded(make):
         def wrapper(*args, **kwargs):
-            made.append((make.__name__, make(*args, **kwargs)))
-            return made[-1][1]
+            function = make(*args, **kwargs)
+            made.append((make.__name__, function))
+            return function
         return wrapper
 
     monkeypatch.setattr(training, "_compiled_steps", recorded(training._compiled_steps))
     for name in ("_compiled_validation", "_compiled_snapshot"):
         monkeypatch.setattr(jobs, name, recorded(getattr(jobs, name)))
     yield
-    retraced = [(name, function.experimental_get_tracing_count()) for name, function in made
-                if function.experimental_get_tracing_count() > 1]
-    assert not retraced, f"traced more than once: {retraced}"
+    traces = [(name, function.experimental_get_tracing_count()) for name, function in made]
+    assert all(count <= 1 for _, count in traces), f"traced more than once: {traces}"
 
 
 def snapshot_of(folder):
