@@ -17,6 +17,8 @@ after every step (`float(loss)`):
             alone
   bfloat16  conv64 with precision mixed_bfloat16 (and its loss gap to float32 after the same steps)
   xla       conv64 with jit_compile True
+  planar    the likelihood table's gated MLP 300-300 (preset fashion_mnist_mlp) with ten planar flow steps, on
+            shapes2d at 28x28; planar_xla the same with jit_compile True: small ops, where XLA's fusion pays on a CPU
   VAE_0     the MLP preset at 28×28, and celeba: the beta-VAE project's CelebA model at 64×64×3 (both fed shapes2d
             rendered at that size: the same compute, no download)
 Every measurement runs in a process of its own, and all of them alternate over the rounds; medians are reported.
@@ -46,6 +48,9 @@ TINY = dict(image_size=16, encoder_layers=[[64]], decoder_layers=None, latent_si
 # About 10 s of tiny steps: a run's one-off costs (drawing its first snapshot figure, about a second on a thread of
 # its own; the first runs of the validation and checkpoint functions) are a small part of it, as in a real run.
 TINY_STEPS = 12000
+# The likelihood table's gated MLP with ten planar flow steps, on shapes2d at 28x28 (no download), no validation.
+PLANAR = dict(dataset="shapes2d", image_size=28, flow="planar", flow_length=10, validation_step=0, plot_step=0,
+              validation_tolerance=0)
 # name: (preset, overrides, steps per measurement)
 MODELS = {
     "conv64": ("shapes2d_64", {}, 520),
@@ -56,8 +61,10 @@ MODELS = {
     "xla": ("shapes2d_64", dict(jit_compile=True), 520),
     "VAE_0": ("VAE_0", dict(dataset="shapes2d", image_size=28), 1500),
     "celeba": ("VAE", dict(dataset="shapes2d", image_size=64, channels=3), 300),
+    "planar": ("fashion_mnist_mlp", PLANAR, 1500),
+    "planar_xla": ("fashion_mnist_mlp", dict(PLANAR, jit_compile=True), 1500),
 }
-BASELINE = {"bfloat16": "conv64", "xla": "conv64"}  # compared with float32 / graph train.py, not a bare loop
+BASELINE = {"bfloat16": "conv64", "xla": "conv64", "planar_xla": "planar"}  # compared with float32 / graph train.py, not a bare loop
 
 
 def params_of(model):
@@ -164,10 +171,10 @@ def plan(models, have_torch):
 
 def report(models, rates, losses):
     rate = {key: statistics.median(values) for key, values in rates.items()}
-    print(f"\n{'model':<10}{'what':<30}{'images/s':>10}{'steps/s':>9}   rounds (images/s)")
+    print(f"\n{'model':<12}{'what':<30}{'images/s':>10}{'steps/s':>9}   rounds (images/s)")
     for (worker, model), values in rates.items():
         batch = params_of(model).batch_size
-        print(f"{model:<10}{worker:<30}{rate[(worker, model)]:>10.0f}{rate[(worker, model)] / batch:>9.1f}   "
+        print(f"{model:<12}{worker:<30}{rate[(worker, model)]:>10.0f}{rate[(worker, model)] / batch:>9.1f}   "
               f"{' '.join(f'{v:.0f}' for v in values)}")
     print()
     for model in models:
