@@ -2,6 +2,7 @@
 unreadable weights as one line, parameters checked before TensorFlow loads, and analyses of read-only runs written
 elsewhere. The metrics command and study.py have theirs in test_metrics_command.py and test_study.py."""
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -235,15 +236,19 @@ def test_analyze_refuses_a_run_whose_images_are_gone_before_writing(tmp_path, ca
 @pytest.mark.parametrize("name", ["shapes2d_small", "shapes2d_joint", "shapes2d_disentangled"])
 def test_a_run_of_the_previous_release_resumes_and_analyses(name, tmp_path, capsys):
     """The runs shipped before models were built from Params: their checkpoints restore into today's models, they
-    train on from their last step, and they analyse."""
+    train on from their last step, and they analyse; none of them, which all learned their codes, is warned of
+    collapse while training or by the analysis."""
     run = shutil.copytree(ROOT / "predictions" / name, tmp_path / name, ignore=shutil.ignore_patterns("analysis"))
     saved = vae_tf.load_run(run).params
-    # its own parameters, two steps more; mig_step 0 and no validation: seconds of training, not minutes of scoring
+    # its own parameters, two steps more, each validated (latents.csv; the warning compares a validation with the one
+    # before); mig_step 0: seconds of training, not minutes of scoring
     vae_tf.train(dataclasses.replace(saved, output_dir=str(tmp_path), num_steps=saved.num_steps + 2, mig_step=0,
-                                     validation_step=0, plot_step=0, log_step=[]), progress=False)
+                                     validation_step=1, plot_step=0, log_step=[]), progress=False)
     assert int(vae_tf.load_run(run).optimizer.iterations.numpy()) == saved.num_steps + 2
-    capsys.readouterr()
+    validated = list(csv.DictReader(open(run / "latents.csv")))
+    assert [int(row["step"]) for row in validated] == [saved.num_steps + 1, saved.num_steps + 2]
+    assert all(int(row["active_units"]) >= 3 for row in validated)
+    assert "warning" not in capsys.readouterr().out
     assert analyze_main([str(run), "--no_tsne", "--num_images=20", "--likelihood_samples=4"]) == 0
-    # a shipped run that learned its code is not warned of collapse, in the summary or on the screen
     assert not json.loads((run / "analysis" / "summary.json").read_text())["collapsed"]
     assert "The posterior" not in capsys.readouterr().out
