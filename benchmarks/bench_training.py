@@ -64,7 +64,8 @@ MODELS = {
     "planar": ("fashion_mnist_mlp", PLANAR, 1500),
     "planar_xla": ("fashion_mnist_mlp", dict(PLANAR, jit_compile=True), 1500),
 }
-BASELINE = {"bfloat16": "conv64", "xla": "conv64", "planar_xla": "planar"}  # compared with float32 / graph train.py, not a bare loop
+# compared with float32 / graph train.py, not a bare loop
+BASELINE = {"bfloat16": "conv64", "xla": "conv64", "planar_xla": "planar"}
 
 
 def params_of(model):
