@@ -2,7 +2,6 @@
 unreadable weights as one line, parameters checked before TensorFlow loads, and analyses of read-only runs written
 elsewhere. The metrics command and study.py have theirs in test_metrics_command.py and test_study.py."""
 
-import csv
 import dataclasses
 import json
 import shutil
@@ -14,6 +13,7 @@ import pytest
 
 import vae_tf
 from vae_tf.cli import analyze_main, train_main
+from vae_tf.runs import read_log
 
 from conftest import ROOT, TINY, read_only_view, run_script, snapshot_of, tiny_args
 
@@ -245,9 +245,9 @@ def test_a_run_of_the_previous_release_resumes_and_analyses(name, tmp_path, caps
     vae_tf.train(dataclasses.replace(saved, output_dir=str(tmp_path), num_steps=saved.num_steps + 2, mig_step=0,
                                      validation_step=1, plot_step=0, log_step=[]), progress=False)
     assert int(vae_tf.load_run(run).optimizer.iterations.numpy()) == saved.num_steps + 2
-    validated = list(csv.DictReader(open(run / "latents.csv")))
-    assert [int(row["step"]) for row in validated] == [saved.num_steps + 1, saved.num_steps + 2]
-    assert all(int(row["active_units"]) >= 3 for row in validated)
+    validated = read_log(run / "latents.csv")
+    assert validated["step"] == [saved.num_steps + 1, saved.num_steps + 2]
+    assert all(active >= 3 for active in validated["active_units"])
     assert "warning" not in capsys.readouterr().out
     assert analyze_main([str(run), "--no_tsne", "--num_images=20", "--likelihood_samples=4"]) == 0
     assert not json.loads((run / "analysis" / "summary.json").read_text())["collapsed"]
