@@ -185,7 +185,15 @@ def test_a_pixelcnn_run_trains_resumes_exactly_and_analyses(tmp_path, capsys, mo
     assert train_main([*common, "--run_name=resumed", "--num_steps=4"]) == 0
     assert train_main([*common, "--run_name=resumed"]) == 0
     assert_resumed_as_straight(tmp_path / "resumed", tmp_path / "straight")
+    # the weights too: the last checkpoint of each run and the finished run's model.keras hold one set of trained
+    # weights (a checkpoint that missed the PixelCNN's layers would restore them untrained)
     model = vae_tf.load_run(tmp_path / "straight")
+    for other in (vae_tf.load_run(tmp_path / "straight", "final"), vae_tf.load_run(tmp_path / "resumed")):
+        for got, want in zip(other.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    untrained = vae_tf.build_model(model.params).decoder.trainable_weights
+    for trained, initial in zip(model.decoder.trainable_weights, untrained, strict=True):
+        assert not np.array_equal(trained.numpy(), initial.numpy()), trained.path
     images = next(iter(vae_tf.load_dataset("shapes2d", split="test", image_size=8, shuffle=False).batch(4)))
     reconstructions = model.reconstruct(images).numpy()
     assert set(np.unique(reconstructions)) <= {0.0, 1.0}  # samples, drawn pixel by pixel
