@@ -98,6 +98,7 @@ steps_per_call = 0  # training steps per compiled call between host round trips 
 # --- what gets written ---
 plot_step = 500  # snapshot image every plot_step steps (0 = only at log_step)
 log_step = [20, 50, 100, 200]  # extra early steps that also get a snapshot image
+tensorboard_step = 1  # training figures to TensorBoard every tensorboard_step steps (log.csv keeps every step)
 validation_step = 500  # validate every validation_step steps (0 = no validation)
 validation_tolerance = 20  # stop after this many validations without improvement (0 = never); not during a KL ramp
 validation_size = 1024  # held-out images per validation

@@ -56,6 +56,7 @@ def test_params_are_frozen():
     ({"beta": "high"}, ["beta", "number"]),
     ({"latent_size": 0}, ["latent_size must be at least 1"]),
     ({"batch_size": -4}, ["batch_size must be at least 1"]),
+    ({"tensorboard_step": 0}, ["tensorboard_step must be at least 1"]),
     ({"beta": -1.0}, ["beta must be a finite number >= 0"]),
     ({"learning_rate": 0.0}, ["learning_rate must be > 0"]),
     ({"adam_beta_1": 1.0}, ["adam_beta_1"]),

@@ -72,6 +72,21 @@ def test_train_py_writes_every_file_of_the_run_folder(trained):
         assert written.stat().st_mode & 0o777 == 0o666 & ~umask, written  # the mode open() would give, not 0600
 
 
+def test_tensorboard_step_thins_tensorboards_scalars_not_log_csv_across_a_resume(tiny):
+    """tensorboard_step 3: TensorBoard holds the rows of steps 0, 3, 6 (each log.csv's row), and log.csv every step,
+    through a resume at step 4, which falls between them and inside a training call."""
+    quiet = dict(run_name="thinned", tensorboard_step=3, plot_step=0, log_step=[], validation_step=0)
+    vae_tf.train(tiny(num_steps=4, **quiet), progress=False)
+    run = vae_tf.train(tiny(num_steps=8, **quiet), progress=False)
+    rows = read_rows(run / "log.csv")
+    assert [int(r["step"]) for r in rows] == list(range(8))
+    events = EventAccumulator(str(run / "logs"), size_guidance={"tensors": 0})
+    events.Reload()
+    for name in ("loss", "grad_norm"):
+        scalars = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(f"train/{name}")]
+        assert scalars == [(step, pytest.approx(float(rows[step][name]), rel=1e-6)) for step in (0, 3, 6)], name
+
+
 @pytest.mark.slow
 def test_mig_csv_scores_the_model_every_mig_step_and_at_the_end_and_changes_no_training_figure(tiny):
     from vae_tf import metrics

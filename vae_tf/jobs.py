@@ -88,10 +88,11 @@ class Job:
 
 
 class LogRows(Job):
-    """log.csv, one row per step, and TensorBoard's `train/<figure>` scalars, written on the background thread."""
+    """log.csv, one row per step, and TensorBoard's `train/<figure>` scalars every `every` steps, written on the
+    background thread."""
 
-    def __init__(self, run, step_figures, resume_step, writer, background):
-        self.write_scalars = _scalar_writer(writer, step_figures)
+    def __init__(self, run, step_figures, resume_step, writer, background, every):
+        self.write_scalars = _scalar_writer(writer, step_figures, every)
         self.write_scalars.get_concrete_function()
         self.background = background
         self.log = CsvLog(run.log_csv, log_columns(step_figures), resume_step)  # last: close() needs a whole job
@@ -371,15 +372,19 @@ def _compiled_snapshot(model, split):
     return tf.function(lambda codes: (originals, model.reconstruct(originals), model.decode(codes)), autograph=False)
 
 
-def _scalar_writer(writer, names):
-    """A compiled function `(figures [m, F], first_step)` writing each row as TensorBoard scalars `train/<name>` at
-    steps first_step, first_step + 1, ...: the training call's figures, written off the training thread."""
+def _scalar_writer(writer, names, every):
+    """A compiled function `(figures [m, F], first_step)` writing the rows of steps first_step, first_step + 1, ...
+    that are multiples of `every` as TensorBoard scalars `train/<name>`: the training call's figures, written off the
+    training thread."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, len(names)], tf.float32), tf.TensorSpec([], tf.int64)])
     def write(rows, first_step):
+        steps = first_step + tf.range(tf.shape(rows, out_type=tf.int64)[0])
+        kept = tf.equal(steps % every, 0)
+        rows, steps = tf.boolean_mask(rows, kept), tf.boolean_mask(steps, kept)
         with writer.as_default():
             for i in tf.range(tf.shape(rows)[0]):
-                step, values = first_step + tf.cast(i, tf.int64), tf.unstack(rows[i])  # once a row, not once a scalar
+                step, values = steps[i], tf.unstack(rows[i])  # once a row, not once a scalar
                 with tf.name_scope("train/"):  # absolute: the loop's own scope would prefix the tags with "while/"
                     for name, value in zip(names, values):
                         tf.summary.scalar(name, value, step=step)

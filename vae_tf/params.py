@@ -160,6 +160,9 @@ class Params:
     num_steps: int = _option(15000, "training steps in total; raise it and rerun to extend a finished run")
     plot_step: int = _option(500, "write a snapshot image every plot_step steps (0 = only log_step snapshots)")
     log_step: list = _option([20, 50, 100, 200], "extra early steps that also get a snapshot image")
+    tensorboard_step: int = _option(1, "write the training figures to TensorBoard every tensorboard_step steps; "
+                                       "log.csv keeps every step (at 1, TensorBoard's file grows about 1.2 KB "
+                                       "a step; 100 suits runs of 100,000s of steps)")
     validation_step: int = _option(500, "validate every validation_step steps (0 = no validation)")
     validation_tolerance: int = _option(20, "stop after this many validations without improvement (0 = never stop "
                                             "early); while a schedule ramps (to kl_end_step, or a categorical "
@@ -453,7 +456,8 @@ def _check_network_layers(p):
 
 def _check_ranges(p):
     """Counts, steps and weights within their ranges."""
-    for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "validation_size", "iwae_samples"):
+    for name in ("latent_size", "batch_size", "num_steps", "checkpoint_step", "tensorboard_step", "validation_size",
+                 "iwae_samples"):
         _require(getattr(p, name) >= 1, f"{name} must be at least 1, got {getattr(p, name)}")
     for name in ("plot_step", "validation_step", "validation_tolerance", "mig_step", "kl_start_step", "kl_end_step",
                  "seed", "cpu_devices", "steps_per_call", "categorical_start_step", "categorical_end_step"):

@@ -369,7 +369,7 @@ def make_jobs(params, run, model, state, validation_split, ground_truth, step, s
         made.append(job)
 
     if chief:
-        add(jobs.LogRows(run, model.step_figures, step, writer, background))
+        add(jobs.LogRows(run, model.step_figures, step, writer, background, params.tensorboard_step))
     validation = jobs.validation_set(params, validation_split)
     add(jobs.Validate(params, model, validation, state, run, writer, background, step, chief))
     add(jobs.LatentActivity(params, model, validation, run, writer, background, step, chief))
