@@ -69,7 +69,7 @@ def test_validate_logs_the_mean_over_the_validation_images_and_keeps_the_best_ch
 
 def test_the_checkpoint_lands_after_the_log_rows_before_it_and_is_not_saved_twice(parts):
     params, model, state, run, split, writer, background = parts
-    log = jobs.LogRows(run, model.step_figures, 0, writer, background)
+    log = jobs.LogRows(run, model.step_figures, 0, writer, background, params.tensorboard_step)
     checkpoint = jobs.Checkpoint(dataclasses.replace(params, checkpoint_step=3), state, background, [log.log], None)
     figures = np.arange(3 * len(model.step_figures), dtype=np.float32).reshape(3, -1)
     log.after_call(0, figures, np.array([1.0, 2.0, 3.0]))
