@@ -74,7 +74,7 @@ def test_train_py_writes_every_file_of_the_run_folder(trained):
 
 def test_tensorboard_step_thins_tensorboards_scalars_not_log_csv_across_a_resume(tiny):
     """tensorboard_step 3: TensorBoard holds the rows of steps 0, 3, 6 (each log.csv's row), and log.csv every step,
-    through a resume at step 4, which falls between them and inside a training call."""
+    through a resume at step 4 (between two of them) and training calls that hold steps it drops (0-2, 4-5, 6-7)."""
     quiet = dict(run_name="thinned", tensorboard_step=3, plot_step=0, log_step=[], validation_step=0)
     vae_tf.train(tiny(num_steps=4, **quiet), progress=False)
     run = vae_tf.train(tiny(num_steps=8, **quiet), progress=False)
