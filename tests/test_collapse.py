@@ -35,6 +35,12 @@ def test_the_training_warning_tells_collapse_from_learning_and_pruning(history, 
         assert "remedies" in sentence and "free_bits" in sentence and "cyclical" in sentence
 
 
+def test_without_the_codes_information_only_collapse_is_told_not_a_trend():
+    """A flow's I(x; z) is q_0's, not its code's (`FlowGaussian.code_information`): no "collapsing" from it."""
+    assert latent_space.training_warning([(6, 3.0, 20.0), (4, 1.2, 9.0)], trend=False) == (None, None)
+    assert latent_space.training_warning([(4, 2.0, 12.0), (3, 0.4, 0.5)], trend=False)[0] == "collapsed"
+
+
 def test_a_run_that_collapses_is_warned_once_and_one_that_learns_is_not(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     common = [f"--output_dir={tmp_path}", *tiny_args(num_steps=60, validation_step=10, validation_size=64)]

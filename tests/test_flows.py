@@ -9,8 +9,10 @@ import pytest
 import tensorflow as tf
 
 import vae_tf
+from vae_tf import latent_space
 from vae_tf.cli import analyze_main, train_main
-from vae_tf.flows import IAF_GATE_BIAS, made_masks
+from vae_tf.flows import IAF_GATE_BIAS, Planar, made_masks
+from vae_tf.latents import FlowGaussian
 from vae_tf.likelihood import log_likelihood
 
 from conftest import ROOT, assert_resumed_as_straight, assert_train_refuses, bernoulli_log_likelihood, tiny_args
@@ -147,7 +149,19 @@ def test_runs_through_a_flow_train_resume_exactly_reload_and_analyse(tmp_path, c
     images = np.random.default_rng(0).random((8, 16, 16, 1)).astype(np.float32)
     reloaded, trained = vae_tf.load_run(tmp_path / "resumed"), vae_tf.load_run(tmp_path / "straight")
     np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)
+    # latents.csv's I(x; z) is q_0's: a history where it fell by half while the active units fell (a "collapsing"
+    # VAE's) tells nothing of the code, so the analysis must not call the run collapsing. A 12-step run's KL is under
+    # COLLAPSED_KL, which would call it collapsed first: at 0, only active units, and the trend, could speak.
+    monkeypatch.setattr(latent_space, "COLLAPSED_KL", 0.0)
+    latents = rows(tmp_path / "resumed" / "latents.csv")
+    latents[0].update(active_units=5, mutual_information=100.0)
+    with open(tmp_path / "resumed" / "latents.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(latents[0]))
+        writer.writeheader()
+        writer.writerows(latents)
+    capsys.readouterr()
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
+    assert "is collapsing" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -176,3 +190,26 @@ def test_an_iaf_step_with_shut_gates_keeps_its_exact_log_determinant():
     jacobian = tape.batch_jacobian(z, base).numpy().astype(np.float64)
     np.testing.assert_allclose(log_det.numpy(), np.log(np.abs(np.linalg.det(jacobian))), rtol=1e-4)
     assert log_det.numpy().max() < -80  # three gates of about e^−30 each
+
+
+def test_active_units_through_a_flow_are_counted_on_its_code_not_on_q0():
+    """Burda et al. count active units on E[z|x] of the code the decoder reads. One planar step whose bias b = ±2
+    depends on the image, over q_0 = N(0, I) for every image: with u = e_0 and w = e_1 (wᵀu = 0, so û = e_0 +
+    (softplus(0) − 1)·e_1), z_K = z_0 + û·tanh(z_0,1 + b), whose mean moves with b along dimensions 0 and 1 (the exact
+    variances from Gauss-Hermite quadrature) and not along 2; q_0's means are all 0."""
+    n = 200
+    b = np.where(np.arange(n) < n // 2, 2.0, -2.0)
+    parameters = [np.zeros((n, 3)), np.zeros((n, 3)), np.tile([1.0, 0.0, 0.0], (n, 1)),
+                  np.tile([0.0, 1.0, 0.0], (n, 1)), b[:, None]]
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)  # E[f(ε)], ε ~ N(0, 1): Σ w f(node) / √(2π)
+    mean_tanh = np.array([np.sum(weights * np.tanh(nodes + v)) for v in b]) / np.sqrt(2 * np.pi)
+    exact = np.var(np.stack([mean_tanh, (np.log(2.0) - 1.0) * mean_tanh, np.zeros(n)], axis=1), axis=0)
+    assert (exact > latent_space.ACTIVE_VARIANCE).tolist() == [True, True, False]
+
+    part = FlowGaussian(3, Planar(3, 1))
+    assert part.active_units(parameters).tolist() == [True, True, False]
+    assert not latent_space.active_units(parameters[0]).any()  # q_0's means: none
+    noise = np.random.default_rng(0).standard_normal((latent_space.ACTIVE_DRAWS, n, 3))
+    draws = part.draw([tf.constant(p, tf.float32) for p in parameters], tf.constant(noise, tf.float32)).numpy()
+    np.testing.assert_allclose(latent_space.variance_of_posterior_means(draws), exact, atol=0.03)
+    assert not part.code_information  # so the collapse warning reads no trend from q_0's I(x; z)

@@ -158,9 +158,10 @@ def latent_columns(latent_size):
 class LatentActivity(Job):
     """What the Gaussian code holds, on the validation images every `validation_step` steps (latents.csv,
     TensorBoard's `latents/`): each dimension's KL and whether it is active (Burda et al. 2016: the variance over the
-    images of E[z_d|x] above 0.01), the total KL and I(x; z) (`latent_space.index_code_mi`). When
-    the run has collapsed or is collapsing (`latent_space.training_warning`), `notice` holds a one-line warning for
-    the progress bar, once per state in a session of training."""
+    images of E[z_d|x] above 0.01; through a flow, of z_K), the total KL and I(x; z) (`latent_space.index_code_mi`;
+    through a flow, q_0's). When the run has collapsed or is collapsing (`latent_space.training_warning`; through a
+    flow, collapsed only), `notice` holds a one-line warning for the progress bar, once per state in a session of
+    training."""
 
     def __init__(self, params, model, validation, run, writer, background, resume_step, chief):
         from vae_tf import latent_space
@@ -173,7 +174,7 @@ class LatentActivity(Job):
         self.layered = getattr(model, "layered", False)
         self.encode = tf.function(model.code_posterior if self.layered else  # else the Gaussian part's parameters
                                   lambda x: model.latent.split(model.encode(x))[0], autograph=False)
-        gaussian = model.latent.gaussian
+        self.gaussian = gaussian = model.latent.gaussian
         self.sampled_kl = None if gaussian.closed_form or self.layered else self._sampled_kl_of(gaussian)
         self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
         columns = latent_columns(model.latent.code_size if self.layered else params.latent_size)
@@ -190,7 +191,8 @@ class LatentActivity(Job):
         # A layered model's: (code, each layer's posterior mean, log std, KL) along its mean path.
         mean, log_std = parameters[1:3] if self.layered else parameters[:2]
         kl = parameters[3].mean(axis=0) if self.layered else self.latent_space.kl_per_dimension(mean, log_std)
-        active = self.latent_space.active_units(mean)
+        active = (self.latent_space.active_units(mean) if self.layered else
+                  self.gaussian.active_units(parameters, self.seed))  # a flow's on z_K
         total = float(kl.sum()) if self.sampled_kl is None else self.sampled_kl(parameters)
         information = self.latent_space.index_code_mi(mean, log_std, self.seed)
         self.history.append((int(active.sum()), information, total))
@@ -203,7 +205,7 @@ class LatentActivity(Job):
 
     def _notices(self, step):
         """The lines the latest validation gives the progress bar: a collapse warning, aggressive training's end."""
-        state, sentence = self.latent_space.training_warning(self.history)
+        state, sentence = self.latent_space.training_warning(self.history, self.gaussian.code_information)
         if state and state not in self.warned:
             self.warned.add(state)
             yield f"warning at step {step}: {sentence}"

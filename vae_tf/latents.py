@@ -21,11 +21,13 @@ Shapes: the encoder returns the parts' heads in order, `posterior` = [mean, log_
 [B, width]; the decoder reads the parts' samples side by side, a `code` [B, Σ size].
 """
 
+import functools
 import math
 
 import numpy as np
 import tensorflow as tf
 
+from vae_tf import latent_space
 from vae_tf.losses import gaussian_kl, gaussian_log_density
 from vae_tf.priors import StandardNormal
 
@@ -49,6 +51,7 @@ class GaussianHeads(Part):
         self.size, self.prior = size, prior or StandardNormal(size)
         self.heads = (("mean", size), ("log_std", size))
         self.closed_form = self.prior.closed_form  # whether `kl` is exact, or a one-sample estimate
+        self.code_information = True  # whether I(x; z) of (mean, log_std) is the code's (`latent_space.index_code_mi`)
 
     def describe(self):
         if self.closed_form:
@@ -68,6 +71,11 @@ class GaussianHeads(Part):
 
     def evaluation_noise(self, rng, samples):
         return rng.standard_normal((samples, self.size))
+
+    def active_units(self, parameters, seed=0):
+        """Which of the code's dimensions are active [size] (bool) over n images' posteriors `parameters` (NumPy,
+        [n, ·] each): Burda et al.'s criterion on the means, E[z|x]."""
+        return latent_space.active_units(parameters[0])
 
     def prior_codes(self, rng, n):
         return self.prior.codes(rng, n)
@@ -105,6 +113,7 @@ class FlowGaussian(GaussianHeads):
         self.flow = flow
         self.heads = self.heads + flow.heads  # the flow's amortised parameters follow the mean and log_std
         self.closed_form = False
+        self.code_information = False  # the flow's parameters depend on x: z_K can hold what q_0 does not
 
     def describe(self):
         return (f"{self.size} Gaussian dimensions through {self.flow.describe()}, {self.prior.describe()} (KL: a "
@@ -128,6 +137,18 @@ class FlowGaussian(GaussianHeads):
         return self.flow.transform(mean, flow_parameters)[0]
 
     representation = mode
+
+    def active_units(self, parameters, seed=0):
+        """Burda et al.'s criterion on z_K, the code the decoder reads: the flow's parameters depend on x, so z_K can
+        vary with x where q_0's mean does not, and E[z_K|x] has no closed form: its variance over the images is
+        estimated from ACTIVE_DRAWS draws of each posterior (`latent_space.variance_of_posterior_means`)."""
+        noise = np.random.default_rng(seed).standard_normal((latent_space.ACTIVE_DRAWS, *parameters[0].shape))
+        draws = self._draws([tf.constant(p, tf.float32) for p in parameters], tf.constant(noise, tf.float32))
+        return latent_space.variance_of_posterior_means(draws.numpy()) > latent_space.ACTIVE_VARIANCE
+
+    @functools.cached_property
+    def _draws(self):
+        return tf.function(self.draw, autograph=False)  # traced once per shape: a validation's every time
 
 
 class Categorical(Part):

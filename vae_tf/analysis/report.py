@@ -57,8 +57,9 @@ def run_summary(params, checkpoint, model, log, validation, images, encoded, cat
     and active units, and whether the posterior collapsed (the test images' KL and active units) or was collapsing
     when training stopped (`history`: latents.csv's [(active units, I(x; z), KL)])."""
     reconstruction, total_kl = test_losses(model, images, encoded)
+    # A flow's I(x; z) in latents.csv is q_0's, not its code's: no trend read from it.
     _, collapse = latent_space.collapse_state(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl,
-                                              history)
+                                              history if model.latent.gaussian.code_information else ())
     likelihood = likelihood_summary(model, images, *likelihood, progress=progress)
     decomposition = test_decomposition(encoded.posterior_mean, encoded.log_std, params.seed)
     return {

@@ -70,7 +70,8 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         stage("encoding")
         images, labels, taken, encoded = encoded_test_images(model, params, test, say)
         kl = encoded.kl_per_dimension()
-        active = latent_space.active_units(encoded.posterior_mean)
+        active = (latent_space.active_units(encoded.posterior_mean) if getattr(model, "layered", False) else
+                  model.latent.gaussian.active_units(encoded.gaussian_parameters, params.seed))  # a flow's on z_K
         categoricals = categorical_summary(model, encoded, labels)
         dimension = None  # the dimension latent_traversal.png shows, when it is drawn
         if figures:
