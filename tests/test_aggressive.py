@@ -239,7 +239,6 @@ def test_validations_are_compared_once_the_decoder_s_updates_pass_the_ramp(tmp_p
 @pytest.mark.parametrize("overrides, message", [
     (dict(aggressive=True, objective="factor_vae"), "objective factor_vae trains its discriminator"),
     (dict(aggressive=True, validation_step=0), "set validation_step > 0"),
-    (dict(aggressive=True, flow="planar", flow_length=2), "through flow planar only its base Gaussian's I(x; z)"),
     (dict(aggressive=True, strategy="mirrored", cpu_devices=2), "use strategy default"),
     (dict(aggressive=True, precision="mixed_float16"), "outside mixed_float16's loss scaling"),
     (dict(aggressive=True, model="m2", labels=30, label_factor="shape"), "model m2 trains a classifier"),

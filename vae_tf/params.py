@@ -555,9 +555,6 @@ def _check_aggressive(p):
                                           "objective, or drop aggressive")
     _require(p.validation_step > 0, "aggressive ends when I(x; z) on the validation images stops rising: set "
                                     "validation_step > 0")
-    _require(p.flow == "none" or p.flow_length == 0, f"aggressive ends when I(x; z) stops rising, and through flow "
-                                                     f"{p.flow} only its base Gaussian's I(x; z) is measured, not its "
-                                                     f"code's: use flow none, or drop aggressive")
     _require(p.strategy == "default", "aggressive chooses the networks to update inside the compiled step, which "
                                       "replicas cannot synchronise: use strategy default")
     _require(p.precision != "mixed_float16", "aggressive gives the decoder an optimizer of its own, outside "
