@@ -31,9 +31,9 @@ class Encoded:
     """Test images encoded. The Gaussian part's `mean` [n, D] (float64) is the code the figures decode and the metrics
     read (`model.represent`: the posterior mean; through a flow, its image; a layered model's innovations), its
     `posterior_mean` and `log_std` [n, D] are the posterior's (a flow's base q_0; a layered model's layers along the
-    mean path), which the KL per dimension, the active units and the decomposition read; all its
-    `gaussian_parameters`; each categorical's `probabilities` q(c|x) [n, K], and `categories`, each categorical's most
-    probable category [n]."""
+    mean path), which the KL per dimension, the decomposition and the active units read (a flow's active units are
+    z_K's: `FlowGaussian.active_units`); all its `gaussian_parameters`; each categorical's `probabilities` q(c|x)
+    [n, K], and `categories`, each categorical's most probable category [n]."""
 
     def __init__(self, model, images):
         self.kl = None  # per image and dimension [n, D], for a layered model: each layer's KL to its prior
