@@ -26,6 +26,7 @@ On a machine with a GPU it runs unchanged, on the GPU (the header names the devi
 """
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -224,11 +225,7 @@ def main():
     if unknown:
         parser.error(f"unknown model(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}")
     models += [BASELINE[m] for m in models if m in BASELINE and BASELINE[m] not in models]
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
+    have_torch = importlib.util.find_spec("torch") is not None
     devices = [d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "TPU")] or ["CPU"]
     print(f"devices {', '.join(devices)}, {os.cpu_count()} CPU threads, TensorFlow {tf.__version__}, "
           f"{args.rounds} alternating rounds, medians")
