@@ -153,10 +153,13 @@ def draw_model_figures(run, params, model, images, encoded, kl, active, categori
     original = "binarised original" if params.binarize else "original"  # what the model saw, not the grey levels
     save_figure(_interpolation(model, encoded, images, original), run.analysis / "interpolation.png")
     save_figure(_reconstruction_rows(model, images, original), run.analysis / "reconstructions.png")
-    prior = (f"the prior p(z) of {len(model.sizes)} layers" if getattr(model, "layered", False)
-             else "the prior N(0, I)" if params.prior == "normal"
-             else model.latent.gaussian.prior.describe().removesuffix(" as the prior")) + "".join(
-        f" × uniform {n}" for n in names)
+    if getattr(model, "layered", False):
+        prior = f"the prior p(z) of {len(model.sizes)} layers" + (
+            "" if params.prior == "normal" else f", {model.top_prior.describe().removesuffix(' as the prior')} on top")
+    else:
+        prior = ("the prior N(0, I)" if params.prior == "normal"
+                 else model.latent.gaussian.prior.describe().removesuffix(" as the prior"))
+    prior += "".join(f" × uniform {n}" for n in names)
     save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
                                    f"decoded samples from {prior}" + _sampled(model)),
                 run.analysis / "samples.png")
