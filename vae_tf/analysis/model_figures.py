@@ -140,6 +140,18 @@ def _reconstruction_rows(model, images, original="original"):
                               [original.replace(" ", "\n"), "reconstruction"] * 2)
 
 
+def _samples_source(model, params, names):
+    """What samples.png draws from, for its title: the prior, a layered model's named on its top layer."""
+    layered = getattr(model, "layered", False)
+    learned = "" if params.prior == "normal" else (
+        model.top_prior if layered else model.latent.gaussian.prior).describe().removesuffix(" as the prior")
+    if layered:
+        source = f"the prior p(z) of {len(model.sizes)} layers" + (f", {learned} on top" if learned else "")
+    else:
+        source = learned or "the prior N(0, I)"
+    return source + "".join(f" × uniform {n}" for n in names)
+
+
 def draw_model_figures(run, params, model, images, encoded, kl, active, categoricals):
     """The figures drawn from the model's codes and decodings; returns the dimension latent_traversal.png shows."""
     traversal, dimension = _traversal(model, encoded)
@@ -153,15 +165,8 @@ def draw_model_figures(run, params, model, images, encoded, kl, active, categori
     original = "binarised original" if params.binarize else "original"  # what the model saw, not the grey levels
     save_figure(_interpolation(model, encoded, images, original), run.analysis / "interpolation.png")
     save_figure(_reconstruction_rows(model, images, original), run.analysis / "reconstructions.png")
-    if getattr(model, "layered", False):
-        prior = f"the prior p(z) of {len(model.sizes)} layers" + (
-            "" if params.prior == "normal" else f", {model.top_prior.describe().removesuffix(' as the prior')} on top")
-    else:
-        prior = ("the prior N(0, I)" if params.prior == "normal"
-                 else model.latent.gaussian.prior.describe().removesuffix(" as the prior"))
-    prior += "".join(f" × uniform {n}" for n in names)
     save_figure(figures.image_rows(model.sample(4 * COLUMNS).numpy().reshape((4, COLUMNS) + images.shape[1:]),
-                                   f"decoded samples from {prior}" + _sampled(model)),
+                                   f"decoded samples from {_samples_source(model, params, names)}" + _sampled(model)),
                 run.analysis / "samples.png")
     kls = np.concatenate([kl, [c["kl"] for c in categoricals]])
     actives = np.concatenate([active, [c["active"] for c in categoricals]])
