@@ -11,8 +11,9 @@ compiled step, no Python loop at run time.
 
 Then `vae_tf.log_likelihood` with K = 5,000 on `--likelihood_images` images (0: left out) for the priors, images a
 second against the VAE's, alternating likewise: a learned prior's components are computed once per call of
-`log_likelihood`, not in each compiled call (the VampPrior's 500 pseudo-inputs through the encoder); and the VAE at
-1,337 decoder rows per call, what a bound of 2²⁰ output pixels gave it, against its default (`WIDEST_TENSOR`).
+`log_likelihood`, not in each compiled call (the VampPrior's 500 pseudo-inputs through the encoder); the VAE at
+1,337 decoder rows per call, what a bound of 2²⁰ output pixels gave it, against its default (`WIDEST_TENSOR`); and the
+VAE and the VampPrior compiled with XLA (`jit_compile=True`, as a run that trains with it is evaluated).
 """
 
 import argparse
@@ -37,18 +38,20 @@ CASES = {
 }
 
 
-# label: (case, decoder rows per call; None: log_likelihood's default)
-LIKELIHOOD_CASES = {"vae": ("vae", None), "mog 500": ("mog 500", None), "vamp 500": ("vamp 500", None),
-                    "ladder, vamp 500 on z_2": ("ladder, vamp 500 on z_2", None),
-                    "vae, 1337 rows": ("vae", 2 ** 20 // (28 * 28))}  # the old bound: 2²⁰ output pixels
+# label: (case, decoder rows per call (None: log_likelihood's default), jit_compile)
+LIKELIHOOD_CASES = {"vae": ("vae", None, False), "mog 500": ("mog 500", None, False),
+                    "vamp 500": ("vamp 500", None, False),
+                    "ladder, vamp 500 on z_2": ("ladder, vamp 500 on z_2", None, False),
+                    "vae, 1337 rows": ("vae", 2 ** 20 // (28 * 28), False),  # the old bound: 2²⁰ output pixels
+                    "vae, XLA": ("vae", None, True), "vamp 500, XLA": ("vamp 500", None, True)}
 
 
-def build(case):
+def build(case, jit_compile=False):
     import vae_tf
 
     params = vae_tf.load_params("params.py", overrides=dict(
         dataset="fashion_mnist", image_size=None, binarize=True, encoder_layers=[[300], [300]], decoder="deconv",
-        decoder_layers=[[300], [300]], latent_size=40, batch_size=100, mig_step=0,
+        decoder_layers=[[300], [300]], latent_size=40, batch_size=100, mig_step=0, jit_compile=jit_compile,
         **{"objective": "beta_vae", "beta": 1.0, **CASES[case]}))
     return vae_tf.build_model(params, image_shape=(28, 28, 1))
 
@@ -65,12 +68,13 @@ def time_steps(case, steps):
 
 
 def likelihood_rate(label, images):
-    """Images a second of `log_likelihood` at K = 5,000, after a call that traces it."""
+    """Images a second of `log_likelihood` at K = 5,000, after a call on the same images that traces it (XLA compiles
+    each shape of call: the last call of `images` is smaller)."""
     import vae_tf
 
-    case, rows = LIKELIHOOD_CASES[label]
-    model, x = build(case), binary_images(images)
-    vae_tf.log_likelihood(model, x[:1], 5000, batch_size=rows)
+    case, rows, jit_compile = LIKELIHOOD_CASES[label]
+    model, x = build(case, jit_compile), binary_images(images)
+    vae_tf.log_likelihood(model, x, 5000, batch_size=rows)
     start = time.perf_counter()
     vae_tf.log_likelihood(model, x, 5000, batch_size=rows)
     return images / (time.perf_counter() - start)

@@ -18,12 +18,12 @@ from vae_tf.likelihood import log_likelihood
 from conftest import ROOT, assert_resumed_as_straight, assert_train_refuses, bernoulli_log_likelihood, tiny_args
 
 
-def tiny_model(flow, rng, length=3, latent_size=2):
+def tiny_model(flow, rng, length=3, latent_size=2, jit_compile=False):
     """An MLP VAE on 4×4 images whose decoder depends strongly on z and whose flow bends its draws; `rng` (each
     test's own, so that a test draws the same whether it runs alone or after others) draws the weights set here."""
     params = vae_tf.load_params(None, overrides=dict(
         image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=latent_size,
-        flow=flow, flow_length=length, objective="beta_vae"))
+        flow=flow, flow_length=length, objective="beta_vae", jit_compile=jit_compile))
     model = vae_tf.build_model(params)
     model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
     # The heads read x a little; the base q_0 is wide (σ = 1.5) around 0, so that K = 50,000 converges; the planar
@@ -104,12 +104,12 @@ def exact_log_likelihood(model, images, half_width=8.0, points=401):
     return top + np.log(np.exp(joint - top).sum(0) * (axis[1] - axis[0]) ** 2)
 
 
-@pytest.mark.parametrize("flow", ["planar", "iaf"])
-def test_log_likelihood_through_a_flow_matches_numerical_integration(flow):
+@pytest.mark.parametrize("flow, jit_compile", [("planar", False), ("iaf", False), ("iaf", True)])
+def test_log_likelihood_through_a_flow_matches_numerical_integration(flow, jit_compile):
     """The importance weights use log q(z_K|x) = log q_0(z_0|x) − Σ log |det|: a wrong determinant biases the
     estimate away from the integral, which does not involve the flow."""
     rng = np.random.default_rng(0)
-    model = tiny_model(flow, rng)
+    model = tiny_model(flow, rng, jit_compile=jit_compile)
     images = (rng.random((4, 4, 4, 1)) > 0.5).astype(np.float32)
     # The flow bends q_0 into a poorer proposal than test_likelihood's Gaussian: K = 50,000 for the same 0.05 nats.
     # Where the proposal misses posterior mass the estimate falls under the integral however right log q is: at an

@@ -21,8 +21,8 @@ from vae_tf.errors import UserError
 # GB; a PixelCNN keeps more of its maps alive, 10 to 15 times its widest, but is compute bound at any size), so the
 # rows per call are this over the widest tensor one row needs in any of the model's networks or a learned prior's
 # distances to its components: 256 rows of that decoder, 1,024 of the 32×32 one, 42,799 of the likelihood table's MLP
-# (28×28 outputs; 33,554 under a VampPrior of 500), which took 1.3 times as long at the 1,337 rows a bound on output
-# pixels gave it.
+# (28×28 outputs; 33,554 under a VampPrior of 500), whose speed barely depends on its rows per call (the 1,337 a bound
+# on output pixels gave it took 1.3 and 0.86 times as long in two runs of benchmarks/bench_posteriors.py).
 WIDEST_TENSOR = 2 ** 25
 _COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled log densities, traced once
 
@@ -67,7 +67,8 @@ def _rows_per_call(model):
 def _log_densities(model):
     """`model.log_densities` compiled once per model, for every chunk shape, as f(x, posterior, noise, components):
     under a learned prior its components (μ, log σ [K, D]), computed once per `_per_image` and read through
-    `Mixture.given`; under N(0, I) an empty list."""
+    `Mixture.given`; under N(0, I) an empty list. With XLA if the run trains with it (`jit_compile`): the
+    likelihood table's MLP ran 1.33 times as fast, 1.22 under the VampPrior (benchmarks/bench_posteriors.py)."""
     if model in _COMPILED:
         return _COMPILED[model]
     heads = [tf.TensorSpec((None, width), tf.float32) for _, width in model.latent.heads]
@@ -81,7 +82,8 @@ def _log_densities(model):
             return model.log_densities(x, posterior, noise)
 
     signature = [tf.TensorSpec((None, *model.image_shape), tf.float32), heads, noises, component_specs]
-    _COMPILED[model] = tf.function(log_densities, input_signature=signature, autograph=False)
+    _COMPILED[model] = tf.function(log_densities, input_signature=signature, autograph=False,
+                                   jit_compile=model.params.jit_compile)
     return _COMPILED[model]
 
 

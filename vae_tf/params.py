@@ -184,7 +184,7 @@ class Params:
     cpu_devices: int = _option(0, "split the CPU into this many logical devices for mirrored (0 = no split)")
     precision: str = _option("float32", "float32 | mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs, TPUs) | "
                                         "mixed_float16 (GPUs; the loss is scaled)")
-    jit_compile: bool = _option(False, "compile the training step with XLA")
+    jit_compile: bool = _option(False, "compile the training step and log_likelihood's evaluations with XLA")
     steps_per_call: int = _option(0, "training steps per compiled call, between host round trips (0 = chosen from "
                                      "the step time)")
 
