@@ -92,7 +92,7 @@ nan_policy = "stop"  # non-finite loss: stop (keep the last checkpoint) | skip_b
 strategy = "default"  # default (one device) | mirrored (all local GPUs, or cpu_devices) | multi_worker (TF_CONFIG)
 cpu_devices = 0  # split the CPU into this many logical devices, so mirrored can run without GPUs (0 = no split)
 precision = "float32"  # float32 | mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs, TPUs) | mixed_float16 (GPUs)
-jit_compile = False  # compile the training step with XLA
+jit_compile = False  # compile the training step and log_likelihood's evaluations with XLA
 steps_per_call = 0  # training steps per compiled call between host round trips (0 = chosen from the step time)
 
 # --- what gets written ---

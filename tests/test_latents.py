@@ -170,11 +170,12 @@ def test_independence_adds_its_weight_times_hsic_to_the_loss(tiny, kernel):
     assert difference == pytest.approx(1e5 * expected, rel=1e-3)
 
 
-def tiny_joint_model():
+def tiny_joint_model(jit_compile=False):
     """A 4×4 MLP VAE with one Gaussian dimension and a 2-way categorical, its proposal fixed (as in
     test_likelihood): q(z|x) = N(0.3, 1.5²), q(c|x) = (0.7, 0.3) for every image."""
     params = vae_tf.load_params(None, overrides=dict(image_size=4, encoder_layers=[[16]], decoder="deconv",
-                                                     decoder_layers=[[16]], latent_size=1, categorical_sizes=[2]))
+                                                     decoder_layers=[[16]], latent_size=1, categorical_sizes=[2],
+                                                     jit_compile=jit_compile))
     model = vae_tf.build_model(params)
     model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
     weights = [np.zeros_like(w) for w in model.encoder.get_weights()]
@@ -185,9 +186,10 @@ def tiny_joint_model():
     return model
 
 
-def test_likelihood_with_a_categorical_matches_summation_and_integration():
+@pytest.mark.parametrize("jit_compile", [False, True])  # a run trained with XLA is evaluated with it
+def test_likelihood_with_a_categorical_matches_summation_and_integration(jit_compile):
     """log p(x) = log Σ_c ½ ∫ p(x|z, c) N(z; 0, 1) dz, by the rectangle rule over z and an exact sum over c."""
-    model = tiny_joint_model()
+    model = tiny_joint_model(jit_compile)
     images = (np.random.default_rng(2).random((4, 4, 4, 1)) > 0.5).astype(np.float32)
     grid = np.linspace(-7, 7, 4001)
     x = images.reshape(4, -1).astype(np.float64)

@@ -222,10 +222,12 @@ def assert_likelihood_is_the_integral(model):
     np.testing.assert_allclose(log_likelihood(model, images, num_samples=5000), exact, atol=0.05)
 
 
-def test_the_log_likelihood_matches_numerical_integration_over_z_and_a_sum_over_y():
+@pytest.mark.parametrize("jit_compile", [False, True])  # a run trained with XLA is evaluated with it
+def test_the_log_likelihood_matches_numerical_integration_over_z_and_a_sum_over_y(jit_compile):
     """log p(x) = log Σ_y p(y) ∫ p(x|y,z) N(z; 0, 1) dz on a 1-D z, against the importance-sampled estimate whose
     proposal is M2's own q(y|x) q(z|x,y) (made a broad, informative one: q(y|x) uniform, q(z|x,y) = N(0.3, 1.5²))."""
-    model = m2(image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1)
+    model = m2(image_size=4, encoder_layers=[[16]], decoder="deconv", decoder_layers=[[16]], latent_size=1,
+               jit_compile=jit_compile)
     model.decoder.set_weights([w * 1.5 for w in model.decoder.get_weights()])
     for network in (model.classifier, model.encoder_head):
         network.set_weights([np.zeros_like(w) for w in network.get_weights()])
