@@ -180,7 +180,7 @@ DESCRIPTIONS = {
     "fashion_mnist_mlp": "the likelihood papers' protocol on Fashion-MNIST: dynamically binarised, gated MLP 300-300, "
                          "latent 40, KL warm-up over 100 epochs, early stopping on the validation loss after it: the "
                          "VAE row of the likelihood table; "
-                         "flows and priors by --flow and --prior",
+                         "hierarchies, flows, priors and IWAE by --model, --flow, --prior and --objective",
     "fashion_mnist_m2": "Fashion-MNIST 28x28 binarised, M2 with 100 labels per class, MLP 500-500, latent 50, 10000 "
                         "steps: q(y|x)'s test error against logistic regression",
     "fashion_mnist_ae_to_vae": "the seeds' AE -> VAE switch on Fashion-MNIST: the VAE project's conv model, squared "
