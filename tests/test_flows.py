@@ -1,6 +1,7 @@
-"""Normalizing flows on the posterior (planar, IAF): each step's log-determinant against the Jacobian's, log p(x)
-against numerical integration over a 2-D code (wrong determinants would bias it), a flow of length 0 against the
-plain Gaussian, real runs that resume exactly, reload and analyse, and bad input."""
+"""Normalizing flows on the posterior (planar, IAF): each step's log-determinant against the Jacobian's, the training
+loss against its equations in NumPy, log p(x) against numerical integration over a 2-D code (wrong determinants would
+bias it), a flow of length 0 against the plain Gaussian, real runs that resume exactly, reload and analyse, and bad
+input."""
 
 import csv
 
@@ -15,7 +16,8 @@ from vae_tf.flows import IAF_GATE_BIAS, Planar, made_masks
 from vae_tf.latents import FlowGaussian
 from vae_tf.likelihood import log_likelihood
 
-from conftest import ROOT, assert_resumed_as_straight, assert_train_refuses, bernoulli_log_likelihood, tiny_args
+from conftest import (ROOT, assert_resumed_as_straight, assert_train_refuses, bernoulli_log_likelihood, np_log_normal,
+                      tiny_args)
 
 
 def tiny_model(flow, rng, length=3, latent_size=2, jit_compile=False):
@@ -118,6 +120,36 @@ def test_log_likelihood_through_a_flow_matches_numerical_integration(flow, jit_c
     # this seed, where its log-determinant, about −1.7 a draw, is large enough for a wrong one to show.
     np.testing.assert_allclose(log_likelihood(model, images, num_samples=50000), exact_log_likelihood(model, images),
                                atol=0.05)
+
+
+def test_the_planar_flow_s_training_loss_is_its_equations_in_numpy():
+    """The step decodes z_K and estimates the KL at the same draw: z_0 = mean + σ·ε, z_K the planar steps (û kept
+    invertible, Rezende & Mohamed 2015, appendix A.1), KL = log q_0(z_0|x) − Σ_k log |1 + ûᵀψ_k| − log N(z_K; 0, I),
+    the loss the mean reconstruction at z_K plus β times the mean KL."""
+    rng = np.random.default_rng(0)
+    model = tiny_model("planar", rng)
+    x = (rng.random((5, 4, 4, 1)) > 0.5).astype(np.float32)
+    step = tf.constant(0, tf.int64)
+    figures, _ = model.forward(tf.constant(x), step, stream=0)
+    mean, log_std, u, w, b = (t.numpy().astype(np.float64) for t in model.encoder(x, training=True))
+    seed = vae_tf.objectives.stream_seed(model.params.seed, step, 0)
+    noise = tf.random.stateless_normal([5, 2], seed=seed).numpy().astype(np.float64)
+    z_0 = mean + np.exp(log_std) * noise
+    z, log_det = z_0, np.zeros(5)
+    for k in range(3):
+        u_k, w_k = u[:, 2 * k:2 * k + 2], w[:, 2 * k:2 * k + 2]
+        wu = (w_k * u_k).sum(1, keepdims=True)
+        u_hat = u_k + (np.log1p(np.exp(wu)) - 1 - wu) * w_k / (w_k ** 2).sum(1, keepdims=True)
+        h = np.tanh((w_k * z).sum(1) + b[:, k])
+        z = z + u_hat * h[:, None]
+        log_det += np.log(np.abs(1 + (1 - h ** 2) * (w_k * u_hat).sum(1)))
+    assert np.abs(z - z_0).max() > 0.1 and np.abs(log_det).max() > 0.1  # the flow moves the draws and their density
+    kl = (np_log_normal(z_0, mean, log_std).sum(1) - log_det - np_log_normal(z, 0, 0).sum(1)).mean()
+    logits = model.decoder(z.astype(np.float32), training=True).numpy().reshape(5, -1)
+    reconstruction = -np.diag(bernoulli_log_likelihood(x, logits)).mean()
+    assert float(figures["kl_loss"]) == pytest.approx(kl, rel=1e-4)
+    assert float(figures["reconstruction_loss"]) == pytest.approx(reconstruction, rel=1e-4)
+    assert float(figures["loss"]) == pytest.approx(reconstruction + model.params.beta * kl, rel=1e-4)
 
 
 def rows(path):
