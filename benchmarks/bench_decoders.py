@@ -103,10 +103,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=at_least(1), default=3)
     parser.add_argument("--steps", type=at_least(1), default=30)
-    parser.add_argument("--depth", type=int, default=5, help="the PixelCNN's gated layers")
-    parser.add_argument("--filters", type=int, default=32, help="channels per stack of each gated layer")
-    parser.add_argument("--kernel", type=int, default=5, help="each gated layer's (odd) kernel")
-    parser.add_argument("--sample_images", type=int, default=16, help="images each sampler draws")
+    parser.add_argument("--depth", type=at_least(1), default=5, help="the PixelCNN's gated layers")
+    parser.add_argument("--filters", type=at_least(1), default=32, help="channels per stack of each gated layer")
+    parser.add_argument("--kernel", type=at_least(1), default=5, help="each gated layer's (odd) kernel")
+    parser.add_argument("--sample_images", type=at_least(1), default=16, help="images each sampler draws")
     args = parser.parse_args()
     layers = [[args.filters, args.kernel, 1]] * args.depth
     cases = ["deconv", "broadcast", "pixelcnn", "spatial", "pixelcnn_bfloat16"]

@@ -18,6 +18,7 @@ import time
 import vae_tf  # first: it imports TensorFlow quietly and turns on its oneDNN kernels
 import numpy as np
 import tensorflow as tf
+from timing import at_least
 from vae_tf import baselines, metrics
 
 
@@ -88,7 +89,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a run folder to load (default: an untrained shapes2d_64 model)")
     parser.add_argument("--quick-only", action="store_true", help="skip the published protocol (many minutes)")
-    parser.add_argument("--batch_size", type=int, default=1024, help="encoder batch inside the representation")
+    parser.add_argument("--batch_size", type=at_least(1), default=1024, help="encoder batch inside the representation")
     parser.add_argument("--names", help="comma-separated metrics to time (default: every one of metrics.METRICS)")
     args = parser.parse_args()
     names = args.names.split(",") if args.names else list(metrics.METRICS)

@@ -58,7 +58,7 @@ def as_study(scratch, runs, steps, cpus):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--runs", type=at_least(1), default=4)
     parser.add_argument("--steps", type=at_least(1), default=1500)
     parser.add_argument("--rounds", type=at_least(1), default=2)
     args = parser.parse_args()

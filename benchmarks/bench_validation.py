@@ -27,7 +27,7 @@ CASES = {"decomposition": lambda mean, log_std: latent_space.kl_parts(mean, log_
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=at_least(1), default=5)
-    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--images", type=at_least(1), default=3000)
     parser.add_argument("--sizes", default="40,80", help="comma-separated latent sizes")
     args = parser.parse_args()
     rng = np.random.default_rng(0)

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 import numpy as np
+from timing import at_least
 
 from vae_tf.metrics import ARRAY_METRICS, DEFAULT_METRICS, SUITE, evaluate_arrays, markdown_table
 
@@ -31,8 +32,8 @@ def noise_and_factors(n, dims, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=10000, help="observations (default: %(default)s)")
-    parser.add_argument("--dims", type=int, default=10, help="noise dimensions (default: %(default)s)")
+    parser.add_argument("--n", type=at_least(1), default=10000, help="observations (default: %(default)s)")
+    parser.add_argument("--dims", type=at_least(1), default=10, help="noise dimensions (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="the noise's and every metric's seed (default: "
                                                             "%(default)s)")
     args = parser.parse_args()

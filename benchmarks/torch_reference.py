@@ -15,6 +15,8 @@ import types
 import torch
 from torch import nn
 
+from timing import at_least
+
 
 def _conv_stack(image_shape, encoder_layers, latent_size):
     height, _, channels = image_shape
@@ -86,7 +88,7 @@ def make_step(params, image_shape):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=at_least(1), default=100)
     args = parser.parse_args()
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     values = {k: v for k, v in runpy.run_path(os.path.join(root, "params.py")).items() if not k.startswith("_")}

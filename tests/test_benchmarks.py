@@ -1,6 +1,7 @@
 """The benchmarks' command lines: a count they cannot time with is one line and exit 2, before anything runs."""
 
 import argparse
+import re
 
 import pytest
 
@@ -34,3 +35,11 @@ def test_zero_rounds_is_one_line_and_exit_2(script):
     error = [line for line in result.stderr.splitlines() if "error:" in line]
     assert error == [f"{script}: error: argument --rounds: must be at least 1, got 0"], result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_every_count_a_benchmark_takes_has_its_minimum():
+    """A count option of plain `type=int` let a negative value through to a traceback (bench_posteriors'
+    --likelihood_images=-1); each takes `at_least` now, whose refusal is the one line above. Seeds may be any integer."""
+    plain = [f"{path.name} {name}" for path in sorted((ROOT / "benchmarks").glob("*.py"))
+             for name in re.findall(r'add_argument\("(--\w+)", type=int\b', path.read_text()) if name != "--seed"]
+    assert not plain, f"counts without a minimum (use timing.at_least): {plain}"
