@@ -3,11 +3,13 @@ machine is shared: read the ratios).
 
     python benchmarks/bench_posteriors.py [--rounds=3] [--steps=30] [--likelihood_images=20]   # 0 leaves a table out
 
-Each case is the likelihood papers' MLP VAE on 28×28×1 binary images (two hidden layers of 300 units in the encoder
-and the decoder, latent 40, batch 100, Bernoulli loss), one compiled training step timed over `--steps` steps after a
-warm-up, the cases alternating over the rounds; medians are reported. The layered models add z_2 of 20 above the
-same z_1 (MLPs of 100 units between). The flows' steps and the layers are unrolled when the step is traced: one
-compiled step, no Python loop at run time.
+Each case is the likelihood table's model (docs/experiments/likelihood.md), the preset `fashion_mnist_mlp`: an MLP of
+two gated hidden layers of 300 units in the encoder and the decoder, latent 40, batch 100, Bernoulli loss on 28×28×1
+binary images, with the case's options as its row's command gives them; one compiled training step timed over
+`--steps` steps after a warm-up, without XLA and with it (`jit_compile=True`, as most of the table's rows trained), the
+cases alternating over the rounds; medians are reported. The layered models add z_2 of 40 above the same z_1, MLPs of
+300 units between them. The flows' steps and the layers are unrolled when the step is traced: one compiled step, no
+Python loop at run time.
 
 Then `vae_tf.log_likelihood` with K = 5,000 on `--likelihood_images` images (0: left out) for the priors, images a
 second against the VAE's, alternating likewise: a learned prior's components are computed once per call of
@@ -25,23 +27,24 @@ from timing import at_least, seconds_per_call
 
 CASES = {
     "vae": dict(),
-    "iwae K=5": dict(objective="iwae", iwae_samples=5),
-    "iwae K=50": dict(objective="iwae", iwae_samples=50),
+    "iwae K=5": dict(objective="iwae", iwae_samples=5, kl_schedule="constant"),
+    "iwae K=50": dict(objective="iwae", iwae_samples=50, kl_schedule="constant"),
     "planar K=10": dict(flow="planar", flow_length=10),
     "planar K=40": dict(flow="planar", flow_length=40),
     "iaf K=2": dict(flow="iaf", flow_length=2),
     "mog 500": dict(prior="mog", prior_components=500),
     "vamp 500": dict(prior="vamp", prior_components=500),
-    "hierarchical": dict(model="hierarchical", upper_latent_sizes=[20]),
-    "ladder": dict(model="ladder", upper_latent_sizes=[20]),
-    "ladder, vamp 500 on z_2": dict(model="ladder", upper_latent_sizes=[20], prior="vamp", prior_components=500),
+    "hierarchical": dict(model="hierarchical", upper_latent_sizes=[40], upper_layer_units=300),
+    "ladder": dict(model="ladder", upper_latent_sizes=[40], upper_layer_units=300),
+    "hierarchical, vamp 500": dict(model="hierarchical", upper_latent_sizes=[40], upper_layer_units=300, prior="vamp",
+                                   prior_components=500),
 }
 
 
 # label: (case, decoder rows per call (None: log_likelihood's default), jit_compile)
 LIKELIHOOD_CASES = {"vae": ("vae", None, False), "mog 500": ("mog 500", None, False),
                     "vamp 500": ("vamp 500", None, False),
-                    "ladder, vamp 500 on z_2": ("ladder, vamp 500 on z_2", None, False),
+                    "hierarchical, vamp 500": ("hierarchical, vamp 500", None, False),
                     "vae, 1337 rows": ("vae", 2 ** 20 // (28 * 28), False),  # the old bound: 2²⁰ output pixels
                     "vae, XLA": ("vae", None, True), "vamp 500, XLA": ("vamp 500", None, True)}
 
@@ -49,10 +52,8 @@ LIKELIHOOD_CASES = {"vae": ("vae", None, False), "mog 500": ("mog 500", None, Fa
 def build(case, jit_compile=False):
     import vae_tf
 
-    params = vae_tf.load_params("params.py", overrides=dict(
-        dataset="fashion_mnist", image_size=None, binarize=True, encoder_layers=[[300], [300]], decoder="deconv",
-        decoder_layers=[[300], [300]], latent_size=40, batch_size=100, mig_step=0, jit_compile=jit_compile,
-        **{"objective": "beta_vae", "beta": 1.0, **CASES[case]}))
+    params = vae_tf.load_params("params.py", preset="fashion_mnist_mlp",
+                                overrides=dict(jit_compile=jit_compile, **CASES[case]))
     return vae_tf.build_model(params, image_shape=(28, 28, 1))
 
 
@@ -60,11 +61,13 @@ def binary_images(n):
     return (np.random.default_rng(0).random((n, 28, 28, 1)) > 0.5).astype(np.float32)
 
 
-def time_steps(case, steps):
+def time_steps(label, steps):
+    """Seconds per training step of `label`: a case, or a case and ", XLA" (the step compiled with XLA)."""
     import tensorflow as tf
 
-    model, x = build(case), tf.constant(binary_images(100))
-    return seconds_per_call(tf.function(lambda: model.train_step(x)), steps)
+    case, jit_compile = label.removesuffix(", XLA"), label.endswith(", XLA")
+    model, x = build(case, jit_compile), tf.constant(binary_images(100))
+    return seconds_per_call(tf.function(lambda: model.train_step(x), jit_compile=jit_compile), steps)
 
 
 def likelihood_rate(label, images):
@@ -96,10 +99,14 @@ def main():
     parser.add_argument("--likelihood_images", type=at_least(0), default=20, help="images per case (0: no likelihood table)")
     args = parser.parse_args()
     if args.steps:
-        median = alternating_medians(list(CASES), args.rounds, lambda case: time_steps(case, args.steps))
-        print(f"{'model':<24}{'ms/step':>10}{'x vae':>8}  (time: above 1 is slower)")
-        for case, seconds in median.items():
-            print(f"{case:<24}{1000 * seconds:>10.2f}{seconds / median['vae']:>8.2f}")
+        labels = [label for case in CASES for label in (case, f"{case}, XLA")]
+        median = alternating_medians(labels, args.rounds, lambda label: time_steps(label, args.steps))
+        print(f"{'model':<24}{'ms/step':>10}{'x vae':>8}{'XLA ms':>10}{'x vae':>8}{'XLA gain':>10}"
+              f"  (time: above 1 is slower; gain: above 1 is faster with XLA)")
+        for case in CASES:
+            graph, xla = median[case], median[f"{case}, XLA"]
+            print(f"{case:<24}{1000 * graph:>10.2f}{graph / median['vae']:>8.2f}{1000 * xla:>10.2f}"
+                  f"{xla / median['vae, XLA']:>8.2f}{graph / xla:>10.2f}")
     if not args.likelihood_images:
         return
     median = alternating_medians(list(LIKELIHOOD_CASES), args.rounds,

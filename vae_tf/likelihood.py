@@ -21,8 +21,7 @@ from vae_tf.errors import UserError
 # GB; a PixelCNN keeps more of its maps alive, 10 to 15 times its widest, but is compute bound at any size), so the
 # rows per call are this over the widest tensor one row needs in any of the model's networks or a learned prior's
 # distances to its components: 256 rows of that decoder, 1,024 of the 32×32 one, 42,799 of the likelihood table's MLP
-# (28×28 outputs; 33,554 under a VampPrior of 500), whose speed barely depends on its rows per call (the 1,337 a bound
-# on output pixels gave it took 1.3 and 0.86 times as long in two runs of benchmarks/bench_posteriors.py).
+# (28×28 outputs; 33,554 under a VampPrior of 500), whose speed barely depends on its rows per call (docs/speed.md).
 WIDEST_TENSOR = 2 ** 25
 _COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled log densities, traced once
 
@@ -67,8 +66,8 @@ def _rows_per_call(model):
 def _log_densities(model):
     """`model.log_densities` compiled once per model, for every chunk shape, as f(x, posterior, noise, components):
     under a learned prior its components (μ, log σ [K, D]), computed once per `_per_image` and read through
-    `Mixture.given`; under N(0, I) an empty list. With XLA if the run trains with it (`jit_compile`): the
-    likelihood table's MLP ran 1.33 times as fast, 1.22 under the VampPrior (benchmarks/bench_posteriors.py)."""
+    `Mixture.given`; under N(0, I) an empty list. With XLA if the run trains with it (`jit_compile`): faster for an
+    MLP, slower for a convolutional model on a CPU, as in training (docs/speed.md)."""
     if model in _COMPILED:
         return _COMPILED[model]
     heads = [tf.TensorSpec((None, width), tf.float32) for _, width in model.latent.heads]
