@@ -5,11 +5,11 @@ machine is shared: read the ratios).
 
 Each case is the likelihood table's model (docs/experiments/likelihood.md), the preset `fashion_mnist_mlp`: an MLP of
 two gated hidden layers of 300 units in the encoder and the decoder, latent 40, batch 100, Bernoulli loss on 28×28×1
-binary images, with the case's options as its row's command gives them; one compiled training step timed over
-`--steps` steps after a warm-up, without XLA and with it (`jit_compile=True`, as most of the table's rows trained), the
-cases alternating over the rounds; medians are reported. The layered models add z_2 of 40 above the same z_1, MLPs of
-300 units between them. The flows' steps and the layers are unrolled when the step is traced: one compiled step, no
-Python loop at run time.
+binary images, with the model, flow, prior and objective of its row's command (not the two-layer rows' `nan_policy`);
+one compiled training step timed over `--steps` steps after a warm-up, without XLA and with it (`jit_compile=True`, as
+most of the table's rows trained), the cases alternating over the rounds; medians are reported. The layered models add
+z_2 of 40 above the same z_1, MLPs of 300 units between them. The flows' steps and the layers are unrolled when the step
+is traced: one compiled step, no Python loop at run time.
 
 Then `vae_tf.log_likelihood` with K = 5,000 on `--likelihood_images` images (0: left out) for the priors, images a
 second against the VAE's, alternating likewise: a learned prior's components are computed once per call of
