@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import vae_tf
 from vae_tf.analysis.model_figures import COLUMNS, LAYER_ROWS, layer_traversal_codes
@@ -280,7 +281,17 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
     for r in straight:
         assert float(r["kl_loss"]) == pytest.approx(float(r["kl_layer1"]) + float(r["kl_layer2"]), rel=1e-5)
     assert float(straight[-1]["loss"]) < float(straight[0]["loss"])
-    assert len(rows(tmp_path / "straight" / "latents.csv")[0]) == 4 + 2 * 7 + 1  # every layer's dimensions
+    latents = rows(tmp_path / "straight" / "latents.csv")
+    assert len(latents[0]) == 4 + 2 * 7 + 1  # every layer's dimensions
+    # TensorBoard's latents/ sums each layer's dimensions of latents.csv, z_1's first.
+    events = EventAccumulator(str(tmp_path / "straight" / "logs"), size_guidance={"tensors": 0})
+    events.Reload()
+    for layer, dimensions in (("z1", range(4)), ("z2", range(4, 7))):
+        for name, column in (("kl", "kl_{}"), ("active_units", "active_{}")):
+            logged = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
+                      for e in events.Tensors(f"latents/{name}_{layer}")]
+            assert logged == [(int(r["step"]), pytest.approx(sum(float(r[column.format(d)]) for d in dimensions),
+                                                             rel=1e-5)) for r in latents], (name, layer)
     images = rng.random((8, 16, 16, 1)).astype(np.float32)
     reloaded, trained = vae_tf.load_run(tmp_path / "resumed"), vae_tf.load_run(tmp_path / "straight")
     np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)

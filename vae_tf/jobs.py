@@ -172,6 +172,7 @@ class LatentActivity(Job):
         self.batch_size = params.batch_size
         # A layered model gives every layer's posterior along its mean path and each dimension's KL to its prior.
         self.layered = getattr(model, "layered", False)
+        self.layer_sizes = list(model.sizes) if self.layered else []  # TensorBoard gets each layer's KL and units too
         self.encode = tf.function(model.code_posterior if self.layered else  # else the Gaussian part's parameters
                                   lambda x: model.latent.split(model.encode(x))[0], autograph=False)
         self.gaussian = gaussian = model.latent.gaussian
@@ -200,7 +201,10 @@ class LatentActivity(Job):
                "active_units": int(active.sum()), **{f"kl_{d}": float(k) for d, k in enumerate(kl)},
                **{f"active_{d}": int(a) for d, a in enumerate(active)}, "wall_time": time.time()}
         self.log.append(row)
-        self.background.submit(step, self._write_scalars, step, row)
+        ends = np.cumsum([0, *self.layer_sizes])
+        layers = {f"{name}_z{l + 1}": float(values[ends[l]:ends[l + 1]].sum()) for l in range(len(self.layer_sizes))
+                  for name, values in (("kl", kl), ("active_units", active))}
+        self.background.submit(step, self._write_scalars, step, {**row, **layers}, tuple(layers))
         self.notice = "\n".join(self._notices(step)) or None
 
     def _notices(self, step):
@@ -229,9 +233,9 @@ class LatentActivity(Job):
 
         return sampled_kl
 
-    def _write_scalars(self, step, row):
+    def _write_scalars(self, step, row, layers):
         with self.writer.as_default(step=step):
-            for name in ("kl", "mutual_information", "active_units"):
+            for name in ("kl", "mutual_information", "active_units", *layers):
                 tf.summary.scalar(f"latents/{name}", row[name])
 
 
