@@ -272,6 +272,40 @@ def test_a_rerun_leaves_a_finished_run_refuses_another_model_and_resumes_with_ne
     assert [float(r["kl_weight"]) for r in read_rows(run / "log.csv")] == [4.0] * 3 + [1.0] * 2
 
 
+def test_a_log_begun_without_a_figure_keeps_its_columns_and_one_with_a_dropped_one_is_refused(tiny, capsys):
+    """categorical_independence > 0 adds log.csv's column categorical_hsic (only then, so that older categorical runs
+    resume with their columns). Turned on for a resume, rows one field longer than the header were appended (readers
+    dropped them as malformed): the log keeps its own columns now, and TensorBoard alone gets the new figure. Turned
+    off, the log would be rewritten without the column: one line, exit 2, nothing changed."""
+    from vae_tf.cli import train_main
+
+    def resume(name, independence):
+        return train_main([f"--params={ROOT / 'params.py'}", f"--output_dir={tiny().output_dir}", f"--run_name={name}",
+                           *tiny_args(categorical_sizes=[3], categorical_independence=independence, num_steps=9)])
+
+    run = vae_tf.train(tiny(run_name="turned_on", categorical_sizes=[3]), progress=False)
+    header = (run / "log.csv").read_text().splitlines()[0]
+    capsys.readouterr()
+    assert resume("turned_on", 1.0) == 0
+    note = f"note: {run / 'log.csv'} was begun without categorical_hsic: it keeps its columns"
+    assert note in capsys.readouterr().out
+    lines = (run / "log.csv").read_text().splitlines()
+    assert lines[0] == header and {len(line.split(",")) for line in lines} == {len(header.split(","))}
+    assert read_log(run / "log.csv")["step"] == list(range(9))
+    events = EventAccumulator(str(run / "logs"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert [e.step for e in events.Tensors("train/categorical_hsic")] == list(range(6, 9))
+
+    run = vae_tf.train(tiny(run_name="turned_off", categorical_sizes=[3], categorical_independence=1.0),
+                       progress=False)
+    before = snapshot_of(run)
+    capsys.readouterr()
+    assert resume("turned_off", 0.0) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has the columns categorical_hsic, which this run does not write" in err[0], err
+    assert snapshot_of(run) == before
+
+
 def test_init_from_starts_a_new_run_at_another_runs_weights_leaves_that_run_as_it_was_and_is_read_once(
         trained, tiny, tmp_path, capsys):
     source = shutil.copytree(trained[0], tmp_path / "source")

@@ -245,6 +245,9 @@ def test_a_run_of_the_previous_release_resumes_and_analyses(name, tmp_path, caps
     vae_tf.train(dataclasses.replace(saved, output_dir=str(tmp_path), num_steps=saved.num_steps + 2, mig_step=0,
                                      validation_step=1, plot_step=0, log_step=[]), progress=False)
     assert int(vae_tf.load_run(run).optimizer.iterations.numpy()) == saved.num_steps + 2
+    # Begun without today's KL decomposition, log.csv keeps its columns: the new steps' rows fit its header (rows one
+    # field longer were appended, and dropped by every reader).
+    assert read_log(run / "log.csv")["step"][-2:] == [saved.num_steps, saved.num_steps + 1]
     validated = read_log(run / "latents.csv")
     assert validated["step"] == [saved.num_steps + 1, saved.num_steps + 2]
     assert all(active >= 3 for active in validated["active_units"])

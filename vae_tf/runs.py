@@ -218,11 +218,14 @@ class CsvLog:
     """An append-only CSV of per-step rows that resumes cleanly.
 
     Rows at or after the resumed step belong to work that was lost with an unsaved checkpoint; they
-    are dropped when resuming (and written again, identically, as training redoes those steps).
+    are dropped when resuming (and written again, identically, as training redoes those steps). A log begun without
+    some of `columns` (by an older vae_tf, or before a setting that adds a figure) keeps its own columns: its rows
+    stay one length, the others' figures go to TensorBoard alone (train.py says so when it resumes).
     """
 
     def __init__(self, path, columns, resume_step):
-        self.path, self.columns = Path(path), columns
+        self.path, columns = Path(path), tuple(columns)
+        self.columns = columns
         if self.path.exists():
             try:
                 with open(self.path, newline="") as file:
@@ -232,12 +235,14 @@ class CsvLog:
                 raise UserError(f"{self.path} is not a readable CSV ({error}); move it away to resume "
                                 f"without it") from None
             check_columns(self.path, header, columns)
+            self.columns = tuple(header) or columns
             # A crash can leave a half-written last line: keep only complete rows before the resumed step.
             kept = [row for row in rows if None not in row.values() and _step(row) < resume_step]
-            if len(kept) < len(rows):
+            if len(kept) < len(rows) or not header:
                 replace_atomically(self.path, lambda tmp: self._write_rows(tmp, kept))
         else:
             replace_atomically(self.path, lambda tmp: self._write_rows(tmp, []))
+        self._indices = [columns.index(name) for name in self.columns]  # a row of `columns` -> this file's
         self.file = open(self.path, "a", newline="")
         self.writer = csv.writer(self.file)
 
@@ -251,9 +256,9 @@ class CsvLog:
         self.writer.writerow([_format(values[column]) for column in self.columns])
 
     def append_rows(self, rows):
-        """Rows given as sequences in the order of `columns`."""
+        """Rows given as sequences in the order of the `columns` the log was opened with."""
         with self._named_errors():
-            self.writer.writerows([_format(value) for value in row] for row in rows)
+            self.writer.writerows([_format(row[i]) for i in self._indices] for row in rows)
 
     def flush(self):
         with self._named_errors():

@@ -310,7 +310,12 @@ def _train_locked(params, previous, run, strategy, chief, model, train_split, va
         state = Checkpointer(model, run, chief)
     if chief:  # a log this run cannot resume is refused before anything is written
         for path, figures in ((run.log_csv, model.step_figures), (run.validation_csv, model.validation_figures)):
-            check_columns(path, log_header(path), log_columns(figures))
+            header = log_header(path)
+            check_columns(path, header, log_columns(figures))
+            missing = [name for name in figures if header and name not in header]
+            if missing:  # `runs.CsvLog` keeps a log's own columns
+                print(f"note: {path} was begun without {', '.join(missing)}: it keeps its columns, and TensorBoard "
+                      f"alone logs those")
     logged = _logged_steps(run.log_csv) if chief and run.log_csv.exists() else 0
     restored = state.restore()
     # A run that logged past its first checkpoint had one: the run's own checkpoint_step says so, not a new one.
