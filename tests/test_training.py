@@ -20,7 +20,7 @@ from vae_tf import jobs
 from vae_tf.checkpoints import start_from
 from vae_tf.models import build_model
 from vae_tf.models.vae import step_figures
-from vae_tf.runs import RunDir, log_columns, params_history, read_log
+from vae_tf.runs import CsvLog, RunDir, log_columns, params_history, read_log
 
 from conftest import ROOT, assert_train_refuses, run_script, snapshot_of, tiny_args, train_cli
 
@@ -304,6 +304,18 @@ def test_a_log_begun_without_a_figure_keeps_its_columns_and_one_with_a_dropped_o
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has the columns categorical_hsic, which this run does not write" in err[0], err
     assert snapshot_of(run) == before
+
+
+def test_a_log_the_old_csvlog_damaged_is_read_back_as_its_header_names_it(tmp_path):
+    """Before 8b52e19 a resumed log lacking a column got rows of every column under its header: a resume reads those
+    rows as the columns they were written in, keeps the header's, and drops the rows of steps it redoes."""
+    columns = ("step", "loss", "new", "wall_time")
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,wall_time\n0,1.5,100.0\n1,2.5,7.0,101.0\n2,3.5,8.0,102.0\n")
+    log = CsvLog(path, columns, resume_step=2)
+    log.append_rows([[2, 4.5, 9.0, 103.0]])
+    log.close()
+    assert path.read_text().splitlines() == ["step,loss,wall_time", "0,1.5,100.0", "1,2.5,101.0", "2,4.5,103.0"]
 
 
 def test_init_from_starts_a_new_run_at_another_runs_weights_leaves_that_run_as_it_was_and_is_read_once(

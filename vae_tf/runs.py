@@ -237,8 +237,9 @@ class CsvLog:
             check_columns(self.path, header, columns)
             self.columns = tuple(header) or columns
             # A crash can leave a half-written last line: keep only complete rows before the resumed step.
-            kept = [row for row in rows if None not in row.values() and _step(row) < resume_step]
-            if len(kept) < len(rows) or not header:
+            fitted = [_fit_header(row, header, columns) for row in rows]
+            kept = [row for row in fitted if row is not None and None not in row.values() and _step(row) < resume_step]
+            if fitted != rows or len(kept) < len(rows) or not header:
                 replace_atomically(self.path, lambda tmp: self._write_rows(tmp, kept))
         else:
             replace_atomically(self.path, lambda tmp: self._write_rows(tmp, []))
@@ -280,6 +281,18 @@ class CsvLog:
             if error.filename is not None:
                 raise
             raise OSError(error.errno, error.strerror, str(self.path)) from error
+
+
+def _fit_header(row, header, columns):
+    """A log's row as its header names it. vae_tf before 8b52e19 appended rows of all of `columns` under a header
+    lacking some: such a row (its extra fields under the key None) is read back as `columns` names it and cut to the
+    header's; one of another length is None (dropped)."""
+    if None not in row:
+        return row
+    fields = [row[name] for name in header] + row[None]
+    if len(fields) != len(columns):
+        return None
+    return {name: value for name, value in zip(columns, fields) if name in header}
 
 
 def _step(row):

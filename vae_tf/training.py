@@ -308,14 +308,15 @@ def _train_locked(params, previous, run, strategy, chief, model, train_split, va
     """The rest of `train`, while this process holds the run folder; `started_from`: what `start_from` said."""
     with strategy.scope():
         state = Checkpointer(model, run, chief)
+    kept_columns = []  # the notes of logs begun without some of today's figures (`runs.CsvLog` keeps their columns)
     if chief:  # a log this run cannot resume is refused before anything is written
         for path, figures in ((run.log_csv, model.step_figures), (run.validation_csv, model.validation_figures)):
             header = log_header(path)
             check_columns(path, header, log_columns(figures))
             missing = [name for name in figures if header and name not in header]
-            if missing:  # `runs.CsvLog` keeps a log's own columns
-                print(f"note: {path} was begun without {', '.join(missing)}: it keeps its columns, and TensorBoard "
-                      f"alone logs those")
+            if missing and (path == run.log_csv or params.validation_step):
+                kept_columns.append(f"note: {path} was begun without {', '.join(missing)}: it keeps its columns, "
+                                    f"and TensorBoard alone logs those")
     logged = _logged_steps(run.log_csv) if chief and run.log_csv.exists() else 0
     restored = state.restore()
     # A run that logged past its first checkpoint had one: the run's own checkpoint_step says so, not a new one.
@@ -341,7 +342,7 @@ def _train_locked(params, previous, run, strategy, chief, model, train_split, va
             replace_atomically(run.model_keras, model.save)
         return run.path
     if chief:
-        print(model.describe())
+        print(model.describe(), *kept_columns, sep="\n")
         if params.validation_step and compared_from >= params.num_steps:
             print(f"note: validations are compared from {schedule_unit(params)} {compared_from} on, where the "
                   f"schedule's ramp ends, after num_steps {params.num_steps}: this run keeps no best checkpoint and "
