@@ -96,7 +96,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=at_least(1), default=3)
     parser.add_argument("--steps", type=at_least(0), default=30, help="timed steps per case (0: no step table)")
-    parser.add_argument("--likelihood_images", type=at_least(0), default=20, help="images per case (0: no likelihood table)")
+    parser.add_argument("--likelihood_images", type=at_least(0), default=20,
+                        help="images per case (0: no likelihood table)")
     args = parser.parse_args()
     if args.steps:
         labels = [label for case in CASES for label in (case, f"{case}, XLA")]

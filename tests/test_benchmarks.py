@@ -39,7 +39,9 @@ def test_zero_rounds_is_one_line_and_exit_2(script):
 
 def test_every_count_a_benchmark_takes_has_its_minimum():
     """A count option of plain `type=int` let a negative value through to a traceback (bench_posteriors'
-    --likelihood_images=-1); each takes `at_least` now, whose refusal is the one line above. Seeds may be any integer."""
+    --likelihood_images=-1); each takes `at_least` now, whose refusal is the one line above. Seeds may be any
+    integer."""
+    integer_option = re.compile(r'add_argument\(\s*"(--\w+)"[^)]*\btype=int\b')
     plain = [f"{path.name} {name}" for path in sorted((ROOT / "benchmarks").glob("*.py"))
-             for name in re.findall(r'add_argument\(\s*"(--\w+)"[^)]*\btype=int\b', path.read_text()) if name != "--seed"]
+             for name in integer_option.findall(path.read_text()) if name != "--seed"]
     assert not plain, f"counts without a minimum (use timing.at_least): {plain}"

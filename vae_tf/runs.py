@@ -224,8 +224,8 @@ class CsvLog:
     """
 
     def __init__(self, path, columns, resume_step):
-        self.path, columns = Path(path), tuple(columns)
-        self.columns = columns
+        columns = tuple(columns)
+        self.path, self.columns = Path(path), columns  # the file's own header, if it has one, replaces them below
         if self.path.exists():
             try:
                 with open(self.path, newline="") as file:
