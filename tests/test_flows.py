@@ -4,6 +4,7 @@ bias it), a flow of length 0 against the plain Gaussian, real runs that resume e
 input."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -194,6 +195,9 @@ def test_runs_through_a_flow_train_resume_exactly_reload_and_analyse(tmp_path, c
     capsys.readouterr()
     assert analyze_main([str(tmp_path / "resumed"), "--num_images=32", "--no_tsne", "--likelihood_samples=4"]) == 0
     assert "is collapsing" not in capsys.readouterr().out
+    summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
+    assert "flow steps" in summary["model"] and summary["model"].endswith("(KL: a one-sample estimate)")
+    assert summary["model"] in printed
 
 
 @pytest.mark.parametrize("overrides, message", [

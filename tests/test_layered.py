@@ -309,6 +309,7 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
     for figure in ("layer_kl.png", "layer_traversals.png"):
         assert (tmp_path / "resumed" / "analysis" / figure).stat().st_size > 0
     summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
+    assert summary["model"] in printed and "(KL per layer: " in summary["model"]  # the run's first line
     assert [layer["size"] for layer in summary["layers"]] == [4, 3]
     active = summary["active_dimensions"]  # z_1's dimensions come first, then z_2's
     assert [layer["active_units"] for layer in summary["layers"]] == [sum(d < 4 for d in active),

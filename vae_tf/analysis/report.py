@@ -53,9 +53,10 @@ def categorical_summary(model, encoded, labels):
 def run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active, taken,
                 num_images, dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), progress=False,
                 history=()):
-    """summary.json's content: the final training figures and the test set's losses, likelihood, decomposition
-    and active units, and whether the posterior collapsed (the test images' KL and active units) or was collapsing
-    when training stopped (`history`: latents.csv's [(active units, I(x; z), KL)])."""
+    """summary.json's content: the model as train.py described it (which KL is a one-sample estimate), the final
+    training figures and the test set's losses, likelihood, decomposition and active units, and whether the
+    posterior collapsed (the test images' KL and active units) or was collapsing when training stopped (`history`:
+    latents.csv's [(active units, I(x; z), KL)])."""
     reconstruction, total_kl = test_losses(model, images, encoded)
     # A flow's I(x; z) in latents.csv is q_0's, not its code's: no trend read from it.
     _, collapse = latent_space.collapse_state(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl,
@@ -63,7 +64,8 @@ def run_summary(params, checkpoint, model, log, validation, images, encoded, cat
     likelihood = likelihood_summary(model, images, *likelihood, progress=progress)
     decomposition = test_decomposition(encoded.posterior_mean, encoded.log_std, params.seed)
     return {
-        "run": params.run_name, "checkpoint": checkpoint, "prior": params.prior, "flow": params.flow,
+        "run": params.run_name, "model": model.describe(), "checkpoint": checkpoint, "prior": params.prior,
+        "flow": params.flow,
         "checkpoint_step": int(model.optimizer.iterations.numpy()) if model.optimizer else None,
         "final_training": final_figures(log, validation) if log is not None else None,
         "test": {"images": len(images), "requested_images": num_images, "images_by_split": taken,
