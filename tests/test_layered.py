@@ -282,16 +282,18 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
         assert float(r["kl_loss"]) == pytest.approx(float(r["kl_layer1"]) + float(r["kl_layer2"]), rel=1e-5)
     assert float(straight[-1]["loss"]) < float(straight[0]["loss"])
     latents = rows(tmp_path / "straight" / "latents.csv")
-    assert len(latents[0]) == 4 + 2 * 7 + 1  # every layer's dimensions
-    # TensorBoard's latents/ sums each layer's dimensions of latents.csv, z_1's first.
+    assert len(latents[0]) == 4 + 2 * 7 + 2 * 2 + 1  # every layer's dimensions, then each layer's two totals
+    # latents.csv's and TensorBoard's per-layer figures sum each layer's dimensions, z_1's first.
     events = EventAccumulator(str(tmp_path / "straight" / "logs"), size_guidance={"tensors": 0})
     events.Reload()
     for layer, dimensions in (("z1", range(4)), ("z2", range(4, 7))):
         for name, column in (("kl", "kl_{}"), ("active_units", "active_{}")):
+            sums = [(int(r["step"]), pytest.approx(sum(float(r[column.format(d)]) for d in dimensions), rel=1e-5))
+                    for r in latents]
+            assert [(int(r["step"]), float(r[f"{name}_{layer}"])) for r in latents] == sums, (name, layer)
             logged = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
                       for e in events.Tensors(f"latents/{name}_{layer}")]
-            assert logged == [(int(r["step"]), pytest.approx(sum(float(r[column.format(d)]) for d in dimensions),
-                                                             rel=1e-5)) for r in latents], (name, layer)
+            assert logged == sums, (name, layer)
     images = rng.random((8, 16, 16, 1)).astype(np.float32)
     reloaded, trained = vae_tf.load_run(tmp_path / "resumed"), vae_tf.load_run(tmp_path / "straight")
     np.testing.assert_allclose(reloaded.represent(images), trained.represent(images), rtol=1e-4, atol=1e-5)
@@ -310,6 +312,9 @@ def test_layered_runs_train_resume_exactly_reload_and_analyse(tmp_path, capsys, 
         assert (tmp_path / "resumed" / "analysis" / figure).stat().st_size > 0
     summary = json.loads((tmp_path / "resumed" / "analysis" / "summary.json").read_text())
     assert summary["model"] in printed and "(KL per layer: " in summary["model"]  # the run's first line
+    # TensorBoard's text keeps it too, written when the training began
+    assert [(e.step, tf.make_ndarray(e.tensor_proto).item().decode()) for e in events.Tensors("model")] == [
+        (0, summary["model"])]
     assert [layer["size"] for layer in summary["layers"]] == [4, 3]
     active = summary["active_dimensions"]  # z_1's dimensions come first, then z_2's
     assert [layer["active_units"] for layer in summary["layers"]] == [sum(d < 4 for d in active),

@@ -410,6 +410,8 @@ class TrainingLoop:
         if chief:
             writer = tf.summary.create_file_writer(str(run.logs))
             files.callback(writer.close)
+            with writer.as_default(step=step):  # the run's first line (which KL is a one-sample estimate), kept
+                tf.summary.text("model", model.describe())
         self.jobs = make_jobs(params, run, model, state, validation_split, ground_truth, step, saved_at, writer,
                               self.background, chief, files)
         if chief:  # once the logs have been opened: a log this run cannot resume changes no parameter on record
