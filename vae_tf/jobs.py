@@ -148,12 +148,16 @@ class Validate(Job):
                 tf.summary.scalar(f"validation/{name}", value)
 
 
-def latent_columns(latent_size, layer_sizes=()):
+def layer_columns(num_layers):
+    """A layered model's per-layer figures: (`kl_z1`, `active_units_z1`, `kl_z2`, …)."""
+    return tuple(f"{name}_z{l + 1}" for l in range(num_layers) for name in ("kl", "active_units"))
+
+
+def latent_columns(latent_size, num_layers=0):
     """latents.csv's columns: the Gaussian code's total KL, I(x; z) and active units, then each dimension's KL and
-    activity (1 active, 0 not), then a layered model's KL and active units per layer (`kl_z1`, `active_units_z1`, …)."""
-    layers = tuple(f"{name}_z{l + 1}" for l in range(len(layer_sizes)) for name in ("kl", "active_units"))
+    activity (1 active, 0 not), then a layered model's KL and active units per layer (`layer_columns`)."""
     return (("step", "kl", "mutual_information", "active_units") + tuple(f"kl_{d}" for d in range(latent_size))
-            + tuple(f"active_{d}" for d in range(latent_size)) + layers + ("wall_time",))
+            + tuple(f"active_{d}" for d in range(latent_size)) + layer_columns(num_layers) + ("wall_time",))
 
 
 class LatentActivity(Job):
@@ -179,7 +183,7 @@ class LatentActivity(Job):
         self.gaussian = gaussian = model.latent.gaussian
         self.sampled_kl = None if gaussian.closed_form or self.layered else self._sampled_kl_of(gaussian)
         self.history, self.warned = [], set()  # the states already told (collapsed, collapsing), each once
-        columns = latent_columns(model.latent.code_size if self.layered else params.latent_size, self.layer_sizes)
+        columns = latent_columns(model.latent.code_size if self.layered else params.latent_size, len(self.layer_sizes))
         if chief and self.every:
             self.log = CsvLog(run.latents_csv, columns, resume_step + 1)
             self.history = latent_history(run.latents_csv)  # the run's earlier validations, for the trend
@@ -199,8 +203,9 @@ class LatentActivity(Job):
         information = self.latent_space.index_code_mi(mean, log_std, self.seed)
         self.history.append((int(active.sum()), information, total))
         ends = np.cumsum([0, *self.layer_sizes])
-        layers = {f"{name}_z{l + 1}": values[ends[l]:ends[l + 1]].sum().item() for l in range(len(self.layer_sizes))
-                  for name, values in (("kl", kl), ("active_units", active))}
+        layers = dict(zip(layer_columns(len(self.layer_sizes)),
+                          (values[ends[l]:ends[l + 1]].sum().item() for l in range(len(self.layer_sizes))
+                           for values in (kl, active))))
         row = {"step": step, "kl": total, "mutual_information": information,
                "active_units": int(active.sum()), **{f"kl_{d}": float(k) for d, k in enumerate(kl)},
                **{f"active_{d}": int(a) for d, a in enumerate(active)}, **layers, "wall_time": time.time()}
