@@ -22,7 +22,8 @@ from vae_tf.checkpoints import Checkpointer
 from conftest import ROOT, TINY, run_script
 
 FIGURES = ("graphs.png", "mig.png", "training.gif", "latent_traversal.png", "latent_traversals_all.png", "interpolation.png",
-           "reconstructions.png", "samples.png", "latent_space.png", "kl_per_dimension.png", "summary.json")
+           "reconstructions.png", "samples.png", "latent_space.png", "kl_per_dimension.png", "summary.json",
+           "likelihood.csv", "likelihood.json")
 # For tests of what an analysis reuses or leaves out: no t-SNE, and a log-likelihood of a few samples (the full
 # figures are test_analyze_writes_every_figure_in_a_fresh_process's).
 FAST = ["--no_tsne", "--likelihood_samples=4"]

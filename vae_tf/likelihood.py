@@ -86,11 +86,11 @@ def _log_densities(model):
     return _COMPILED[model]
 
 
-def _per_image(model, images, num_samples, batch_size, seed, reduce, progress, what):
+def _per_image(model, images, num_samples, batch_size, seed, first_index, reduce, progress, what):
     """`reduce(log p(x|code) [K, n], log p(code) − log q(code|x) [K, n], posterior) -> [n]` over every image's K =
     `num_samples` posterior draws, decoded about `batch_size` at a time (None: WIDEST_TENSOR's worth). Image i's
-    noise is its own stream (seed, i), drawn part by part, so the result does not depend on the chunking. `progress`
-    shows a bar named `what`."""
+    noise is its own stream (seed, first_index + i), drawn part by part, so the result depends neither on the
+    chunking nor on how a set is split into calls. `progress` shows a bar named `what`."""
     images, batch_size = _checked(model, images, num_samples, batch_size)
     log_densities, parts = _log_densities(model), model.proposal_parts
     components = [] if model.code_prior.closed_form else list(model.code_prior.components())
@@ -101,7 +101,7 @@ def _per_image(model, images, num_samples, batch_size, seed, reduce, progress, w
     for start in tqdm(starts, desc=what, unit="call", disable=not progress, leave=False):
         x = images[start:start + per_call]
         posterior = model.encode(x)
-        generators = [np.random.default_rng([seed, start + i]) for i in range(len(x))]
+        generators = [np.random.default_rng([seed, first_index + start + i]) for i in range(len(x))]
         noise = [np.stack([part.evaluation_noise(rng, num_samples) for rng in generators], axis=1).astype(np.float32)
                  for part in parts]  # [K, n, width] per part
         calls = [log_densities(x, posterior, [n[k:k + chunk] for n in noise], components)
@@ -111,30 +111,32 @@ def _per_image(model, images, num_samples, batch_size, seed, reduce, progress, w
     return np.concatenate(results)
 
 
-def log_likelihood(model, images, num_samples=5000, batch_size=None, seed=0, progress=False):
+def log_likelihood(model, images, num_samples=5000, batch_size=None, seed=0, progress=False, first_index=0):
     """Importance-sampled log p(x) [n] (float64, nats) of images [n, H, W, C] in [0, 1].
 
     The encoder is the proposal: log (1/K) Σ_k p(x|z_k) p(z_k)/q(z_k|x), z_k ~ q(z|x), K = num_samples; a categorical
     latent is drawn exactly (not relaxed) and weighed by p(c)/q(c|x), which sums over its categories. It is the
     K-sample IWAE bound (Burda et al. 2016, eq. 8): below log p(x) in expectation, rising towards it as K grows, at
     or above the ELBO. `batch_size` decoder evaluations run per call (default: as many as keep a call's widest tensor
-    to WIDEST_TENSOR floats), so memory stays bounded; `progress` shows a bar.
+    to WIDEST_TENSOR floats), so memory stays bounded; `progress` shows a bar. `first_index`: images[0]'s index in
+    the set they are part of, which numbers their noise: a set's images estimated a part at a time (as `analyze.py`
+    does, to resume) get the draws the whole set gets in one call.
     """
     def importance_weighted(likelihood, prior_ratio, _):
         log_w = likelihood + prior_ratio
         top = log_w.max(axis=0)
         return top + np.log(np.mean(np.exp(log_w - top), axis=0))
 
-    return _per_image(model, images, num_samples, batch_size, seed, importance_weighted, progress,
+    return _per_image(model, images, num_samples, batch_size, seed, first_index, importance_weighted, progress,
                       f"log p(x), K = {num_samples}")
 
 
-def elbo(model, images, num_samples=100, batch_size=None, seed=0, progress=False):
+def elbo(model, images, num_samples=100, batch_size=None, seed=0, progress=False, first_index=0):
     """The evidence lower bound [n] (float64, nats): E_q[log p(x|z)] over `num_samples` posterior samples minus the
     closed-form KL(q(code|x) ‖ p(code)) (Kingma & Welling 2014, eq. 10; a categorical's KL is exact for its
     one-hot draws), at `log_likelihood`'s first samples. A model whose KL has no closed form at `encode`'s posterior
     (`kl_in_closed_form` False: M2's z depends on the class drawn, ADGM's on a) gives the samples' mean of
-    log p(x|code) + log p(code) − log q(code|x), the same bound estimated by sampling."""
+    log p(x|code) + log p(code) − log q(code|x), the same bound estimated by sampling. `first_index` as there."""
     def bound(likelihood, prior_ratio, posterior):
         if not model.kl_in_closed_form:
             return (likelihood + prior_ratio).mean(axis=0)
@@ -142,4 +144,4 @@ def elbo(model, images, num_samples=100, batch_size=None, seed=0, progress=False
         kl = sum(part.kl(parameters).numpy().astype(np.float64) for part, parameters in zip(model.latent.parts, parts))
         return likelihood.mean(axis=0) - kl
 
-    return _per_image(model, images, num_samples, batch_size, seed, bound, progress, "ELBO")
+    return _per_image(model, images, num_samples, batch_size, seed, first_index, bound, progress, "ELBO")

@@ -6,6 +6,7 @@ import numpy as np
 from vae_tf import latent_space
 from vae_tf.analysis.classifier import summary_line as classifier_line
 from vae_tf.analysis.encoding import BATCH
+from vae_tf.analysis.image_likelihoods import image_likelihoods
 from vae_tf.runs import RunDir, final_figures, read_json
 
 LIKELIHOOD_IMAGES = 100  # test images whose log p(x) summary.json estimates
@@ -51,17 +52,15 @@ def categorical_summary(model, encoded, labels):
 
 
 def run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active, taken,
-                num_images, dimension, likelihood=(LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES), progress=False,
-                history=()):
+                num_images, dimension, likelihood, history=()):
     """summary.json's content: the model as train.py described it (which KL is a one-sample estimate), the final
-    training figures and the test set's losses, likelihood, decomposition and active units, and whether the
-    posterior collapsed (the test images' KL and active units) or was collapsing when training stopped (`history`:
-    latents.csv's [(active units, I(x; z), KL)])."""
+    training figures and the test set's losses, `likelihood` (`likelihood_summary`'s), decomposition and active
+    units, and whether the posterior collapsed (the test images' KL and active units) or was collapsing when training
+    stopped (`history`: latents.csv's [(active units, I(x; z), KL)])."""
     reconstruction, total_kl = test_losses(model, images, encoded)
     # A flow's I(x; z) in latents.csv is q_0's, not its code's: no trend read from it.
     _, collapse = latent_space.collapse_state(int(active.sum()) + sum(c["active"] for c in categoricals), total_kl,
                                               history if model.latent.gaussian.code_information else ())
-    likelihood = likelihood_summary(model, images, *likelihood, progress=progress)
     decomposition = test_decomposition(encoded.posterior_mean, encoded.log_std, params.seed)
     return {
         "run": params.run_name, "model": model.describe(), "checkpoint": checkpoint, "prior": params.prior,
@@ -88,14 +87,21 @@ def _layers(sizes, kl, active):
                        for size, start, end in zip(sizes, bounds, bounds[1:])]}
 
 
-def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES, progress=False):
-    """Mean importance-sampled log p(x) (K = `samples`) and ELBO (nats) of the first `count` test images."""
+def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES, progress=False,
+                       record=None):
+    """Mean importance-sampled log p(x) (K = `samples`) and ELBO (nats) of the first `count` test images, with the
+    standard error of the mean log p(x) over the images (ddof 1). `record`: (folder, weights) to keep each image's
+    figures in folder/likelihood.csv and resume them (`image_likelihoods`)."""
     from vae_tf.likelihood import elbo, log_likelihood
 
     subset = images[:count]
-    return {"test_log_likelihood": float(np.mean(log_likelihood(model, subset, samples, progress=progress))),
-            "test_elbo": float(np.mean(elbo(model, subset, progress=progress))), "likelihood_samples": samples,
-            "likelihood_images": len(subset)}
+    if record is None:
+        log_p, bound = log_likelihood(model, subset, samples, progress=progress), elbo(model, subset, progress=progress)
+    else:
+        log_p, bound = image_likelihoods(model, subset, samples, *record, progress=progress)
+    error = float(np.std(log_p, ddof=1) / np.sqrt(len(log_p))) if len(log_p) > 1 else None
+    return {"test_log_likelihood": float(np.mean(log_p)), "test_log_likelihood_standard_error": error,
+            "test_elbo": float(np.mean(bound)), "likelihood_samples": samples, "likelihood_images": len(subset)}
 
 
 def test_decomposition(mean, log_std, seed):
@@ -147,8 +153,11 @@ def summary_lines(summary):
         f"{test['dimension_wise_kl']:.2f} (nats"
         + (f"; the parts on the first {test['decomposition_images']} images)"
            if test.get("decomposition_images", test["images"]) < test["images"] else ")"),
-        f"  log-likelihood {summary['test_log_likelihood']:.2f} nats (K = {summary['likelihood_samples']} on "
-        f"{summary['likelihood_images']} images), ELBO {summary['test_elbo']:.2f}",
+        f"  log-likelihood {summary['test_log_likelihood']:.2f}"
+        + (f" ± {summary['test_log_likelihood_standard_error']:.2f} (its standard error over the images)"
+           if summary.get("test_log_likelihood_standard_error") is not None else "")
+        + f" nats (K = {summary['likelihood_samples']} on {summary['likelihood_images']} images), ELBO "
+        f"{summary['test_elbo']:.2f}",
         f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active"
         + ("" if "layers" not in summary else " (" + ", ".join(
             f"z_{l + 1} {layer['active_units']} of {layer['size']}" for l, layer in enumerate(summary["layers"])) + ")")

@@ -8,8 +8,8 @@ from vae_tf import latent_space
 from vae_tf.analysis.classifier import classifier_report, feature_runs
 from vae_tf.analysis.encoding import MIN_IMAGES, encoded_test_images, test_images
 from vae_tf.analysis.model_figures import draw_latent_space, draw_model_figures
-from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, categorical_summary, run_summary,
-                                    summary_lines)
+from vae_tf.analysis.report import (LIKELIHOOD_IMAGES, LIKELIHOOD_SAMPLES, categorical_summary, likelihood_summary,
+                                    run_summary, summary_lines)
 from vae_tf.analysis.training_figures import draw_training_figures, draw_training_gif, read_logs
 from vae_tf.errors import UserError
 from vae_tf.runs import STUDY_JSON, RunDir, latent_history, open_run, write_json
@@ -83,8 +83,10 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         classifier = (classifier_report(run, params, model, images, labels, encoded, features)
                       if model.classifies else None)
         stage(f"likelihood (K = {likelihood[1]} on {min(likelihood[0], len(images))} images)")
+        weights = {"checkpoint": checkpoint, "stamp": run.checkpoint_stamp(checkpoint)}
+        likelihood = likelihood_summary(model, images, *likelihood, progress, record=(run.analysis, weights))
         summary = run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
-                              taken, num_images, dimension, likelihood, progress, latent_history(run.latents_csv))
+                              taken, num_images, dimension, likelihood, latent_history(run.latents_csv))
         if classifier is not None:
             summary["classifier"] = classifier
         summary["train_seconds"] = train_seconds(run)

@@ -1,0 +1,73 @@
+"""analysis/likelihood.csv: each test image's importance-sampled log p(x) and ELBO (`vae_tf.likelihood`), written a
+block of images at a time, with analysis/likelihood.json saying which weights, samples and images they belong to.
+
+The likelihood table's estimate, K = 5,000 samples on 10,000 images, takes tens of minutes on a CPU: an analysis
+interrupted in it keeps the blocks it wrote, and the next analysis of the same weights estimates only the rest (each
+image's draws are its own, `log_likelihood`'s `first_index`, so the figures are those of one uninterrupted call).
+The figures per image also let two runs be compared image by image (docs/analysis.md): the standard error of their
+paired difference leaves out the spread of the images, which both runs share.
+"""
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vae_tf.errors import UserError
+from vae_tf.runs import read_json, read_log, replace_atomically, write_json
+
+BLOCK = 100  # images estimated between two writes: an interrupted estimate loses one block at most
+COLUMNS = ("image", "log_likelihood", "elbo")
+
+
+def image_likelihoods(model, images, samples, folder, weights, progress=False):
+    """(log p(x) [n], ELBO [n], float64 nats) of `images` [n, H, W, C], K = `samples` importance samples (the ELBO
+    with `elbo`'s), kept in folder/likelihood.csv. `weights` (a dict: which checkpoint, its stamp) identifies the
+    model: rows an earlier call wrote for the same weights, samples and images are read back, not estimated again."""
+    from vae_tf.likelihood import elbo, log_likelihood
+
+    folder = Path(folder)
+    table, identity_file = folder / "likelihood.csv", folder / "likelihood.json"
+    images = np.ascontiguousarray(images, np.float32)
+    identity = {**weights, "samples": samples, "images": len(images),
+                "images_sha256": hashlib.sha256(images.tobytes()).hexdigest()}
+    done = _rows_written(table) if read_json(identity_file) == identity else []
+    write_json(identity_file, identity)
+    replace_atomically(table, lambda path: _write(path, done, "w"))  # whole rows only: a cut last line is gone
+    bar = tqdm(total=len(images), initial=len(done), desc=f"log p(x), K = {samples}", unit="image",
+               disable=not progress, leave=False)
+    with bar:
+        for start in range(len(done), len(images), BLOCK):
+            block = images[start:start + BLOCK]
+            rows = list(zip(range(start, start + len(block)), log_likelihood(model, block, samples, first_index=start),
+                            elbo(model, block, first_index=start)))
+            _write(table, rows, "a")
+            done += rows
+            bar.update(len(block))
+    return tuple(np.array([row[column] for row in done], np.float64) for column in (1, 2))
+
+
+def _rows_written(table):
+    """likelihood.csv's rows [(image, log p(x), ELBO)], up to the first that is not the next image's (an unreadable
+    file has none: it is estimated again)."""
+    try:
+        written = read_log(table) if table.exists() else {}
+    except UserError:
+        written = {}
+    rows = list(zip(*(written.get(column, []) for column in COLUMNS)))
+    count = next((i for i, row in enumerate(rows) if row[0] != i or np.isnan(row).any()), len(rows))
+    return [(int(image), log_p, bound) for image, log_p, bound in rows[:count]]
+
+
+def _write(path, rows, mode):
+    """Write (mode "w", with the header) or append rows to `path`, on disk when it returns."""
+    with open(path, mode, newline="") as file:
+        writer = csv.writer(file)
+        if mode == "w":
+            writer.writerow(COLUMNS)
+        writer.writerows((image, repr(float(log_p)), repr(float(bound))) for image, log_p, bound in rows)
+        file.flush()
+        os.fsync(file.fileno())
