@@ -1,14 +1,16 @@
 """analysis/likelihood.csv: each test image's log p(x) and ELBO, the draws numbered by the image's place in the set,
-an interrupted estimate resumed from the blocks it wrote, figures of other weights or samples estimated afresh."""
+an interrupted estimate resumed from the blocks it wrote, figures of other weights or samples estimated afresh, and
+`--compare`'s difference between runs image by image."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 import vae_tf
 from vae_tf import latent_space, likelihood
-from vae_tf.analysis import analyze, image_likelihoods, summary_lines
+from vae_tf.analysis import analyze, compare, image_likelihoods, summary_lines
 from vae_tf.analysis.encoding import evaluation_images
 from vae_tf.runs import read_log
 
@@ -105,3 +107,20 @@ def test_a_cut_last_line_is_estimated_again_and_other_samples_start_afresh(train
     assert estimated == [(0, 8), (8, 8), (16, 4)]
     assert json.loads((folder / "likelihood.json").read_text())["samples"] == SAMPLES + 1
     assert _table(folder)["image"] == list(range(IMAGES)) and _table(folder) != before
+
+
+def test_compare_takes_the_runs_difference_image_by_image(trained, tmp_path):
+    """A second run (another seed) estimated on the same images with as many samples pairs with the first; one with
+    other samples does not."""
+    other = vae_tf.train(vae_tf.load_params(ROOT / "params.py", overrides={
+        **TINY, "output_dir": str(tmp_path), "run_name": "other", "seed": 1}), progress=False)
+    unlike = shutil.copytree(other, tmp_path / "unlike", ignore=shutil.ignore_patterns("analysis", ".lock"))
+    for run, samples in ((trained, SAMPLES), (other, SAMPLES), (unlike, SAMPLES + 1)):
+        _analyse(run, samples)
+    table = compare([trained, other, unlike], output_dir=tmp_path / "out", note=lambda _: None)
+    header, _, *rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()]
+    column = header.index("test log p(x) − tiny's, image by image")
+    difference = (np.array(_table(other / "analysis")["log_likelihood"])
+                  - np.array(_table(trained / "analysis")["log_likelihood"]))
+    assert [row[column] for row in rows] == [
+        "–", f"{difference.mean():+.2f} ± {difference.std(ddof=1) / np.sqrt(IMAGES):.2f}", "–"]

@@ -6,6 +6,7 @@ import numpy as np
 
 from vae_tf import figures, latent_space
 from vae_tf.analysis.encoding import Encoded, evaluation_images
+from vae_tf.analysis.image_likelihoods import image_log_likelihoods
 from vae_tf.analysis.report import DECOMPOSITION
 from vae_tf.analysis.training_figures import read_logs, read_mig
 from vae_tf.errors import UserError
@@ -105,7 +106,7 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     output.mkdir(parents=True, exist_ok=True)
     ranked = udr_scores(runs, names, [params for _, params in opened], output) if udr else {}
     classifiers = {name: summary["classifier"] for name, summary in summaries.items() if "classifier" in summary}
-    table = _table(finals, summaries, classifiers, metrics, protocols, ranked)
+    table = _table(finals, summaries, classifiers, metrics, protocols, ranked, paired_differences(runs, names))
     if logs:
         save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
     migs = {name: mig for run, name in zip(runs, names) if (mig := read_mig(run))}
@@ -142,8 +143,26 @@ def _read_runs(runs, names, note):
     return logs, finals, summaries, metrics, protocols
 
 
-def _table(finals, summaries, classifiers, metrics, protocols, ranked):
-    """comparison.md: a row per run of its final training figures, test figures, classifier, metrics and UDR."""
+def paired_differences(runs, names):
+    """{run name: (its mean test log p(x) minus the first run's, the standard error of the difference)}, image by
+    image over analysis/likelihood.csv, for the runs whose finished estimate is of the first run's test images with as
+    many samples (likelihood.json's `images_sha256` and `samples`): the spread of the images, which both share, is
+    left out of the error. {} when no other run pairs with the first."""
+    estimates = [image_log_likelihoods(run.analysis) for run in runs]
+    if estimates[0] is None:
+        return {}
+    estimated, first = estimates[0]
+    paired = {}
+    for name, estimate in zip(names[1:], estimates[1:]):
+        if estimate is not None and estimate[0] == estimated:
+            difference = estimate[1] - first
+            paired[name] = (float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference))))
+    return paired
+
+
+def _table(finals, summaries, classifiers, metrics, protocols, ranked, paired):
+    """comparison.md: a row per run of its final training figures, test figures, classifier, metrics and UDR, and
+    with `paired` (`paired_differences`) its test log p(x) against the first run's, image by image."""
     from vae_tf.metrics import METRICS, markdown_table
 
     found = {metric for scores in metrics.values() for metric in scores}
@@ -151,13 +170,15 @@ def _table(finals, summaries, classifiers, metrics, protocols, ranked):
     baselines = list(dict.fromkeys(b for report in classifiers.values() for b in report.get("baselines", {})))
     header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
                "test index-code MI", "test TC", "test dim-wise KL"]
+              + ([f"test log p(x) − {next(iter(finals))}'s, image by image"] if paired else [])
               + (["q(y\\|x) test accuracy"] + [f"logistic regression on {b}" for b in baselines]
                  if classifiers else [])
               + (["metric protocol"] + metric_names if metric_names else []) + (["UDR"] if ranked else []))
     rows = [[name] + (_training_columns(final) if final else ["–"] * 5)
             + [str(summaries[name].get("active_units", "–"))]
-            + _test_columns(summaries[name]) + (_classifier_columns(classifiers.get(name), baselines)
-                                                if classifiers else [])
+            + _test_columns(summaries[name])
+            + ([f"{paired[name][0]:+.2f} ± {paired[name][1]:.2f}" if name in paired else "–"] if paired else [])
+            + (_classifier_columns(classifiers.get(name), baselines) if classifiers else [])
             + ([protocols[name]] if metric_names else [])
             + [f"{metrics[name][m]['score']:.3f}" if m in metrics[name] else "–" for m in metric_names]
             + ([f"{ranked[name]:.3f}"] if ranked else [])

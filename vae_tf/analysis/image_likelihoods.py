@@ -4,7 +4,7 @@ block of images at a time, with analysis/likelihood.json saying which weights, s
 The likelihood table's estimate, K = 5,000 samples on 10,000 images, takes tens of minutes on a CPU: an analysis
 interrupted in it keeps the blocks it wrote, and the next analysis of the same weights estimates only the rest (each
 image's draws are its own, `log_likelihood`'s `first_index`, so the figures are those of one uninterrupted call).
-The figures per image also let two runs be compared image by image (docs/analysis.md): the standard error of their
+The figures per image also let two runs be compared image by image (`compare.paired_differences`): the error of their
 paired difference leaves out the spread of the images, which both runs share.
 """
 
@@ -48,6 +48,16 @@ def image_likelihoods(model, images, samples, folder, weights, progress=False):
             done += rows
             bar.update(len(block))
     return tuple(np.array([row[column] for row in done], np.float64) for column in (1, 2))
+
+
+def image_log_likelihoods(folder):
+    """((likelihood.json's `images_sha256`, `samples`): what was estimated, each image's log p(x) [n]) of an analysis
+    folder whose estimate finished; None without one."""
+    folder = Path(folder)
+    identity, rows = read_json(folder / "likelihood.json"), _rows_written(folder / "likelihood.csv")
+    if not identity or len(rows) != identity.get("images"):
+        return None
+    return (identity["images_sha256"], identity["samples"]), np.array([row[1] for row in rows], np.float64)
 
 
 def _rows_written(table):
