@@ -1,5 +1,5 @@
 """analysis/likelihood.csv: each test image's log p(x) and ELBO, the draws numbered by the image's place in the set,
-an interrupted estimate resumed from the blocks it wrote, figures of other weights or samples estimated afresh, and
+an interrupted estimate resumed from the rows it wrote, figures of other weights or samples estimated afresh, and
 `--compare`'s difference between runs image by image."""
 
 import json
@@ -89,34 +89,51 @@ def test_an_interrupted_estimate_resumes_from_its_blocks_and_matches_an_uninterr
     assert summary["test_log_likelihood"] == pytest.approx(log_p.mean(), rel=1e-9)
     assert summary["test_log_likelihood_standard_error"] == pytest.approx(log_p.std(ddof=1) / np.sqrt(IMAGES))
     assert summary["test_elbo"] == pytest.approx(np.mean(resumed["elbo"]), rel=1e-9)
-    assert f"± {summary['test_log_likelihood_standard_error']:.2f} (its standard error" in summary_lines(summary)
+    assert (f"{summary['test_log_likelihood']:.2f} ± {summary['test_log_likelihood_standard_error']:.2f} nats (K = "
+            f"{SAMPLES} on {IMAGES} images; ± its standard error over the images)") in summary_lines(summary)
 
 
-def test_a_cut_last_line_is_estimated_again_and_other_samples_start_afresh(trained, estimated):
+def test_a_cut_last_line_is_estimated_again_and_other_samples_start_afresh(trained, estimated, monkeypatch):
     folder = trained / "analysis"
     _analyse(trained)
-    before = _table(folder)
-    with open(folder / "likelihood.csv", "a") as file:
-        file.write("20,-3")  # what a kill in the middle of a write leaves
+    before, lines = _table(folder), (folder / "likelihood.csv").read_text().splitlines(keepends=True)
+    (folder / "likelihood.csv").write_text("".join(lines[:-1]) + lines[-1][:6])  # a kill in the middle of a write
     estimated.clear()
     _analyse(trained)
-    assert estimated == [] and _table(folder) == before
-    assert (folder / "likelihood.csv").read_text().endswith("\n")
+    assert estimated == [(IMAGES - 1, 1)] and _table(folder)["image"] == before["image"]
+    for column in ("log_likelihood", "elbo"):
+        np.testing.assert_allclose(_table(folder)[column], before[column], rtol=1e-6)
 
+    # Other samples: killed as it rewrites the file for them, then run again, it estimates every image afresh.
+    rewrite = image_likelihoods.replace_atomically
+
+    def killed(path, write):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(image_likelihoods, "replace_atomically", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _analyse(trained, samples=SAMPLES + 1)
+    monkeypatch.setattr(image_likelihoods, "replace_atomically", rewrite)
+    estimated.clear()
     _analyse(trained, samples=SAMPLES + 1)
     assert estimated == [(0, 8), (8, 8), (16, 4)]
     assert json.loads((folder / "likelihood.json").read_text())["samples"] == SAMPLES + 1
     assert _table(folder)["image"] == list(range(IMAGES)) and _table(folder) != before
 
 
-def test_compare_takes_the_runs_difference_image_by_image(trained, tmp_path):
-    """A second run (another seed) estimated on the same images with as many samples pairs with the first; one with
-    other samples does not."""
+def test_compare_takes_the_runs_difference_image_by_image(trained, tmp_path, estimated):
+    """A second run (another seed, so other weights) estimated on the same images with as many samples pairs with the
+    first; one with other samples does not."""
     other = vae_tf.train(vae_tf.load_params(ROOT / "params.py", overrides={
         **TINY, "output_dir": str(tmp_path), "run_name": "other", "seed": 1}), progress=False)
     unlike = shutil.copytree(other, tmp_path / "unlike", ignore=shutil.ignore_patterns("analysis", ".lock"))
-    for run, samples in ((trained, SAMPLES), (other, SAMPLES), (unlike, SAMPLES + 1)):
-        _analyse(run, samples)
+    _analyse(trained)
+    # the first run's files where the second's analysis goes (as --output puts two runs of one name): not its weights
+    shutil.copytree(trained / "analysis", other / "analysis", ignore=shutil.ignore_patterns("*.png", "*.gif"))
+    estimated.clear()
+    _analyse(other)
+    assert estimated == [(0, 8), (8, 8), (16, 4)]
+    _analyse(unlike, samples=SAMPLES + 1)
     table = compare([trained, other, unlike], output_dir=tmp_path / "out", note=lambda _: None)
     header, _, *rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()]
     column = header.index("test log p(x) − tiny's, image by image")

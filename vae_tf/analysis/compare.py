@@ -6,7 +6,7 @@ import numpy as np
 
 from vae_tf import figures, latent_space
 from vae_tf.analysis.encoding import Encoded, evaluation_images
-from vae_tf.analysis.image_likelihoods import image_log_likelihoods
+from vae_tf.analysis.image_likelihoods import finished_log_likelihoods
 from vae_tf.analysis.report import DECOMPOSITION
 from vae_tf.analysis.training_figures import read_logs, read_mig
 from vae_tf.errors import UserError
@@ -106,7 +106,8 @@ def compare(run_dirs, output_dir=None, note=print, udr=False):
     output.mkdir(parents=True, exist_ok=True)
     ranked = udr_scores(runs, names, [params for _, params in opened], output) if udr else {}
     classifiers = {name: summary["classifier"] for name, summary in summaries.items() if "classifier" in summary}
-    table = _table(finals, summaries, classifiers, metrics, protocols, ranked, paired_differences(runs, names))
+    table = _table(finals, summaries, classifiers, metrics, protocols, ranked, paired_differences(runs, names),
+                   names[0])
     if logs:
         save_figure(figures.comparison(logs, "comparison"), output / "comparison.png")
     migs = {name: mig for run, name in zip(runs, names) if (mig := read_mig(run))}
@@ -147,9 +148,11 @@ def paired_differences(runs, names):
     """{run name: (its mean test log p(x) minus the first run's, the standard error of the difference)}, image by
     image over analysis/likelihood.csv, for the runs whose finished estimate is of the first run's test images with as
     many samples (likelihood.json's `images_sha256` and `samples`): the spread of the images, which both share, is
-    left out of the error. {} when no other run pairs with the first."""
-    estimates = [image_log_likelihoods(run.analysis) for run in runs]
-    if estimates[0] is None:
+    left out of the error. An analysis interrupted after its estimate (its summary.json older) pairs with none. {}
+    when no other run pairs with the first."""
+    estimates = [None if run.analysis_incomplete.exists() else finished_log_likelihoods(run.analysis)
+                 for run in runs]
+    if estimates[0] is None or len(estimates[0][1]) < 2:  # one image has no spread to take an error from
         return {}
     estimated, first = estimates[0]
     paired = {}
@@ -160,9 +163,9 @@ def paired_differences(runs, names):
     return paired
 
 
-def _table(finals, summaries, classifiers, metrics, protocols, ranked, paired):
+def _table(finals, summaries, classifiers, metrics, protocols, ranked, paired, first):
     """comparison.md: a row per run of its final training figures, test figures, classifier, metrics and UDR, and
-    with `paired` (`paired_differences`) its test log p(x) against the first run's, image by image."""
+    with `paired` (`paired_differences`) its test log p(x) against the `first` run's, image by image."""
     from vae_tf.metrics import METRICS, markdown_table
 
     found = {metric for scores in metrics.values() for metric in scores}
@@ -170,7 +173,7 @@ def _table(finals, summaries, classifiers, metrics, protocols, ranked, paired):
     baselines = list(dict.fromkeys(b for report in classifiers.values() for b in report.get("baselines", {})))
     header = (["run", "steps", "loss", "reconstruction", "KL", "KL weight", "active units", "test log p(x)",
                "test index-code MI", "test TC", "test dim-wise KL"]
-              + ([f"test log p(x) − {next(iter(finals))}'s, image by image"] if paired else [])
+              + ([f"test log p(x) − {first}'s, image by image"] if paired else [])
               + (["q(y\\|x) test accuracy"] + [f"logistic regression on {b}" for b in baselines]
                  if classifiers else [])
               + (["metric protocol"] + metric_names if metric_names else []) + (["UDR"] if ranked else []))

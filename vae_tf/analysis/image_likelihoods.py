@@ -21,36 +21,39 @@ from vae_tf.runs import read_json, read_log, replace_atomically, write_json
 
 BLOCK = 100  # images estimated between two writes: an interrupted estimate loses one block at most
 COLUMNS = ("image", "log_likelihood", "elbo")
+ELBO_SAMPLES = 100  # posterior samples per image for the ELBO (`elbo`'s default)
 
 
-def image_likelihoods(model, images, samples, folder, weights, progress=False):
-    """(log p(x) [n], ELBO [n], float64 nats) of `images` [n, H, W, C], K = `samples` importance samples (the ELBO
-    with `elbo`'s), kept in folder/likelihood.csv. `weights` (a dict: which checkpoint, its stamp) identifies the
-    model: rows an earlier call wrote for the same weights, samples and images are read back, not estimated again."""
+def estimate_likelihoods(model, images, samples, folder, progress=False):
+    """(log p(x) [n], ELBO [n], float64 nats) of `images` [n, H, W, C], K = `samples` importance samples, kept in
+    folder/likelihood.csv. Rows an earlier call wrote for the same weights (a hash of them: a run still training, or
+    another run analysed into the same --output folder, has others), samples and images are read back, not estimated
+    again."""
     from vae_tf.likelihood import elbo, log_likelihood
 
     folder = Path(folder)
     table, identity_file = folder / "likelihood.csv", folder / "likelihood.json"
     images = np.ascontiguousarray(images, np.float32)
-    identity = {**weights, "samples": samples, "images": len(images),
-                "images_sha256": hashlib.sha256(images.tobytes()).hexdigest()}
-    done = _rows_written(table) if read_json(identity_file) == identity else []
-    write_json(identity_file, identity)
+    identity = {"weights_sha256": _sha256(model.get_weights()), "samples": samples, "elbo_samples": ELBO_SAMPLES,
+                "images": len(images), "images_sha256": _sha256([images])}
+    done = _rows_written(table)[:len(images)] if read_json(identity_file) == identity else []
+    # The rows first, the identity after: a kill between the two leaves no rows under an identity not theirs.
     replace_atomically(table, lambda path: _write(path, done, "w"))  # whole rows only: a cut last line is gone
+    write_json(identity_file, identity)
     bar = tqdm(total=len(images), initial=len(done), desc=f"log p(x), K = {samples}", unit="image",
                disable=not progress, leave=False)
     with bar:
         for start in range(len(done), len(images), BLOCK):
             block = images[start:start + BLOCK]
             rows = list(zip(range(start, start + len(block)), log_likelihood(model, block, samples, first_index=start),
-                            elbo(model, block, first_index=start)))
+                            elbo(model, block, ELBO_SAMPLES, first_index=start)))
             _write(table, rows, "a")
             done += rows
             bar.update(len(block))
     return tuple(np.array([row[column] for row in done], np.float64) for column in (1, 2))
 
 
-def image_log_likelihoods(folder):
+def finished_log_likelihoods(folder):
     """((likelihood.json's `images_sha256`, `samples`): what was estimated, each image's log p(x) [n]) of an analysis
     folder whose estimate finished; None without one."""
     folder = Path(folder)
@@ -68,8 +71,15 @@ def _rows_written(table):
     except UserError:
         written = {}
     rows = list(zip(*(written.get(column, []) for column in COLUMNS)))
-    count = next((i for i, row in enumerate(rows) if row[0] != i or np.isnan(row).any()), len(rows))
+    count = next((i for i, row in enumerate(rows) if row[0] != i), len(rows))
     return [(int(image), log_p, bound) for image, log_p, bound in rows[:count]]
+
+
+def _sha256(arrays):
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def _write(path, rows, mode):

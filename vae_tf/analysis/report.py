@@ -6,7 +6,7 @@ import numpy as np
 from vae_tf import latent_space
 from vae_tf.analysis.classifier import summary_line as classifier_line
 from vae_tf.analysis.encoding import BATCH
-from vae_tf.analysis.image_likelihoods import image_likelihoods
+from vae_tf.analysis.image_likelihoods import estimate_likelihoods
 from vae_tf.runs import RunDir, final_figures, read_json
 
 LIKELIHOOD_IMAGES = 100  # test images whose log p(x) summary.json estimates
@@ -88,17 +88,17 @@ def _layers(sizes, kl, active):
 
 
 def likelihood_summary(model, images, count=LIKELIHOOD_IMAGES, samples=LIKELIHOOD_SAMPLES, progress=False,
-                       record=None):
+                       folder=None):
     """Mean importance-sampled log p(x) (K = `samples`) and ELBO (nats) of the first `count` test images, with the
-    standard error of the mean log p(x) over the images (ddof 1). `record`: (folder, weights) to keep each image's
-    figures in folder/likelihood.csv and resume them (`image_likelihoods`)."""
+    standard error of the mean log p(x) over the images (ddof 1). `folder`: keep each image's figures in
+    folder/likelihood.csv and resume them (`estimate_likelihoods`)."""
     from vae_tf.likelihood import elbo, log_likelihood
 
     subset = images[:count]
-    if record is None:
+    if folder is None:
         log_p, bound = log_likelihood(model, subset, samples, progress=progress), elbo(model, subset, progress=progress)
     else:
-        log_p, bound = image_likelihoods(model, subset, samples, *record, progress=progress)
+        log_p, bound = estimate_likelihoods(model, subset, samples, folder, progress=progress)
     error = float(np.std(log_p, ddof=1) / np.sqrt(len(log_p))) if len(log_p) > 1 else None
     return {"test_log_likelihood": float(np.mean(log_p)), "test_log_likelihood_standard_error": error,
             "test_elbo": float(np.mean(bound)), "likelihood_samples": samples, "likelihood_images": len(subset)}
@@ -154,10 +154,11 @@ def summary_lines(summary):
         + (f"; the parts on the first {test['decomposition_images']} images)"
            if test.get("decomposition_images", test["images"]) < test["images"] else ")"),
         f"  log-likelihood {summary['test_log_likelihood']:.2f}"
-        + (f" ± {summary['test_log_likelihood_standard_error']:.2f} (its standard error over the images)"
+        + (f" ± {summary['test_log_likelihood_standard_error']:.2f}"
            if summary.get("test_log_likelihood_standard_error") is not None else "")
-        + f" nats (K = {summary['likelihood_samples']} on {summary['likelihood_images']} images), ELBO "
-        f"{summary['test_elbo']:.2f}",
+        + f" nats (K = {summary['likelihood_samples']} on {summary['likelihood_images']} images"
+        + ("; ± its standard error over the images" if summary.get("test_log_likelihood_standard_error") is not None
+           else "") + f"), ELBO {summary['test_elbo']:.2f}",
         f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active"
         + ("" if "layers" not in summary else " (" + ", ".join(
             f"z_{l + 1} {layer['active_units']} of {layer['size']}" for l, layer in enumerate(summary["layers"])) + ")")

@@ -83,10 +83,9 @@ def analyze(run_dir, checkpoint="latest", num_images=latent_space.TEST_IMAGES, p
         classifier = (classifier_report(run, params, model, images, labels, encoded, features)
                       if model.classifies else None)
         stage(f"likelihood (K = {likelihood[1]} on {min(likelihood[0], len(images))} images)")
-        weights = {"checkpoint": checkpoint, "stamp": run.checkpoint_stamp(checkpoint)}
-        likelihood = likelihood_summary(model, images, *likelihood, progress, record=(run.analysis, weights))
+        likelihood_figures = likelihood_summary(model, images, *likelihood, progress, folder=run.analysis)
         summary = run_summary(params, checkpoint, model, log, validation, images, encoded, categoricals, kl, active,
-                              taken, num_images, dimension, likelihood, latent_history(run.latents_csv))
+                              taken, num_images, dimension, likelihood_figures, latent_history(run.latents_csv))
         if classifier is not None:
             summary["classifier"] = classifier
         summary["train_seconds"] = train_seconds(run)
