@@ -60,7 +60,7 @@ def finished_log_likelihoods(folder):
     identity, rows = read_json(folder / "likelihood.json"), _rows_written(folder / "likelihood.csv")
     if not identity or len(rows) != identity.get("images"):
         return None
-    return (identity["images_sha256"], identity["samples"]), np.array([row[1] for row in rows], np.float64)
+    return (identity.get("images_sha256"), identity.get("samples")), np.array([row[1] for row in rows], np.float64)
 
 
 def _rows_written(table):
