@@ -144,6 +144,7 @@ def summary_lines(summary):
                                 else []) + ([f"the flow {summary['flow']}"] if summary.get("flow", "none") != "none"
                                             else []))
         kl = f"KL {test['kl_loss']:.2f} with {through} (a one-sample estimate); the base Gaussian's to N(0, I):"
+    error = summary.get("test_log_likelihood_standard_error")  # None from an analysis before it was kept
     return "\n".join([
         f"{summary['run']} at step {summary['checkpoint_step']}"
         + (f" (the run: {summary['train_seconds'] / 60:.1f} min of training)" if summary.get("train_seconds") else "")
@@ -153,12 +154,10 @@ def summary_lines(summary):
         f"{test['dimension_wise_kl']:.2f} (nats"
         + (f"; the parts on the first {test['decomposition_images']} images)"
            if test.get("decomposition_images", test["images"]) < test["images"] else ")"),
-        f"  log-likelihood {summary['test_log_likelihood']:.2f}"
-        + (f" ± {summary['test_log_likelihood_standard_error']:.2f}"
-           if summary.get("test_log_likelihood_standard_error") is not None else "")
+        f"  log-likelihood {summary['test_log_likelihood']:.2f}" + (f" ± {error:.2f}" if error is not None else "")
         + f" nats (K = {summary['likelihood_samples']} on {summary['likelihood_images']} images"
-        + ("; ± its standard error over the images" if summary.get("test_log_likelihood_standard_error") is not None
-           else "") + f"), ELBO {summary['test_elbo']:.2f}",
+        + ("; ± its standard error over the images" if error is not None else "")
+        + f"), ELBO {summary['test_elbo']:.2f}",
         f"  {summary['active_units']} of {len(summary['kl_per_dimension'])} dimensions active"
         + ("" if "layers" not in summary else " (" + ", ".join(
             f"z_{l + 1} {layer['active_units']} of {layer['size']}" for l, layer in enumerate(summary["layers"])) + ")")
