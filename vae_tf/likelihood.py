@@ -23,6 +23,7 @@ from vae_tf.errors import UserError
 # distances to its components: 256 rows of that decoder, 1,024 of the 32×32 one, 42,799 of the likelihood table's MLP
 # (28×28 outputs; 33,554 under a VampPrior of 500), whose speed barely depends on its rows per call (docs/speed.md).
 WIDEST_TENSOR = 2 ** 25
+ELBO_SAMPLES = 100  # posterior samples per image for `elbo` by default
 _COMPILED = weakref.WeakKeyDictionary()  # model -> its compiled log densities, traced once
 
 
@@ -131,7 +132,7 @@ def log_likelihood(model, images, num_samples=5000, batch_size=None, seed=0, pro
                       f"log p(x), K = {num_samples}")
 
 
-def elbo(model, images, num_samples=100, batch_size=None, seed=0, progress=False, first_index=0):
+def elbo(model, images, num_samples=ELBO_SAMPLES, batch_size=None, seed=0, progress=False, first_index=0):
     """The evidence lower bound [n] (float64, nats): E_q[log p(x|z)] over `num_samples` posterior samples minus the
     closed-form KL(q(code|x) ‖ p(code)) (Kingma & Welling 2014, eq. 10; a categorical's KL is exact for its
     one-hot draws), at `log_likelihood`'s first samples. A model whose KL has no closed form at `encode`'s posterior

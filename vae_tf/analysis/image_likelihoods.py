@@ -21,7 +21,6 @@ from vae_tf.runs import read_json, read_log, replace_atomically, write_json
 
 BLOCK = 100  # images estimated between two writes: an interrupted estimate loses one block at most
 COLUMNS = ("image", "log_likelihood", "elbo")
-ELBO_SAMPLES = 100  # posterior samples per image for the ELBO (`elbo`'s default)
 
 
 def estimate_likelihoods(model, images, samples, folder, progress=False):
@@ -29,7 +28,7 @@ def estimate_likelihoods(model, images, samples, folder, progress=False):
     folder/likelihood.csv. Rows an earlier call wrote for the same weights (a hash of them: a run still training, or
     another run analysed into the same --output folder, has others), samples and images are read back, not estimated
     again."""
-    from vae_tf.likelihood import elbo, log_likelihood
+    from vae_tf.likelihood import ELBO_SAMPLES, elbo, log_likelihood
 
     folder = Path(folder)
     table, identity_file = folder / "likelihood.csv", folder / "likelihood.json"
